@@ -1,0 +1,182 @@
+//! Owns the configuration tree: `config/default.toml` (compiled in), merged with an optional `--config`
+//! file, then with `LEARN__SECTION__KEY` environment variables. Every struct denies unknown keys, and
+//! [`Config::load`] validates values, so a bad configuration fails at start-up naming the key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// The defaults, compiled into the binary so it runs from any directory.
+pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of environment overrides: `LEARN__KAFKA__BROKERS` sets `kafka.brokers`.
+pub const ENV_PREFIX: &str = "LEARN__";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Parse or type error; figment's message names the key and the file it came from.
+    #[error("invalid configuration: {0}")]
+    Parse(Box<figment::Error>),
+    #[error("invalid configuration: key `{key}`: {reason}")]
+    Invalid { key: &'static str, reason: String },
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    pub redis: RedisConfig,
+    pub history: HistoryConfig,
+    pub ingest: IngestConfig,
+    pub encoder: EncoderConfig,
+}
+
+/// Kafka clients: one consumer group per input stream and the producers of the output topics.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Bootstrap servers, comma separated (`bootstrap.servers`).
+    pub brokers: String,
+    /// Consumer group prefix: the actions consumer joins `<group_id>-actions`, the uploads consumer
+    /// `<group_id>-items`, so each stream's lag and rebalances are seen and tuned on their own.
+    pub group_id: String,
+    /// Input: user action events (`schemas/user_action.schema.json`), keyed by user id.
+    pub actions_topic: String,
+    /// Input: item uploads (`schemas/item_upload.schema.json`), keyed by item id.
+    pub items_topic: String,
+    /// Output: events that could not be decoded, with the reason (`schemas/dead_letter.schema.json`).
+    pub dead_letter_topic: String,
+    /// Output: item content embeddings (`schemas/item_embedding.schema.json`).
+    pub item_embeddings_topic: String,
+    /// Where a group with no committed offset starts: `earliest` or `latest`.
+    pub auto_offset_reset: String,
+    /// `session.timeout.ms`: how long the group waits for a silent member before rebalancing.
+    pub session_timeout_ms: u32,
+    /// `auto.commit.interval.ms`: how often offsets stored after a successful write are committed.
+    pub auto_commit_interval_ms: u32,
+    /// Extra librdkafka properties for every client (security, tuning), applied last.
+    #[serde(default)]
+    pub librdkafka: BTreeMap<String, String>,
+}
+
+/// The Redis server that holds histories and embeddings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// Connection URL, `redis://[user:pass@]host:port[/db]`.
+    pub url: String,
+    /// Prefix of every key this service writes, so several deployments can share one server.
+    pub key_prefix: String,
+}
+
+/// Rolling per-user histories.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// Most recent actions kept per user (the paper's users watch ~800 videos a week).
+    pub cap: usize,
+    /// A history expires this long after the user's last action; 0 keeps it forever.
+    pub ttl_secs: u64,
+}
+
+/// Consumer micro-batching and input limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// Largest number of events written downstream at once.
+    pub max_batch: usize,
+    /// Longest time the first event of a batch waits for the batch to fill.
+    pub max_wait_ms: u64,
+    /// Uploads whose item text is longer than this (bytes) are dead-lettered as `oversize_text`.
+    pub max_text_bytes: usize,
+}
+
+/// The frozen content encoder.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    /// Hugging Face style directory: `config.json`, `tokenizer.json`, `model.safetensors`.
+    /// `scripts/fetch-model.sh` fills the default one.
+    pub model_dir: PathBuf,
+    /// Model id published with every embedding; empty means the directory's name.
+    pub model_id: String,
+    /// Item texts are truncated to this many tokens.
+    pub max_tokens: usize,
+    /// Largest number of texts in one forward pass.
+    pub max_batch: usize,
+}
+
+impl Config {
+    /// Defaults, then `file` if given, then `LEARN__…` environment variables; then validation.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Toml::string(DEFAULT_TOML));
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        let config: Config = figment.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        fn positive(key: &'static str, value: usize) -> Result<(), ConfigError> {
+            if value == 0 {
+                return Err(ConfigError::Invalid { key, reason: "must be greater than 0".into() });
+            }
+            Ok(())
+        }
+        fn non_empty(key: &'static str, value: &str) -> Result<(), ConfigError> {
+            if value.trim().is_empty() {
+                return Err(ConfigError::Invalid { key, reason: "must not be empty".into() });
+            }
+            Ok(())
+        }
+        non_empty("kafka.brokers", &self.kafka.brokers)?;
+        non_empty("kafka.group_id", &self.kafka.group_id)?;
+        non_empty("kafka.actions_topic", &self.kafka.actions_topic)?;
+        non_empty("kafka.items_topic", &self.kafka.items_topic)?;
+        non_empty("kafka.dead_letter_topic", &self.kafka.dead_letter_topic)?;
+        non_empty("kafka.item_embeddings_topic", &self.kafka.item_embeddings_topic)?;
+        if !matches!(self.kafka.auto_offset_reset.as_str(), "earliest" | "latest") {
+            return Err(ConfigError::Invalid {
+                key: "kafka.auto_offset_reset",
+                reason: format!("must be `earliest` or `latest`, got `{}`", self.kafka.auto_offset_reset),
+            });
+        }
+        if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
+            return Err(ConfigError::Invalid {
+                key: "redis.url",
+                reason: format!("must start with redis:// or rediss://, got `{}`", self.redis.url),
+            });
+        }
+        positive("history.cap", self.history.cap)?;
+        positive("ingest.max_batch", self.ingest.max_batch)?;
+        positive("ingest.max_text_bytes", self.ingest.max_text_bytes)?;
+        positive("encoder.max_tokens", self.encoder.max_tokens)?;
+        positive("encoder.max_batch", self.encoder.max_batch)?;
+        Ok(())
+    }
+}
+
+impl EncoderConfig {
+    /// The id published with embeddings: `model_id`, or the model directory's name.
+    pub fn resolved_model_id(&self) -> String {
+        if !self.model_id.is_empty() {
+            return self.model_id.clone();
+        }
+        self.model_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "unknown".into())
+    }
+}

@@ -1,0 +1,154 @@
+//! Owns `learn demo`: the whole service in one process with no servers. librdkafka's mock cluster
+//! is the broker ([`mock`]), a [`MemoryStore`] stands in for Redis, and the stream is either
+//! synthetic ([`synthetic`]) or a MovieLens 100K replay ([`movielens`]).
+
+mod mock;
+mod movielens;
+mod synthetic;
+
+pub use mock::MockBroker;
+pub use movielens::movielens_stream;
+pub use synthetic::{synthetic_stream, SyntheticOptions};
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::try_join_all;
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::producer::FutureRecord;
+
+use crate::config::Config;
+use crate::encode::ContentEncoder;
+use crate::history::{HistoryPolicy, MemoryStore, Store};
+use crate::metrics::{Snapshot, Stats};
+use crate::shutdown::ShutdownTrigger;
+
+/// One message to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub topic: Topic,
+    pub key: String,
+    pub payload: Vec<u8>,
+}
+
+/// Which input topic a message goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    Actions,
+    Items,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("mock cluster: {0}")]
+    Mock(String),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("service: {0}")]
+    Service(#[from] crate::service::ServiceError),
+    #[error("store: {0}")]
+    Store(#[from] crate::history::StoreError),
+    #[error("dataset: {0}")]
+    Dataset(String),
+    #[error("the pipeline settled only {settled} of {total} events within {timeout:?}")]
+    Stalled { settled: u64, total: u64, timeout: Duration },
+}
+
+/// What the demo did.
+#[derive(Debug)]
+pub struct DemoSummary {
+    pub produced_actions: u64,
+    pub produced_uploads: u64,
+    pub stats: Snapshot,
+    pub users_with_history: usize,
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for DemoSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        let total = self.produced_actions + self.produced_uploads;
+        writeln!(f, "events in:         {total} ({} actions, {} uploads)", self.produced_actions, self.produced_uploads)?;
+        writeln!(f, "actions applied:   {} ({} replays skipped)", self.stats.actions_applied, self.stats.actions_replayed)?;
+        writeln!(f, "items embedded:    {}", self.stats.items_embedded)?;
+        writeln!(f, "user histories:    {}", self.users_with_history)?;
+        writeln!(f, "dead letters:      {} {:?}", self.stats.dead_letter_total(), self.stats.dead_letters)?;
+        writeln!(f, "elapsed:           {secs:.2} s")?;
+        writeln!(f, "throughput:        {:.0} events/s overall", total as f64 / secs)?;
+        write!(f, "embedding rate:    {:.1} items/s", self.stats.items_embedded as f64 / secs)
+    }
+}
+
+/// Produces `stream` into a fresh mock cluster and runs the service over it until every event is
+/// settled (written, or dead-lettered), then shuts down gracefully.
+pub async fn run(mut config: Config, stream: Vec<Outgoing>, encoder: Arc<ContentEncoder>) -> Result<DemoSummary, DemoError> {
+    let topics = [
+        config.kafka.actions_topic.clone(),
+        config.kafka.items_topic.clone(),
+        config.kafka.dead_letter_topic.clone(),
+        config.kafka.item_embeddings_topic.clone(),
+    ];
+    let broker = MockBroker::start(&topics, 3)?;
+    config.kafka.brokers = broker.bootstrap_servers().to_string();
+
+    let store = MemoryStore::new(HistoryPolicy { cap: config.history.cap, ttl_ms: config.history.ttl_secs * 1000 });
+    let stats = Arc::new(Stats::default());
+    let shutdown = ShutdownTrigger::default();
+    let service = tokio::spawn({
+        let (config, store, stats, shutdown) = (config.clone(), store.clone(), stats.clone(), shutdown.clone());
+        async move { crate::service::run(&config, store, encoder, stats, &shutdown).await }
+    });
+
+    let total = stream.len() as u64;
+    let produced_actions = stream.iter().filter(|o| o.topic == Topic::Actions).count() as u64;
+    let progress = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} events settled ({per_sec})")
+            .expect("valid template"),
+    );
+    let started = Instant::now();
+    produce(&config, &stream).await?;
+
+    let timeout = Duration::from_secs(600);
+    loop {
+        let settled = stats.snapshot().settled();
+        progress.set_position(settled);
+        if settled >= total {
+            break;
+        }
+        if started.elapsed() > timeout || service.is_finished() {
+            shutdown.trigger();
+            service.await.map_err(|e| DemoError::Mock(e.to_string()))??;
+            return Err(DemoError::Stalled { settled, total, timeout });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed();
+    progress.finish();
+    shutdown.trigger();
+    service.await.map_err(|e| DemoError::Mock(e.to_string()))??;
+    Ok(DemoSummary {
+        produced_actions,
+        produced_uploads: total - produced_actions,
+        stats: stats.snapshot(),
+        users_with_history: store.user_count().await?,
+        elapsed,
+    })
+}
+
+async fn produce(config: &Config, stream: &[Outgoing]) -> Result<(), DemoError> {
+    let producer = crate::kafka::producer(&config.kafka)?;
+    for chunk in stream.chunks(10_000) {
+        try_join_all(chunk.iter().map(|o| {
+            let topic = match o.topic {
+                Topic::Actions => &config.kafka.actions_topic,
+                Topic::Items => &config.kafka.items_topic,
+            };
+            let record = FutureRecord::to(topic).key(&o.key).payload(&o.payload);
+            let producer = &producer;
+            async move { producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e) }
+        }))
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! In-process implementation of [`Store`] for `learn demo`: same semantics as Redis (watermarks,
+//! cap), no persistence, no TTL (the process is short-lived).
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use super::{HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError};
+use crate::schemas::ItemEmbedding;
+
+#[derive(Default)]
+struct State {
+    histories: HashMap<String, VecDeque<HistoryEntry>>,
+    watermarks: HashMap<(String, i32), i64>,
+    items: HashMap<String, ItemEmbedding>,
+}
+
+#[derive(Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    policy: HistoryPolicy,
+}
+
+impl MemoryStore {
+    pub fn new(policy: HistoryPolicy) -> Self {
+        Self { state: Arc::default(), policy }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Store for MemoryStore {
+    async fn apply_actions(&self, batch: &PartitionBatch) -> Result<usize, StoreError> {
+        let mut state = self.state();
+        let wm_key = (batch.topic.clone(), batch.partition);
+        let watermark = state.watermarks.get(&wm_key).copied().unwrap_or(-1);
+        let mut applied = 0;
+        let mut highest = watermark;
+        for (offset, action) in batch.actions.iter().filter(|(o, _)| *o > watermark) {
+            let history = state.histories.entry(action.user_id.clone()).or_default();
+            history.push_back(HistoryEntry::from(action));
+            while history.len() > self.policy.cap {
+                history.pop_front();
+            }
+            applied += 1;
+            highest = highest.max(*offset);
+        }
+        state.watermarks.insert(wm_key, highest);
+        Ok(applied)
+    }
+
+    async fn history(&self, user_id: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
+        let state = self.state();
+        let Some(history) = state.histories.get(user_id) else { return Ok(Vec::new()) };
+        Ok(history.iter().skip(history.len().saturating_sub(limit)).cloned().collect())
+    }
+
+    async fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for e in embeddings {
+            state.items.insert(e.item_id.clone(), e.clone());
+        }
+        Ok(())
+    }
+
+    async fn item_embedding(&self, item_id: &str) -> Result<Option<ItemEmbedding>, StoreError> {
+        Ok(self.state().items.get(item_id).cloned())
+    }
+
+    async fn user_count(&self) -> Result<usize, StoreError> {
+        Ok(self.state().histories.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schemas::{Action, UserAction};
+
+    fn action(user: &str, item: &str, ts: i64) -> UserAction {
+        UserAction {
+            event_id: format!("{user}-{item}-{ts}"),
+            user_id: user.into(),
+            item_id: item.into(),
+            action: Action::View,
+            ts_ms: ts,
+            watch_ms: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn replays_are_skipped_and_cap_holds() {
+        let store = MemoryStore::new(HistoryPolicy { cap: 3, ttl_ms: 0 });
+        let batch = |from: i64, to: i64| PartitionBatch {
+            topic: "t".into(),
+            partition: 0,
+            actions: (from..to).map(|o| (o, action("u", &format!("i{o}"), o))).collect(),
+        };
+        assert_eq!(store.apply_actions(&batch(0, 2)).await.unwrap(), 2);
+        assert_eq!(store.apply_actions(&batch(0, 5)).await.unwrap(), 3, "offsets 0 and 1 are replays");
+        let items: Vec<_> = store.history("u", 10).await.unwrap().into_iter().map(|e| e.item_id).collect();
+        assert_eq!(items, ["i2", "i3", "i4"]);
+    }
+}

@@ -1,0 +1,64 @@
+//! Owns the service's state: rolling per-user histories and item embeddings, behind the [`Store`]
+//! trait, with two implementations: [`RedisStore`] (production) and [`MemoryStore`] (the `demo`).
+//!
+//! Replay safety: Kafka delivery is at-least-once, so after a crash the events between the last
+//! committed offset and the crash are delivered again. Both stores keep, per (topic, partition),
+//! the highest offset already applied (a watermark) and skip anything at or below it, updating
+//! the watermark in the same atomic write as the histories. See README "Idempotent histories".
+
+mod entry;
+mod memory;
+mod redis;
+
+pub use entry::HistoryEntry;
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+use std::future::Future;
+
+use crate::schemas::{ItemEmbedding, UserAction};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    #[error("corrupt stored value under {key}: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+/// Actions read from one partition, in offset order.
+#[derive(Debug, Clone)]
+pub struct PartitionBatch {
+    pub topic: String,
+    pub partition: i32,
+    /// `(offset, action)`, offsets strictly increasing.
+    pub actions: Vec<(i64, UserAction)>,
+}
+
+/// Limits applied to every history write.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryPolicy {
+    /// Most recent entries kept per user.
+    pub cap: usize,
+    /// Expiry after the last write, in milliseconds; 0 = never.
+    pub ttl_ms: u64,
+}
+
+/// Where histories and embeddings live. Clones share the same underlying state.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// Appends the batch's actions to their users' histories, skipping offsets at or below the
+    /// partition's watermark, trimming to the cap and refreshing the TTL, atomically.
+    /// Returns how many actions were applied (the rest were replays).
+    fn apply_actions(&self, batch: &PartitionBatch) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// The user's most recent `limit` entries, oldest first.
+    fn history(&self, user_id: &str, limit: usize) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
+
+    /// Stores (overwrites) item embeddings.
+    fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn item_embedding(&self, item_id: &str) -> impl Future<Output = Result<Option<ItemEmbedding>, StoreError>> + Send;
+
+    /// Number of users with a history (for summaries; may be approximate on large stores).
+    fn user_count(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
+}

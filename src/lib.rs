@@ -1,0 +1,31 @@
+//! learn-stream: Kuaishou's LEARN recommender (arXiv 2405.03988) brought online.
+//!
+//! A map of the modules, in the order data flows through them:
+//!
+//! - [`config`]: the typed configuration tree (`config/default.toml`, `--config`, `LEARN__…` env vars).
+//! - [`schemas`]: the events on every topic (user actions, item uploads, embeddings, dead letters) and
+//!   the decoder that turns raw Kafka payloads into them or into a reasoned rejection.
+//! - [`source`]: Kafka consumers. A batching loop with at-least-once offsets, dead-lettering and
+//!   revoke handling, generic over the [`source::Sink`] that receives decoded batches.
+//! - [`encode`]: the frozen content encoder (a pretrained transformer run by candle) and the item text template.
+//! - [`history`]: the state store: rolling per-user histories and item embeddings, in Redis or in process,
+//!   behind one [`history::Store`] trait, with idempotent (replay-safe) writes.
+//! - [`publish`]: producers of outputs: the `item-embeddings` topic and the dead-letter topic.
+//! - [`service`]: wires the above into the two pipelines (actions → histories, uploads → embeddings)
+//!   and runs them until shutdown.
+//! - [`demo`]: everything in one process with no servers: librdkafka's mock cluster, an in-process store
+//!   and a synthetic or MovieLens stream.
+//! - [`metrics`]: the typed internal events the pipelines emit, as `metrics` counters and as a snapshot.
+//! - [`shutdown`]: the broadcast signal that stops every task gracefully.
+
+pub mod config;
+pub mod demo;
+pub mod encode;
+pub mod history;
+pub mod kafka;
+pub mod metrics;
+pub mod publish;
+pub mod schemas;
+pub mod service;
+pub mod shutdown;
+pub mod source;

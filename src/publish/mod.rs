@@ -1,0 +1,61 @@
+//! Owns the output topics: [`EmbeddingPublisher`] (`item-embeddings`) and [`DeadLetterProducer`]
+//! (`dead-letter`). Both wait for the broker's acknowledgement, so callers store input offsets only
+//! after the output is durable.
+
+use std::time::Duration;
+
+use futures::future::try_join_all;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use serde::Serialize;
+
+use crate::schemas::{DeadLetter, ItemEmbedding};
+
+const SEND_TIMEOUT: Timeout = Timeout::After(Duration::from_secs(30));
+
+async fn send_json<T: Serialize>(producer: &FutureProducer, topic: &str, key: &str, value: &T) -> Result<(), KafkaError> {
+    let payload = serde_json::to_vec(value).expect("output events always serialise");
+    producer
+        .send(FutureRecord::to(topic).key(key).payload(&payload), SEND_TIMEOUT)
+        .await
+        .map(|_| ())
+        .map_err(|(err, _)| err)
+}
+
+/// Publishes item embeddings, keyed by item id.
+#[derive(Clone)]
+pub struct EmbeddingPublisher {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl EmbeddingPublisher {
+    pub fn new(producer: FutureProducer, topic: String) -> Self {
+        Self { producer, topic }
+    }
+
+    /// Sends all embeddings and waits until every one is acknowledged.
+    pub async fn publish(&self, embeddings: &[ItemEmbedding]) -> Result<(), KafkaError> {
+        try_join_all(embeddings.iter().map(|e| send_json(&self.producer, &self.topic, &e.item_id, e))).await?;
+        Ok(())
+    }
+}
+
+/// Sends rejected input events to the dead-letter topic, keyed like the original.
+#[derive(Clone)]
+pub struct DeadLetterProducer {
+    producer: FutureProducer,
+    topic: String,
+}
+
+impl DeadLetterProducer {
+    pub fn new(producer: FutureProducer, topic: String) -> Self {
+        Self { producer, topic }
+    }
+
+    pub async fn send(&self, letter: &DeadLetter) -> Result<(), KafkaError> {
+        let key = letter.key.clone().unwrap_or_else(|| format!("{}:{}", letter.partition, letter.offset));
+        send_json(&self.producer, &self.topic, &key, letter).await
+    }
+}

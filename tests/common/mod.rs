@@ -1,0 +1,122 @@
+//! Shared helpers for the integration tests: where the real services are, unique names, produce
+//! and read-back helpers. Services come from env vars set by `scripts/test-services.sh`:
+//! `LEARN_TEST_KAFKA` (bootstrap servers), `LEARN_TEST_REDIS` (URL), `LEARN_TEST_MODEL_DIR`.
+//! Without them a test is skipped, except under CI (`CI` set), where a missing service fails it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use learn_stream::config::Config;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+fn required(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.is_empty() => Some(value),
+        _ if std::env::var_os("CI").is_some() => panic!("{var} is not set under CI: run scripts/test-services.sh"),
+        _ => {
+            eprintln!("skipped: {var} not set (run scripts/test-services.sh)");
+            None
+        }
+    }
+}
+
+pub fn kafka() -> Option<String> {
+    required("LEARN_TEST_KAFKA")
+}
+
+pub fn redis() -> Option<String> {
+    required("LEARN_TEST_REDIS")
+}
+
+pub fn model_dir() -> Option<PathBuf> {
+    required("LEARN_TEST_MODEL_DIR").map(PathBuf::from)
+}
+
+/// A name no other test run uses.
+pub fn unique(name: &str) -> String {
+    format!("{name}-{}-{}", std::process::id(), rand::random::<u32>())
+}
+
+/// Default config pointed at the test services, with topics, group and key prefix made unique.
+pub fn config(brokers: &str, redis_url: &str, model_dir: &std::path::Path) -> Config {
+    let mut config = Config::load(None).expect("default config loads");
+    let run = unique("t");
+    config.kafka.brokers = brokers.to_string();
+    config.kafka.group_id = format!("learn-{run}");
+    config.kafka.actions_topic = format!("actions-{run}");
+    config.kafka.items_topic = format!("items-{run}");
+    config.kafka.dead_letter_topic = format!("dead-letter-{run}");
+    config.kafka.item_embeddings_topic = format!("item-embeddings-{run}");
+    config.redis.url = redis_url.to_string();
+    config.redis.key_prefix = format!("test:{run}:");
+    config.encoder.model_dir = model_dir.to_path_buf();
+    config.ingest.max_wait_ms = 20;
+    config
+}
+
+pub fn topics(config: &Config) -> [&str; 4] {
+    [
+        &config.kafka.actions_topic,
+        &config.kafka.items_topic,
+        &config.kafka.dead_letter_topic,
+        &config.kafka.item_embeddings_topic,
+    ]
+}
+
+/// Produces `(topic, key, payload)` messages in order and waits for every acknowledgement.
+pub async fn produce(brokers: &str, messages: &[(String, String, Vec<u8>)]) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("acks", "all")
+        .set("max.in.flight.requests.per.connection", "1")
+        .create()
+        .expect("producer");
+    for (topic, key, payload) in messages {
+        producer
+            .send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(30))
+            .await
+            .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+    }
+}
+
+/// Reads `count` messages from all `partitions` of `topic` from the beginning (no group), or panics after `timeout`.
+pub fn read_topic(brokers: &str, topic: &str, partitions: i32, count: usize, timeout: Duration) -> Vec<Vec<u8>> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", unique("reader"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut assignment = TopicPartitionList::new();
+    for p in 0..partitions {
+        assignment.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+    }
+    consumer.assign(&assignment).expect("assign");
+    let started = Instant::now();
+    let mut out = Vec::new();
+    while out.len() < count {
+        assert!(started.elapsed() < timeout, "read {} of {count} messages from {topic}", out.len());
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message.expect("message");
+            out.push(message.payload().unwrap_or_default().to_vec());
+        }
+    }
+    out
+}
+
+/// Polls `check` until it returns true, or panics with `what` after `timeout`.
+pub async fn wait_until<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

@@ -1,0 +1,81 @@
+//! RedisStore against a real redis-server: replay-safe appends, cap, TTL, embeddings round trip.
+
+mod common;
+
+use learn_stream::history::{HistoryPolicy, PartitionBatch, RedisStore, Store};
+use learn_stream::schemas::{Action, EmbeddingSpace, ItemEmbedding, UserAction};
+
+fn batch(partition: i32, offsets: std::ops::Range<i64>) -> PartitionBatch {
+    PartitionBatch {
+        topic: "actions".into(),
+        partition,
+        actions: offsets
+            .map(|o| {
+                let action = UserAction {
+                    event_id: format!("e{partition}-{o}"),
+                    user_id: format!("u{}", o % 2),
+                    item_id: format!("p{partition}i{o}"),
+                    action: Action::Like,
+                    ts_ms: o,
+                    watch_ms: None,
+                };
+                (o, action)
+            })
+            .collect(),
+    }
+}
+
+async fn store(cap: usize, ttl_ms: u64) -> Option<(RedisStore, redis::aio::MultiplexedConnection, String)> {
+    let url = common::redis()?;
+    let prefix = format!("{}:", common::unique("store"));
+    let store = RedisStore::connect(&url, &prefix, HistoryPolicy { cap, ttl_ms }).await.expect("redis");
+    let conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    Some((store, conn, prefix))
+}
+
+fn items(entries: Vec<learn_stream::history::HistoryEntry>) -> Vec<String> {
+    entries.into_iter().map(|e| e.item_id).collect()
+}
+
+#[tokio::test]
+async fn replayed_offsets_are_not_appended_twice() {
+    let Some((store, _, _)) = store(100, 0).await else { return };
+    assert_eq!(store.apply_actions(&batch(0, 0..6)).await.unwrap(), 6);
+    // A crash before the commit redelivers 2..6 together with new offsets 6..10.
+    assert_eq!(store.apply_actions(&batch(0, 2..10)).await.unwrap(), 4);
+    // Another partition has its own watermark.
+    assert_eq!(store.apply_actions(&batch(1, 0..2)).await.unwrap(), 2);
+    assert_eq!(
+        items(store.history("u0", 100).await.unwrap()),
+        ["p0i0", "p0i2", "p0i4", "p0i6", "p0i8", "p1i0"]
+    );
+}
+
+#[tokio::test]
+async fn history_is_capped_and_expires() {
+    let Some((store, mut conn, prefix)) = store(3, 60_000).await else { return };
+    store.apply_actions(&batch(0, 0..10)).await.unwrap();
+    assert_eq!(items(store.history("u1", 100).await.unwrap()), ["p0i5", "p0i7", "p0i9"]);
+    assert_eq!(items(store.history("u1", 2).await.unwrap()), ["p0i7", "p0i9"]);
+    let ttl: i64 = redis::cmd("PTTL").arg(format!("{prefix}h:u1")).query_async(&mut conn).await.unwrap();
+    assert!((1..=60_000).contains(&ttl), "ttl {ttl}");
+    assert!(store.history("nobody", 10).await.unwrap().is_empty());
+    assert_eq!(store.user_count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn item_embeddings_round_trip() {
+    let Some((store, _, _)) = store(10, 0).await else { return };
+    let e = ItemEmbedding {
+        item_id: "v:1".into(),
+        model: "all-MiniLM-L6-v2".into(),
+        space: EmbeddingSpace::Content,
+        dim: 3,
+        vector: vec![0.6, -0.8, 1e-7],
+        version: 0,
+        ts_ms: 123,
+    };
+    store.put_item_embeddings(std::slice::from_ref(&e)).await.unwrap();
+    assert_eq!(store.item_embedding("v:1").await.unwrap(), Some(e));
+    assert_eq!(store.item_embedding("missing").await.unwrap(), None);
+}
