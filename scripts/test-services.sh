@@ -37,7 +37,7 @@ redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --d
 # tansu reads .env in its working directory: start it in the empty state directory.
 (cd "$state" && exec tansu broker --listener-url "tcp://127.0.0.1:$kafka_port" \
   --advertised-listener-url "tcp://127.0.0.1:$kafka_port" \
-  --storage-engine "sqlite://$state/tansu.db" --silent >"$state/tansu.log" 2>&1) &
+  --storage-engine "sqlite://tansu.db" --silent >"$state/tansu.log" 2>&1) &
 echo $! >"$state/tansu.pid"
 
 for _ in $(seq 1 100); do
