@@ -35,6 +35,10 @@ pub struct Config {
     pub history: HistoryConfig,
     pub ingest: IngestConfig,
     pub encoder: EncoderConfig,
+    /// Shape of the preference-alignment towers.
+    pub towers: crate::towers::TowerSpec,
+    /// How the towers are trained.
+    pub training: crate::train::TrainingConfig,
 }
 
 /// Kafka clients: one consumer group per input stream and the producers of the output topics.
@@ -164,6 +168,21 @@ impl Config {
         positive("ingest.max_text_bytes", self.ingest.max_text_bytes)?;
         positive("encoder.max_tokens", self.encoder.max_tokens)?;
         positive("encoder.max_batch", self.encoder.max_batch)?;
+        positive("towers.d_model", self.towers.d_model)?;
+        positive("towers.heads", self.towers.heads)?;
+        positive("towers.out_dim", self.towers.out_dim)?;
+        positive("towers.max_len", self.towers.max_len)?;
+        if self.towers.d_model % self.towers.heads != 0 {
+            return Err(ConfigError::Invalid { key: "towers.heads", reason: "must divide towers.d_model".into() });
+        }
+        if !(0.0..1.0).contains(&self.towers.dropout) {
+            return Err(ConfigError::Invalid { key: "towers.dropout", reason: "must be in [0, 1)".into() });
+        }
+        positive("training.batch_size", self.training.batch_size)?;
+        positive("training.epochs", self.training.epochs)?;
+        if self.training.lr <= 0.0 {
+            return Err(ConfigError::Invalid { key: "training.lr", reason: "must be greater than 0".into() });
+        }
         Ok(())
     }
 }

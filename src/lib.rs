@@ -13,14 +13,22 @@
 //! - [`publish`]: producers of outputs: the `item-embeddings` topic and the dead-letter topic.
 //! - [`service`]: wires the above into the two pipelines (actions → histories, uploads → embeddings)
 //!   and runs them until shutdown.
+//! - [`towers`]: LEARN's preference-alignment towers (candle-nn) and the contrastive losses.
+//! - [`train`]: optimisation of the towers (schedule, clipping, the offline trainer).
+//! - [`dataset`]: offline datasets (canonical format, RecBole and MovieLens importers, content cache).
+//! - [`eval`]: the paper's offline protocol (leave-one-out, full ranking, metrics, baselines, report).
+//! - [`experiment`]: `learn train` / `learn eval` glue: prepared datasets, models, checkpoints.
 //! - [`demo`]: everything in one process with no servers: librdkafka's mock cluster, an in-process store
 //!   and a synthetic or MovieLens stream.
 //! - [`metrics`]: the typed internal events the pipelines emit, as `metrics` counters and as a snapshot.
 //! - [`shutdown`]: the broadcast signal that stops every task gracefully.
 
 pub mod config;
+pub mod dataset;
 pub mod demo;
 pub mod encode;
+pub mod eval;
+pub mod experiment;
 pub mod history;
 pub mod kafka;
 pub mod metrics;
@@ -29,3 +37,5 @@ pub mod schemas;
 pub mod service;
 pub mod shutdown;
 pub mod source;
+pub mod towers;
+pub mod train;

@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use learn_stream::config::Config;
 use learn_stream::demo::{self, SyntheticOptions};
 use learn_stream::encode::ContentEncoder;
+use learn_stream::experiment::{self, ModelKind};
 use learn_stream::history::{HistoryPolicy, RedisStore};
 use learn_stream::metrics::Stats;
 use learn_stream::shutdown::ShutdownTrigger;
@@ -30,6 +31,71 @@ enum Command {
     Demo(DemoArgs),
     /// Print the frozen encoder's embedding of texts as JSON lines.
     Embed(EmbedArgs),
+    /// Train the towers (LEARN or the SASRec baseline) offline on a dataset.
+    Train(TrainArgs),
+    /// Evaluate models on a dataset's test split (leave-one-out, full ranking) and write a report.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct DatasetArgs {
+    /// Dataset directory: canonical (items.jsonl + interactions.csv), RecBole atomic files, or MovieLens 100K.
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Where checkpoints, results and the report go (default: runs/<dataset name>).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Fraction of items removed from training entirely (cold-start evaluation).
+    #[arg(long, default_value_t = 0.0)]
+    cold_items: f64,
+    /// Where content embeddings are cached.
+    #[arg(long, default_value = "runs/cache")]
+    cache_dir: PathBuf,
+    /// Encoder model directory (overrides encoder.model_dir).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
+}
+
+impl DatasetArgs {
+    fn out_dir(&self) -> PathBuf {
+        self.out.clone().unwrap_or_else(|| {
+            let name = self.dataset.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            PathBuf::from("runs").join(name)
+        })
+    }
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DatasetArgs,
+    /// Which towers to train.
+    #[arg(long, value_enum, default_value = "learn")]
+    model: ModelKind,
+    /// Overrides training.epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Overrides training.loss.
+    #[arg(long, value_enum)]
+    loss: Option<LossArg>,
+    /// Overrides training.seed.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LossArg {
+    Dense,
+    Last,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    #[command(flatten)]
+    data: DatasetArgs,
+    /// Models to compare in one table (learn and sasrec need `learn train` first).
+    #[arg(long, value_enum, num_args = 1.., default_values = ["learn", "sasrec", "content", "popularity"])]
+    model: Vec<ModelKind>,
 }
 
 #[derive(Args)]
@@ -153,6 +219,66 @@ fn embed(mut config: Config, args: EmbedArgs) -> Result<()> {
     Ok(())
 }
 
+fn apply_model_dir(config: &mut Config, dir: &Option<PathBuf>) {
+    if let Some(dir) = dir {
+        config.encoder.model_dir = dir.clone();
+    }
+}
+
+fn command_line() -> String {
+    std::env::args().collect::<Vec<_>>().join(" ")
+}
+
+fn train(mut config: Config, args: TrainArgs) -> Result<()> {
+    apply_model_dir(&mut config, &args.data.model_dir);
+    if let Some(epochs) = args.epochs {
+        config.training.epochs = epochs;
+    }
+    if let Some(loss) = args.loss {
+        config.training.loss = match loss {
+            LossArg::Dense => learn_stream::train::LossKind::Dense,
+            LossArg::Last => learn_stream::train::LossKind::Last,
+        };
+    }
+    if let Some(seed) = args.seed {
+        config.training.seed = seed;
+    }
+    let options = experiment::TrainOptions {
+        dataset: args.data.dataset.clone(),
+        out: args.data.out_dir(),
+        cache_dir: args.data.cache_dir.clone(),
+        cold_fraction: args.data.cold_items,
+        model: args.model,
+    };
+    let report = experiment::train_command(&config, &options)?;
+    println!(
+        "{}: best epoch {} of {}, {} steps, {:.0} s; checkpoint in {}",
+        args.model.name(),
+        report.best_epoch,
+        report.curve.len(),
+        report.steps,
+        report.seconds,
+        options.out.display()
+    );
+    Ok(())
+}
+
+fn eval(mut config: Config, args: EvalArgs) -> Result<()> {
+    apply_model_dir(&mut config, &args.data.model_dir);
+    let options = experiment::EvalOptions {
+        dataset: args.data.dataset.clone(),
+        out: args.data.out_dir(),
+        cache_dir: args.data.cache_dir.clone(),
+        cold_fraction: args.data.cold_items,
+        models: args.model.clone(),
+        command: command_line(),
+    };
+    let results = experiment::eval_command(&config, &options)?;
+    println!("{}", learn_stream::eval::report::markdown(&results));
+    println!("written: {}/{{results.json,report.md,training.svg}}", options.out.display());
+    Ok(())
+}
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()))
@@ -162,6 +288,8 @@ fn main() -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Embed(args) => embed(config, args),
+        Command::Train(args) => train(config, args),
+        Command::Eval(args) => eval(config, args),
         Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve(config, args)),
         Command::Demo(args) => tokio::runtime::Runtime::new()?.block_on(run_demo(config, args)),
     }

@@ -1,21 +1,12 @@
-//! Replays MovieLens 100K (`u.item`, `u.genre`, `u.data`) as a stream: each movie is uploaded just
-//! before its first rating, ratings become actions in timestamp order
-//! (5 → like, 4 → complete, 3 → view, 1–2 → skip).
+//! Replays MovieLens 100K as a stream: each movie is uploaded just before its first rating, ratings
+//! become actions in timestamp order (5 → like, 4 → complete, 3 → view, 1–2 → skip).
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use super::{DemoError, Outgoing, Topic};
+use crate::dataset::movielens::{movies, ratings};
 use crate::schemas::{Action, ItemUpload, UserAction};
-
-fn read_latin1(path: &Path) -> Result<String, DemoError> {
-    let bytes = std::fs::read(path).map_err(|e| DemoError::Dataset(format!("{}: {e}", path.display())))?;
-    Ok(bytes.iter().map(|&b| b as char).collect())
-}
-
-fn bad_line(path: &Path, line: usize) -> DemoError {
-    DemoError::Dataset(format!("{}:{}: unexpected format", path.display(), line + 1))
-}
 
 fn action_for(rating: u8) -> Action {
     match rating {
@@ -27,43 +18,21 @@ fn action_for(rating: u8) -> Action {
 }
 
 pub fn movielens_stream(dir: &Path) -> Result<Vec<Outgoing>, DemoError> {
-    let genres_path = dir.join("u.genre");
-    let genres: Vec<String> = read_latin1(&genres_path)?
-        .lines()
-        .filter_map(|l| l.split('|').next().filter(|g| !g.is_empty()).map(str::to_string))
-        .collect();
-
-    let data_path = dir.join("u.data");
-    let mut ratings: Vec<(i64, String, String, u8)> = Vec::new();
-    for (n, line) in read_latin1(&data_path)?.lines().enumerate() {
-        let f: Vec<&str> = line.split('\t').collect();
-        let [user, item, rating, ts] = f[..] else { return Err(bad_line(&data_path, n)) };
-        let rating: u8 = rating.parse().map_err(|_| bad_line(&data_path, n))?;
-        let ts: i64 = ts.parse().map_err(|_| bad_line(&data_path, n))?;
-        ratings.push((ts * 1000, user.to_string(), item.to_string(), rating));
-    }
-    ratings.sort();
+    let dataset_error = |e: crate::dataset::DatasetError| DemoError::Dataset(e.to_string());
+    let ratings = ratings(dir).map_err(dataset_error)?;
     let mut first_seen: HashMap<&str, i64> = HashMap::new();
-    for (ts, _, item, _) in &ratings {
-        first_seen.entry(item.as_str()).or_insert(*ts);
+    for r in &ratings {
+        first_seen.entry(r.item.as_str()).or_insert(r.ts_ms);
     }
-
-    let item_path = dir.join("u.item");
     let mut events: Vec<(i64, u8, Outgoing)> = Vec::new();
-    for (n, line) in read_latin1(&item_path)?.lines().enumerate() {
-        let f: Vec<&str> = line.split('|').collect();
-        if f.len() < 5 + genres.len() {
-            return Err(bad_line(&item_path, n));
-        }
-        let Some(&first) = first_seen.get(f[0]) else { continue };
-        let item_genres: Vec<&str> =
-            genres.iter().zip(&f[5..]).filter(|(_, flag)| **flag == "1").map(|(g, _)| g.as_str()).collect();
+    for movie in movies(dir).map_err(dataset_error)? {
+        let Some(&first) = first_seen.get(movie.id.as_str()) else { continue };
         let upload = ItemUpload {
-            item_id: f[0].to_string(),
-            title: f[1].to_string(),
+            item_id: movie.id,
+            title: movie.title,
             description: None,
-            tags: item_genres.iter().map(|g| g.to_lowercase()).collect(),
-            category: Some(item_genres.join(", ")).filter(|c| !c.is_empty()),
+            tags: movie.genres.iter().map(|g| g.to_lowercase()).collect(),
+            category: Some(movie.genres.join(", ")).filter(|c| !c.is_empty()),
             brand: None,
             author_id: None,
             ts_ms: first - 1,
@@ -71,17 +40,17 @@ pub fn movielens_stream(dir: &Path) -> Result<Vec<Outgoing>, DemoError> {
         let payload = serde_json::to_vec(&upload).expect("serialisable");
         events.push((first - 1, 0, Outgoing { topic: Topic::Items, key: upload.item_id, payload }));
     }
-    for (ts, user, item, rating) in ratings {
+    for r in ratings.iter() {
         let action = UserAction {
-            event_id: format!("ml-{user}-{item}"),
-            user_id: user,
-            item_id: item,
-            action: action_for(rating),
-            ts_ms: ts,
+            event_id: format!("ml-{}-{}", r.user, r.item),
+            user_id: r.user.clone(),
+            item_id: r.item.clone(),
+            action: action_for(r.rating),
+            ts_ms: r.ts_ms,
             watch_ms: None,
         };
         let payload = serde_json::to_vec(&action).expect("serialisable");
-        events.push((ts, 1, Outgoing { topic: Topic::Actions, key: action.user_id, payload }));
+        events.push((r.ts_ms, 1, Outgoing { topic: Topic::Actions, key: action.user_id, payload }));
     }
     events.sort_by_key(|(ts, kind, _)| (*ts, *kind));
     Ok(events.into_iter().map(|(_, _, o)| o).collect())

@@ -1,0 +1,220 @@
+//! Owns the offline experiments behind `learn train` and `learn eval`: a dataset with its
+//! leave-one-out split and cold items, the models (LEARN, SASRec, raw content, popularity), and
+//! tower checkpoints (`<out>/<model>.safetensors` + `<out>/<model>.json`).
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::dataset::{self, content::content_table, Dataset};
+use crate::encode::ContentEncoder;
+use crate::eval::split::{cold_items, without_items};
+use crate::eval::{leave_one_out, Split};
+use crate::towers::{Tower, TowerInput, TowerSpec};
+use crate::train::{TrainReport, TrainingConfig};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentError {
+    #[error("dataset: {0}")]
+    Dataset(#[from] dataset::DatasetError),
+    #[error("content embeddings: {0}")]
+    Content(#[from] dataset::content::ContentError),
+    #[error("encoder: {0}")]
+    Encode(#[from] crate::encode::EncodeError),
+    #[error("model: {0}")]
+    Candle(#[from] candle_core::Error),
+    #[error("{path}: {reason}")]
+    Checkpoint { path: PathBuf, reason: String },
+}
+
+/// The recommenders `learn train` / `learn eval` know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// LEARN: frozen content embeddings → aligned towers.
+    Learn,
+    /// SASRec: trainable item-ID embeddings, same towers and loss.
+    Sasrec,
+    /// Paper variant (c): raw content embeddings, no alignment (not trained).
+    Content,
+    /// Most popular items (not trained).
+    Popularity,
+}
+
+impl ModelKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Learn => "learn",
+            ModelKind::Sasrec => "sasrec",
+            ModelKind::Content => "content",
+            ModelKind::Popularity => "popularity",
+        }
+    }
+}
+
+/// A dataset prepared for training and evaluation.
+pub struct Experiment {
+    pub dataset: Dataset,
+    pub split: Split,
+    pub cold: HashSet<u32>,
+    /// Training sequences with the cold items removed.
+    pub train: Vec<Vec<u32>>,
+}
+
+impl Experiment {
+    pub fn prepare(dir: &Path, cold_fraction: f64, seed: u64) -> Result<Self, ExperimentError> {
+        let dataset = dataset::load(dir)?;
+        let split = leave_one_out(&dataset.sequences);
+        let cold = cold_items(dataset.items.len(), cold_fraction, seed);
+        let train = without_items(&split.train, &cold);
+        Ok(Self { dataset, split, cold, train })
+    }
+
+    /// The frozen content table (cached under `cache_dir`).
+    pub fn content(&self, config: &Config, cache_dir: &Path) -> Result<Tensor, ExperimentError> {
+        let e = &config.encoder;
+        let encoder = ContentEncoder::load(&e.model_dir, e.resolved_model_id(), e.max_tokens, e.max_batch)?;
+        Ok(content_table(&self.dataset, &encoder, cache_dir)?)
+    }
+
+    /// A fresh tower for `kind` (Learn or Sasrec) with its variables in `varmap`.
+    pub fn tower(&self, kind: ModelKind, spec: &TowerSpec, content: Option<&Tensor>, varmap: &VarMap, seed: u64) -> Result<Tower, ExperimentError> {
+        let input = match (kind, content) {
+            (ModelKind::Learn, Some(table)) => TowerInput::Content(table.clone()),
+            _ => TowerInput::Ids { items: self.dataset.items.len() },
+        };
+        Ok(Tower::new(spec, input, varmap, seed, &Device::Cpu)?)
+    }
+}
+
+/// What is saved beside a tower's weights.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CheckpointMeta {
+    pub model: ModelKind,
+    pub dataset: String,
+    pub encoder_model: Option<String>,
+    pub towers: TowerSpec,
+    pub training: TrainingConfig,
+    pub cold_fraction: f64,
+    pub report: TrainReport,
+}
+
+fn checkpoint_error(path: &Path, reason: impl ToString) -> ExperimentError {
+    ExperimentError::Checkpoint { path: path.to_path_buf(), reason: reason.to_string() }
+}
+
+pub fn save_checkpoint(dir: &Path, varmap: &VarMap, meta: &CheckpointMeta) -> Result<(), ExperimentError> {
+    std::fs::create_dir_all(dir).map_err(|e| checkpoint_error(dir, e))?;
+    let weights = dir.join(format!("{}.safetensors", meta.model.name()));
+    varmap.save(&weights)?;
+    let path = dir.join(format!("{}.json", meta.model.name()));
+    std::fs::write(&path, serde_json::to_string_pretty(meta).expect("serialisable")).map_err(|e| checkpoint_error(&path, e))
+}
+
+pub fn load_checkpoint_meta(dir: &Path, kind: ModelKind) -> Result<CheckpointMeta, ExperimentError> {
+    let path = dir.join(format!("{}.json", kind.name()));
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| checkpoint_error(&path, format!("{e} (train it first: learn train --model {})", kind.name())))?;
+    serde_json::from_str(&text).map_err(|e| checkpoint_error(&path, e))
+}
+
+pub fn load_weights(dir: &Path, kind: ModelKind, varmap: &mut VarMap) -> Result<(), ExperimentError> {
+    Ok(varmap.load(dir.join(format!("{}.safetensors", kind.name())))?)
+}
+
+/// `learn train`.
+pub struct TrainOptions {
+    pub dataset: PathBuf,
+    pub out: PathBuf,
+    pub cache_dir: PathBuf,
+    pub cold_fraction: f64,
+    pub model: ModelKind,
+}
+
+pub fn train_command(config: &Config, options: &TrainOptions) -> Result<TrainReport, ExperimentError> {
+    let exp = Experiment::prepare(&options.dataset, options.cold_fraction, config.training.seed)?;
+    let content = match options.model {
+        ModelKind::Learn => Some(exp.content(config, &options.cache_dir)?),
+        ModelKind::Sasrec => None,
+        other => return Err(checkpoint_error(&options.out, format!("{} is not trained", other.name()))),
+    };
+    let varmap = VarMap::new();
+    let tower = exp.tower(options.model, &config.towers, content.as_ref(), &varmap, config.training.seed)?;
+    let report = crate::train::train(&tower, &varmap, &exp.train, &exp.split.valid, exp.dataset.items.len(), &config.training)?;
+    let meta = CheckpointMeta {
+        model: options.model,
+        dataset: exp.dataset.name.clone(),
+        encoder_model: content.as_ref().map(|_| config.encoder.resolved_model_id()),
+        towers: config.towers.clone(),
+        training: config.training.clone(),
+        cold_fraction: options.cold_fraction,
+        report: report.clone(),
+    };
+    save_checkpoint(&options.out, &varmap, &meta)?;
+    Ok(report)
+}
+
+/// `learn eval`.
+pub struct EvalOptions {
+    pub dataset: PathBuf,
+    pub out: PathBuf,
+    pub cache_dir: PathBuf,
+    pub cold_fraction: f64,
+    pub models: Vec<ModelKind>,
+    pub command: String,
+}
+
+pub fn eval_command(config: &Config, options: &EvalOptions) -> Result<crate::eval::report::Results, ExperimentError> {
+    use crate::eval::report::{ModelResult, Results};
+    use crate::eval::scorers::{ContentScorer, PopularityScorer, TowerScorer};
+    use crate::eval::{evaluate, Scorer};
+
+    let exp = Experiment::prepare(&options.dataset, options.cold_fraction, config.training.seed)?;
+    let items = exp.dataset.items.len();
+    let needs_content = options.models.iter().any(|m| matches!(m, ModelKind::Learn | ModelKind::Content));
+    let content = if needs_content { Some(exp.content(config, &options.cache_dir)?) } else { None };
+    let mut models = std::collections::BTreeMap::new();
+    for &kind in &options.models {
+        let (evaluation, training) = match kind {
+            ModelKind::Learn | ModelKind::Sasrec => {
+                let meta = load_checkpoint_meta(&options.out, kind)?;
+                if (meta.cold_fraction - options.cold_fraction).abs() > 1e-12 {
+                    return Err(checkpoint_error(
+                        &options.out,
+                        format!("{} was trained with --cold-items {}, not {}", kind.name(), meta.cold_fraction, options.cold_fraction),
+                    ));
+                }
+                let mut varmap = VarMap::new();
+                let tower = exp.tower(kind, &meta.towers, content.as_ref(), &varmap, meta.training.seed)?;
+                load_weights(&options.out, kind, &mut varmap)?;
+                let scorer = TowerScorer::new(&tower, items)?;
+                (evaluate(&scorer, &exp.split.test, &exp.cold)?, Some(meta.report))
+            }
+            ModelKind::Content => {
+                let table = content.as_ref().expect("loaded above");
+                (evaluate(&ContentScorer::new(table, config.towers.max_len)?, &exp.split.test, &exp.cold)?, None)
+            }
+            ModelKind::Popularity => {
+                let scorer: Box<dyn Scorer> = Box::new(PopularityScorer::new(&exp.train, items)?);
+                (evaluate(scorer.as_ref(), &exp.split.test, &exp.cold)?, None)
+            }
+        };
+        models.insert(kind.name().to_string(), ModelResult { evaluation, training });
+    }
+    let results = Results {
+        dataset: exp.dataset.name.clone(),
+        items,
+        users: exp.dataset.sequences.len(),
+        test_cases: exp.split.test.len(),
+        cold_fraction: options.cold_fraction,
+        cold_items: exp.cold.len(),
+        command: options.command.clone(),
+        models,
+    };
+    crate::eval::report::write(&results, &options.out).map_err(|e| checkpoint_error(&options.out, e))?;
+    Ok(results)
+}

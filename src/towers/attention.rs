@@ -1,0 +1,42 @@
+//! Multi-head self-attention with an additive mask (0 = attend, -inf = blocked).
+
+use candle_core::{Module, Result, Tensor, D};
+use candle_nn::{linear, Linear, VarBuilder};
+
+pub struct SelfAttention {
+    qkv: Linear,
+    out: Linear,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl SelfAttention {
+    pub fn new(d_model: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+        assert!(d_model % heads == 0, "d_model must be divisible by heads");
+        Ok(Self {
+            qkv: linear(d_model, 3 * d_model, vb.pp("qkv"))?,
+            out: linear(d_model, d_model, vb.pp("out"))?,
+            heads,
+            head_dim: d_model / heads,
+        })
+    }
+
+    /// `xs`: (batch, len, d_model); `mask`: (len, len), added to the attention logits.
+    pub fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, l, d) = xs.dims3()?;
+        let qkv = self.qkv.forward(xs)?.reshape((b, l, 3, self.heads, self.head_dim))?.permute((2, 0, 3, 1, 4))?;
+        let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let logits = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
+        let weights = candle_nn::ops::softmax(&logits, D::Minus1)?;
+        let context = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
+        self.out.forward(&context)
+    }
+}
+
+/// (len, len) additive mask: position i may attend to j ≤ i only.
+pub fn causal_mask(len: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let values: Vec<f32> =
+        (0..len).flat_map(|i| (0..len).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY })).collect();
+    Tensor::from_vec(values, (len, len), device)
+}

@@ -1,0 +1,46 @@
+//! One transformer block: self-attention and a GELU MLP, each with a residual connection and layer
+//! norm, placed before (pre-LN) or after (post-LN, as in BERT) the sublayer.
+
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder};
+
+use super::attention::SelfAttention;
+use super::init::SeededDropout;
+
+pub struct Block {
+    attention: SelfAttention,
+    norm1: LayerNorm,
+    up: Linear,
+    down: Linear,
+    norm2: LayerNorm,
+    dropout: SeededDropout,
+    pre_ln: bool,
+}
+
+impl Block {
+    pub fn new(d_model: usize, heads: usize, dropout: SeededDropout, pre_ln: bool, vb: VarBuilder) -> Result<Self> {
+        Ok(Self {
+            attention: SelfAttention::new(d_model, heads, vb.pp("attention"))?,
+            norm1: layer_norm(d_model, 1e-6, vb.pp("norm1"))?,
+            up: linear(d_model, 4 * d_model, vb.pp("up"))?,
+            down: linear(4 * d_model, d_model, vb.pp("down"))?,
+            norm2: layer_norm(d_model, 1e-6, vb.pp("norm2"))?,
+            dropout,
+            pre_ln,
+        })
+    }
+
+    fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
+        self.down.forward(&self.up.forward(xs)?.gelu()?)
+    }
+
+    pub fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
+        if self.pre_ln {
+            let xs = (xs + self.dropout.forward(&self.attention.forward(&self.norm1.forward(xs)?, mask)?, train)?)?;
+            &xs + self.dropout.forward(&self.mlp(&self.norm2.forward(&xs)?)?, train)?
+        } else {
+            let xs = self.norm1.forward(&(xs + self.dropout.forward(&self.attention.forward(xs, mask)?, train)?)?)?;
+            self.norm2.forward(&(&xs + self.dropout.forward(&self.mlp(&xs)?, train)?)?)
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The tower: item ids → input vectors → + positions → blocks → linear → L2-norm.
+//!
+//! Inputs are item ids (batch, len), right-padded. Under the causal mask a real position never sees
+//! padding, so padding needs no mask of its own; a history's embedding is read at its last real
+//! position.
+
+use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use super::attention::causal_mask;
+use super::block::Block;
+use super::init::{seeded_init, SeededDropout};
+
+/// Shape of a tower (`[towers]` in the config). Serialised into checkpoints and results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TowerSpec {
+    pub d_model: usize,
+    pub heads: usize,
+    pub layers: usize,
+    pub out_dim: usize,
+    /// Longest history read (older items are dropped).
+    pub max_len: usize,
+    pub dropout: f32,
+    /// Layer norm before each sublayer (true) or after it (false, BERT's post-LN).
+    pub pre_ln: bool,
+}
+
+/// What an item id turns into before the transformer.
+pub enum TowerInput {
+    /// LEARN: a frozen content embedding table (items × llm_dim), read through a trainable adapter.
+    Content(Tensor),
+    /// SASRec: a trainable item-ID embedding table.
+    Ids { items: usize },
+}
+
+enum InputLayer {
+    Content { table: Tensor, adapter: Linear },
+    Ids(Embedding),
+}
+
+pub struct Tower {
+    input: InputLayer,
+    positions: Embedding,
+    blocks: Vec<Block>,
+    final_norm: Option<LayerNorm>,
+    out: Linear,
+    dropout: SeededDropout,
+    spec: TowerSpec,
+    device: Device,
+}
+
+impl Tower {
+    /// Builds the tower with its variables in `varmap`, initialised from `seed`.
+    pub fn new(spec: &TowerSpec, input: TowerInput, varmap: &VarMap, seed: u64, device: &Device) -> Result<Self> {
+        let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
+        let input = match input {
+            TowerInput::Content(table) => {
+                let adapter = linear(table.dim(1)?, spec.d_model, vb.pp("adapter"))?;
+                InputLayer::Content { table: table.to_device(device)?, adapter }
+            }
+            TowerInput::Ids { items } => InputLayer::Ids(embedding(items, spec.d_model, vb.pp("item_embeddings"))?),
+        };
+        let blocks = (0..spec.layers)
+            .map(|i| {
+                let dropout = SeededDropout::new(spec.dropout, seed.wrapping_add(1000 + i as u64));
+                Block::new(spec.d_model, spec.heads, dropout, spec.pre_ln, vb.pp(format!("block{i}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let tower = Self {
+            input,
+            positions: embedding(spec.max_len, spec.d_model, vb.pp("position_embeddings"))?,
+            blocks,
+            final_norm: if spec.pre_ln { Some(layer_norm(spec.d_model, 1e-6, vb.pp("final_norm"))?) } else { None },
+            out: linear(spec.d_model, spec.out_dim, vb.pp("out"))?,
+            dropout: SeededDropout::new(spec.dropout, seed.wrapping_add(1)),
+            spec: spec.clone(),
+            device: device.clone(),
+        };
+        seeded_init(varmap, seed)?;
+        Ok(tower)
+    }
+
+    pub fn spec(&self) -> &TowerSpec {
+        &self.spec
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
+        match &self.input {
+            InputLayer::Content { table, adapter } => {
+                let (b, l) = ids.dims2()?;
+                let flat = table.index_select(&ids.flatten_all()?, 0)?;
+                adapter.forward(&flat)?.reshape((b, l, self.spec.d_model))
+            }
+            InputLayer::Ids(table) => table.forward(ids),
+        }
+    }
+
+    /// (batch, len) item ids → (batch, len, out_dim) unit vectors; position j sees items 0..=j only.
+    pub fn forward(&self, ids: &Tensor, train: bool) -> Result<Tensor> {
+        let (_, l) = ids.dims2()?;
+        let positions = Tensor::arange(0u32, l as u32, &self.device)?;
+        let xs = self.embed_ids(ids)?.broadcast_add(&self.positions.forward(&positions)?)?;
+        let mut xs = self.dropout.forward(&xs, train)?;
+        let mask = causal_mask(l, &self.device)?;
+        for block in &self.blocks {
+            xs = block.forward(&xs, &mask, train)?;
+        }
+        if let Some(norm) = &self.final_norm {
+            xs = norm.forward(&xs)?;
+        }
+        l2_normalise(&self.out.forward(&xs)?)
+    }
+
+    /// The item tower: each item alone (a length-1 sequence) → (n, out_dim).
+    pub fn items(&self, ids: &[u32], train: bool) -> Result<Tensor> {
+        let ids = Tensor::from_vec(ids.to_vec(), (ids.len(), 1), &self.device)?;
+        self.forward(&ids, train)?.squeeze(1)
+    }
+
+    /// The user tower at inference: each history's embedding at its last item → (n, out_dim).
+    /// Histories longer than `max_len` keep their most recent items.
+    pub fn users(&self, histories: &[&[u32]]) -> Result<Tensor> {
+        let (ids, last) = pad_right(histories, self.spec.max_len, &self.device)?;
+        let out = self.forward(&ids, false)?;
+        gather_positions(&out, &last)
+    }
+}
+
+/// Right-pads histories (truncated to their last `max_len` items) into (n, len) ids, and returns
+/// the index of each one's last item.
+pub fn pad_right(histories: &[&[u32]], max_len: usize, device: &Device) -> Result<(Tensor, Vec<usize>)> {
+    let trimmed: Vec<&[u32]> = histories.iter().map(|h| &h[h.len().saturating_sub(max_len)..]).collect();
+    let len = trimmed.iter().map(|h| h.len()).max().unwrap_or(1).max(1);
+    let mut ids = vec![0u32; trimmed.len() * len];
+    for (row, h) in trimmed.iter().enumerate() {
+        ids[row * len..row * len + h.len()].copy_from_slice(h);
+    }
+    let last = trimmed.iter().map(|h| h.len().max(1) - 1).collect();
+    Ok((Tensor::from_vec(ids, (trimmed.len(), len), device)?, last))
+}
+
+/// Picks `out[b, positions[b]]` → (batch, dim).
+pub fn gather_positions(out: &Tensor, positions: &[usize]) -> Result<Tensor> {
+    let (b, l, d) = out.dims3()?;
+    let flat: Vec<u32> = positions.iter().enumerate().map(|(row, &p)| (row * l + p) as u32).collect();
+    out.reshape((b * l, d))?.index_select(&Tensor::from_vec(flat, b, out.device())?, 0)
+}
+
+pub fn l2_normalise(xs: &Tensor) -> Result<Tensor> {
+    let norm = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    xs.broadcast_div(&norm)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> TowerSpec {
+        TowerSpec { d_model: 16, heads: 2, layers: 2, out_dim: 8, max_len: 6, dropout: 0.0, pre_ln: true }
+    }
+
+    #[test]
+    fn causal_mask_no_future_leakage() {
+        let table = Tensor::randn(0f32, 1.0, (10, 5), &Device::Cpu).unwrap();
+        for pre_ln in [true, false] {
+            let varmap = VarMap::new();
+            let tower =
+                Tower::new(&TowerSpec { pre_ln, ..spec() }, TowerInput::Content(table.clone()), &varmap, 3, &Device::Cpu)
+                    .unwrap();
+            let a = Tensor::new(&[[1u32, 2, 3, 4, 5]], &Device::Cpu).unwrap();
+            let b = Tensor::new(&[[1u32, 2, 3, 9, 0]], &Device::Cpu).unwrap();
+            let (oa, ob) = (tower.forward(&a, false).unwrap(), tower.forward(&b, false).unwrap());
+            let early = (oa.narrow(1, 0, 3).unwrap() - ob.narrow(1, 0, 3).unwrap()).unwrap().abs().unwrap();
+            assert_eq!(early.max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0, "positions 0..3 must not see 3..");
+            let later = (oa.narrow(1, 3, 1).unwrap() - ob.narrow(1, 3, 1).unwrap()).unwrap().abs().unwrap();
+            assert!(later.max_all().unwrap().to_scalar::<f32>().unwrap() > 1e-4, "position 3 sees its own item");
+        }
+    }
+
+    #[test]
+    fn outputs_are_unit_and_users_read_the_last_real_position() {
+        let varmap = VarMap::new();
+        let tower = Tower::new(&spec(), TowerInput::Ids { items: 10 }, &varmap, 1, &Device::Cpu).unwrap();
+        let users = tower.users(&[&[1, 2], &[3, 4, 5, 6]]).unwrap();
+        let alone = tower.users(&[&[1, 2]]).unwrap();
+        let diff = (users.get(0).unwrap() - alone.get(0).unwrap()).unwrap().abs().unwrap().max_all().unwrap();
+        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6, "padding must not change a history's embedding");
+        let norms = users.sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
+    }
+}

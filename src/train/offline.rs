@@ -1,0 +1,135 @@
+//! The offline trainer.
+
+use std::collections::HashSet;
+use std::time::Instant;
+
+use candle_core::{Result, Tensor, Var};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use super::schedule::{clip_gradients, learning_rate};
+use super::TrainingConfig;
+use crate::eval::scorers::TowerScorer;
+use crate::eval::{evaluate, Case};
+use crate::towers::loss::{info_nce, sample_user, UserSample};
+use crate::towers::tower::pad_right;
+use crate::towers::Tower;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub loss: f64,
+    pub valid_recall_10: f64,
+    pub valid_ndcg_10: f64,
+    pub seconds: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TrainReport {
+    pub curve: Vec<EpochLog>,
+    pub best_epoch: usize,
+    pub steps: usize,
+    pub seconds: f64,
+}
+
+/// Sorted by name so the optimiser and clipping see them in a fixed order.
+fn sorted_vars(varmap: &VarMap) -> Vec<Var> {
+    let data = varmap.data().lock().expect("varmap lock");
+    let mut named: Vec<(&String, &Var)> = data.iter().collect();
+    named.sort_by_key(|(name, _)| *name);
+    named.into_iter().map(|(_, v)| v.clone()).collect()
+}
+
+fn snapshot(vars: &[Var]) -> Result<Vec<Tensor>> {
+    vars.iter().map(|v| v.as_tensor().copy()).collect()
+}
+
+/// The loss of one micro-batch of user samples.
+pub fn batch_loss(tower: &Tower, samples: &[UserSample], logit_scale: f64) -> Result<Tensor> {
+    let histories: Vec<&[u32]> = samples.iter().map(|s| s.history.as_slice()).collect();
+    let (ids, _) = pad_right(&histories, tower.spec().max_len, tower.device())?;
+    let len = ids.dim(1)?;
+    let out = tower.forward(&ids, true)?;
+    let (mut flat, mut anchor_user) = (Vec::new(), Vec::new());
+    let (mut target_items, mut target_user) = (Vec::new(), Vec::new());
+    for (user, s) in samples.iter().enumerate() {
+        for &p in &s.anchors {
+            flat.push((user * len + p) as u32);
+            anchor_user.push(user);
+        }
+        for &t in &s.targets {
+            target_items.push(t);
+            target_user.push(user);
+        }
+    }
+    let (b, l, d) = out.dims3()?;
+    let anchors = out.reshape((b * l, d))?.index_select(&Tensor::from_vec(flat, anchor_user.len(), out.device())?, 0)?;
+    let targets = tower.items(&target_items, true)?;
+    info_nce(&anchors, &anchor_user, &targets, &target_user, &target_items, logit_scale)
+}
+
+/// Trains `tower` (whose variables are `varmap`) on `train` sequences, validating on `valid` after
+/// every epoch; leaves the best epoch's weights in place.
+pub fn train(tower: &Tower, varmap: &VarMap, train: &[Vec<u32>], valid: &[Case], item_count: usize, config: &TrainingConfig) -> Result<TrainReport> {
+    let started = Instant::now();
+    let vars = sorted_vars(varmap);
+    let mut optimizer = AdamW::new(vars.clone(), ParamsAdamW { lr: config.lr, weight_decay: config.weight_decay, ..Default::default() })?;
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let trainable: Vec<usize> = (0..train.len()).filter(|&u| train[u].len() >= 2).collect();
+    let steps_per_epoch = trainable.len().div_ceil(config.batch_size.max(1));
+    let total_steps = steps_per_epoch * config.epochs;
+    let mode = config.loss_mode();
+    let (mut step, mut curve) = (0, Vec::new());
+    let (mut best, mut best_epoch, mut best_weights) = (f64::NEG_INFINITY, 0, snapshot(&vars)?);
+    for epoch in 1..=config.epochs {
+        let epoch_started = Instant::now();
+        let mut order = trainable.clone();
+        order.shuffle(&mut rng);
+        let bar = ProgressBar::new(steps_per_epoch as u64).with_style(
+            ProgressStyle::with_template("epoch {msg} {bar:30} {pos}/{len} steps ({per_sec}, eta {eta})").expect("template"),
+        );
+        bar.set_message(format!("{epoch}/{}", config.epochs));
+        let (mut loss_sum, mut batches) = (0f64, 0usize);
+        for users in order.chunks(config.batch_size.max(1)) {
+            let samples: Vec<UserSample> =
+                users.iter().filter_map(|&u| sample_user(&train[u], mode, tower.spec().max_len, &mut rng)).collect();
+            if samples.len() < 2 {
+                continue;
+            }
+            optimizer.set_learning_rate(learning_rate(config.lr, step, total_steps, config.warmup_frac));
+            let loss = batch_loss(tower, &samples, config.logit_scale)?;
+            let mut grads = loss.backward()?;
+            clip_gradients(&mut grads, &vars, config.clip_norm)?;
+            optimizer.step(&grads)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            batches += 1;
+            step += 1;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let metrics = evaluate(&TowerScorer::new(tower, item_count)?, valid, &HashSet::new())?.masked;
+        let log = EpochLog {
+            epoch,
+            loss: loss_sum / batches.max(1) as f64,
+            valid_recall_10: metrics.recall_10,
+            valid_ndcg_10: metrics.ndcg_10,
+            seconds: epoch_started.elapsed().as_secs_f64(),
+        };
+        tracing::info!(epoch, loss = log.loss, valid_recall_10 = log.valid_recall_10, seconds = log.seconds, "epoch done");
+        curve.push(log);
+        if metrics.recall_10 > best {
+            (best, best_epoch, best_weights) = (metrics.recall_10, epoch, snapshot(&vars)?);
+        } else if epoch - best_epoch >= config.patience {
+            tracing::info!(best_epoch, "early stop: no better validation Recall@10 for {} epochs", config.patience);
+            break;
+        }
+    }
+    for (var, weights) in vars.iter().zip(&best_weights) {
+        var.set(weights)?;
+    }
+    Ok(TrainReport { curve, best_epoch, steps: step, seconds: started.elapsed().as_secs_f64() })
+}
