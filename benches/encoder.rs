@@ -7,16 +7,36 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use learn_stream::encode::ContentEncoder;
 
 const WORDS: [&str; 16] = [
-    "digital", "caliper", "stainless", "steel", "thermometer", "lab", "goggles", "anti-fog", "pipette", "glass",
-    "beaker", "microscope", "slide", "kit", "safety", "gloves",
+    "digital",
+    "caliper",
+    "stainless",
+    "steel",
+    "thermometer",
+    "lab",
+    "goggles",
+    "anti-fog",
+    "pipette",
+    "glass",
+    "beaker",
+    "microscope",
+    "slide",
+    "kit",
+    "safety",
+    "gloves",
 ];
 
 fn texts(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| {
             let len = 6 + (i * 7) % 14;
-            let words: Vec<&str> = (0..len).map(|j| WORDS[(i * 3 + j * 5) % WORDS.len()]).collect();
-            format!("Title: {}. Brand: Brand{}. Category: Lab Supplies", words.join(" "), i % 9)
+            let words: Vec<&str> = (0..len)
+                .map(|j| WORDS[(i * 3 + j * 5) % WORDS.len()])
+                .collect();
+            format!(
+                "Title: {}. Brand: Brand{}. Category: Lab Supplies",
+                words.join(" "),
+                i % 9
+            )
         })
         .collect()
 }
@@ -24,7 +44,9 @@ fn texts(n: usize) -> Vec<String> {
 fn encoder(c: &mut Criterion) {
     let dir = std::env::var_os("LEARN_MODEL_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2"));
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2")
+        });
     let encoder = match ContentEncoder::load(&dir, "minilm".into(), 256, 64) {
         Ok(e) => e,
         Err(e) => {

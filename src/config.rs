@@ -127,7 +127,9 @@ impl Config {
             figment = figment.merge(Toml::file(path));
         }
         figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        let config: Config = figment.extract().map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Parse(Box::new(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -135,13 +137,19 @@ impl Config {
     fn validate(&self) -> Result<(), ConfigError> {
         fn positive(key: &'static str, value: usize) -> Result<(), ConfigError> {
             if value == 0 {
-                return Err(ConfigError::Invalid { key, reason: "must be greater than 0".into() });
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be greater than 0".into(),
+                });
             }
             Ok(())
         }
         fn non_empty(key: &'static str, value: &str) -> Result<(), ConfigError> {
             if value.trim().is_empty() {
-                return Err(ConfigError::Invalid { key, reason: "must not be empty".into() });
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must not be empty".into(),
+                });
             }
             Ok(())
         }
@@ -150,17 +158,26 @@ impl Config {
         non_empty("kafka.actions_topic", &self.kafka.actions_topic)?;
         non_empty("kafka.items_topic", &self.kafka.items_topic)?;
         non_empty("kafka.dead_letter_topic", &self.kafka.dead_letter_topic)?;
-        non_empty("kafka.item_embeddings_topic", &self.kafka.item_embeddings_topic)?;
+        non_empty(
+            "kafka.item_embeddings_topic",
+            &self.kafka.item_embeddings_topic,
+        )?;
         if !matches!(self.kafka.auto_offset_reset.as_str(), "earliest" | "latest") {
             return Err(ConfigError::Invalid {
                 key: "kafka.auto_offset_reset",
-                reason: format!("must be `earliest` or `latest`, got `{}`", self.kafka.auto_offset_reset),
+                reason: format!(
+                    "must be `earliest` or `latest`, got `{}`",
+                    self.kafka.auto_offset_reset
+                ),
             });
         }
         if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
             return Err(ConfigError::Invalid {
                 key: "redis.url",
-                reason: format!("must start with redis:// or rediss://, got `{}`", self.redis.url),
+                reason: format!(
+                    "must start with redis:// or rediss://, got `{}`",
+                    self.redis.url
+                ),
             });
         }
         positive("history.cap", self.history.cap)?;
@@ -173,15 +190,24 @@ impl Config {
         positive("towers.out_dim", self.towers.out_dim)?;
         positive("towers.max_len", self.towers.max_len)?;
         if self.towers.d_model % self.towers.heads != 0 {
-            return Err(ConfigError::Invalid { key: "towers.heads", reason: "must divide towers.d_model".into() });
+            return Err(ConfigError::Invalid {
+                key: "towers.heads",
+                reason: "must divide towers.d_model".into(),
+            });
         }
         if !(0.0..1.0).contains(&self.towers.dropout) {
-            return Err(ConfigError::Invalid { key: "towers.dropout", reason: "must be in [0, 1)".into() });
+            return Err(ConfigError::Invalid {
+                key: "towers.dropout",
+                reason: "must be in [0, 1)".into(),
+            });
         }
         positive("training.batch_size", self.training.batch_size)?;
         positive("training.epochs", self.training.epochs)?;
         if self.training.lr <= 0.0 {
-            return Err(ConfigError::Invalid { key: "training.lr", reason: "must be greater than 0".into() });
+            return Err(ConfigError::Invalid {
+                key: "training.lr",
+                reason: "must be greater than 0".into(),
+            });
         }
         Ok(())
     }

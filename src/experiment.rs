@@ -71,21 +71,40 @@ impl Experiment {
         let split = leave_one_out(&dataset.sequences);
         let cold = cold_items(dataset.items.len(), cold_fraction, seed);
         let train = without_items(&split.train, &cold);
-        Ok(Self { dataset, split, cold, train })
+        Ok(Self {
+            dataset,
+            split,
+            cold,
+            train,
+        })
     }
 
     /// The frozen content table (cached under `cache_dir`).
     pub fn content(&self, config: &Config, cache_dir: &Path) -> Result<Tensor, ExperimentError> {
         let e = &config.encoder;
-        let encoder = ContentEncoder::load(&e.model_dir, e.resolved_model_id(), e.max_tokens, e.max_batch)?;
+        let encoder = ContentEncoder::load(
+            &e.model_dir,
+            e.resolved_model_id(),
+            e.max_tokens,
+            e.max_batch,
+        )?;
         Ok(content_table(&self.dataset, &encoder, cache_dir)?)
     }
 
     /// A fresh tower for `kind` (Learn or Sasrec) with its variables in `varmap`.
-    pub fn tower(&self, kind: ModelKind, spec: &TowerSpec, content: Option<&Tensor>, varmap: &VarMap, seed: u64) -> Result<Tower, ExperimentError> {
+    pub fn tower(
+        &self,
+        kind: ModelKind,
+        spec: &TowerSpec,
+        content: Option<&Tensor>,
+        varmap: &VarMap,
+        seed: u64,
+    ) -> Result<Tower, ExperimentError> {
         let input = match (kind, content) {
             (ModelKind::Learn, Some(table)) => TowerInput::Content(table.clone()),
-            _ => TowerInput::Ids { items: self.dataset.items.len() },
+            _ => TowerInput::Ids {
+                items: self.dataset.items.len(),
+            },
         };
         Ok(Tower::new(spec, input, varmap, seed, &Device::Cpu)?)
     }
@@ -104,25 +123,47 @@ pub struct CheckpointMeta {
 }
 
 fn checkpoint_error(path: &Path, reason: impl ToString) -> ExperimentError {
-    ExperimentError::Checkpoint { path: path.to_path_buf(), reason: reason.to_string() }
+    ExperimentError::Checkpoint {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
 }
 
-pub fn save_checkpoint(dir: &Path, varmap: &VarMap, meta: &CheckpointMeta) -> Result<(), ExperimentError> {
+pub fn save_checkpoint(
+    dir: &Path,
+    varmap: &VarMap,
+    meta: &CheckpointMeta,
+) -> Result<(), ExperimentError> {
     std::fs::create_dir_all(dir).map_err(|e| checkpoint_error(dir, e))?;
     let weights = dir.join(format!("{}.safetensors", meta.model.name()));
     varmap.save(&weights)?;
     let path = dir.join(format!("{}.json", meta.model.name()));
-    std::fs::write(&path, serde_json::to_string_pretty(meta).expect("serialisable")).map_err(|e| checkpoint_error(&path, e))
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(meta).expect("serialisable"),
+    )
+    .map_err(|e| checkpoint_error(&path, e))
 }
 
-pub fn load_checkpoint_meta(dir: &Path, kind: ModelKind) -> Result<CheckpointMeta, ExperimentError> {
+pub fn load_checkpoint_meta(
+    dir: &Path,
+    kind: ModelKind,
+) -> Result<CheckpointMeta, ExperimentError> {
     let path = dir.join(format!("{}.json", kind.name()));
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| checkpoint_error(&path, format!("{e} (train it first: learn train --model {})", kind.name())))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        checkpoint_error(
+            &path,
+            format!("{e} (train it first: learn train --model {})", kind.name()),
+        )
+    })?;
     serde_json::from_str(&text).map_err(|e| checkpoint_error(&path, e))
 }
 
-pub fn load_weights(dir: &Path, kind: ModelKind, varmap: &mut VarMap) -> Result<(), ExperimentError> {
+pub fn load_weights(
+    dir: &Path,
+    kind: ModelKind,
+    varmap: &mut VarMap,
+) -> Result<(), ExperimentError> {
     Ok(varmap.load(dir.join(format!("{}.safetensors", kind.name())))?)
 }
 
@@ -135,16 +176,41 @@ pub struct TrainOptions {
     pub model: ModelKind,
 }
 
-pub fn train_command(config: &Config, options: &TrainOptions) -> Result<TrainReport, ExperimentError> {
-    let exp = Experiment::prepare(&options.dataset, options.cold_fraction, config.training.seed)?;
+pub fn train_command(
+    config: &Config,
+    options: &TrainOptions,
+) -> Result<TrainReport, ExperimentError> {
+    let exp = Experiment::prepare(
+        &options.dataset,
+        options.cold_fraction,
+        config.training.seed,
+    )?;
     let content = match options.model {
         ModelKind::Learn => Some(exp.content(config, &options.cache_dir)?),
         ModelKind::Sasrec => None,
-        other => return Err(checkpoint_error(&options.out, format!("{} is not trained", other.name()))),
+        other => {
+            return Err(checkpoint_error(
+                &options.out,
+                format!("{} is not trained", other.name()),
+            ))
+        }
     };
     let varmap = VarMap::new();
-    let tower = exp.tower(options.model, &config.towers, content.as_ref(), &varmap, config.training.seed)?;
-    let report = crate::train::train(&tower, &varmap, &exp.train, &exp.split.valid, exp.dataset.items.len(), &config.training)?;
+    let tower = exp.tower(
+        options.model,
+        &config.towers,
+        content.as_ref(),
+        &varmap,
+        config.training.seed,
+    )?;
+    let report = crate::train::train(
+        &tower,
+        &varmap,
+        &exp.train,
+        &exp.split.valid,
+        exp.dataset.items.len(),
+        &config.training,
+    )?;
     let meta = CheckpointMeta {
         model: options.model,
         dataset: exp.dataset.name.clone(),
@@ -168,15 +234,29 @@ pub struct EvalOptions {
     pub command: String,
 }
 
-pub fn eval_command(config: &Config, options: &EvalOptions) -> Result<crate::eval::report::Results, ExperimentError> {
+pub fn eval_command(
+    config: &Config,
+    options: &EvalOptions,
+) -> Result<crate::eval::report::Results, ExperimentError> {
     use crate::eval::report::{ModelResult, Results};
     use crate::eval::scorers::{ContentScorer, PopularityScorer, TowerScorer};
     use crate::eval::{evaluate, Scorer};
 
-    let exp = Experiment::prepare(&options.dataset, options.cold_fraction, config.training.seed)?;
+    let exp = Experiment::prepare(
+        &options.dataset,
+        options.cold_fraction,
+        config.training.seed,
+    )?;
     let items = exp.dataset.items.len();
-    let needs_content = options.models.iter().any(|m| matches!(m, ModelKind::Learn | ModelKind::Content));
-    let content = if needs_content { Some(exp.content(config, &options.cache_dir)?) } else { None };
+    let needs_content = options
+        .models
+        .iter()
+        .any(|m| matches!(m, ModelKind::Learn | ModelKind::Content));
+    let content = if needs_content {
+        Some(exp.content(config, &options.cache_dir)?)
+    } else {
+        None
+    };
     let mut models = std::collections::BTreeMap::new();
     for &kind in &options.models {
         let (evaluation, training) = match kind {
@@ -185,25 +265,52 @@ pub fn eval_command(config: &Config, options: &EvalOptions) -> Result<crate::eva
                 if (meta.cold_fraction - options.cold_fraction).abs() > 1e-12 {
                     return Err(checkpoint_error(
                         &options.out,
-                        format!("{} was trained with --cold-items {}, not {}", kind.name(), meta.cold_fraction, options.cold_fraction),
+                        format!(
+                            "{} was trained with --cold-items {}, not {}",
+                            kind.name(),
+                            meta.cold_fraction,
+                            options.cold_fraction
+                        ),
                     ));
                 }
                 let mut varmap = VarMap::new();
-                let tower = exp.tower(kind, &meta.towers, content.as_ref(), &varmap, meta.training.seed)?;
+                let tower = exp.tower(
+                    kind,
+                    &meta.towers,
+                    content.as_ref(),
+                    &varmap,
+                    meta.training.seed,
+                )?;
                 load_weights(&options.out, kind, &mut varmap)?;
                 let scorer = TowerScorer::new(&tower, items)?;
-                (evaluate(&scorer, &exp.split.test, &exp.cold)?, Some(meta.report))
+                (
+                    evaluate(&scorer, &exp.split.test, &exp.cold)?,
+                    Some(meta.report),
+                )
             }
             ModelKind::Content => {
                 let table = content.as_ref().expect("loaded above");
-                (evaluate(&ContentScorer::new(table, config.towers.max_len)?, &exp.split.test, &exp.cold)?, None)
+                (
+                    evaluate(
+                        &ContentScorer::new(table, config.towers.max_len)?,
+                        &exp.split.test,
+                        &exp.cold,
+                    )?,
+                    None,
+                )
             }
             ModelKind::Popularity => {
                 let scorer: Box<dyn Scorer> = Box::new(PopularityScorer::new(&exp.train, items)?);
                 (evaluate(scorer.as_ref(), &exp.split.test, &exp.cold)?, None)
             }
         };
-        models.insert(kind.name().to_string(), ModelResult { evaluation, training });
+        models.insert(
+            kind.name().to_string(),
+            ModelResult {
+                evaluation,
+                training,
+            },
+        );
     }
     let results = Results {
         dataset: exp.dataset.name.clone(),
@@ -215,6 +322,7 @@ pub fn eval_command(config: &Config, options: &EvalOptions) -> Result<crate::eva
         command: options.command.clone(),
         models,
     };
-    crate::eval::report::write(&results, &options.out).map_err(|e| checkpoint_error(&options.out, e))?;
+    crate::eval::report::write(&results, &options.out)
+        .map_err(|e| checkpoint_error(&options.out, e))?;
     Ok(results)
 }

@@ -34,7 +34,10 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
             ("group.id", group_id.to_string()),
             ("enable.auto.commit", "true".into()),
             ("enable.auto.offset.store", "false".into()),
-            ("auto.commit.interval.ms", kafka.auto_commit_interval_ms.to_string()),
+            (
+                "auto.commit.interval.ms",
+                kafka.auto_commit_interval_ms.to_string(),
+            ),
             ("auto.offset.reset", kafka.auto_offset_reset.clone()),
             ("session.timeout.ms", kafka.session_timeout_ms.to_string()),
         ],
@@ -43,15 +46,28 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
 
 /// Producer that waits for all in-sync replicas.
 pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
-    client_config(kafka, &[("acks", "all".into()), ("linger.ms", "5".into()), ("message.timeout.ms", "30000".into())])
-        .create()
+    client_config(
+        kafka,
+        &[
+            ("acks", "all".into()),
+            ("linger.ms", "5".into()),
+            ("message.timeout.ms", "30000".into()),
+        ],
+    )
+    .create()
 }
 
 /// Creates the topics that do not exist yet (brokers here do not auto-create them).
-pub async fn create_topics(kafka: &KafkaConfig, topics: &[&str], partitions: i32) -> Result<(), KafkaError> {
+pub async fn create_topics(
+    kafka: &KafkaConfig,
+    topics: &[&str],
+    partitions: i32,
+) -> Result<(), KafkaError> {
     let admin: AdminClient<DefaultClientContext> = client_config(kafka, &[]).create()?;
-    let new_topics: Vec<NewTopic> =
-        topics.iter().map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1))).collect();
+    let new_topics: Vec<NewTopic> = topics
+        .iter()
+        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&new_topics, &options).await? {
         match result {

@@ -14,7 +14,11 @@ use learn_stream::metrics::Stats;
 use learn_stream::shutdown::ShutdownTrigger;
 
 #[derive(Parser)]
-#[command(name = "learn", version, about = "LEARN (LLM-to-Rec) online: Kafka → frozen LLM embeddings → Redis histories")]
+#[command(
+    name = "learn",
+    version,
+    about = "LEARN (LLM-to-Rec) online: Kafka → frozen LLM embeddings → Redis histories"
+)]
 struct Cli {
     /// TOML file merged over config/default.toml (LEARN__SECTION__KEY env vars override both).
     #[arg(long, global = true, env = "LEARN_CONFIG")]
@@ -59,7 +63,11 @@ struct DatasetArgs {
 impl DatasetArgs {
     fn out_dir(&self) -> PathBuf {
         self.out.clone().unwrap_or_else(|| {
-            let name = self.dataset.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = self
+                .dataset
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             PathBuf::from("runs").join(name)
         })
     }
@@ -146,7 +154,12 @@ fn load_encoder(config: &mut Config, args: &ModelArgs) -> Result<Arc<ContentEnco
         config.encoder.model_dir = dir.clone();
     }
     let e = &config.encoder;
-    let encoder = ContentEncoder::load(&e.model_dir, e.resolved_model_id(), e.max_tokens, e.max_batch)?;
+    let encoder = ContentEncoder::load(
+        &e.model_dir,
+        e.resolved_model_id(),
+        e.max_tokens,
+        e.max_batch,
+    )?;
     Ok(Arc::new(encoder))
 }
 
@@ -156,8 +169,9 @@ fn shutdown_on_signals(shutdown: ShutdownTrigger) {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]
         {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("install SIGTERM handler");
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("install SIGTERM handler");
             tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
         }
         #[cfg(not(unix))]
@@ -169,7 +183,10 @@ fn shutdown_on_signals(shutdown: ShutdownTrigger) {
 
 async fn serve(mut config: Config, args: ModelArgs) -> Result<()> {
     let encoder = load_encoder(&mut config, &args)?;
-    let policy = HistoryPolicy { cap: config.history.cap, ttl_ms: config.history.ttl_secs * 1000 };
+    let policy = HistoryPolicy {
+        cap: config.history.cap,
+        ttl_ms: config.history.ttl_secs * 1000,
+    };
     let store = RedisStore::connect(&config.redis.url, &config.redis.key_prefix, policy)
         .await
         .with_context(|| format!("connecting to Redis at {}", config.redis.url))?;
@@ -193,7 +210,12 @@ async fn run_demo(mut config: Config, args: DemoArgs) -> Result<()> {
             seed: args.seed,
         }),
     };
-    eprintln!("demo: {} events, encoder {} ({}-d)", stream.len(), encoder.model_id(), encoder.dim());
+    eprintln!(
+        "demo: {} events, encoder {} ({}-d)",
+        stream.len(),
+        encoder.model_id(),
+        encoder.dim()
+    );
     let summary = demo::run(config, stream, encoder).await?;
     println!("{summary}");
     Ok(())
@@ -275,13 +297,19 @@ fn eval(mut config: Config, args: EvalArgs) -> Result<()> {
     };
     let results = experiment::eval_command(&config, &options)?;
     println!("{}", learn_stream::eval::report::markdown(&results));
-    println!("written: {}/{{results.json,report.md,training.svg}}", options.out.display());
+    println!(
+        "written: {}/{{results.json,report.md,training.svg}}",
+        options.out.display()
+    );
     Ok(())
 }
 
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,rdkafka=warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();

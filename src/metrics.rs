@@ -23,7 +23,10 @@ pub enum Event<'a> {
     /// A forward pass of the frozen encoder.
     ItemsEmbedded { count: u64, seconds: f64 },
     /// One event sent to the dead-letter topic.
-    DeadLettered { topic: &'a str, reason: RejectReason },
+    DeadLettered {
+        topic: &'a str,
+        reason: RejectReason,
+    },
     /// A downstream write failed transiently and is being retried.
     SinkRetry { topic: &'a str },
     /// Unwritten messages of revoked partitions were released to their next owner.
@@ -60,7 +63,10 @@ impl Snapshot {
 
     /// Events fully handled: written downstream, skipped as replays, or dead-lettered.
     pub fn settled(&self) -> u64 {
-        self.actions_applied + self.actions_replayed + self.items_embedded + self.dead_letter_total()
+        self.actions_applied
+            + self.actions_replayed
+            + self.items_embedded
+            + self.dead_letter_total()
     }
 }
 
@@ -69,7 +75,8 @@ impl Stats {
         match event {
             Event::Received { topic, count } => {
                 self.received.fetch_add(count, Ordering::Relaxed);
-                metrics::counter!("learn_events_received_total", "topic" => topic.to_string()).increment(count);
+                metrics::counter!("learn_events_received_total", "topic" => topic.to_string())
+                    .increment(count);
             }
             Event::ActionsApplied { applied, replayed } => {
                 self.actions_applied.fetch_add(applied, Ordering::Relaxed);
@@ -91,7 +98,8 @@ impl Stats {
             }
             Event::SinkRetry { topic } => {
                 self.sink_retries.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("learn_sink_retries_total", "topic" => topic.to_string()).increment(1);
+                metrics::counter!("learn_sink_retries_total", "topic" => topic.to_string())
+                    .increment(1);
             }
             Event::PendingDroppedOnRevoke { topic, count } => {
                 metrics::counter!("learn_pending_dropped_on_revoke_total", "topic" => topic.to_string())
@@ -107,7 +115,11 @@ impl Stats {
             actions_replayed: self.actions_replayed.load(Ordering::Relaxed),
             items_embedded: self.items_embedded.load(Ordering::Relaxed),
             sink_retries: self.sink_retries.load(Ordering::Relaxed),
-            dead_letters: self.dead_letters.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            dead_letters: self
+                .dead_letters
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 }

@@ -11,7 +11,9 @@ pub struct ShutdownTrigger {
 
 impl Default for ShutdownTrigger {
     fn default() -> Self {
-        Self { sender: broadcast::channel(1).0 }
+        Self {
+            sender: broadcast::channel(1).0,
+        }
     }
 }
 
@@ -22,7 +24,10 @@ impl ShutdownTrigger {
     }
 
     pub fn subscribe(&self) -> Shutdown {
-        Shutdown { received: false, receiver: self.sender.subscribe() }
+        Shutdown {
+            received: false,
+            receiver: self.sender.subscribe(),
+        }
     }
 }
 

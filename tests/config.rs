@@ -8,7 +8,9 @@ fn load_toml(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
     std::fs::write(&path, text).unwrap();
-    Config::load(Some(&path)).expect_err("config must be rejected").to_string()
+    Config::load(Some(&path))
+        .expect_err("config must be rejected")
+        .to_string()
 }
 
 #[test]
@@ -26,13 +28,17 @@ fn wrong_type_names_the_key() {
 #[test]
 fn invalid_values_name_the_key() {
     assert!(load_toml("[ingest]\nmax_batch = 0\n").contains("ingest.max_batch"));
-    assert!(load_toml("[kafka]\nauto_offset_reset = \"middle\"\n").contains("kafka.auto_offset_reset"));
+    assert!(
+        load_toml("[kafka]\nauto_offset_reset = \"middle\"\n").contains("kafka.auto_offset_reset")
+    );
     assert!(load_toml("[redis]\nurl = \"localhost:6379\"\n").contains("redis.url"));
 }
 
 #[test]
 fn missing_file_is_reported() {
-    let msg = Config::load(Some(std::path::Path::new("/nonexistent/learn.toml"))).unwrap_err().to_string();
+    let msg = Config::load(Some(std::path::Path::new("/nonexistent/learn.toml")))
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("/nonexistent/learn.toml"), "{msg}");
 }
 
@@ -44,7 +50,10 @@ fn defaults_load_and_a_file_overrides_them() {
     let path = dir.path().join("ok.toml");
     std::fs::write(&path, "[history]\ncap = 50\n").unwrap();
     let config = Config::load(Some(&path)).unwrap();
-    assert_eq!((config.history.cap, config.kafka.brokers.as_str()), (50, "127.0.0.1:9092"));
+    assert_eq!(
+        (config.history.cap, config.kafka.brokers.as_str()),
+        (50, "127.0.0.1:9092")
+    );
 }
 
 /// The binary applies env overrides and fails fast, naming the key, before touching any service.
@@ -58,13 +67,22 @@ fn bad_env_override_fails_the_binary_naming_the_key() {
     assert!(!out.status.success());
     // figment names env keys as written, upper case: `HISTORY.CAP` in `LEARN__` environment variable(s).
     let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(stderr.contains("history.cap") && stderr.contains("learn__"), "{stderr}");
+    assert!(
+        stderr.contains("history.cap") && stderr.contains("learn__"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn missing_model_directory_says_how_to_get_one() {
     let out = Command::new(env!("CARGO_BIN_EXE_learn"))
-        .args(["embed", "--model-dir", "/nonexistent/model", "--text", "hello"])
+        .args([
+            "embed",
+            "--model-dir",
+            "/nonexistent/model",
+            "--text",
+            "hello",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -27,7 +27,10 @@ fn spawn_serve(config: &learn_stream::config::Config, model_dir: &std::path::Pat
         .env("LEARN__KAFKA__ACTIONS_TOPIC", &k.actions_topic)
         .env("LEARN__KAFKA__ITEMS_TOPIC", &k.items_topic)
         .env("LEARN__KAFKA__DEAD_LETTER_TOPIC", &k.dead_letter_topic)
-        .env("LEARN__KAFKA__ITEM_EMBEDDINGS_TOPIC", &k.item_embeddings_topic)
+        .env(
+            "LEARN__KAFKA__ITEM_EMBEDDINGS_TOPIC",
+            &k.item_embeddings_topic,
+        )
         // Never commit on a timer: everything the first process wrote is replayed after the kill.
         .env("LEARN__KAFKA__AUTO_COMMIT_INTERVAL_MS", "3600000")
         .env("LEARN__KAFKA__SESSION_TIMEOUT_MS", "6000")
@@ -63,28 +66,48 @@ async fn history_len(store: &RedisStore) -> usize {
 
 #[test]
 fn sigkill_and_restart_loses_nothing_and_duplicates_nothing() {
-    let (Some(redis_url), Some(model_dir)) = (common::redis(), common::model_dir()) else { return };
+    let (Some(redis_url), Some(model_dir)) = (common::redis(), common::model_dir()) else {
+        return;
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut config = common::config("unused", &redis_url, &model_dir);
-    let topics: Vec<String> = common::topics(&config).iter().map(|t| t.to_string()).collect();
+    let topics: Vec<String> = common::topics(&config)
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
     let broker = MockBroker::start(&topics, 3).expect("mock cluster");
     config.kafka.brokers = broker.bootstrap_servers().to_string();
     let store = runtime
-        .block_on(RedisStore::connect(&redis_url, &config.redis.key_prefix, HistoryPolicy { cap: 10_000, ttl_ms: 0 }))
+        .block_on(RedisStore::connect(
+            &redis_url,
+            &config.redis.key_prefix,
+            HistoryPolicy {
+                cap: 10_000,
+                ttl_ms: 0,
+            },
+        ))
         .expect("redis");
     let encode = |batch: &[UserAction]| -> Vec<(String, String, Vec<u8>)> {
         batch
             .iter()
-            .map(|a| (config.kafka.actions_topic.clone(), a.user_id.clone(), serde_json::to_vec(a).unwrap()))
+            .map(|a| {
+                (
+                    config.kafka.actions_topic.clone(),
+                    a.user_id.clone(),
+                    serde_json::to_vec(a).unwrap(),
+                )
+            })
             .collect()
     };
 
     let first = actions(0..600);
     runtime.block_on(common::produce(&config.kafka.brokers, &encode(&first)));
     let mut serve = spawn_serve(&config, &model_dir);
-    runtime.block_on(common::wait_until("the first process to write", Duration::from_secs(120), || async {
-        history_len(&store).await >= 300
-    }));
+    runtime.block_on(common::wait_until(
+        "the first process to write",
+        Duration::from_secs(120),
+        || async { history_len(&store).await >= 300 },
+    ));
     serve.kill().expect("SIGKILL");
     serve.wait().unwrap();
     let written_before_kill = runtime.block_on(history_len(&store));
@@ -92,9 +115,11 @@ fn sigkill_and_restart_loses_nothing_and_duplicates_nothing() {
     let second = actions(600..1000);
     runtime.block_on(common::produce(&config.kafka.brokers, &encode(&second)));
     let mut serve = spawn_serve(&config, &model_dir);
-    runtime.block_on(common::wait_until("the restarted process to catch up", Duration::from_secs(120), || async {
-        history_len(&store).await >= 1000
-    }));
+    runtime.block_on(common::wait_until(
+        "the restarted process to catch up",
+        Duration::from_secs(120),
+        || async { history_len(&store).await >= 1000 },
+    ));
     // Give a wrongly duplicating implementation time to show itself, then stop gracefully.
     std::thread::sleep(Duration::from_secs(2));
     sigterm(&serve);
@@ -103,16 +128,30 @@ fn sigkill_and_restart_loses_nothing_and_duplicates_nothing() {
     let all: Vec<UserAction> = first.into_iter().chain(second).collect();
     for u in 0..USERS {
         let user = format!("u{u}");
-        let got: Vec<String> =
-            runtime.block_on(store.history(&user, 10_000)).unwrap().into_iter().map(|e| e.item_id).collect();
-        let want: Vec<String> = all.iter().filter(|a| a.user_id == user).map(|a| a.item_id.clone()).collect();
-        assert_eq!(got, want, "history of {user} (written before kill: {written_before_kill})");
+        let got: Vec<String> = runtime
+            .block_on(store.history(&user, 10_000))
+            .unwrap()
+            .into_iter()
+            .map(|e| e.item_id)
+            .collect();
+        let want: Vec<String> = all
+            .iter()
+            .filter(|a| a.user_id == user)
+            .map(|a| a.item_id.clone())
+            .collect();
+        assert_eq!(
+            got, want,
+            "history of {user} (written before kill: {written_before_kill})"
+        );
     }
     drop(broker);
 }
 
 /// Sends SIGTERM (graceful shutdown) through the `kill` command.
 fn sigterm(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
     assert!(status.success());
 }

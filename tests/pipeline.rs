@@ -12,7 +12,9 @@ use std::time::Duration;
 use learn_stream::encode::{item_text, ContentEncoder};
 use learn_stream::history::{HistoryPolicy, RedisStore, Store};
 use learn_stream::metrics::Stats;
-use learn_stream::schemas::{Action, DeadLetter, EmbeddingSpace, ItemEmbedding, ItemUpload, RejectReason, UserAction};
+use learn_stream::schemas::{
+    Action, DeadLetter, EmbeddingSpace, ItemEmbedding, ItemUpload, RejectReason, UserAction,
+};
 use learn_stream::shutdown::ShutdownTrigger;
 
 fn upload(i: usize) -> ItemUpload {
@@ -41,18 +43,25 @@ fn action(n: usize) -> UserAction {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stream_to_redis_with_dead_letters() {
-    let (Some(brokers), Some(redis_url), Some(model_dir)) = (common::kafka(), common::redis(), common::model_dir())
+    let (Some(brokers), Some(redis_url), Some(model_dir)) =
+        (common::kafka(), common::redis(), common::model_dir())
     else {
         return;
     };
     let config = common::config(&brokers, &redis_url, &model_dir);
-    learn_stream::kafka::create_topics(&config.kafka, &common::topics(&config), 3).await.expect("create topics");
+    learn_stream::kafka::create_topics(&config.kafka, &common::topics(&config), 3)
+        .await
+        .expect("create topics");
 
     let k = &config.kafka;
     let mut messages = Vec::new();
     let uploads: Vec<ItemUpload> = (0..12).map(upload).collect();
     for u in &uploads {
-        messages.push((k.items_topic.clone(), u.item_id.clone(), serde_json::to_vec(u).unwrap()));
+        messages.push((
+            k.items_topic.clone(),
+            u.item_id.clone(),
+            serde_json::to_vec(u).unwrap(),
+        ));
     }
     let actions: Vec<UserAction> = (0..210).map(action).collect();
     let bad_actions: Vec<(&str, Vec<u8>, RejectReason)> = vec![
@@ -66,28 +75,55 @@ async fn stream_to_redis_with_dead_letters() {
         ("user4", vec![0xff, 0xfe, 0x00, 0x01], RejectReason::MalformedJson),
     ];
     for (n, a) in actions.iter().enumerate() {
-        messages.push((k.actions_topic.clone(), a.user_id.clone(), serde_json::to_vec(a).unwrap()));
+        messages.push((
+            k.actions_topic.clone(),
+            a.user_id.clone(),
+            serde_json::to_vec(a).unwrap(),
+        ));
         if n % 50 == 25 {
             let (key, payload, _) = &bad_actions[n / 50];
             messages.push((k.actions_topic.clone(), key.to_string(), payload.clone()));
         }
     }
-    let oversize = format!(r#"{{"item_id":"huge","title":"{}","ts_ms":1}}"#, "a".repeat(20_000));
+    let oversize = format!(
+        r#"{{"item_id":"huge","title":"{}","ts_ms":1}}"#,
+        "a".repeat(20_000)
+    );
     messages.push((k.items_topic.clone(), "huge".into(), oversize.into_bytes()));
-    messages.push((k.items_topic.clone(), "blank".into(), br#"{"item_id":"blank","title":" ","ts_ms":1}"#.to_vec()));
+    messages.push((
+        k.items_topic.clone(),
+        "blank".into(),
+        br#"{"item_id":"blank","title":" ","ts_ms":1}"#.to_vec(),
+    ));
     let total = messages.len() as u64;
     common::produce(&brokers, &messages).await;
 
     let encoder = Arc::new(
-        ContentEncoder::load(&model_dir, config.encoder.resolved_model_id(), config.encoder.max_tokens, 8).expect("model"),
+        ContentEncoder::load(
+            &model_dir,
+            config.encoder.resolved_model_id(),
+            config.encoder.max_tokens,
+            8,
+        )
+        .expect("model"),
     );
-    let policy = HistoryPolicy { cap: 25, ttl_ms: 3_600_000 };
-    let store = RedisStore::connect(&redis_url, &config.redis.key_prefix, policy).await.expect("redis");
+    let policy = HistoryPolicy {
+        cap: 25,
+        ttl_ms: 3_600_000,
+    };
+    let store = RedisStore::connect(&redis_url, &config.redis.key_prefix, policy)
+        .await
+        .expect("redis");
     let stats = Arc::new(Stats::default());
     let shutdown = ShutdownTrigger::default();
     let service = tokio::spawn({
-        let (config, store, encoder, stats, shutdown) =
-            (config.clone(), store.clone(), encoder.clone(), stats.clone(), shutdown.clone());
+        let (config, store, encoder, stats, shutdown) = (
+            config.clone(),
+            store.clone(),
+            encoder.clone(),
+            stats.clone(),
+            shutdown.clone(),
+        );
         async move { learn_stream::service::run(&config, store, encoder, stats, &shutdown).await }
     });
     common::wait_until("every event settled", Duration::from_secs(180), || {
@@ -101,12 +137,20 @@ async fn stream_to_redis_with_dead_letters() {
     // Histories: each user's actions, in produced order, capped at the last 25.
     let mut expected: BTreeMap<String, Vec<(String, Action, i64)>> = BTreeMap::new();
     for a in &actions {
-        expected.entry(a.user_id.clone()).or_default().push((a.item_id.clone(), a.action, a.ts_ms));
+        expected
+            .entry(a.user_id.clone())
+            .or_default()
+            .push((a.item_id.clone(), a.action, a.ts_ms));
     }
     for (user, all) in &expected {
         let want = &all[all.len().saturating_sub(25)..];
-        let got: Vec<_> =
-            store.history(user, 800).await.unwrap().into_iter().map(|e| (e.item_id, e.action, e.ts_ms)).collect();
+        let got: Vec<_> = store
+            .history(user, 800)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.item_id, e.action, e.ts_ms))
+            .collect();
         assert_eq!(&got, want, "history of {user}");
     }
     let snapshot = stats.snapshot();
@@ -117,10 +161,22 @@ async fn stream_to_redis_with_dead_letters() {
     let texts: Vec<String> = uploads.iter().map(item_text).collect();
     let direct = encoder.embed(&texts).unwrap();
     for (u, want) in uploads.iter().zip(&direct) {
-        let got = store.item_embedding(&u.item_id).await.unwrap().expect("embedding stored");
-        assert_eq!((got.dim, got.space, got.version), (encoder.dim(), EmbeddingSpace::Content, 0));
+        let got = store
+            .item_embedding(&u.item_id)
+            .await
+            .unwrap()
+            .expect("embedding stored");
+        assert_eq!(
+            (got.dim, got.space, got.version),
+            (encoder.dim(), EmbeddingSpace::Content, 0)
+        );
         assert_eq!(got.model, "all-MiniLM-L6-v2");
-        let max_diff = got.vector.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        let max_diff = got
+            .vector
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
         assert!(max_diff < 1e-5, "{}: max diff {max_diff}", u.item_id);
     }
     let cli = std::process::Command::new(env!("CARGO_BIN_EXE_learn"))
@@ -129,37 +185,65 @@ async fn stream_to_redis_with_dead_letters() {
         .args(["--text", &texts[3]])
         .output()
         .expect("run learn embed");
-    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
     let line: serde_json::Value = serde_json::from_slice(&cli.stdout).expect("one JSON line");
     let cli_vector: Vec<f32> = serde_json::from_value(line["vector"].clone()).unwrap();
     let stored = store.item_embedding("item3").await.unwrap().unwrap();
-    let max_diff = cli_vector.iter().zip(&stored.vector).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    let max_diff = cli_vector
+        .iter()
+        .zip(&stored.vector)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
     assert!(max_diff < 1e-5, "learn embed vs stored: {max_diff}");
 
     // The item-embeddings topic carries every item.
-    let published: HashMap<String, ItemEmbedding> =
-        common::read_topic(&brokers, &k.item_embeddings_topic, 3, uploads.len(), Duration::from_secs(60))
-            .iter()
-            .map(|p| serde_json::from_slice::<ItemEmbedding>(p).expect("schema"))
-            .map(|e| (e.item_id.clone(), e))
-            .collect();
+    let published: HashMap<String, ItemEmbedding> = common::read_topic(
+        &brokers,
+        &k.item_embeddings_topic,
+        3,
+        uploads.len(),
+        Duration::from_secs(60),
+    )
+    .iter()
+    .map(|p| serde_json::from_slice::<ItemEmbedding>(p).expect("schema"))
+    .map(|e| (e.item_id.clone(), e))
+    .collect();
     assert_eq!(published.len(), uploads.len());
 
     // Dead letters: one per bad event, with its reason and the original bytes.
-    let letters: Vec<DeadLetter> = common::read_topic(&brokers, &k.dead_letter_topic, 3, 6, Duration::from_secs(60))
-        .iter()
-        .map(|p| serde_json::from_slice(p).expect("dead letter schema"))
-        .collect();
+    let letters: Vec<DeadLetter> = common::read_topic(
+        &brokers,
+        &k.dead_letter_topic,
+        3,
+        6,
+        Duration::from_secs(60),
+    )
+    .iter()
+    .map(|p| serde_json::from_slice(p).expect("dead letter schema"))
+    .collect();
     let mut reasons: Vec<RejectReason> = letters.iter().map(|l| l.reason).collect();
     reasons.sort_by_key(|r| r.as_str());
     let mut want: Vec<RejectReason> = bad_actions.iter().map(|(_, _, r)| *r).collect();
     want.extend([RejectReason::OversizeText, RejectReason::EmptyText]);
     want.sort_by_key(|r| r.as_str());
     assert_eq!(reasons, want);
-    let binary = letters.iter().find(|l| l.key.as_deref() == Some("user4")).expect("binary payload letter");
+    let binary = letters
+        .iter()
+        .find(|l| l.key.as_deref() == Some("user4"))
+        .expect("binary payload letter");
     assert_eq!(binary.payload_base64.as_deref(), Some("//4AAQ=="));
-    let truncated = letters.iter().find(|l| l.key.as_deref() == Some("user1")).expect("truncated letter");
-    assert_eq!(truncated.payload_text.as_deref(), Some("{\"event_id\": \"truncated"));
+    let truncated = letters
+        .iter()
+        .find(|l| l.key.as_deref() == Some("user1"))
+        .expect("truncated letter");
+    assert_eq!(
+        truncated.payload_text.as_deref(),
+        Some("{\"event_id\": \"truncated")
+    );
     assert_eq!(snapshot.dead_letter_total(), 6);
     assert!(store.item_embedding("huge").await.unwrap().is_none());
 }

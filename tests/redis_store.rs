@@ -25,11 +25,20 @@ fn batch(partition: i32, offsets: std::ops::Range<i64>) -> PartitionBatch {
     }
 }
 
-async fn store(cap: usize, ttl_ms: u64) -> Option<(RedisStore, redis::aio::MultiplexedConnection, String)> {
+async fn store(
+    cap: usize,
+    ttl_ms: u64,
+) -> Option<(RedisStore, redis::aio::MultiplexedConnection, String)> {
     let url = common::redis()?;
     let prefix = format!("{}:", common::unique("store"));
-    let store = RedisStore::connect(&url, &prefix, HistoryPolicy { cap, ttl_ms }).await.expect("redis");
-    let conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let store = RedisStore::connect(&url, &prefix, HistoryPolicy { cap, ttl_ms })
+        .await
+        .expect("redis");
+    let conn = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
     Some((store, conn, prefix))
 }
 
@@ -39,7 +48,9 @@ fn items(entries: Vec<learn_stream::history::HistoryEntry>) -> Vec<String> {
 
 #[tokio::test]
 async fn replayed_offsets_are_not_appended_twice() {
-    let Some((store, _, _)) = store(100, 0).await else { return };
+    let Some((store, _, _)) = store(100, 0).await else {
+        return;
+    };
     assert_eq!(store.apply_actions(&batch(0, 0..6)).await.unwrap(), 6);
     // A crash before the commit redelivers 2..6 together with new offsets 6..10.
     assert_eq!(store.apply_actions(&batch(0, 2..10)).await.unwrap(), 4);
@@ -53,11 +64,23 @@ async fn replayed_offsets_are_not_appended_twice() {
 
 #[tokio::test]
 async fn history_is_capped_and_expires() {
-    let Some((store, mut conn, prefix)) = store(3, 60_000).await else { return };
+    let Some((store, mut conn, prefix)) = store(3, 60_000).await else {
+        return;
+    };
     store.apply_actions(&batch(0, 0..10)).await.unwrap();
-    assert_eq!(items(store.history("u1", 100).await.unwrap()), ["p0i5", "p0i7", "p0i9"]);
-    assert_eq!(items(store.history("u1", 2).await.unwrap()), ["p0i7", "p0i9"]);
-    let ttl: i64 = redis::cmd("PTTL").arg(format!("{prefix}h:u1")).query_async(&mut conn).await.unwrap();
+    assert_eq!(
+        items(store.history("u1", 100).await.unwrap()),
+        ["p0i5", "p0i7", "p0i9"]
+    );
+    assert_eq!(
+        items(store.history("u1", 2).await.unwrap()),
+        ["p0i7", "p0i9"]
+    );
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("{prefix}h:u1"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     assert!((1..=60_000).contains(&ttl), "ttl {ttl}");
     assert!(store.history("nobody", 10).await.unwrap().is_empty());
     assert_eq!(store.user_count().await.unwrap(), 2);
@@ -65,7 +88,9 @@ async fn history_is_capped_and_expires() {
 
 #[tokio::test]
 async fn item_embeddings_round_trip() {
-    let Some((store, _, _)) = store(10, 0).await else { return };
+    let Some((store, _, _)) = store(10, 0).await else {
+        return;
+    };
     let e = ItemEmbedding {
         item_id: "v:1".into(),
         model: "all-MiniLM-L6-v2".into(),
@@ -75,7 +100,10 @@ async fn item_embeddings_round_trip() {
         version: 0,
         ts_ms: 123,
     };
-    store.put_item_embeddings(std::slice::from_ref(&e)).await.unwrap();
+    store
+        .put_item_embeddings(std::slice::from_ref(&e))
+        .await
+        .unwrap();
     assert_eq!(store.item_embedding("v:1").await.unwrap(), Some(e));
     assert_eq!(store.item_embedding("missing").await.unwrap(), None);
 }

@@ -7,46 +7,75 @@ use learn_stream::schemas::{DeadLetter, Decode, ItemEmbedding, ItemUpload, Limit
 use serde_json::Value;
 
 fn schema(name: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(format!("{name}.schema.json"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(format!("{name}.schema.json"));
     let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     jsonschema::validator_for(&schema).expect("valid JSON Schema")
 }
 
 fn samples(name: &str) -> Vec<(bool, String, Value)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/samples").join(format!("{name}.json"));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/samples")
+        .join(format!("{name}.json"));
     let file: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let mut out = Vec::new();
     for (valid, key) in [(true, "valid"), (false, "invalid")] {
         for sample in file[key].as_array().unwrap() {
-            out.push((valid, sample["why"].as_str().unwrap().to_string(), sample["event"].clone()));
+            out.push((
+                valid,
+                sample["why"].as_str().unwrap().to_string(),
+                sample["event"].clone(),
+            ));
         }
     }
-    assert!(out.iter().any(|s| s.0) && out.iter().any(|s| !s.0), "{name}: need valid and invalid samples");
+    assert!(
+        out.iter().any(|s| s.0) && out.iter().any(|s| !s.0),
+        "{name}: need valid and invalid samples"
+    );
     out
 }
 
 fn check(name: &str, rust_accepts: impl Fn(&Value) -> bool) {
     let validator = schema(name);
     for (valid, why, event) in samples(name) {
-        assert_eq!(validator.is_valid(&event), valid, "{name} schema on `{why}`: {event}");
-        assert_eq!(rust_accepts(&event), valid, "{name} Rust type on `{why}`: {event}");
+        assert_eq!(
+            validator.is_valid(&event),
+            valid,
+            "{name} schema on `{why}`: {event}"
+        );
+        assert_eq!(
+            rust_accepts(&event),
+            valid,
+            "{name} Rust type on `{why}`: {event}"
+        );
     }
 }
 
-const LIMITS: Limits = Limits { max_text_bytes: 16_384 };
+const LIMITS: Limits = Limits {
+    max_text_bytes: 16_384,
+};
 
 #[test]
 fn user_action_schema_matches_decoder() {
-    check("user_action", |v| UserAction::decode(Some(v.to_string().as_bytes()), &LIMITS).is_ok());
+    check("user_action", |v| {
+        UserAction::decode(Some(v.to_string().as_bytes()), &LIMITS).is_ok()
+    });
 }
 
 #[test]
 fn item_upload_schema_matches_decoder() {
-    check("item_upload", |v| ItemUpload::decode(Some(v.to_string().as_bytes()), &LIMITS).is_ok());
+    check("item_upload", |v| {
+        ItemUpload::decode(Some(v.to_string().as_bytes()), &LIMITS).is_ok()
+    });
 }
 
 #[test]
 fn output_schemas_match_types() {
-    check("item_embedding", |v| serde_json::from_value::<ItemEmbedding>(v.clone()).is_ok());
-    check("dead_letter", |v| serde_json::from_value::<DeadLetter>(v.clone()).is_ok());
+    check("item_embedding", |v| {
+        serde_json::from_value::<ItemEmbedding>(v.clone()).is_ok()
+    });
+    check("dead_letter", |v| {
+        serde_json::from_value::<DeadLetter>(v.clone()).is_ok()
+    });
 }

@@ -23,23 +23,47 @@ pub fn cache_path(dataset: &Dataset, model_id: &str, cache_dir: &Path) -> PathBu
         hasher.update(item.text.as_bytes());
         hasher.update(&[0]);
     }
-    cache_dir.join(format!("{}.{model_id}.{:016x}.safetensors", dataset.name, hasher.digest()))
+    cache_dir.join(format!(
+        "{}.{model_id}.{:016x}.safetensors",
+        dataset.name,
+        hasher.digest()
+    ))
 }
 
 /// The content embedding table, from the cache or computed (and cached).
-pub fn content_table(dataset: &Dataset, encoder: &ContentEncoder, cache_dir: &Path) -> Result<Tensor, ContentError> {
+pub fn content_table(
+    dataset: &Dataset,
+    encoder: &ContentEncoder,
+    cache_dir: &Path,
+) -> Result<Tensor, ContentError> {
     let path = cache_path(dataset, encoder.model_id(), cache_dir);
-    let cache_error = |reason: String| ContentError::Cache { path: path.clone(), reason };
+    let cache_error = |reason: String| ContentError::Cache {
+        path: path.clone(),
+        reason,
+    };
     if path.is_file() {
-        let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|e| cache_error(e.to_string()))?;
-        return tensors.remove("content").ok_or_else(|| cache_error("no `content` tensor".into()));
+        let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+            .map_err(|e| cache_error(e.to_string()))?;
+        return tensors
+            .remove("content")
+            .ok_or_else(|| cache_error("no `content` tensor".into()));
     }
     let bar = ProgressBar::new(dataset.items.len() as u64).with_style(
-        ProgressStyle::with_template("embedding items {bar:40} {pos}/{len} ({per_sec}, eta {eta})").expect("template"),
+        ProgressStyle::with_template("embedding items {bar:40} {pos}/{len} ({per_sec}, eta {eta})")
+            .expect("template"),
     );
     let mut rows = Vec::with_capacity(dataset.items.len() * encoder.dim());
     for chunk in dataset.items.chunks(256) {
-        let texts: Vec<String> = chunk.iter().map(|i| if i.text.is_empty() { i.id.clone() } else { i.text.clone() }).collect();
+        let texts: Vec<String> = chunk
+            .iter()
+            .map(|i| {
+                if i.text.is_empty() {
+                    i.id.clone()
+                } else {
+                    i.text.clone()
+                }
+            })
+            .collect();
         for v in encoder.embed(&texts)? {
             rows.extend(v);
         }
@@ -50,7 +74,9 @@ pub fn content_table(dataset: &Dataset, encoder: &ContentEncoder, cache_dir: &Pa
         .map_err(|e| cache_error(e.to_string()))?;
     std::fs::create_dir_all(cache_dir).map_err(|e| cache_error(e.to_string()))?;
     let tmp = path.with_extension("tmp");
-    table.save_safetensors("content", &tmp).map_err(|e| cache_error(e.to_string()))?;
+    table
+        .save_safetensors("content", &tmp)
+        .map_err(|e| cache_error(e.to_string()))?;
     std::fs::rename(&tmp, &path).map_err(|e| cache_error(e.to_string()))?;
     Ok(table)
 }

@@ -19,24 +19,45 @@ pub struct Rating {
 }
 
 fn read_latin1(path: &Path) -> Result<String, DatasetError> {
-    let bytes = std::fs::read(path).map_err(|e| DatasetError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    let bytes = std::fs::read(path).map_err(|e| DatasetError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     Ok(bytes.iter().map(|&b| b as char).collect())
 }
 
 pub fn movies(dir: &Path) -> Result<Vec<Movie>, DatasetError> {
     let genres: Vec<String> = read_latin1(&dir.join("u.genre"))?
         .lines()
-        .filter_map(|l| l.split('|').next().filter(|g| !g.is_empty()).map(str::to_string))
+        .filter_map(|l| {
+            l.split('|')
+                .next()
+                .filter(|g| !g.is_empty())
+                .map(str::to_string)
+        })
         .collect();
     let path = dir.join("u.item");
     let mut out = Vec::new();
-    for (n, line) in read_latin1(&path)?.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+    for (n, line) in read_latin1(&path)?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+    {
         let f: Vec<&str> = line.split('|').collect();
         if f.len() < 5 + genres.len() {
             return Err(format_error(&path, n, "too few fields"));
         }
-        let movie_genres = genres.iter().zip(&f[5..]).filter(|(_, flag)| **flag == "1").map(|(g, _)| g.clone()).collect();
-        out.push(Movie { id: f[0].to_string(), title: f[1].to_string(), genres: movie_genres });
+        let movie_genres = genres
+            .iter()
+            .zip(&f[5..])
+            .filter(|(_, flag)| **flag == "1")
+            .map(|(g, _)| g.clone())
+            .collect();
+        out.push(Movie {
+            id: f[0].to_string(),
+            title: f[1].to_string(),
+            genres: movie_genres,
+        });
     }
     Ok(out)
 }
@@ -45,12 +66,27 @@ pub fn movies(dir: &Path) -> Result<Vec<Movie>, DatasetError> {
 pub fn ratings(dir: &Path) -> Result<Vec<Rating>, DatasetError> {
     let path = dir.join("u.data");
     let mut out = Vec::new();
-    for (n, line) in read_latin1(&path)?.lines().enumerate().filter(|(_, l)| !l.is_empty()) {
+    for (n, line) in read_latin1(&path)?
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+    {
         let f: Vec<&str> = line.split('\t').collect();
-        let [user, item, rating, ts] = f[..] else { return Err(format_error(&path, n, "expected 4 tab-separated fields")) };
-        let rating = rating.parse().map_err(|_| format_error(&path, n, "bad rating"))?;
-        let ts: i64 = ts.parse().map_err(|_| format_error(&path, n, "bad timestamp"))?;
-        out.push(Rating { user: user.to_string(), item: item.to_string(), rating, ts_ms: ts * 1000 });
+        let [user, item, rating, ts] = f[..] else {
+            return Err(format_error(&path, n, "expected 4 tab-separated fields"));
+        };
+        let rating = rating
+            .parse()
+            .map_err(|_| format_error(&path, n, "bad rating"))?;
+        let ts: i64 = ts
+            .parse()
+            .map_err(|_| format_error(&path, n, "bad timestamp"))?;
+        out.push(Rating {
+            user: user.to_string(),
+            item: item.to_string(),
+            rating,
+            ts_ms: ts * 1000,
+        });
     }
     out.sort_by_key(|r| r.ts_ms);
     Ok(out)
@@ -58,17 +94,30 @@ pub fn ratings(dir: &Path) -> Result<Vec<Rating>, DatasetError> {
 
 pub fn load(dir: &Path, name: String) -> Result<Dataset, DatasetError> {
     let movies = movies(dir)?;
-    let index: std::collections::HashMap<&str, u32> =
-        movies.iter().enumerate().map(|(i, m)| (m.id.as_str(), i as u32)).collect();
+    let index: std::collections::HashMap<&str, u32> = movies
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.as_str(), i as u32))
+        .collect();
     let mut interactions = Vec::new();
     for r in ratings(dir)? {
-        let item = *index.get(r.item.as_str()).ok_or_else(|| format_error(&dir.join("u.data"), 0, format!("unknown movie {}", r.item)))?;
+        let item = *index.get(r.item.as_str()).ok_or_else(|| {
+            format_error(&dir.join("u.data"), 0, format!("unknown movie {}", r.item))
+        })?;
         interactions.push((r.user, item, r.ts_ms));
     }
     let (users, sequences) = sequences_from_interactions(interactions);
     let items = movies
         .into_iter()
-        .map(|m| Item { text: format!("Title: {}. Category: {}", m.title, m.genres.join(", ")), id: m.id })
+        .map(|m| Item {
+            text: format!("Title: {}. Category: {}", m.title, m.genres.join(", ")),
+            id: m.id,
+        })
         .collect();
-    Ok(Dataset { name, items, users, sequences })
+    Ok(Dataset {
+        name,
+        items,
+        users,
+        sequences,
+    })
 }

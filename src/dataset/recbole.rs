@@ -21,8 +21,13 @@ pub fn load(dir: &Path, stem: &str, name: String) -> Result<Dataset, DatasetErro
     let index_path = dir.join(format!("{stem}.item2index"));
     let mut ids: Vec<Option<String>> = Vec::new();
     for (n, line) in read(&index_path)?.lines().enumerate() {
-        let (token, index) = line.split_once('\t').ok_or_else(|| format_error(&index_path, n, "expected token<TAB>index"))?;
-        let index: usize = index.trim().parse().map_err(|_| format_error(&index_path, n, "bad index"))?;
+        let (token, index) = line
+            .split_once('\t')
+            .ok_or_else(|| format_error(&index_path, n, "expected token<TAB>index"))?;
+        let index: usize = index
+            .trim()
+            .parse()
+            .map_err(|_| format_error(&index_path, n, "bad index"))?;
         if ids.len() <= index {
             ids.resize(index + 1, None);
         }
@@ -39,7 +44,8 @@ pub fn load(dir: &Path, stem: &str, name: String) -> Result<Dataset, DatasetErro
         .into_iter()
         .enumerate()
         .map(|(i, id)| {
-            let id = id.ok_or_else(|| format_error(&index_path, i, format!("no token for index {i}")))?;
+            let id =
+                id.ok_or_else(|| format_error(&index_path, i, format!("no token for index {i}")))?;
             let text = texts.get(&id).cloned().unwrap_or_default();
             Ok(Item { id, text })
         })
@@ -49,18 +55,34 @@ pub fn load(dir: &Path, stem: &str, name: String) -> Result<Dataset, DatasetErro
     let (mut users, mut sequences) = (Vec::new(), Vec::new());
     for (n, line) in read(&inter_path)?.lines().enumerate().skip(1) {
         let fields: Vec<&str> = line.split('\t').collect();
-        let [user, history, target] = fields[..] else { return Err(format_error(&inter_path, n, "expected 3 columns")) };
+        let [user, history, target] = fields[..] else {
+            return Err(format_error(&inter_path, n, "expected 3 columns"));
+        };
         let parse = |s: &str| -> Result<u32, DatasetError> {
-            let i: u32 = s.parse().map_err(|_| format_error(&inter_path, n, format!("bad item index `{s}`")))?;
+            let i: u32 = s
+                .parse()
+                .map_err(|_| format_error(&inter_path, n, format!("bad item index `{s}`")))?;
             if i as usize >= items.len() {
-                return Err(format_error(&inter_path, n, format!("item index {i} out of range")));
+                return Err(format_error(
+                    &inter_path,
+                    n,
+                    format!("item index {i} out of range"),
+                ));
             }
             Ok(i)
         };
-        let mut sequence = history.split_whitespace().map(parse).collect::<Result<Vec<_>, _>>()?;
+        let mut sequence = history
+            .split_whitespace()
+            .map(parse)
+            .collect::<Result<Vec<_>, _>>()?;
         sequence.push(parse(target.trim())?);
         users.push(user.to_string());
         sequences.push(sequence);
     }
-    Ok(Dataset { name, items, users, sequences })
+    Ok(Dataset {
+        name,
+        items,
+        users,
+        sequences,
+    })
 }

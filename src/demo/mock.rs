@@ -45,7 +45,11 @@ impl MockBroker {
             .recv()
             .map_err(|_| DemoError::Mock("mock cluster thread died".into()))?
             .map_err(DemoError::Mock)?;
-        Ok(Self { bootstrap, stop: Some(stop_tx), thread: Some(thread) })
+        Ok(Self {
+            bootstrap,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
     }
 
     pub fn bootstrap_servers(&self) -> &str {

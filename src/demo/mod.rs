@@ -52,7 +52,11 @@ pub enum DemoError {
     #[error("dataset: {0}")]
     Dataset(String),
     #[error("the pipeline settled only {settled} of {total} events within {timeout:?}")]
-    Stalled { settled: u64, total: u64, timeout: Duration },
+    Stalled {
+        settled: u64,
+        total: u64,
+        timeout: Duration,
+    },
 }
 
 /// What the demo did.
@@ -69,20 +73,45 @@ impl fmt::Display for DemoSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.elapsed.as_secs_f64().max(1e-9);
         let total = self.produced_actions + self.produced_uploads;
-        writeln!(f, "events in:         {total} ({} actions, {} uploads)", self.produced_actions, self.produced_uploads)?;
-        writeln!(f, "actions applied:   {} ({} replays skipped)", self.stats.actions_applied, self.stats.actions_replayed)?;
+        writeln!(
+            f,
+            "events in:         {total} ({} actions, {} uploads)",
+            self.produced_actions, self.produced_uploads
+        )?;
+        writeln!(
+            f,
+            "actions applied:   {} ({} replays skipped)",
+            self.stats.actions_applied, self.stats.actions_replayed
+        )?;
         writeln!(f, "items embedded:    {}", self.stats.items_embedded)?;
         writeln!(f, "user histories:    {}", self.users_with_history)?;
-        writeln!(f, "dead letters:      {} {:?}", self.stats.dead_letter_total(), self.stats.dead_letters)?;
+        writeln!(
+            f,
+            "dead letters:      {} {:?}",
+            self.stats.dead_letter_total(),
+            self.stats.dead_letters
+        )?;
         writeln!(f, "elapsed:           {secs:.2} s")?;
-        writeln!(f, "throughput:        {:.0} events/s overall", total as f64 / secs)?;
-        write!(f, "embedding rate:    {:.1} items/s", self.stats.items_embedded as f64 / secs)
+        writeln!(
+            f,
+            "throughput:        {:.0} events/s overall",
+            total as f64 / secs
+        )?;
+        write!(
+            f,
+            "embedding rate:    {:.1} items/s",
+            self.stats.items_embedded as f64 / secs
+        )
     }
 }
 
 /// Produces `stream` into a fresh mock cluster and runs the service over it until every event is
 /// settled (written, or dead-lettered), then shuts down gracefully.
-pub async fn run(mut config: Config, stream: Vec<Outgoing>, encoder: Arc<ContentEncoder>) -> Result<DemoSummary, DemoError> {
+pub async fn run(
+    mut config: Config,
+    stream: Vec<Outgoing>,
+    encoder: Arc<ContentEncoder>,
+) -> Result<DemoSummary, DemoError> {
     let topics = [
         config.kafka.actions_topic.clone(),
         config.kafka.items_topic.clone(),
@@ -92,19 +121,29 @@ pub async fn run(mut config: Config, stream: Vec<Outgoing>, encoder: Arc<Content
     let broker = MockBroker::start(&topics, 3)?;
     config.kafka.brokers = broker.bootstrap_servers().to_string();
 
-    let store = MemoryStore::new(HistoryPolicy { cap: config.history.cap, ttl_ms: config.history.ttl_secs * 1000 });
+    let store = MemoryStore::new(HistoryPolicy {
+        cap: config.history.cap,
+        ttl_ms: config.history.ttl_secs * 1000,
+    });
     let stats = Arc::new(Stats::default());
     let shutdown = ShutdownTrigger::default();
     let service = tokio::spawn({
-        let (config, store, stats, shutdown) = (config.clone(), store.clone(), stats.clone(), shutdown.clone());
+        let (config, store, stats, shutdown) = (
+            config.clone(),
+            store.clone(),
+            stats.clone(),
+            shutdown.clone(),
+        );
         async move { crate::service::run(&config, store, encoder, stats, &shutdown).await }
     });
 
     let total = stream.len() as u64;
     let produced_actions = stream.iter().filter(|o| o.topic == Topic::Actions).count() as u64;
     let progress = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} events settled ({per_sec})")
-            .expect("valid template"),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} events settled ({per_sec})",
+        )
+        .expect("valid template"),
     );
     let started = Instant::now();
     produce(&config, &stream).await?;
@@ -118,15 +157,23 @@ pub async fn run(mut config: Config, stream: Vec<Outgoing>, encoder: Arc<Content
         }
         if started.elapsed() > timeout || service.is_finished() {
             shutdown.trigger();
-            service.await.map_err(|e| DemoError::Mock(e.to_string()))??;
-            return Err(DemoError::Stalled { settled, total, timeout });
+            service
+                .await
+                .map_err(|e| DemoError::Mock(e.to_string()))??;
+            return Err(DemoError::Stalled {
+                settled,
+                total,
+                timeout,
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = started.elapsed();
     progress.finish();
     shutdown.trigger();
-    service.await.map_err(|e| DemoError::Mock(e.to_string()))??;
+    service
+        .await
+        .map_err(|e| DemoError::Mock(e.to_string()))??;
     Ok(DemoSummary {
         produced_actions,
         produced_uploads: total - produced_actions,
@@ -146,7 +193,12 @@ async fn produce(config: &Config, stream: &[Outgoing]) -> Result<(), DemoError> 
             };
             let record = FutureRecord::to(topic).key(&o.key).payload(&o.payload);
             let producer = &producer;
-            async move { producer.send(record, Duration::from_secs(30)).await.map_err(|(e, _)| e) }
+            async move {
+                producer
+                    .send(record, Duration::from_secs(30))
+                    .await
+                    .map_err(|(e, _)| e)
+            }
         }))
         .await?;
     }

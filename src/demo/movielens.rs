@@ -26,7 +26,9 @@ pub fn movielens_stream(dir: &Path) -> Result<Vec<Outgoing>, DemoError> {
     }
     let mut events: Vec<(i64, u8, Outgoing)> = Vec::new();
     for movie in movies(dir).map_err(dataset_error)? {
-        let Some(&first) = first_seen.get(movie.id.as_str()) else { continue };
+        let Some(&first) = first_seen.get(movie.id.as_str()) else {
+            continue;
+        };
         let upload = ItemUpload {
             item_id: movie.id,
             title: movie.title,
@@ -38,7 +40,15 @@ pub fn movielens_stream(dir: &Path) -> Result<Vec<Outgoing>, DemoError> {
             ts_ms: first - 1,
         };
         let payload = serde_json::to_vec(&upload).expect("serialisable");
-        events.push((first - 1, 0, Outgoing { topic: Topic::Items, key: upload.item_id, payload }));
+        events.push((
+            first - 1,
+            0,
+            Outgoing {
+                topic: Topic::Items,
+                key: upload.item_id,
+                payload,
+            },
+        ));
     }
     for r in ratings.iter() {
         let action = UserAction {
@@ -50,7 +60,15 @@ pub fn movielens_stream(dir: &Path) -> Result<Vec<Outgoing>, DemoError> {
             watch_ms: None,
         };
         let payload = serde_json::to_vec(&action).expect("serialisable");
-        events.push((r.ts_ms, 1, Outgoing { topic: Topic::Actions, key: action.user_id, payload }));
+        events.push((
+            r.ts_ms,
+            1,
+            Outgoing {
+                topic: Topic::Actions,
+                key: action.user_id,
+                payload,
+            },
+        ));
     }
     events.sort_by_key(|(ts, kind, _)| (*ts, *kind));
     Ok(events.into_iter().map(|(_, _, o)| o).collect())

@@ -29,12 +29,18 @@ fn require(dir: &Path, file: &'static str) -> Result<std::path::PathBuf, EncodeE
     if path.is_file() {
         Ok(path)
     } else {
-        Err(EncodeError::MissingModel { dir: dir.to_path_buf(), file })
+        Err(EncodeError::MissingModel {
+            dir: dir.to_path_buf(),
+            file,
+        })
     }
 }
 
 fn bad_file(path: &Path, reason: impl ToString) -> EncodeError {
-    EncodeError::BadModelFile { path: path.to_path_buf(), reason: reason.to_string() }
+    EncodeError::BadModelFile {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
 }
 
 /// CUDA when built with the `cuda` feature and a device is present, otherwise CPU.
@@ -48,24 +54,36 @@ fn pick_device() -> Device {
 
 impl ContentEncoder {
     /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
-    pub fn load(dir: &Path, model_id: String, max_tokens: usize, max_batch: usize) -> Result<Self, EncodeError> {
+    pub fn load(
+        dir: &Path,
+        model_id: String,
+        max_tokens: usize,
+        max_batch: usize,
+    ) -> Result<Self, EncodeError> {
         let config_path = require(dir, "config.json")?;
         let tokenizer_path = require(dir, "tokenizer.json")?;
         let weights_path = require(dir, "model.safetensors")?;
 
-        let config_text = std::fs::read_to_string(&config_path).map_err(|e| bad_file(&config_path, e))?;
-        let config: BertConfig = serde_json::from_str(&config_text).map_err(|e| bad_file(&config_path, e))?;
+        let config_text =
+            std::fs::read_to_string(&config_path).map_err(|e| bad_file(&config_path, e))?;
+        let config: BertConfig =
+            serde_json::from_str(&config_text).map_err(|e| bad_file(&config_path, e))?;
 
-        let mut tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| bad_file(&tokenizer_path, e))?;
+        let mut tokenizer =
+            Tokenizer::from_file(&tokenizer_path).map_err(|e| bad_file(&tokenizer_path, e))?;
         tokenizer.with_padding(None);
         let max_length = max_tokens.min(config.max_position_embeddings);
         tokenizer
-            .with_truncation(Some(TruncationParams { max_length, ..Default::default() }))
+            .with_truncation(Some(TruncationParams {
+                max_length,
+                ..Default::default()
+            }))
             .map_err(|e| EncodeError::Tokenizer(e.to_string()))?;
 
         let device = pick_device();
         // SAFETY: the weights file is memory-mapped read-only and not modified while the model lives.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, &device)? };
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&weights_path], DType::F32, &device)? };
         let model = BertModel::load(vb, &config).map_err(|e| bad_file(&weights_path, e))?;
         Ok(Self {
             model,
@@ -131,7 +149,11 @@ pub(crate) fn mean_pool_normalised(hidden: &Tensor, mask: &Tensor) -> candle_cor
     let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
     let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
     let mean = summed.broadcast_div(&counts)?;
-    let norm = mean.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    let norm = mean
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
     mean.broadcast_div(&norm)
 }
 
@@ -141,17 +163,29 @@ mod tests {
 
     #[test]
     fn mean_pool_ignores_padding_and_normalises() {
-        let hidden = Tensor::new(&[[[3f32, 4.], [100., 100.]], [[1., 0.], [3., 0.]]], &Device::Cpu).unwrap();
+        let hidden = Tensor::new(
+            &[[[3f32, 4.], [100., 100.]], [[1., 0.], [3., 0.]]],
+            &Device::Cpu,
+        )
+        .unwrap();
         let mask = Tensor::new(&[[1u32, 0], [1, 1]], &Device::Cpu).unwrap();
-        let pooled = mean_pool_normalised(&hidden, &mask).unwrap().to_vec2::<f32>().unwrap();
+        let pooled = mean_pool_normalised(&hidden, &mask)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert!((pooled[0][0] - 0.6).abs() < 1e-6 && (pooled[0][1] - 0.8).abs() < 1e-6);
         assert!((pooled[1][0] - 1.0).abs() < 1e-6 && pooled[1][1].abs() < 1e-6);
     }
 
     #[test]
     fn missing_model_says_how_to_get_one() {
-        let err = ContentEncoder::load(Path::new("/nonexistent/model"), "m".into(), 128, 8).err().unwrap();
+        let err = ContentEncoder::load(Path::new("/nonexistent/model"), "m".into(), 128, 8)
+            .err()
+            .unwrap();
         let msg = err.to_string();
-        assert!(msg.contains("config.json") && msg.contains("scripts/fetch-model.sh"), "{msg}");
+        assert!(
+            msg.contains("config.json") && msg.contains("scripts/fetch-model.sh"),
+            "{msg}"
+        );
     }
 }

@@ -41,7 +41,10 @@ mod tests {
 
     #[test]
     fn follows_the_paper_template() {
-        assert_eq!(item_text(&upload()), "Title: Digital caliper. Brand: Neiko. Category: Measuring Tools");
+        assert_eq!(
+            item_text(&upload()),
+            "Title: Digital caliper. Brand: Neiko. Category: Measuring Tools"
+        );
     }
 
     #[test]
@@ -52,6 +55,9 @@ mod tests {
         item.category = None;
         item.tags = vec!["diy".into(), "tools".into()];
         item.description = Some("A review.".into());
-        assert_eq!(item_text(&item), "Title: Digital caliper. Brand: creator42. Tags: diy, tools. Description: A review.");
+        assert_eq!(
+            item_text(&item),
+            "Title: Digital caliper. Brand: creator42. Tags: diy, tools. Description: A review."
+        );
     }
 }

@@ -35,7 +35,14 @@ impl Metrics {
     pub fn from_ranks(ranks: &[usize]) -> Self {
         let n = ranks.len().max(1) as f64;
         let recall = |k: usize| ranks.iter().filter(|&&r| r < k).count() as f64 / n;
-        let ndcg = |k: usize| ranks.iter().filter(|&&r| r < k).map(|&r| 1.0 / ((r + 2) as f64).log2()).sum::<f64>() / n;
+        let ndcg = |k: usize| {
+            ranks
+                .iter()
+                .filter(|&&r| r < k)
+                .map(|&r| 1.0 / ((r + 2) as f64).log2())
+                .sum::<f64>()
+                / n
+        };
         Self {
             cases: ranks.len(),
             recall_10: recall(10),
@@ -55,9 +62,17 @@ mod tests {
     fn ranks_count_items_strictly_above_and_skip_masked() {
         let scores = [0.9, 0.1, 0.5, 0.7, 0.5];
         assert_eq!(rank_of(&scores, 0, &[]), 0);
-        assert_eq!(rank_of(&scores, 2, &[]), 2, "ties do not count against the target");
+        assert_eq!(
+            rank_of(&scores, 2, &[]),
+            2,
+            "ties do not count against the target"
+        );
         assert_eq!(rank_of(&scores, 1, &[]), 4);
-        assert_eq!(rank_of(&scores, 1, &[0, 3, 3, 1]), 2, "masked 0 and 3 (once), never the target");
+        assert_eq!(
+            rank_of(&scores, 1, &[0, 3, 3, 1]),
+            2,
+            "masked 0 and 3 (once), never the target"
+        );
     }
 
     #[test]

@@ -33,7 +33,11 @@ pub struct Evaluation {
 const USERS_PER_CHUNK: usize = 512;
 
 /// Ranks every case's target among all items.
-pub fn evaluate(scorer: &dyn Scorer, cases: &[Case], cold: &HashSet<u32>) -> candle_core::Result<Evaluation> {
+pub fn evaluate(
+    scorer: &dyn Scorer,
+    cases: &[Case],
+    cold: &HashSet<u32>,
+) -> candle_core::Result<Evaluation> {
     let (mut masked, mut unmasked, mut is_cold) = (Vec::new(), Vec::new(), Vec::new());
     for chunk in cases.chunks(USERS_PER_CHUNK) {
         let histories: Vec<&[u32]> = chunk.iter().map(|c| c.history.as_slice()).collect();
@@ -46,12 +50,25 @@ pub fn evaluate(scorer: &dyn Scorer, cases: &[Case], cold: &HashSet<u32>) -> can
         }
     }
     let subset = |want_cold: bool| -> Vec<usize> {
-        masked.iter().zip(&is_cold).filter(|(_, &c)| c == want_cold).map(|(r, _)| *r).collect()
+        masked
+            .iter()
+            .zip(&is_cold)
+            .filter(|(_, &c)| c == want_cold)
+            .map(|(r, _)| *r)
+            .collect()
     };
     let (cold_targets, warm_targets) = if cold.is_empty() {
         (None, None)
     } else {
-        (Some(Metrics::from_ranks(&subset(true))), Some(Metrics::from_ranks(&subset(false))))
+        (
+            Some(Metrics::from_ranks(&subset(true))),
+            Some(Metrics::from_ranks(&subset(false))),
+        )
     };
-    Ok(Evaluation { masked: Metrics::from_ranks(&masked), unmasked: Metrics::from_ranks(&unmasked), cold_targets, warm_targets })
+    Ok(Evaluation {
+        masked: Metrics::from_ranks(&masked),
+        unmasked: Metrics::from_ranks(&unmasked),
+        cold_targets,
+        warm_targets,
+    })
 }

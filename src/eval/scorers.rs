@@ -19,8 +19,14 @@ pub struct TowerScorer<'a> {
 impl<'a> TowerScorer<'a> {
     pub fn new(tower: &'a Tower, item_count: usize) -> Result<Self> {
         let ids: Vec<u32> = (0..item_count as u32).collect();
-        let chunks = ids.chunks(2048).map(|c| tower.items(c, false)).collect::<Result<Vec<_>>>()?;
-        Ok(Self { tower, items: Tensor::cat(&chunks, 0)? })
+        let chunks = ids
+            .chunks(2048)
+            .map(|c| tower.items(c, false))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            tower,
+            items: Tensor::cat(&chunks, 0)?,
+        })
     }
 }
 
@@ -41,7 +47,10 @@ impl ContentScorer {
     pub fn new(table: &Tensor, max_len: usize) -> Result<Self> {
         // Mean-pooled LM embeddings share a common direction; centring removes it.
         let centred = table.broadcast_sub(&table.mean_keepdim(0)?)?;
-        Ok(Self { items: l2_normalise(&centred)?, max_len })
+        Ok(Self {
+            items: l2_normalise(&centred)?,
+            max_len,
+        })
     }
 }
 
@@ -70,13 +79,17 @@ impl PopularityScorer {
         for &item in train.iter().flatten() {
             counts[item as usize] += 1.0;
         }
-        Ok(Self { counts: Tensor::from_vec(counts, (1, item_count), &Device::Cpu)? })
+        Ok(Self {
+            counts: Tensor::from_vec(counts, (1, item_count), &Device::Cpu)?,
+        })
     }
 }
 
 impl Scorer for PopularityScorer {
     fn scores(&self, histories: &[&[u32]]) -> Result<Tensor> {
         let (_, items) = self.counts.dims2()?;
-        self.counts.broadcast_as((histories.len(), items))?.contiguous()
+        self.counts
+            .broadcast_as((histories.len(), items))?
+            .contiguous()
     }
 }

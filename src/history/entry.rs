@@ -24,13 +24,21 @@ impl HistoryEntry {
             return None;
         }
         let item_id = parts.next()?.to_string();
-        Some(Self { ts_ms, action, item_id })
+        Some(Self {
+            ts_ms,
+            action,
+            item_id,
+        })
     }
 }
 
 impl From<&UserAction> for HistoryEntry {
     fn from(a: &UserAction) -> Self {
-        Self { ts_ms: a.ts_ms, action: a.action, item_id: a.item_id.clone() }
+        Self {
+            ts_ms: a.ts_ms,
+            action: a.action,
+            item_id: a.item_id.clone(),
+        }
     }
 }
 
@@ -40,7 +48,11 @@ mod tests {
 
     #[test]
     fn round_trips_ids_with_colons() {
-        let e = HistoryEntry { ts_ms: 1_700_000_000_000, action: Action::Complete, item_id: "video:42".into() };
+        let e = HistoryEntry {
+            ts_ms: 1_700_000_000_000,
+            action: Action::Complete,
+            item_id: "video:42".into(),
+        };
         assert_eq!(e.encode(), "1700000000000:p:video:42");
         assert_eq!(HistoryEntry::decode(&e.encode()), Some(e));
         assert_eq!(HistoryEntry::decode("12:zz:x"), None);

@@ -22,11 +22,16 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     pub fn new(policy: HistoryPolicy) -> Self {
-        Self { state: Arc::default(), policy }
+        Self {
+            state: Arc::default(),
+            policy,
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -52,8 +57,14 @@ impl Store for MemoryStore {
 
     async fn history(&self, user_id: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
         let state = self.state();
-        let Some(history) = state.histories.get(user_id) else { return Ok(Vec::new()) };
-        Ok(history.iter().skip(history.len().saturating_sub(limit)).cloned().collect())
+        let Some(history) = state.histories.get(user_id) else {
+            return Ok(Vec::new());
+        };
+        Ok(history
+            .iter()
+            .skip(history.len().saturating_sub(limit))
+            .cloned()
+            .collect())
     }
 
     async fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> Result<(), StoreError> {
@@ -95,11 +106,23 @@ mod tests {
         let batch = |from: i64, to: i64| PartitionBatch {
             topic: "t".into(),
             partition: 0,
-            actions: (from..to).map(|o| (o, action("u", &format!("i{o}"), o))).collect(),
+            actions: (from..to)
+                .map(|o| (o, action("u", &format!("i{o}"), o)))
+                .collect(),
         };
         assert_eq!(store.apply_actions(&batch(0, 2)).await.unwrap(), 2);
-        assert_eq!(store.apply_actions(&batch(0, 5)).await.unwrap(), 3, "offsets 0 and 1 are replays");
-        let items: Vec<_> = store.history("u", 10).await.unwrap().into_iter().map(|e| e.item_id).collect();
+        assert_eq!(
+            store.apply_actions(&batch(0, 5)).await.unwrap(),
+            3,
+            "offsets 0 and 1 are replays"
+        );
+        let items: Vec<_> = store
+            .history("u", 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.item_id)
+            .collect();
         assert_eq!(items, ["i2", "i3", "i4"]);
     }
 }

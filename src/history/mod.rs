@@ -49,15 +49,28 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Appends the batch's actions to their users' histories, skipping offsets at or below the
     /// partition's watermark, trimming to the cap and refreshing the TTL, atomically.
     /// Returns how many actions were applied (the rest were replays).
-    fn apply_actions(&self, batch: &PartitionBatch) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    fn apply_actions(
+        &self,
+        batch: &PartitionBatch,
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
     /// The user's most recent `limit` entries, oldest first.
-    fn history(&self, user_id: &str, limit: usize) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
+    fn history(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<HistoryEntry>, StoreError>> + Send;
 
     /// Stores (overwrites) item embeddings.
-    fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn put_item_embeddings(
+        &self,
+        embeddings: &[ItemEmbedding],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    fn item_embedding(&self, item_id: &str) -> impl Future<Output = Result<Option<ItemEmbedding>, StoreError>> + Send;
+    fn item_embedding(
+        &self,
+        item_id: &str,
+    ) -> impl Future<Output = Result<Option<ItemEmbedding>, StoreError>> + Send;
 
     /// Number of users with a history (for summaries; may be approximate on large stores).
     fn user_count(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;

@@ -22,7 +22,11 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    pub async fn connect(url: &str, prefix: &str, policy: HistoryPolicy) -> Result<Self, StoreError> {
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        policy: HistoryPolicy,
+    ) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)?;
         let conn = ConnectionManager::new(client).await?;
         Ok(Self {
@@ -51,7 +55,10 @@ fn vector_bytes(v: &[f32]) -> Vec<u8> {
 }
 
 fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt { key: key.to_string(), reason: reason.into() }
+    StoreError::Corrupt {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
 }
 
 impl Store for RedisStore {
@@ -66,7 +73,10 @@ impl Store for RedisStore {
             .arg(self.policy.cap)
             .arg(self.policy.ttl_ms);
         for (offset, action) in &batch.actions {
-            invocation.key(self.history_key(&action.user_id)).arg(*offset).arg(HistoryEntry::from(action).encode());
+            invocation
+                .key(self.history_key(&action.user_id))
+                .arg(*offset)
+                .arg(HistoryEntry::from(action).encode());
         }
         let mut conn = self.conn.clone();
         let applied: usize = invocation.invoke_async(&mut conn).await?;
@@ -80,7 +90,9 @@ impl Store for RedisStore {
         let key = self.history_key(user_id);
         let mut conn = self.conn.clone();
         let raw: Vec<String> = conn.lrange(&key, -(limit as isize), -1).await?;
-        raw.iter().map(|s| HistoryEntry::decode(s).ok_or_else(|| corrupt(&key, format!("entry `{s}`")))).collect()
+        raw.iter()
+            .map(|s| HistoryEntry::decode(s).ok_or_else(|| corrupt(&key, format!("entry `{s}`"))))
+            .collect()
     }
 
     async fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> Result<(), StoreError> {
@@ -116,22 +128,32 @@ impl Store for RedisStore {
             return Ok(None);
         }
         let text = |name: &str| -> Result<String, StoreError> {
-            let bytes = fields.get(name).ok_or_else(|| corrupt(&key, format!("missing field {name}")))?;
-            String::from_utf8(bytes.clone()).map_err(|_| corrupt(&key, format!("field {name} is not UTF-8")))
+            let bytes = fields
+                .get(name)
+                .ok_or_else(|| corrupt(&key, format!("missing field {name}")))?;
+            String::from_utf8(bytes.clone())
+                .map_err(|_| corrupt(&key, format!("field {name} is not UTF-8")))
         };
         let number = |name: &str| -> Result<i64, StoreError> {
-            text(name)?.parse().map_err(|_| corrupt(&key, format!("field {name} is not a number")))
+            text(name)?
+                .parse()
+                .map_err(|_| corrupt(&key, format!("field {name} is not a number")))
         };
         let space = match text("space")?.as_str() {
             "content" => EmbeddingSpace::Content,
             "aligned" => EmbeddingSpace::Aligned,
             other => return Err(corrupt(&key, format!("unknown space {other}"))),
         };
-        let raw = fields.get("vec").ok_or_else(|| corrupt(&key, "missing field vec"))?;
+        let raw = fields
+            .get("vec")
+            .ok_or_else(|| corrupt(&key, "missing field vec"))?;
         if raw.len() % 4 != 0 {
             return Err(corrupt(&key, "vec length is not a multiple of 4"));
         }
-        let vector: Vec<f32> = raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let vector: Vec<f32> = raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         Ok(Some(ItemEmbedding {
             item_id: item_id.to_string(),
             model: text("model")?,
@@ -145,7 +167,8 @@ impl Store for RedisStore {
 
     async fn user_count(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn.clone();
-        let mut iter: redis::AsyncIter<String> = conn.scan_match(format!("{}h:*", self.prefix)).await?;
+        let mut iter: redis::AsyncIter<String> =
+            conn.scan_match(format!("{}h:*", self.prefix)).await?;
         let mut count = 0;
         while let Some(item) = futures::StreamExt::next(&mut iter).await {
             item?;

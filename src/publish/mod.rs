@@ -14,10 +14,18 @@ use crate::schemas::{DeadLetter, ItemEmbedding};
 
 const SEND_TIMEOUT: Timeout = Timeout::After(Duration::from_secs(30));
 
-async fn send_json<T: Serialize>(producer: &FutureProducer, topic: &str, key: &str, value: &T) -> Result<(), KafkaError> {
+async fn send_json<T: Serialize>(
+    producer: &FutureProducer,
+    topic: &str,
+    key: &str,
+    value: &T,
+) -> Result<(), KafkaError> {
     let payload = serde_json::to_vec(value).expect("output events always serialise");
     producer
-        .send(FutureRecord::to(topic).key(key).payload(&payload), SEND_TIMEOUT)
+        .send(
+            FutureRecord::to(topic).key(key).payload(&payload),
+            SEND_TIMEOUT,
+        )
         .await
         .map(|_| ())
         .map_err(|(err, _)| err)
@@ -37,7 +45,12 @@ impl EmbeddingPublisher {
 
     /// Sends all embeddings and waits until every one is acknowledged.
     pub async fn publish(&self, embeddings: &[ItemEmbedding]) -> Result<(), KafkaError> {
-        try_join_all(embeddings.iter().map(|e| send_json(&self.producer, &self.topic, &e.item_id, e))).await?;
+        try_join_all(
+            embeddings
+                .iter()
+                .map(|e| send_json(&self.producer, &self.topic, &e.item_id, e)),
+        )
+        .await?;
         Ok(())
     }
 }
@@ -55,7 +68,10 @@ impl DeadLetterProducer {
     }
 
     pub async fn send(&self, letter: &DeadLetter) -> Result<(), KafkaError> {
-        let key = letter.key.clone().unwrap_or_else(|| format!("{}:{}", letter.partition, letter.offset));
+        let key = letter
+            .key
+            .clone()
+            .unwrap_or_else(|| format!("{}:{}", letter.partition, letter.offset));
         send_json(&self.producer, &self.topic, &key, letter).await
     }
 }

@@ -46,7 +46,10 @@ pub struct Rejection {
 
 impl Rejection {
     fn new(reason: RejectReason, detail: impl Into<String>) -> Self {
-        Self { reason, detail: detail.into() }
+        Self {
+            reason,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -65,21 +68,26 @@ pub trait Decode: Sized + Send + Sync + 'static {
 }
 
 fn parse_json(payload: Option<&[u8]>) -> Result<Value, Rejection> {
-    let bytes = payload.filter(|p| !p.is_empty()).ok_or_else(|| {
-        Rejection::new(RejectReason::EmptyPayload, "message has no payload")
-    })?;
-    serde_json::from_slice(bytes).map_err(|e| Rejection::new(RejectReason::MalformedJson, e.to_string()))
+    let bytes = payload
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| Rejection::new(RejectReason::EmptyPayload, "message has no payload"))?;
+    serde_json::from_slice(bytes)
+        .map_err(|e| Rejection::new(RejectReason::MalformedJson, e.to_string()))
 }
 
 fn typed<T: DeserializeOwned>(value: Value) -> Result<T, Rejection> {
-    serde_json::from_value(value).map_err(|e| Rejection::new(RejectReason::SchemaViolation, e.to_string()))
+    serde_json::from_value(value)
+        .map_err(|e| Rejection::new(RejectReason::SchemaViolation, e.to_string()))
 }
 
 fn check_id(field: &str, value: &str) -> Result<(), Rejection> {
     if value.is_empty() || value.len() > MAX_ID_BYTES {
         return Err(Rejection::new(
             RejectReason::SchemaViolation,
-            format!("`{field}` must be 1..={MAX_ID_BYTES} bytes, got {}", value.len()),
+            format!(
+                "`{field}` must be 1..={MAX_ID_BYTES} bytes, got {}",
+                value.len()
+            ),
         ));
     }
     Ok(())
@@ -87,7 +95,10 @@ fn check_id(field: &str, value: &str) -> Result<(), Rejection> {
 
 fn check_ts(ts_ms: i64) -> Result<(), Rejection> {
     if ts_ms < 0 {
-        return Err(Rejection::new(RejectReason::SchemaViolation, "`ts_ms` must be >= 0"));
+        return Err(Rejection::new(
+            RejectReason::SchemaViolation,
+            "`ts_ms` must be >= 0",
+        ));
     }
     Ok(())
 }
@@ -97,7 +108,10 @@ impl Decode for UserAction {
         let value = parse_json(payload)?;
         if let Some(name) = value.get("action").and_then(Value::as_str) {
             if Action::from_name(name).is_none() {
-                return Err(Rejection::new(RejectReason::UnknownAction, format!("unknown action `{name}`")));
+                return Err(Rejection::new(
+                    RejectReason::UnknownAction,
+                    format!("unknown action `{name}`"),
+                ));
             }
         }
         let action: UserAction = typed(value)?;
@@ -121,7 +135,10 @@ impl Decode for ItemUpload {
         if text_len > limits.max_text_bytes {
             return Err(Rejection::new(
                 RejectReason::OversizeText,
-                format!("item text is {text_len} bytes, limit {}", limits.max_text_bytes),
+                format!(
+                    "item text is {text_len} bytes, limit {}",
+                    limits.max_text_bytes
+                ),
             ));
         }
         Ok(upload)
@@ -132,7 +149,9 @@ impl Decode for ItemUpload {
 mod tests {
     use super::*;
 
-    const LIMITS: Limits = Limits { max_text_bytes: 200 };
+    const LIMITS: Limits = Limits {
+        max_text_bytes: 200,
+    };
 
     fn action(json: &str) -> Result<UserAction, Rejection> {
         UserAction::decode(Some(json.as_bytes()), &LIMITS)
@@ -144,8 +163,10 @@ mod tests {
 
     #[test]
     fn valid_action_decodes_and_ignores_unknown_fields() {
-        let a = action(r#"{"event_id":"e1","user_id":"u","item_id":"i","action":"like","ts_ms":5,"extra":1}"#)
-            .unwrap();
+        let a = action(
+            r#"{"event_id":"e1","user_id":"u","item_id":"i","action":"like","ts_ms":5,"extra":1}"#,
+        )
+        .unwrap();
         assert_eq!(a.action, Action::Like);
         assert_eq!(a.watch_ms, None);
     }
@@ -158,7 +179,10 @@ mod tests {
             reason(r#"{"event_id":"e","user_id":"u","item_id":"i","action":"dance","ts_ms":1}"#),
             RejectReason::UnknownAction
         );
-        assert_eq!(reason(r#"{"event_id":"e","user_id":"u","action":"view","ts_ms":1}"#), RejectReason::SchemaViolation);
+        assert_eq!(
+            reason(r#"{"event_id":"e","user_id":"u","action":"view","ts_ms":1}"#),
+            RejectReason::SchemaViolation
+        );
         assert_eq!(
             reason(r#"{"event_id":"e","user_id":"","item_id":"i","action":"view","ts_ms":1}"#),
             RejectReason::SchemaViolation
@@ -167,9 +191,14 @@ mod tests {
             reason(r#"{"event_id":"e","user_id":"u","item_id":"i","action":"view","ts_ms":-1}"#),
             RejectReason::SchemaViolation
         );
-        assert_eq!(UserAction::decode(None, &LIMITS).unwrap_err().reason, RejectReason::EmptyPayload);
         assert_eq!(
-            UserAction::decode(Some(&[0xff, 0xfe]), &LIMITS).unwrap_err().reason,
+            UserAction::decode(None, &LIMITS).unwrap_err().reason,
+            RejectReason::EmptyPayload
+        );
+        assert_eq!(
+            UserAction::decode(Some(&[0xff, 0xfe]), &LIMITS)
+                .unwrap_err()
+                .reason,
             RejectReason::MalformedJson
         );
     }
@@ -177,10 +206,18 @@ mod tests {
     #[test]
     fn uploads_reject_empty_and_oversize_text() {
         assert!(upload(r#"{"item_id":"i","title":"Cat video","ts_ms":1}"#).is_ok());
-        assert_eq!(upload(r#"{"item_id":"i","title":"  ","ts_ms":1}"#).unwrap_err().reason, RejectReason::EmptyText);
+        assert_eq!(
+            upload(r#"{"item_id":"i","title":"  ","ts_ms":1}"#)
+                .unwrap_err()
+                .reason,
+            RejectReason::EmptyText
+        );
         let long = "x".repeat(300);
         let json = format!(r#"{{"item_id":"i","title":"{long}","ts_ms":1}}"#);
-        assert_eq!(upload(&json).unwrap_err().reason, RejectReason::OversizeText);
+        assert_eq!(
+            upload(&json).unwrap_err().reason,
+            RejectReason::OversizeText
+        );
     }
 
     #[test]

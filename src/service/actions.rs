@@ -20,17 +20,34 @@ impl<S: Store> ActionSink<S> {
 }
 
 impl<S: Store> Sink<UserAction> for ActionSink<S> {
-    async fn write(&mut self, topic: &str, records: &[Record<UserAction>]) -> Result<(), SinkError> {
+    async fn write(
+        &mut self,
+        topic: &str,
+        records: &[Record<UserAction>],
+    ) -> Result<(), SinkError> {
         let mut by_partition: BTreeMap<i32, Vec<(i64, UserAction)>> = BTreeMap::new();
         for r in records {
-            by_partition.entry(r.partition).or_default().push((r.offset, r.event.clone()));
+            by_partition
+                .entry(r.partition)
+                .or_default()
+                .push((r.offset, r.event.clone()));
         }
         for (partition, actions) in by_partition {
             let total = actions.len() as u64;
-            let batch = PartitionBatch { topic: topic.to_string(), partition, actions };
-            let applied =
-                self.store.apply_actions(&batch).await.map_err(|e| SinkError::Transient(e.to_string()))? as u64;
-            self.stats.emit(Event::ActionsApplied { applied, replayed: total - applied });
+            let batch = PartitionBatch {
+                topic: topic.to_string(),
+                partition,
+                actions,
+            };
+            let applied = self
+                .store
+                .apply_actions(&batch)
+                .await
+                .map_err(|e| SinkError::Transient(e.to_string()))? as u64;
+            self.stats.emit(Event::ActionsApplied {
+                applied,
+                replayed: total - applied,
+            });
         }
         Ok(())
     }

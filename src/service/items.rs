@@ -19,8 +19,18 @@ pub struct ItemSink<S> {
 }
 
 impl<S: Store> ItemSink<S> {
-    pub fn new(encoder: Arc<ContentEncoder>, store: S, publisher: EmbeddingPublisher, stats: Arc<Stats>) -> Self {
-        Self { encoder, store, publisher, stats }
+    pub fn new(
+        encoder: Arc<ContentEncoder>,
+        store: S,
+        publisher: EmbeddingPublisher,
+        stats: Arc<Stats>,
+    ) -> Self {
+        Self {
+            encoder,
+            store,
+            publisher,
+            stats,
+        }
     }
 
     /// Runs the encoder off the async runtime (it is CPU-bound).
@@ -34,7 +44,11 @@ impl<S: Store> ItemSink<S> {
 }
 
 impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
-    async fn write(&mut self, _topic: &str, records: &[Record<ItemUpload>]) -> Result<(), SinkError> {
+    async fn write(
+        &mut self,
+        _topic: &str,
+        records: &[Record<ItemUpload>],
+    ) -> Result<(), SinkError> {
         let texts: Vec<String> = records.iter().map(|r| item_text(&r.event)).collect();
         let started = Instant::now();
         let vectors = self.embed(texts).await?;
@@ -54,9 +68,18 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
                 ts_ms,
             })
             .collect();
-        self.store.put_item_embeddings(&embeddings).await.map_err(|e| SinkError::Transient(e.to_string()))?;
-        self.publisher.publish(&embeddings).await.map_err(|e| SinkError::Transient(e.to_string()))?;
-        self.stats.emit(Event::ItemsEmbedded { count: records.len() as u64, seconds });
+        self.store
+            .put_item_embeddings(&embeddings)
+            .await
+            .map_err(|e| SinkError::Transient(e.to_string()))?;
+        self.publisher
+            .publish(&embeddings)
+            .await
+            .map_err(|e| SinkError::Transient(e.to_string()))?;
+        self.stats.emit(Event::ItemsEmbedded {
+            count: records.len() as u64,
+            seconds,
+        });
         Ok(())
     }
 }

@@ -26,7 +26,12 @@ pub(super) struct Batch<T> {
 
 impl<T: Decode> Batch<T> {
     pub fn new() -> Self {
-        Self { records: Vec::new(), rejects: Vec::new(), highest: BTreeMap::new(), started: None }
+        Self {
+            records: Vec::new(),
+            rejects: Vec::new(),
+            highest: BTreeMap::new(),
+            started: None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -44,7 +49,11 @@ impl<T: Decode> Batch<T> {
         let highest = self.highest.entry(partition).or_insert(offset);
         *highest = (*highest).max(offset);
         match T::decode(message.payload(), limits) {
-            Ok(event) => self.records.push(Record { partition, offset, event }),
+            Ok(event) => self.records.push(Record {
+                partition,
+                offset,
+                event,
+            }),
             Err(rejection) => {
                 let payload = message.payload().unwrap_or_default();
                 let text = std::str::from_utf8(payload).ok();
@@ -54,11 +63,16 @@ impl<T: Decode> Batch<T> {
                     offset,
                     reason: rejection.reason,
                     detail: rejection.detail,
-                    key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                    key: message
+                        .key()
+                        .map(|k| String::from_utf8_lossy(k).into_owned()),
                     payload_text: text.map(str::to_string),
                     payload_base64: match text {
                         Some(_) => None,
-                        None => Some(base64::Engine::encode(&base64::engine::general_purpose::STANDARD, payload)),
+                        None => Some(base64::Engine::encode(
+                            &base64::engine::general_purpose::STANDARD,
+                            payload,
+                        )),
                     },
                     ts_ms: now_ms(),
                 })

@@ -51,10 +51,19 @@ pub async fn run<T: Decode, S: Sink<T>>(
     shutdown: Shutdown,
 ) -> Result<(), SourceError> {
     let consumer: StreamConsumer<SourceContext> =
-        crate::kafka::consumer_config(kafka, &settings.group_id).create_with_context(SourceContext::default())?;
+        crate::kafka::consumer_config(kafka, &settings.group_id)
+            .create_with_context(SourceContext::default())?;
     consumer.subscribe(&[&settings.topic])?;
     tracing::info!(topic = %settings.topic, group = %settings.group_id, "consuming");
-    let mut state = Loop { consumer, settings, sink, dead_letters, stats, shutdown, batch: Batch::new() };
+    let mut state = Loop {
+        consumer,
+        settings,
+        sink,
+        dead_letters,
+        stats,
+        shutdown,
+        batch: Batch::new(),
+    };
     let result = state.consume().await;
     state.close().await;
     result
@@ -94,7 +103,10 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
         }
         let count = self.batch.release(&revoked) as u64;
         if count > 0 {
-            self.stats.emit(Event::PendingDroppedOnRevoke { topic: &self.settings.topic, count });
+            self.stats.emit(Event::PendingDroppedOnRevoke {
+                topic: &self.settings.topic,
+                count,
+            });
         }
     }
 
@@ -112,8 +124,14 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
             let attempt = async {
                 while letters_sent < self.batch.rejects.len() {
                     let letter = &self.batch.rejects[letters_sent];
-                    self.dead_letters.send(letter).await.map_err(|e| SinkError::Transient(format!("dead-letter topic: {e}")))?;
-                    self.stats.emit(Event::DeadLettered { topic: &topic, reason: letter.reason });
+                    self.dead_letters
+                        .send(letter)
+                        .await
+                        .map_err(|e| SinkError::Transient(format!("dead-letter topic: {e}")))?;
+                    self.stats.emit(Event::DeadLettered {
+                        topic: &topic,
+                        reason: letter.reason,
+                    });
                     letters_sent += 1;
                 }
                 if self.batch.records.is_empty() {
@@ -124,7 +142,10 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
             match attempt.await {
                 Ok(()) => break,
                 Err(SinkError::Fatal(reason)) => {
-                    return Err(SourceError::Sink { topic, source: SinkError::Fatal(reason) });
+                    return Err(SourceError::Sink {
+                        topic,
+                        source: SinkError::Fatal(reason),
+                    });
                 }
                 Err(SinkError::Transient(reason)) => {
                     self.stats.emit(Event::SinkRetry { topic: &topic });
@@ -149,7 +170,11 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
     fn store_offsets(&self) {
         let mut offsets = TopicPartitionList::new();
         for (&partition, &offset) in &self.batch.highest {
-            if let Err(err) = offsets.add_partition_offset(&self.settings.topic, partition, Offset::Offset(offset + 1)) {
+            if let Err(err) = offsets.add_partition_offset(
+                &self.settings.topic,
+                partition,
+                Offset::Offset(offset + 1),
+            ) {
                 tracing::error!(%err, partition, "cannot build offset list");
             }
         }

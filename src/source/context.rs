@@ -28,7 +28,9 @@ impl ConsumerContext for SourceContext {
         if let Rebalance::Revoke(partitions) = rebalance {
             match consumer.commit_consumer_state(CommitMode::Sync) {
                 Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {}
-                Err(err) => tracing::warn!(%err, "commit on revoke failed; the next owner may replay"),
+                Err(err) => {
+                    tracing::warn!(%err, "commit on revoke failed; the next owner may replay")
+                }
             }
             let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
             revoked.extend(partitions.elements().iter().map(|e| e.partition()));
@@ -38,7 +40,11 @@ impl ConsumerContext for SourceContext {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
-            let assigned: Vec<i32> = partitions.elements().iter().map(|e| e.partition()).collect();
+            let assigned: Vec<i32> = partitions
+                .elements()
+                .iter()
+                .map(|e| e.partition())
+                .collect();
             tracing::info!(?assigned, "partitions assigned");
         }
     }

@@ -41,5 +41,9 @@ pub enum SourceError {
 
 /// Receives decoded batches. `write` returns `Ok` only once the batch is durable downstream.
 pub trait Sink<T>: Send {
-    fn write(&mut self, topic: &str, records: &[Record<T>]) -> impl Future<Output = Result<(), SinkError>> + Send;
+    fn write(
+        &mut self,
+        topic: &str,
+        records: &[Record<T>],
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
 }

@@ -24,8 +24,16 @@ impl SelfAttention {
     /// `xs`: (batch, len, d_model); `mask`: (len, len), added to the attention logits.
     pub fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
         let (b, l, d) = xs.dims3()?;
-        let qkv = self.qkv.forward(xs)?.reshape((b, l, 3, self.heads, self.head_dim))?.permute((2, 0, 3, 1, 4))?;
-        let (q, k, v) = (qkv.get(0)?.contiguous()?, qkv.get(1)?.contiguous()?, qkv.get(2)?.contiguous()?);
+        let qkv = self
+            .qkv
+            .forward(xs)?
+            .reshape((b, l, 3, self.heads, self.head_dim))?
+            .permute((2, 0, 3, 1, 4))?;
+        let (q, k, v) = (
+            qkv.get(0)?.contiguous()?,
+            qkv.get(1)?.contiguous()?,
+            qkv.get(2)?.contiguous()?,
+        );
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let logits = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
         let weights = candle_nn::ops::softmax(&logits, D::Minus1)?;
@@ -36,7 +44,8 @@ impl SelfAttention {
 
 /// (len, len) additive mask: position i may attend to j ≤ i only.
 pub fn causal_mask(len: usize, device: &candle_core::Device) -> Result<Tensor> {
-    let values: Vec<f32> =
-        (0..len).flat_map(|i| (0..len).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY })).collect();
+    let values: Vec<f32> = (0..len)
+        .flat_map(|i| (0..len).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
     Tensor::from_vec(values, (len, len), device)
 }

@@ -2,7 +2,9 @@
 //! norm, placed before (pre-LN) or after (post-LN, as in BERT) the sublayer.
 
 use candle_core::{Module, Result, Tensor};
-use candle_nn::{layer_norm, linear, LayerNorm, Linear, VarBuilder};
+use candle_nn::{linear, Linear, VarBuilder};
+
+use super::norm::{layer_norm, LayerNorm};
 
 use super::attention::SelfAttention;
 use super::init::SeededDropout;
@@ -18,7 +20,13 @@ pub struct Block {
 }
 
 impl Block {
-    pub fn new(d_model: usize, heads: usize, dropout: SeededDropout, pre_ln: bool, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        d_model: usize,
+        heads: usize,
+        dropout: SeededDropout,
+        pre_ln: bool,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         Ok(Self {
             attention: SelfAttention::new(d_model, heads, vb.pp("attention"))?,
             norm1: layer_norm(d_model, 1e-6, vb.pp("norm1"))?,
@@ -36,11 +44,22 @@ impl Block {
 
     pub fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
         if self.pre_ln {
-            let xs = (xs + self.dropout.forward(&self.attention.forward(&self.norm1.forward(xs)?, mask)?, train)?)?;
-            &xs + self.dropout.forward(&self.mlp(&self.norm2.forward(&xs)?)?, train)?
+            let xs = (xs
+                + self.dropout.forward(
+                    &self.attention.forward(&self.norm1.forward(xs)?, mask)?,
+                    train,
+                )?)?;
+            &xs + self
+                .dropout
+                .forward(&self.mlp(&self.norm2.forward(&xs)?)?, train)?
         } else {
-            let xs = self.norm1.forward(&(xs + self.dropout.forward(&self.attention.forward(xs, mask)?, train)?)?)?;
-            self.norm2.forward(&(&xs + self.dropout.forward(&self.mlp(&xs)?, train)?)?)
+            let xs = self.norm1.forward(
+                &(xs + self
+                    .dropout
+                    .forward(&self.attention.forward(xs, mask)?, train)?)?,
+            )?;
+            self.norm2
+                .forward(&(&xs + self.dropout.forward(&self.mlp(&xs)?, train)?)?)
         }
     }
 }

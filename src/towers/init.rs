@@ -25,7 +25,11 @@ pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
         } else if name.contains("norm") {
             vec![1.0; n]
         } else {
-            let bound = if name.ends_with("embeddings") { 0.035 } else { 1.0 / (*shape.dims().last().unwrap_or(&1) as f32).sqrt() };
+            let bound = if name.ends_with("embeddings") {
+                0.035
+            } else {
+                1.0 / (*shape.dims().last().unwrap_or(&1) as f32).sqrt()
+            };
             (0..n).map(|_| rng.random_range(-bound..bound)).collect()
         };
         var.set(&Tensor::from_vec(values, shape, var.device())?)?;
@@ -41,7 +45,10 @@ pub struct SeededDropout {
 
 impl SeededDropout {
     pub fn new(p: f32, seed: u64) -> Self {
-        Self { p, rng: Mutex::new(StdRng::seed_from_u64(seed)) }
+        Self {
+            p,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+        }
     }
 
     pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
@@ -50,8 +57,15 @@ impl SeededDropout {
         }
         let keep = 1.0 - self.p;
         let mut rng = self.rng.lock().expect("dropout rng");
-        let mask: Vec<f32> =
-            (0..xs.elem_count()).map(|_| if rng.random::<f32>() < keep { 1.0 / keep } else { 0.0 }).collect();
+        let mask: Vec<f32> = (0..xs.elem_count())
+            .map(|_| {
+                if rng.random::<f32>() < keep {
+                    1.0 / keep
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         xs.mul(&Tensor::from_vec(mask, xs.shape(), &Device::Cpu)?.to_device(xs.device())?)
     }
 }

@@ -31,7 +31,12 @@ pub struct UserSample {
 }
 
 /// Splits `sequence` at a random cut into history and target parts. None if shorter than 2.
-pub fn sample_user(sequence: &[u32], mode: LossMode, max_len: usize, rng: &mut impl Rng) -> Option<UserSample> {
+pub fn sample_user(
+    sequence: &[u32],
+    mode: LossMode,
+    max_len: usize,
+    rng: &mut impl Rng,
+) -> Option<UserSample> {
     let n = sequence.len();
     if n < 2 {
         return None;
@@ -41,15 +46,23 @@ pub fn sample_user(sequence: &[u32], mode: LossMode, max_len: usize, rng: &mut i
     let last = history.len() - 1;
     let (anchors, targets) = match mode {
         LossMode::Last => (vec![last], vec![sequence[cut]]),
-        LossMode::Dense { history: n_h, targets: n_t } => {
+        LossMode::Dense {
+            history: n_h,
+            targets: n_t,
+        } => {
             // The last position is always an anchor; the others are sampled among the earlier ones.
-            let mut anchors: Vec<usize> = sample(rng, last, n_h.saturating_sub(1).min(last)).into_vec();
+            let mut anchors: Vec<usize> =
+                sample(rng, last, n_h.saturating_sub(1).min(last)).into_vec();
             anchors.push(last);
             anchors.sort_unstable();
             (anchors, sequence[cut..n.min(cut + n_t.max(1))].to_vec())
         }
     };
-    Some(UserSample { history, anchors, targets })
+    Some(UserSample {
+        history,
+        anchors,
+        targets,
+    })
 }
 
 /// InfoNCE over all same-user (anchor, target) pairs.
@@ -73,7 +86,11 @@ pub fn info_nce(
             mask.extend((0..p_count).map(|q| {
                 let other_positive = q != p && target_user[q] == user;
                 let same_item = q != p && target_items[q] == target_items[p];
-                if other_positive || same_item { BLOCKED } else { 0.0 }
+                if other_positive || same_item {
+                    BLOCKED
+                } else {
+                    0.0
+                }
             }));
         }
     }
@@ -99,26 +116,53 @@ mod tests {
         Tensor::from_vec(flat, (rows.len(), 2), &Device::Cpu).unwrap()
     }
 
-    fn loss(anchor_user: &[usize], target_user: &[usize], items: &[u32], a: &[[f32; 2]], tg: &[[f32; 2]]) -> f32 {
-        info_nce(&t(a), anchor_user, &t(tg), target_user, items, 1.0).unwrap().to_scalar::<f32>().unwrap()
+    fn loss(
+        anchor_user: &[usize],
+        target_user: &[usize],
+        items: &[u32],
+        a: &[[f32; 2]],
+        tg: &[[f32; 2]],
+    ) -> f32 {
+        info_nce(&t(a), anchor_user, &t(tg), target_user, items, 1.0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
     }
 
     #[test]
     fn hand_computed_two_users() {
         // Each anchor scores 1 with its own target and 0 with the other user's: -log(e/(e+1)).
         let want = (1.0f32 + (-1.0f32).exp()).ln();
-        let got = loss(&[0, 1], &[0, 1], &[5, 6], &[[1., 0.], [0., 1.]], &[[1., 0.], [0., 1.]]);
+        let got = loss(
+            &[0, 1],
+            &[0, 1],
+            &[5, 6],
+            &[[1., 0.], [0., 1.]],
+            &[[1., 0.], [0., 1.]],
+        );
         assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     }
 
     #[test]
     fn same_item_negative_and_own_other_targets_are_masked() {
         // The other user's target is the same item: no negative left, loss 0.
-        let got = loss(&[0, 1], &[0, 1], &[5, 5], &[[1., 0.], [0., 1.]], &[[1., 0.], [0., 1.]]);
+        let got = loss(
+            &[0, 1],
+            &[0, 1],
+            &[5, 5],
+            &[[1., 0.], [0., 1.]],
+            &[[1., 0.], [0., 1.]],
+        );
         assert!(got.abs() < 1e-6, "{got}");
         // User 0 has two targets: each pair's negatives exclude the other own target.
         // Pairs: (a0,t0): logits [1, 0.5(own, masked), 0] → -log(e/(e+1)); (a0,t1): [.., 0.5, 0] → -log(e^.5/(e^.5+1)).
-        let got = loss(&[0], &[0, 0, 1], &[1, 2, 3], &[[1., 0.]], &[[1., 0.], [0.5, 0.], [0., 1.]]);
+        let got = loss(
+            &[0],
+            &[0, 0, 1],
+            &[1, 2, 3],
+            &[[1., 0.]],
+            &[[1., 0.], [0.5, 0.], [0., 1.]],
+        );
         let want = ((1.0f32 + (-1.0f32).exp()).ln() + (1.0f32 + (-0.5f32).exp()).ln()) / 2.0;
         assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     }
@@ -128,9 +172,20 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let seq: Vec<u32> = (0..30).collect();
         for _ in 0..50 {
-            let s = sample_user(&seq, LossMode::Dense { history: 4, targets: 3 }, 8, &mut rng).unwrap();
+            let s = sample_user(
+                &seq,
+                LossMode::Dense {
+                    history: 4,
+                    targets: 3,
+                },
+                8,
+                &mut rng,
+            )
+            .unwrap();
             let cut = s.history.last().unwrap() + 1;
-            assert!(s.history.len() <= 8 && s.anchors.len() <= 4 && (1..=3).contains(&s.targets.len()));
+            assert!(
+                s.history.len() <= 8 && s.anchors.len() <= 4 && (1..=3).contains(&s.targets.len())
+            );
             assert_eq!(s.targets[0], cut, "targets follow the history");
             assert_eq!(*s.anchors.last().unwrap(), s.history.len() - 1);
             let l = sample_user(&seq, LossMode::Last, 8, &mut rng).unwrap();

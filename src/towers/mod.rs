@@ -2,6 +2,7 @@
 //!
 //! - [`init`]: seeded parameter initialisation and dropout (candle's CPU RNG cannot be seeded);
 //! - [`attention`]: multi-head self-attention with an additive (causal) mask;
+//! - [`norm`]: layer norm from differentiable ops (candle-nn's fused one has no backward);
 //! - [`block`]: a transformer block, pre-LN or post-LN;
 //! - [`tower`]: input (frozen content embedding → linear adapter, or a trainable item-ID table for
 //!   the SASRec baseline) + positions → blocks → linear → L2-norm. The user tower reads a history;
@@ -13,6 +14,7 @@ pub mod attention;
 pub mod block;
 pub mod init;
 pub mod loss;
+pub mod norm;
 pub mod tower;
 
 pub use tower::{Tower, TowerInput, TowerSpec};

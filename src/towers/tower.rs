@@ -5,12 +5,13 @@
 //! position.
 
 use candle_core::{DType, Device, Module, Result, Tensor, D};
-use candle_nn::{embedding, layer_norm, linear, Embedding, LayerNorm, Linear, VarBuilder, VarMap};
+use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::attention::causal_mask;
 use super::block::Block;
 use super::init::{seeded_init, SeededDropout};
+use super::norm::{layer_norm, LayerNorm};
 
 /// Shape of a tower (`[towers]` in the config). Serialised into checkpoints and results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,26 +54,47 @@ pub struct Tower {
 
 impl Tower {
     /// Builds the tower with its variables in `varmap`, initialised from `seed`.
-    pub fn new(spec: &TowerSpec, input: TowerInput, varmap: &VarMap, seed: u64, device: &Device) -> Result<Self> {
+    pub fn new(
+        spec: &TowerSpec,
+        input: TowerInput,
+        varmap: &VarMap,
+        seed: u64,
+        device: &Device,
+    ) -> Result<Self> {
         let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
         let input = match input {
             TowerInput::Content(table) => {
                 let adapter = linear(table.dim(1)?, spec.d_model, vb.pp("adapter"))?;
-                InputLayer::Content { table: table.to_device(device)?, adapter }
+                InputLayer::Content {
+                    table: table.to_device(device)?,
+                    adapter,
+                }
             }
-            TowerInput::Ids { items } => InputLayer::Ids(embedding(items, spec.d_model, vb.pp("item_embeddings"))?),
+            TowerInput::Ids { items } => {
+                InputLayer::Ids(embedding(items, spec.d_model, vb.pp("item_embeddings"))?)
+            }
         };
         let blocks = (0..spec.layers)
             .map(|i| {
                 let dropout = SeededDropout::new(spec.dropout, seed.wrapping_add(1000 + i as u64));
-                Block::new(spec.d_model, spec.heads, dropout, spec.pre_ln, vb.pp(format!("block{i}")))
+                Block::new(
+                    spec.d_model,
+                    spec.heads,
+                    dropout,
+                    spec.pre_ln,
+                    vb.pp(format!("block{i}")),
+                )
             })
             .collect::<Result<Vec<_>>>()?;
         let tower = Self {
             input,
             positions: embedding(spec.max_len, spec.d_model, vb.pp("position_embeddings"))?,
             blocks,
-            final_norm: if spec.pre_ln { Some(layer_norm(spec.d_model, 1e-6, vb.pp("final_norm"))?) } else { None },
+            final_norm: if spec.pre_ln {
+                Some(layer_norm(spec.d_model, 1e-6, vb.pp("final_norm"))?)
+            } else {
+                None
+            },
             out: linear(spec.d_model, spec.out_dim, vb.pp("out"))?,
             dropout: SeededDropout::new(spec.dropout, seed.wrapping_add(1)),
             spec: spec.clone(),
@@ -105,7 +127,9 @@ impl Tower {
     pub fn forward(&self, ids: &Tensor, train: bool) -> Result<Tensor> {
         let (_, l) = ids.dims2()?;
         let positions = Tensor::arange(0u32, l as u32, &self.device)?;
-        let xs = self.embed_ids(ids)?.broadcast_add(&self.positions.forward(&positions)?)?;
+        let xs = self
+            .embed_ids(ids)?
+            .broadcast_add(&self.positions.forward(&positions)?)?;
         let mut xs = self.dropout.forward(&xs, train)?;
         let mask = causal_mask(l, &self.device)?;
         for block in &self.blocks {
@@ -134,8 +158,15 @@ impl Tower {
 
 /// Right-pads histories (truncated to their last `max_len` items) into (n, len) ids, and returns
 /// the index of each one's last item.
-pub fn pad_right(histories: &[&[u32]], max_len: usize, device: &Device) -> Result<(Tensor, Vec<usize>)> {
-    let trimmed: Vec<&[u32]> = histories.iter().map(|h| &h[h.len().saturating_sub(max_len)..]).collect();
+pub fn pad_right(
+    histories: &[&[u32]],
+    max_len: usize,
+    device: &Device,
+) -> Result<(Tensor, Vec<usize>)> {
+    let trimmed: Vec<&[u32]> = histories
+        .iter()
+        .map(|h| &h[h.len().saturating_sub(max_len)..])
+        .collect();
     let len = trimmed.iter().map(|h| h.len()).max().unwrap_or(1).max(1);
     let mut ids = vec![0u32; trimmed.len() * len];
     for (row, h) in trimmed.iter().enumerate() {
@@ -148,12 +179,21 @@ pub fn pad_right(histories: &[&[u32]], max_len: usize, device: &Device) -> Resul
 /// Picks `out[b, positions[b]]` → (batch, dim).
 pub fn gather_positions(out: &Tensor, positions: &[usize]) -> Result<Tensor> {
     let (b, l, d) = out.dims3()?;
-    let flat: Vec<u32> = positions.iter().enumerate().map(|(row, &p)| (row * l + p) as u32).collect();
-    out.reshape((b * l, d))?.index_select(&Tensor::from_vec(flat, b, out.device())?, 0)
+    let flat: Vec<u32> = positions
+        .iter()
+        .enumerate()
+        .map(|(row, &p)| (row * l + p) as u32)
+        .collect();
+    out.reshape((b * l, d))?
+        .index_select(&Tensor::from_vec(flat, b, out.device())?, 0)
 }
 
 pub fn l2_normalise(xs: &Tensor) -> Result<Tensor> {
-    let norm = xs.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12, f64::MAX)?;
+    let norm = xs
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
     xs.broadcast_div(&norm)
 }
 
@@ -162,7 +202,15 @@ mod tests {
     use super::*;
 
     fn spec() -> TowerSpec {
-        TowerSpec { d_model: 16, heads: 2, layers: 2, out_dim: 8, max_len: 6, dropout: 0.0, pre_ln: true }
+        TowerSpec {
+            d_model: 16,
+            heads: 2,
+            layers: 2,
+            out_dim: 8,
+            max_len: 6,
+            dropout: 0.0,
+            pre_ln: true,
+        }
     }
 
     #[test]
@@ -170,28 +218,70 @@ mod tests {
         let table = Tensor::randn(0f32, 1.0, (10, 5), &Device::Cpu).unwrap();
         for pre_ln in [true, false] {
             let varmap = VarMap::new();
-            let tower =
-                Tower::new(&TowerSpec { pre_ln, ..spec() }, TowerInput::Content(table.clone()), &varmap, 3, &Device::Cpu)
-                    .unwrap();
+            let tower = Tower::new(
+                &TowerSpec { pre_ln, ..spec() },
+                TowerInput::Content(table.clone()),
+                &varmap,
+                3,
+                &Device::Cpu,
+            )
+            .unwrap();
             let a = Tensor::new(&[[1u32, 2, 3, 4, 5]], &Device::Cpu).unwrap();
             let b = Tensor::new(&[[1u32, 2, 3, 9, 0]], &Device::Cpu).unwrap();
-            let (oa, ob) = (tower.forward(&a, false).unwrap(), tower.forward(&b, false).unwrap());
-            let early = (oa.narrow(1, 0, 3).unwrap() - ob.narrow(1, 0, 3).unwrap()).unwrap().abs().unwrap();
-            assert_eq!(early.max_all().unwrap().to_scalar::<f32>().unwrap(), 0.0, "positions 0..3 must not see 3..");
-            let later = (oa.narrow(1, 3, 1).unwrap() - ob.narrow(1, 3, 1).unwrap()).unwrap().abs().unwrap();
-            assert!(later.max_all().unwrap().to_scalar::<f32>().unwrap() > 1e-4, "position 3 sees its own item");
+            let (oa, ob) = (
+                tower.forward(&a, false).unwrap(),
+                tower.forward(&b, false).unwrap(),
+            );
+            let early = (oa.narrow(1, 0, 3).unwrap() - ob.narrow(1, 0, 3).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap();
+            assert_eq!(
+                early.max_all().unwrap().to_scalar::<f32>().unwrap(),
+                0.0,
+                "positions 0..3 must not see 3.."
+            );
+            let later = (oa.narrow(1, 3, 1).unwrap() - ob.narrow(1, 3, 1).unwrap())
+                .unwrap()
+                .abs()
+                .unwrap();
+            assert!(
+                later.max_all().unwrap().to_scalar::<f32>().unwrap() > 1e-4,
+                "position 3 sees its own item"
+            );
         }
     }
 
     #[test]
     fn outputs_are_unit_and_users_read_the_last_real_position() {
         let varmap = VarMap::new();
-        let tower = Tower::new(&spec(), TowerInput::Ids { items: 10 }, &varmap, 1, &Device::Cpu).unwrap();
+        let tower = Tower::new(
+            &spec(),
+            TowerInput::Ids { items: 10 },
+            &varmap,
+            1,
+            &Device::Cpu,
+        )
+        .unwrap();
         let users = tower.users(&[&[1, 2], &[3, 4, 5, 6]]).unwrap();
         let alone = tower.users(&[&[1, 2]]).unwrap();
-        let diff = (users.get(0).unwrap() - alone.get(0).unwrap()).unwrap().abs().unwrap().max_all().unwrap();
-        assert!(diff.to_scalar::<f32>().unwrap() < 1e-6, "padding must not change a history's embedding");
-        let norms = users.sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();
+        let diff = (users.get(0).unwrap() - alone.get(0).unwrap())
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap();
+        assert!(
+            diff.to_scalar::<f32>().unwrap() < 1e-6,
+            "padding must not change a history's embedding"
+        );
+        let norms = users
+            .sqr()
+            .unwrap()
+            .sum(1)
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
     }
 }

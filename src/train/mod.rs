@@ -49,7 +49,10 @@ pub enum LossKind {
 impl TrainingConfig {
     pub fn loss_mode(&self) -> LossMode {
         match self.loss {
-            LossKind::Dense => LossMode::Dense { history: self.history_positions, targets: self.target_items },
+            LossKind::Dense => LossMode::Dense {
+                history: self.history_positions,
+                targets: self.target_items,
+            },
             LossKind::Last => LossMode::Last,
         }
     }

@@ -67,17 +67,40 @@ pub fn batch_loss(tower: &Tower, samples: &[UserSample], logit_scale: f64) -> Re
         }
     }
     let (b, l, d) = out.dims3()?;
-    let anchors = out.reshape((b * l, d))?.index_select(&Tensor::from_vec(flat, anchor_user.len(), out.device())?, 0)?;
+    let anchors = out
+        .reshape((b * l, d))?
+        .index_select(&Tensor::from_vec(flat, anchor_user.len(), out.device())?, 0)?;
     let targets = tower.items(&target_items, true)?;
-    info_nce(&anchors, &anchor_user, &targets, &target_user, &target_items, logit_scale)
+    info_nce(
+        &anchors,
+        &anchor_user,
+        &targets,
+        &target_user,
+        &target_items,
+        logit_scale,
+    )
 }
 
 /// Trains `tower` (whose variables are `varmap`) on `train` sequences, validating on `valid` after
 /// every epoch; leaves the best epoch's weights in place.
-pub fn train(tower: &Tower, varmap: &VarMap, train: &[Vec<u32>], valid: &[Case], item_count: usize, config: &TrainingConfig) -> Result<TrainReport> {
+pub fn train(
+    tower: &Tower,
+    varmap: &VarMap,
+    train: &[Vec<u32>],
+    valid: &[Case],
+    item_count: usize,
+    config: &TrainingConfig,
+) -> Result<TrainReport> {
     let started = Instant::now();
     let vars = sorted_vars(varmap);
-    let mut optimizer = AdamW::new(vars.clone(), ParamsAdamW { lr: config.lr, weight_decay: config.weight_decay, ..Default::default() })?;
+    let mut optimizer = AdamW::new(
+        vars.clone(),
+        ParamsAdamW {
+            lr: config.lr,
+            weight_decay: config.weight_decay,
+            ..Default::default()
+        },
+    )?;
     let mut rng = StdRng::seed_from_u64(config.seed);
     let trainable: Vec<usize> = (0..train.len()).filter(|&u| train[u].len() >= 2).collect();
     let steps_per_epoch = trainable.len().div_ceil(config.batch_size.max(1));
@@ -90,17 +113,27 @@ pub fn train(tower: &Tower, varmap: &VarMap, train: &[Vec<u32>], valid: &[Case],
         let mut order = trainable.clone();
         order.shuffle(&mut rng);
         let bar = ProgressBar::new(steps_per_epoch as u64).with_style(
-            ProgressStyle::with_template("epoch {msg} {bar:30} {pos}/{len} steps ({per_sec}, eta {eta})").expect("template"),
+            ProgressStyle::with_template(
+                "epoch {msg} {bar:30} {pos}/{len} steps ({per_sec}, eta {eta})",
+            )
+            .expect("template"),
         );
         bar.set_message(format!("{epoch}/{}", config.epochs));
         let (mut loss_sum, mut batches) = (0f64, 0usize);
         for users in order.chunks(config.batch_size.max(1)) {
-            let samples: Vec<UserSample> =
-                users.iter().filter_map(|&u| sample_user(&train[u], mode, tower.spec().max_len, &mut rng)).collect();
+            let samples: Vec<UserSample> = users
+                .iter()
+                .filter_map(|&u| sample_user(&train[u], mode, tower.spec().max_len, &mut rng))
+                .collect();
             if samples.len() < 2 {
                 continue;
             }
-            optimizer.set_learning_rate(learning_rate(config.lr, step, total_steps, config.warmup_frac));
+            optimizer.set_learning_rate(learning_rate(
+                config.lr,
+                step,
+                total_steps,
+                config.warmup_frac,
+            ));
             let loss = batch_loss(tower, &samples, config.logit_scale)?;
             let mut grads = loss.backward()?;
             clip_gradients(&mut grads, &vars, config.clip_norm)?;
@@ -111,7 +144,12 @@ pub fn train(tower: &Tower, varmap: &VarMap, train: &[Vec<u32>], valid: &[Case],
             bar.inc(1);
         }
         bar.finish_and_clear();
-        let metrics = evaluate(&TowerScorer::new(tower, item_count)?, valid, &HashSet::new())?.masked;
+        let metrics = evaluate(
+            &TowerScorer::new(tower, item_count)?,
+            valid,
+            &HashSet::new(),
+        )?
+        .masked;
         let log = EpochLog {
             epoch,
             loss: loss_sum / batches.max(1) as f64,
@@ -119,17 +157,32 @@ pub fn train(tower: &Tower, varmap: &VarMap, train: &[Vec<u32>], valid: &[Case],
             valid_ndcg_10: metrics.ndcg_10,
             seconds: epoch_started.elapsed().as_secs_f64(),
         };
-        tracing::info!(epoch, loss = log.loss, valid_recall_10 = log.valid_recall_10, seconds = log.seconds, "epoch done");
+        tracing::info!(
+            epoch,
+            loss = log.loss,
+            valid_recall_10 = log.valid_recall_10,
+            seconds = log.seconds,
+            "epoch done"
+        );
         curve.push(log);
         if metrics.recall_10 > best {
             (best, best_epoch, best_weights) = (metrics.recall_10, epoch, snapshot(&vars)?);
         } else if epoch - best_epoch >= config.patience {
-            tracing::info!(best_epoch, "early stop: no better validation Recall@10 for {} epochs", config.patience);
+            tracing::info!(
+                best_epoch,
+                "early stop: no better validation Recall@10 for {} epochs",
+                config.patience
+            );
             break;
         }
     }
     for (var, weights) in vars.iter().zip(&best_weights) {
         var.set(weights)?;
     }
-    Ok(TrainReport { curve, best_epoch, steps: step, seconds: started.elapsed().as_secs_f64() })
+    Ok(TrainReport {
+        curve,
+        best_epoch,
+        steps: step,
+        seconds: started.elapsed().as_secs_f64(),
+    })
 }

@@ -53,7 +53,11 @@ mod tests {
         let mut grads = loss.backward().unwrap();
         let norm = clip_gradients(&mut grads, std::slice::from_ref(&var), 1.0).unwrap();
         assert!((norm - 5.0).abs() < 1e-6);
-        let clipped = grads.get(var.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        let clipped = grads
+            .get(var.as_tensor())
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
         assert!((clipped[0] - 0.6).abs() < 1e-6 && (clipped[1] - 0.8).abs() < 1e-6);
     }
 }

@@ -16,7 +16,9 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 fn required(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(value) if !value.is_empty() => Some(value),
-        _ if std::env::var_os("CI").is_some() => panic!("{var} is not set under CI: run scripts/test-services.sh"),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{var} is not set under CI: run scripts/test-services.sh")
+        }
         _ => {
             eprintln!("skipped: {var} not set (run scripts/test-services.sh)");
             None
@@ -77,14 +79,23 @@ pub async fn produce(brokers: &str, messages: &[(String, String, Vec<u8>)]) {
         .expect("producer");
     for (topic, key, payload) in messages {
         producer
-            .send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(30))
+            .send(
+                FutureRecord::to(topic).key(key).payload(payload),
+                Duration::from_secs(30),
+            )
             .await
             .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
     }
 }
 
 /// Reads `count` messages from all `partitions` of `topic` from the beginning (no group), or panics after `timeout`.
-pub fn read_topic(brokers: &str, topic: &str, partitions: i32, count: usize, timeout: Duration) -> Vec<Vec<u8>> {
+pub fn read_topic(
+    brokers: &str,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    timeout: Duration,
+) -> Vec<Vec<u8>> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", unique("reader"))
@@ -93,13 +104,19 @@ pub fn read_topic(brokers: &str, topic: &str, partitions: i32, count: usize, tim
         .expect("consumer");
     let mut assignment = TopicPartitionList::new();
     for p in 0..partitions {
-        assignment.add_partition_offset(topic, p, Offset::Beginning).expect("partition");
+        assignment
+            .add_partition_offset(topic, p, Offset::Beginning)
+            .expect("partition");
     }
     consumer.assign(&assignment).expect("assign");
     let started = Instant::now();
     let mut out = Vec::new();
     while out.len() < count {
-        assert!(started.elapsed() < timeout, "read {} of {count} messages from {topic}", out.len());
+        assert!(
+            started.elapsed() < timeout,
+            "read {} of {count} messages from {topic}",
+            out.len()
+        );
         if let Some(message) = consumer.poll(Duration::from_millis(200)) {
             let message = message.expect("message");
             out.push(message.payload().unwrap_or_default().to_vec());
@@ -116,7 +133,10 @@ where
 {
     let started = Instant::now();
     while !check().await {
-        assert!(started.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
