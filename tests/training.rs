@@ -5,7 +5,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
 use learn_stream::eval::{leave_one_out, Split};
 use learn_stream::towers::{Tower, TowerInput, TowerSpec};
-use learn_stream::train::{train, LossKind, TrainReport, TrainingConfig};
+use learn_stream::train::{train, LossKind, Negatives, TrainReport, TrainingConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -44,6 +44,7 @@ fn config(loss: LossKind) -> TrainingConfig {
         clip_norm: 1.0,
         logit_scale: 10.0,
         loss,
+        negatives: Negatives::InBatch,
         history_positions: 4,
         target_items: 3,
         patience: 10,

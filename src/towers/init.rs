@@ -8,9 +8,8 @@ use candle_nn::VarMap;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Re-initialises every variable of `varmap` in name order: weights (2-D) uniform in
-/// ±1/sqrt(fan_in) (PyTorch's Linear default), embeddings (names ending in `embeddings`) N(0, 0.02)
-/// approximated by uniform ±0.035, layer-norm weights 1, biases 0.
+/// Re-initialises every variable of `varmap` in name order: weights uniform in ±1/sqrt(fan_in)
+/// (PyTorch's Linear default), embedding tables uniform ±0.035, layer-norm weights 1, biases 0.
 pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
     let data = varmap.data().lock().expect("varmap lock");
     let mut names: Vec<&String> = data.keys().collect();

@@ -104,6 +104,44 @@ pub fn info_nce(
     positive.mean_all()?.neg()
 }
 
+/// Softmax over the whole catalogue (the released code's fine-tuning): each (anchor, target) pair
+/// is a classification of the target among all `items` (N, D); the user's other targets are masked.
+pub fn full_softmax(
+    anchors: &Tensor,
+    anchor_user: &[usize],
+    items: &Tensor,
+    target_user: &[usize],
+    target_items: &[u32],
+    scale: f64,
+) -> Result<Tensor> {
+    const BLOCKED: f32 = -1e9;
+    let n = items.dim(0)?;
+    let (mut rows, mut positives, mut mask) = (Vec::new(), Vec::new(), Vec::new());
+    for (m, &user) in anchor_user.iter().enumerate() {
+        let own: Vec<u32> = (0..target_user.len())
+            .filter(|&p| target_user[p] == user)
+            .map(|p| target_items[p])
+            .collect();
+        for &positive in &own {
+            rows.push(m as u32);
+            positives.push(positive);
+            let mut row = vec![0f32; n];
+            for &other in own.iter().filter(|&&o| o != positive) {
+                row[other as usize] = BLOCKED;
+            }
+            mask.extend(row);
+        }
+    }
+    let q_count = rows.len();
+    let device = anchors.device();
+    let picked = anchors.index_select(&Tensor::from_vec(rows, q_count, device)?, 0)?;
+    let logits = (picked.matmul(&items.t()?)? * scale)?;
+    let masked = (logits + Tensor::from_vec(mask, (q_count, n), device)?)?;
+    let log_probs = candle_nn::ops::log_softmax(&masked, 1)?;
+    let positive = log_probs.gather(&Tensor::from_vec(positives, (q_count, 1), device)?, 1)?;
+    positive.mean_all()?.neg()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +201,19 @@ mod tests {
             &[[1., 0.]],
             &[[1., 0.], [0.5, 0.], [0., 1.]],
         );
+        let want = ((1.0f32 + (-1.0f32).exp()).ln() + (1.0f32 + (-0.5f32).exp()).ln()) / 2.0;
+        assert!((got - want).abs() < 1e-6, "{got} vs {want}");
+    }
+
+    #[test]
+    fn full_softmax_hand_computed() {
+        // Catalogue of 3 items; the anchor scores [1, 0, 0.5]; target item 0; item 2 is another own target (masked).
+        let items = t(&[[1., 0.], [0., 1.], [0.5, 0.]]);
+        let got = full_softmax(&t(&[[1., 0.]]), &[0], &items, &[0, 0], &[0, 2], 1.0)
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        // Pair (0): -log(e/(e+1)); pair (2): logits [1 masked, 0, 0.5] → -log(e^.5/(e^.5+1)).
         let want = ((1.0f32 + (-1.0f32).exp()).ln() + (1.0f32 + (-0.5f32).exp()).ln()) / 2.0;
         assert!((got - want).abs() < 1e-6, "{got} vs {want}");
     }

@@ -30,6 +30,9 @@ pub struct TrainingConfig {
     pub logit_scale: f64,
     /// `dense` (paper) or `last` (released code).
     pub loss: LossKind,
+    /// Where the negatives come from: `in_batch` (the paper: other users' targets) or `all_items`
+    /// (softmax over the whole catalogue, as in the released code's fine-tuning).
+    pub negatives: Negatives,
     /// Dense loss: history positions sampled per user (N_h).
     pub history_positions: usize,
     /// Dense loss: target items per user (N_t).
@@ -37,6 +40,13 @@ pub struct TrainingConfig {
     /// Stop after this many epochs without a better validation Recall@10.
     pub patience: usize,
     pub seed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Negatives {
+    InBatch,
+    AllItems,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

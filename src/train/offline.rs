@@ -12,10 +12,10 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::schedule::{clip_gradients, learning_rate};
-use super::TrainingConfig;
+use super::{Negatives, TrainingConfig};
 use crate::eval::scorers::TowerScorer;
 use crate::eval::{evaluate, Case};
-use crate::towers::loss::{info_nce, sample_user, UserSample};
+use crate::towers::loss::{full_softmax, info_nce, sample_user, UserSample};
 use crate::towers::tower::pad_right;
 use crate::towers::Tower;
 
@@ -48,8 +48,13 @@ fn snapshot(vars: &[Var]) -> Result<Vec<Tensor>> {
     vars.iter().map(|v| v.as_tensor().copy()).collect()
 }
 
-/// The loss of one micro-batch of user samples.
-pub fn batch_loss(tower: &Tower, samples: &[UserSample], logit_scale: f64) -> Result<Tensor> {
+/// The loss of one micro-batch of user samples over a catalogue of `item_count` items.
+pub fn batch_loss(
+    tower: &Tower,
+    samples: &[UserSample],
+    config: &TrainingConfig,
+    item_count: usize,
+) -> Result<Tensor> {
     let histories: Vec<&[u32]> = samples.iter().map(|s| s.history.as_slice()).collect();
     let (ids, _) = pad_right(&histories, tower.spec().max_len, tower.device())?;
     let len = ids.dim(1)?;
@@ -70,15 +75,64 @@ pub fn batch_loss(tower: &Tower, samples: &[UserSample], logit_scale: f64) -> Re
     let anchors = out
         .reshape((b * l, d))?
         .index_select(&Tensor::from_vec(flat, anchor_user.len(), out.device())?, 0)?;
-    let targets = tower.items(&target_items, true)?;
-    info_nce(
-        &anchors,
-        &anchor_user,
-        &targets,
-        &target_user,
-        &target_items,
-        logit_scale,
-    )
+    match config.negatives {
+        Negatives::InBatch => {
+            let targets = tower.items(&target_items, true)?;
+            info_nce(
+                &anchors,
+                &anchor_user,
+                &targets,
+                &target_user,
+                &target_items,
+                config.logit_scale,
+            )
+        }
+        Negatives::AllItems => {
+            let all: Vec<u32> = (0..item_count as u32).collect();
+            let items = tower.items(&all, true)?;
+            full_softmax(
+                &anchors,
+                &anchor_user,
+                &items,
+                &target_user,
+                &target_items,
+                config.logit_scale,
+            )
+        }
+    }
+}
+
+/// Batches a window of this many batches' users together, sorted by history length.
+const BUCKET_WINDOW: usize = 16;
+
+/// One epoch's micro-batches: users shuffled, each sampled once; within windows of
+/// `BUCKET_WINDOW` batches the samples are sorted by history length (so a batch is padded little),
+/// and the batches are shuffled again. Negatives stay random; padding drops several-fold.
+fn length_bucketed_batches(
+    train: &[Vec<u32>],
+    trainable: &[usize],
+    config: &TrainingConfig,
+    max_len: usize,
+    rng: &mut StdRng,
+) -> Vec<Vec<UserSample>> {
+    let mode = config.loss_mode();
+    let batch_size = config.batch_size.max(1);
+    let mut order = trainable.to_vec();
+    order.shuffle(rng);
+    let mut batches = Vec::new();
+    for window in order.chunks(batch_size * BUCKET_WINDOW) {
+        let mut samples: Vec<UserSample> = window
+            .iter()
+            .filter_map(|&u| sample_user(&train[u], mode, max_len, rng))
+            .collect();
+        samples.sort_by_key(|s| s.history.len());
+        let mut chunks = samples.into_iter().peekable();
+        while chunks.peek().is_some() {
+            batches.push(chunks.by_ref().take(batch_size).collect());
+        }
+    }
+    batches.shuffle(rng);
+    batches
 }
 
 /// Trains `tower` (whose variables are `varmap`) on `train` sequences, validating on `valid` after
@@ -105,13 +159,12 @@ pub fn train(
     let trainable: Vec<usize> = (0..train.len()).filter(|&u| train[u].len() >= 2).collect();
     let steps_per_epoch = trainable.len().div_ceil(config.batch_size.max(1));
     let total_steps = steps_per_epoch * config.epochs;
-    let mode = config.loss_mode();
     let (mut step, mut curve) = (0, Vec::new());
     let (mut best, mut best_epoch, mut best_weights) = (f64::NEG_INFINITY, 0, snapshot(&vars)?);
     for epoch in 1..=config.epochs {
         let epoch_started = Instant::now();
-        let mut order = trainable.clone();
-        order.shuffle(&mut rng);
+        let batches_of_epoch =
+            length_bucketed_batches(train, &trainable, config, tower.spec().max_len, &mut rng);
         let bar = ProgressBar::new(steps_per_epoch as u64).with_style(
             ProgressStyle::with_template(
                 "epoch {msg} {bar:30} {pos}/{len} steps ({per_sec}, eta {eta})",
@@ -120,11 +173,7 @@ pub fn train(
         );
         bar.set_message(format!("{epoch}/{}", config.epochs));
         let (mut loss_sum, mut batches) = (0f64, 0usize);
-        for users in order.chunks(config.batch_size.max(1)) {
-            let samples: Vec<UserSample> = users
-                .iter()
-                .filter_map(|&u| sample_user(&train[u], mode, tower.spec().max_len, &mut rng))
-                .collect();
+        for samples in batches_of_epoch {
             if samples.len() < 2 {
                 continue;
             }
@@ -134,7 +183,7 @@ pub fn train(
                 total_steps,
                 config.warmup_frac,
             ));
-            let loss = batch_loss(tower, &samples, config.logit_scale)?;
+            let loss = batch_loss(tower, &samples, config, item_count)?;
             let mut grads = loss.backward()?;
             clip_gradients(&mut grads, &vars, config.clip_norm)?;
             optimizer.step(&grads)?;
