@@ -44,6 +44,9 @@ enum InputLayer {
 pub struct Tower {
     input: InputLayer,
     positions: Embedding,
+    /// Normalises input + position to unit scale (as BERT does), so the residual stream starts at the
+    /// scale of the blocks' outputs instead of being buried under them.
+    input_norm: LayerNorm,
     blocks: Vec<Block>,
     final_norm: Option<LayerNorm>,
     out: Linear,
@@ -89,6 +92,7 @@ impl Tower {
         let tower = Self {
             input,
             positions: embedding(spec.max_len, spec.d_model, vb.pp("position_embeddings"))?,
+            input_norm: layer_norm(spec.d_model, 1e-6, vb.pp("input_norm"))?,
             blocks,
             final_norm: if spec.pre_ln {
                 Some(layer_norm(spec.d_model, 1e-6, vb.pp("final_norm"))?)
@@ -130,7 +134,9 @@ impl Tower {
         let xs = self
             .embed_ids(ids)?
             .broadcast_add(&self.positions.forward(&positions)?)?;
-        let mut xs = self.dropout.forward(&xs, train)?;
+        let mut xs = self
+            .dropout
+            .forward(&self.input_norm.forward(&xs)?, train)?;
         let mask = causal_mask(l, &self.device)?;
         for block in &self.blocks {
             xs = block.forward(&xs, &mask, train)?;
