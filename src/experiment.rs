@@ -81,13 +81,7 @@ impl Experiment {
 
     /// The frozen content table (cached under `cache_dir`).
     pub fn content(&self, config: &Config, cache_dir: &Path) -> Result<Tensor, ExperimentError> {
-        let e = &config.encoder;
-        let encoder = ContentEncoder::load(
-            &e.model_dir,
-            e.resolved_model_id(),
-            e.max_tokens,
-            e.max_batch,
-        )?;
+        let encoder = ContentEncoder::from_config(&config.encoder)?;
         Ok(content_table(&self.dataset, &encoder, cache_dir)?)
     }
 

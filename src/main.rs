@@ -153,13 +153,7 @@ fn load_encoder(config: &mut Config, args: &ModelArgs) -> Result<Arc<ContentEnco
     if let Some(dir) = &args.model_dir {
         config.encoder.model_dir = dir.clone();
     }
-    let e = &config.encoder;
-    let encoder = ContentEncoder::load(
-        &e.model_dir,
-        e.resolved_model_id(),
-        e.max_tokens,
-        e.max_batch,
-    )?;
+    let encoder = ContentEncoder::from_config(&config.encoder)?;
     Ok(Arc::new(encoder))
 }
 

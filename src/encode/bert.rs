@@ -96,6 +96,16 @@ impl ContentEncoder {
         })
     }
 
+    /// Loads the encoder described by the `[encoder]` config section.
+    pub fn from_config(config: &crate::config::EncoderConfig) -> Result<Self, EncodeError> {
+        Self::load(
+            &config.model_dir,
+            config.resolved_model_id(),
+            config.max_tokens,
+            config.max_batch,
+        )
+    }
+
     pub fn model_id(&self) -> &str {
         &self.model_id
     }
