@@ -232,9 +232,9 @@ pub fn eval_command(
     config: &Config,
     options: &EvalOptions,
 ) -> Result<crate::eval::report::Results, ExperimentError> {
+    use crate::eval::evaluate;
     use crate::eval::report::{ModelResult, Results};
     use crate::eval::scorers::{ContentScorer, PopularityScorer, TowerScorer};
-    use crate::eval::{evaluate, Scorer};
 
     let exp = Experiment::prepare(
         &options.dataset,
@@ -294,8 +294,8 @@ pub fn eval_command(
                 )
             }
             ModelKind::Popularity => {
-                let scorer: Box<dyn Scorer> = Box::new(PopularityScorer::new(&exp.train, items)?);
-                (evaluate(scorer.as_ref(), &exp.split.test, &exp.cold)?, None)
+                let scorer = PopularityScorer::new(&exp.train, items)?;
+                (evaluate(&scorer, &exp.split.test, &exp.cold)?, None)
             }
         };
         models.insert(

@@ -67,36 +67,17 @@ fn train_then_eval_writes_the_report() {
         out.to_str().unwrap(),
         cache.to_str().unwrap(),
     );
+    let common = ["--dataset", data, "--out", out, "--cache-dir", cache];
     for model in ["learn", "sasrec"] {
-        learn(
-            &[
-                "train",
-                "--dataset",
-                data,
-                "--out",
-                out,
-                "--cache-dir",
-                cache,
-                "--model",
-                model,
-                "--epochs",
-                "2",
-            ],
-            &model_dir,
-        );
+        let args = [
+            &["train"][..],
+            &common,
+            &["--model", model, "--epochs", "2"],
+        ]
+        .concat();
+        learn(&args, &model_dir);
     }
-    learn(
-        &[
-            "eval",
-            "--dataset",
-            data,
-            "--out",
-            out,
-            "--cache-dir",
-            cache,
-        ],
-        &model_dir,
-    );
+    learn(&[&["eval"][..], &common].concat(), &model_dir);
 
     let results: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(Path::new(out).join("results.json")).unwrap(),

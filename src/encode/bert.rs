@@ -158,13 +158,7 @@ pub(crate) fn mean_pool_normalised(hidden: &Tensor, mask: &Tensor) -> candle_cor
     let mask = mask.to_dtype(hidden.dtype())?.unsqueeze(D::Minus1)?;
     let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
     let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-    let mean = summed.broadcast_div(&counts)?;
-    let norm = mean
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::MAX)?;
-    mean.broadcast_div(&norm)
+    super::l2_normalise(&summed.broadcast_div(&counts)?)
 }
 
 #[cfg(test)]

@@ -12,6 +12,18 @@ pub use text::item_text;
 
 use std::path::PathBuf;
 
+use candle_core::{Tensor, D};
+
+/// Scales every row (last dimension) of `xs` to unit L2 norm.
+pub fn l2_normalise(xs: &Tensor) -> candle_core::Result<Tensor> {
+    let norm = xs
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12, f64::MAX)?;
+    xs.broadcast_div(&norm)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
     #[error(

@@ -88,7 +88,8 @@ pub fn training_svg(results: &Results) -> String {
         .iter()
         .filter_map(|(n, r)| r.training.as_ref().map(|t| (n, t)))
         .collect();
-    let panels: [(&str, fn(&crate::train::EpochLog) -> f64); 2] = [
+    type Value = fn(&crate::train::EpochLog) -> f64;
+    let panels: [(&str, Value); 2] = [
         ("validation Recall@10", |e| e.valid_recall_10),
         ("training loss", |e| e.loss),
     ];

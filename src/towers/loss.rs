@@ -19,6 +19,9 @@ pub enum LossMode {
     Last,
 }
 
+/// Logit offset that removes a candidate from a pair's softmax.
+const BLOCKED: f32 = -1e9;
+
 /// One user's contribution to a batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UserSample {
@@ -76,7 +79,6 @@ pub fn info_nce(
     target_items: &[u32],
     scale: f64,
 ) -> Result<Tensor> {
-    const BLOCKED: f32 = -1e9;
     let p_count = target_user.len();
     let (mut rows, mut positives, mut mask) = (Vec::new(), Vec::new(), Vec::new());
     for (m, &user) in anchor_user.iter().enumerate() {
@@ -94,14 +96,7 @@ pub fn info_nce(
             }));
         }
     }
-    let q_count = rows.len();
-    let device = anchors.device();
-    let logits = (anchors.matmul(&targets.t()?)? * scale)?;
-    let picked = logits.index_select(&Tensor::from_vec(rows, q_count, device)?, 0)?;
-    let masked = (picked + Tensor::from_vec(mask, (q_count, p_count), device)?)?;
-    let log_probs = candle_nn::ops::log_softmax(&masked, 1)?;
-    let positive = log_probs.gather(&Tensor::from_vec(positives, (q_count, 1), device)?, 1)?;
-    positive.mean_all()?.neg()
+    pair_nll(anchors, targets, scale, rows, positives, mask)
 }
 
 /// Softmax over the whole catalogue (the released code's fine-tuning): each (anchor, target) pair
@@ -114,7 +109,6 @@ pub fn full_softmax(
     target_items: &[u32],
     scale: f64,
 ) -> Result<Tensor> {
-    const BLOCKED: f32 = -1e9;
     let n = items.dim(0)?;
     let (mut rows, mut positives, mut mask) = (Vec::new(), Vec::new(), Vec::new());
     for (m, &user) in anchor_user.iter().enumerate() {
@@ -132,10 +126,23 @@ pub fn full_softmax(
             mask.extend(row);
         }
     }
-    let q_count = rows.len();
+    pair_nll(anchors, items, scale, rows, positives, mask)
+}
+
+/// Mean negative log-likelihood of each pair's positive column: row `rows[q]` of
+/// `anchors · candidates^T × scale`, plus `mask` row q (0 or BLOCKED), log-softmaxed.
+fn pair_nll(
+    anchors: &Tensor,
+    candidates: &Tensor,
+    scale: f64,
+    rows: Vec<u32>,
+    positives: Vec<u32>,
+    mask: Vec<f32>,
+) -> Result<Tensor> {
+    let (q_count, n) = (rows.len(), candidates.dim(0)?);
     let device = anchors.device();
     let picked = anchors.index_select(&Tensor::from_vec(rows, q_count, device)?, 0)?;
-    let logits = (picked.matmul(&items.t()?)? * scale)?;
+    let logits = (picked.matmul(&candidates.t()?)? * scale)?;
     let masked = (logits + Tensor::from_vec(mask, (q_count, n), device)?)?;
     let log_probs = candle_nn::ops::log_softmax(&masked, 1)?;
     let positive = log_probs.gather(&Tensor::from_vec(positives, (q_count, 1), device)?, 1)?;

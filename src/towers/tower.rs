@@ -4,7 +4,7 @@
 //! padding, so padding needs no mask of its own; a history's embedding is read at its last real
 //! position.
 
-use candle_core::{DType, Device, Module, Result, Tensor, D};
+use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +12,7 @@ use super::attention::causal_mask;
 use super::block::Block;
 use super::init::{seeded_init, SeededDropout};
 use super::norm::{layer_norm, LayerNorm};
+use crate::encode::l2_normalise;
 
 /// Shape of a tower (`[towers]` in the config). Serialised into checkpoints and results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -192,15 +193,6 @@ pub fn gather_positions(out: &Tensor, positions: &[usize]) -> Result<Tensor> {
         .collect();
     out.reshape((b * l, d))?
         .index_select(&Tensor::from_vec(flat, b, out.device())?, 0)
-}
-
-pub fn l2_normalise(xs: &Tensor) -> Result<Tensor> {
-    let norm = xs
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::MAX)?;
-    xs.broadcast_div(&norm)
 }
 
 #[cfg(test)]
