@@ -39,6 +39,9 @@ pub struct Config {
     pub towers: crate::towers::TowerSpec,
     /// How the towers are trained.
     pub training: crate::train::TrainingConfig,
+    pub online: OnlineConfig,
+    pub serving: ServingConfig,
+    pub lag: LagConfig,
 }
 
 /// Kafka clients: one consumer group per input stream and the producers of the output topics.
@@ -56,14 +59,19 @@ pub struct KafkaConfig {
     pub items_topic: String,
     /// Output: events that could not be decoded, with the reason (`schemas/dead_letter.schema.json`).
     pub dead_letter_topic: String,
-    /// Output: item content embeddings (`schemas/item_embedding.schema.json`).
+    /// Output: item embeddings, content and aligned (`schemas/item_embedding.schema.json`), keyed by item id.
     pub item_embeddings_topic: String,
+    /// Output: aligned user embeddings (`schemas/user_embedding.schema.json`), keyed by user id.
+    pub user_embeddings_topic: String,
     /// Where a group with no committed offset starts: `earliest` or `latest`.
     pub auto_offset_reset: String,
     /// `session.timeout.ms`: how long the group waits for a silent member before rebalancing.
     pub session_timeout_ms: u32,
     /// `auto.commit.interval.ms`: how often offsets stored after a successful write are committed.
     pub auto_commit_interval_ms: u32,
+    /// `statistics.interval.ms`: how often consumers report lag per partition (0 turns lag metrics
+    /// and lag control off).
+    pub statistics_interval_ms: u32,
     /// Extra librdkafka properties for every client (security, tuning), applied last.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
@@ -116,6 +124,70 @@ pub struct EncoderConfig {
     pub max_batch: usize,
 }
 
+/// Which `learn serve` process of a group trains the towers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Whoever holds the leader lock in Redis trains; the others follow (take over on failure).
+    Auto,
+    /// Always trains (run exactly one).
+    Trainer,
+    /// Never trains: ingests, embeds, serves, and hot-swaps to each new model version.
+    Follower,
+}
+
+/// Continual training inside `learn serve`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnlineConfig {
+    pub role: Role,
+    /// Most users per training step (lag control lowers it towards `min_batch_size` under lag).
+    pub batch_size: usize,
+    pub min_batch_size: usize,
+    /// Pause between steps, so training leaves CPU to ingestion.
+    pub step_interval_ms: u64,
+    /// The history/target cut falls within each user's last `recent_targets` actions.
+    pub recent_targets: usize,
+    /// Users with fresh actions awaiting a step; beyond this the least recent are dropped (the
+    /// trainer samples, it does not queue without bound).
+    pub pending_users: usize,
+    /// Where checkpoints are written (one directory per version).
+    pub checkpoint_dir: std::path::PathBuf,
+    /// A checkpoint after this many steps ...
+    pub checkpoint_every_steps: u64,
+    /// ... or this long after the previous one, whichever comes first (if any step was taken).
+    pub checkpoint_interval_secs: u64,
+    /// Checkpoints kept on disk.
+    pub keep_checkpoints: usize,
+    /// Most recently active users whose embeddings are re-published after each checkpoint.
+    pub republish_users: usize,
+    /// Leader lock lifetime (`role = "auto"`); renewed every third of it.
+    pub leader_ttl_ms: u64,
+    /// How often non-training processes look for a new model version.
+    pub model_poll_ms: u64,
+}
+
+/// The HTTP API (`/v1/recommend`, `/v1/status`, `/healthz`, `/metrics`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServingConfig {
+    /// Listen address; loopback by default (put a proxy in front to expose it).
+    pub addr: String,
+    /// Largest `k` a recommendation request may ask for.
+    pub max_k: usize,
+}
+
+/// Lag control: micro-batch sizes adapt to hold consumer lag under a target.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LagConfig {
+    /// Messages behind (summed over a stream's partitions) that the controller aims to stay under.
+    pub target_messages: i64,
+    /// Bounds of the uploads consumer's micro-batch (texts per encoder call).
+    pub embed_batch_min: usize,
+    pub embed_batch_max: usize,
+}
+
 impl Config {
     /// Defaults, then `file` if given, then `LEARN__…` environment variables; then validation.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -162,6 +234,10 @@ impl Config {
             "kafka.item_embeddings_topic",
             &self.kafka.item_embeddings_topic,
         )?;
+        non_empty(
+            "kafka.user_embeddings_topic",
+            &self.kafka.user_embeddings_topic,
+        )?;
         if !matches!(self.kafka.auto_offset_reset.as_str(), "earliest" | "latest") {
             return Err(ConfigError::Invalid {
                 key: "kafka.auto_offset_reset",
@@ -199,6 +275,31 @@ impl Config {
             return Err(ConfigError::Invalid {
                 key: "towers.dropout",
                 reason: "must be in [0, 1)".into(),
+            });
+        }
+        positive("online.batch_size", self.online.batch_size)?;
+        positive("online.min_batch_size", self.online.min_batch_size)?;
+        positive("online.recent_targets", self.online.recent_targets)?;
+        positive("online.pending_users", self.online.pending_users)?;
+        positive("online.keep_checkpoints", self.online.keep_checkpoints)?;
+        positive("serving.max_k", self.serving.max_k)?;
+        positive("lag.embed_batch_min", self.lag.embed_batch_min)?;
+        if self.online.min_batch_size > self.online.batch_size {
+            return Err(ConfigError::Invalid {
+                key: "online.min_batch_size",
+                reason: "must not exceed online.batch_size".into(),
+            });
+        }
+        if self.lag.embed_batch_min > self.lag.embed_batch_max {
+            return Err(ConfigError::Invalid {
+                key: "lag.embed_batch_min",
+                reason: "must not exceed lag.embed_batch_max".into(),
+            });
+        }
+        if self.serving.addr.parse::<std::net::SocketAddr>().is_err() {
+            return Err(ConfigError::Invalid {
+                key: "serving.addr",
+                reason: format!("`{}` is not an ip:port address", self.serving.addr),
             });
         }
         positive("training.batch_size", self.training.batch_size)?;

@@ -40,6 +40,10 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
             ),
             ("auto.offset.reset", kafka.auto_offset_reset.clone()),
             ("session.timeout.ms", kafka.session_timeout_ms.to_string()),
+            (
+                "statistics.interval.ms",
+                kafka.statistics_interval_ms.to_string(),
+            ),
         ],
     )
 }

@@ -11,10 +11,14 @@
 //! - [`history`]: the state store: rolling per-user histories and item embeddings, in Redis or in process,
 //!   behind one [`history::Store`] trait, with idempotent (replay-safe) writes.
 //! - [`publish`]: producers of outputs: the `item-embeddings` topic and the dead-letter topic.
-//! - [`service`]: wires the above into the two pipelines (actions → histories, uploads → embeddings)
-//!   and runs them until shutdown.
+//! - [`service`]: wires the above into the running service: the two pipelines (actions → histories,
+//!   uploads → embeddings), the continual trainer (leader only) and model hot-swap, lag control and
+//!   the HTTP API, until shutdown.
+//! - [`serving`]: the catalogue, the models at their versions, top-K recommendation, the HTTP API.
+//! - [`checkpoint`]: towers + optimizer state on disk, atomically, with a manifest.
 //! - [`towers`]: LEARN's preference-alignment towers (candle-nn) and the contrastive losses.
-//! - [`train`]: optimisation of the towers (schedule, clipping, the offline trainer).
+//! - [`train`]: optimisation of the towers (AdamW with saveable state, schedule, clipping, the
+//!   offline trainer and the online step).
 //! - [`dataset`]: offline datasets (canonical format, RecBole and MovieLens importers, content cache).
 //! - [`eval`]: the paper's offline protocol (leave-one-out, full ranking, metrics, baselines, report).
 //! - [`experiment`]: `learn train` / `learn eval` glue: prepared datasets, models, checkpoints.
@@ -23,6 +27,7 @@
 //! - [`metrics`]: the typed internal events the pipelines emit, as `metrics` counters and as a snapshot.
 //! - [`shutdown`]: the broadcast signal that stops every task gracefully.
 
+pub mod checkpoint;
 pub mod config;
 pub mod dataset;
 pub mod demo;
@@ -35,6 +40,7 @@ pub mod metrics;
 pub mod publish;
 pub mod schemas;
 pub mod service;
+pub mod serving;
 pub mod shutdown;
 pub mod source;
 pub mod towers;

@@ -11,6 +11,7 @@ use learn_stream::encode::ContentEncoder;
 use learn_stream::experiment::{self, ModelKind};
 use learn_stream::history::{HistoryPolicy, RedisStore};
 use learn_stream::metrics::Stats;
+use learn_stream::service::Shared;
 use learn_stream::shutdown::ShutdownTrigger;
 
 #[derive(Parser)]
@@ -187,7 +188,8 @@ async fn serve(mut config: Config, args: ModelArgs) -> Result<()> {
     let shutdown = ShutdownTrigger::default();
     shutdown_on_signals(shutdown.clone());
     let stats = Arc::new(Stats::default());
-    learn_stream::service::run(&config, store, encoder, stats.clone(), &shutdown).await?;
+    let shared = Arc::new(Shared::new(config, store, encoder, stats.clone())?);
+    learn_stream::service::run(shared, &shutdown).await?;
     tracing::info!(totals = ?stats.snapshot(), "stopped");
     Ok(())
 }

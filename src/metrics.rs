@@ -5,11 +5,19 @@
 //! Metric names: `learn_events_received_total{topic}`, `learn_actions_applied_total`,
 //! `learn_actions_replayed_total`, `learn_items_embedded_total`, `learn_dead_letters_total{topic,reason}`,
 //! `learn_sink_retries_total{topic}`, `learn_pending_dropped_on_revoke_total{topic}`,
-//! `learn_encoder_batch_seconds`, `learn_encoder_batch_size`.
+//! `learn_encoder_batch_seconds`, `learn_encoder_batch_size`, `learn_freshness_seconds` (upload
+//! produced → aligned embedding written), `learn_train_steps_total`, `learn_train_loss`,
+//! `learn_train_step_seconds`, `learn_train_batch_users`, `learn_checkpoints_total`,
+//! `learn_checkpoint_seconds`, `learn_model_version`, `learn_consumer_lag{topic,partition}` (from
+//! librdkafka statistics, see [`LagBoard`]).
+//!
+//! [`prometheus`] installs the Prometheus recorder that `/metrics` renders.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::schemas::RejectReason;
 
@@ -31,6 +39,14 @@ pub enum Event<'a> {
     SinkRetry { topic: &'a str },
     /// Unwritten messages of revoked partitions were released to their next owner.
     PendingDroppedOnRevoke { topic: &'a str, count: u64 },
+    /// An item's aligned embedding was written, `seconds` after its upload was produced.
+    Fresh { seconds: f64 },
+    /// One training step of the towers.
+    TrainStep { loss: f64, seconds: f64, users: usize },
+    /// A checkpoint was written and published.
+    Checkpointed { version: u64, seconds: f64 },
+    /// This process serves a new model version.
+    ModelServed { version: u64 },
 }
 
 /// Totals since the process started.
@@ -41,6 +57,9 @@ pub struct Stats {
     actions_replayed: AtomicU64,
     items_embedded: AtomicU64,
     sink_retries: AtomicU64,
+    train_steps: AtomicU64,
+    /// f64 bits of the last training loss.
+    train_loss: AtomicU64,
     dead_letters: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -52,6 +71,8 @@ pub struct Snapshot {
     pub actions_replayed: u64,
     pub items_embedded: u64,
     pub sink_retries: u64,
+    pub train_steps: u64,
+    pub train_loss: Option<f64>,
     /// Dead letters by reason.
     pub dead_letters: BTreeMap<&'static str, u64>,
 }
@@ -105,6 +126,29 @@ impl Stats {
                 metrics::counter!("learn_pending_dropped_on_revoke_total", "topic" => topic.to_string())
                     .increment(count);
             }
+            Event::Fresh { seconds } => {
+                metrics::histogram!("learn_freshness_seconds").record(seconds);
+            }
+            Event::TrainStep {
+                loss,
+                seconds,
+                users,
+            } => {
+                self.train_steps.fetch_add(1, Ordering::Relaxed);
+                self.train_loss.store(loss.to_bits(), Ordering::Relaxed);
+                metrics::counter!("learn_train_steps_total").increment(1);
+                metrics::gauge!("learn_train_loss").set(loss);
+                metrics::histogram!("learn_train_step_seconds").record(seconds);
+                metrics::histogram!("learn_train_batch_users").record(users as f64);
+            }
+            Event::Checkpointed { version, seconds } => {
+                metrics::counter!("learn_checkpoints_total").increment(1);
+                metrics::histogram!("learn_checkpoint_seconds").record(seconds);
+                metrics::gauge!("learn_checkpoint_version").set(version as f64);
+            }
+            Event::ModelServed { version } => {
+                metrics::gauge!("learn_model_version").set(version as f64);
+            }
         }
     }
 
@@ -115,6 +159,9 @@ impl Stats {
             actions_replayed: self.actions_replayed.load(Ordering::Relaxed),
             items_embedded: self.items_embedded.load(Ordering::Relaxed),
             sink_retries: self.sink_retries.load(Ordering::Relaxed),
+            train_steps: self.train_steps.load(Ordering::Relaxed),
+            train_loss: (self.train_steps.load(Ordering::Relaxed) > 0)
+                .then(|| f64::from_bits(self.train_loss.load(Ordering::Relaxed))),
             dead_letters: self
                 .dead_letters
                 .lock()
@@ -122,4 +169,48 @@ impl Stats {
                 .clone(),
         }
     }
+}
+
+/// Consumer lag per topic and partition, as the consumers' librdkafka statistics last reported it.
+#[derive(Debug, Default)]
+pub struct LagBoard {
+    topics: Mutex<BTreeMap<String, BTreeMap<i32, i64>>>,
+}
+
+impl LagBoard {
+    /// Replaces `topic`'s partitions (those this process has assigned) and sets the gauges.
+    pub fn report(&self, topic: &str, partitions: BTreeMap<i32, i64>) {
+        for (partition, lag) in &partitions {
+            metrics::gauge!("learn_consumer_lag", "topic" => topic.to_string(), "partition" => partition.to_string())
+                .set(*lag as f64);
+        }
+        self.lock().insert(topic.to_string(), partitions);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<i32, i64>>> {
+        self.topics.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Topic → partition → messages behind.
+    pub fn snapshot(&self) -> BTreeMap<String, BTreeMap<i32, i64>> {
+        self.lock().clone()
+    }
+
+    /// Messages behind on `topic`, summed over this process's partitions (None before any report).
+    pub fn total(&self, topic: &str) -> Option<i64> {
+        self.lock().get(topic).map(|p| p.values().sum())
+    }
+}
+
+/// The process-wide Prometheus recorder (installed on first use) whose handle renders `/metrics`.
+pub fn prometheus() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed: /metrics shows only what it records");
+        }
+        handle
+    })
 }

@@ -31,6 +31,12 @@ fn spawn_serve(config: &learn_stream::config::Config, model_dir: &std::path::Pat
             "LEARN__KAFKA__ITEM_EMBEDDINGS_TOPIC",
             &k.item_embeddings_topic,
         )
+        .env(
+            "LEARN__KAFKA__USER_EMBEDDINGS_TOPIC",
+            &k.user_embeddings_topic,
+        )
+        .env("LEARN__ONLINE__CHECKPOINT_DIR", &config.online.checkpoint_dir)
+        .env("LEARN__SERVING__ADDR", &config.serving.addr)
         // Never commit on a timer: everything the first process wrote is replayed after the kill.
         .env("LEARN__KAFKA__AUTO_COMMIT_INTERVAL_MS", "3600000")
         .env("LEARN__KAFKA__SESSION_TIMEOUT_MS", "6000")

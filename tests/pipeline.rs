@@ -15,6 +15,7 @@ use learn_stream::metrics::Stats;
 use learn_stream::schemas::{
     Action, DeadLetter, EmbeddingSpace, ItemEmbedding, ItemUpload, RejectReason, UserAction,
 };
+use learn_stream::service::Shared;
 use learn_stream::shutdown::ShutdownTrigger;
 
 fn upload(i: usize) -> ItemUpload {
@@ -116,15 +117,12 @@ async fn stream_to_redis_with_dead_letters() {
         .expect("redis");
     let stats = Arc::new(Stats::default());
     let shutdown = ShutdownTrigger::default();
+    let shared = Arc::new(
+        Shared::new(config.clone(), store.clone(), encoder.clone(), stats.clone()).expect("state"),
+    );
     let service = tokio::spawn({
-        let (config, store, encoder, stats, shutdown) = (
-            config.clone(),
-            store.clone(),
-            encoder.clone(),
-            stats.clone(),
-            shutdown.clone(),
-        );
-        async move { learn_stream::service::run(&config, store, encoder, stats, &shutdown).await }
+        let shutdown = shutdown.clone();
+        async move { learn_stream::service::run(shared, &shutdown).await }
     });
     common::wait_until("every event settled", Duration::from_secs(180), || {
         let settled = stats.snapshot().settled();
@@ -162,7 +160,7 @@ async fn stream_to_redis_with_dead_letters() {
     let direct = encoder.embed(&texts).unwrap();
     for (u, want) in uploads.iter().zip(&direct) {
         let got = store
-            .item_embedding(&u.item_id)
+            .item_embedding(&u.item_id, EmbeddingSpace::Content)
             .await
             .unwrap()
             .expect("embedding stored");
@@ -192,7 +190,7 @@ async fn stream_to_redis_with_dead_letters() {
     );
     let line: serde_json::Value = serde_json::from_slice(&cli.stdout).expect("one JSON line");
     let cli_vector: Vec<f32> = serde_json::from_value(line["vector"].clone()).unwrap();
-    let stored = store.item_embedding("item3").await.unwrap().unwrap();
+    let stored = store.item_embedding("item3", EmbeddingSpace::Content).await.unwrap().unwrap();
     let max_diff = cli_vector
         .iter()
         .zip(&stored.vector)
@@ -200,19 +198,23 @@ async fn stream_to_redis_with_dead_letters() {
         .fold(0f32, f32::max);
     assert!(max_diff < 1e-5, "learn embed vs stored: {max_diff}");
 
-    // The item-embeddings topic carries every item.
-    let published: HashMap<String, ItemEmbedding> = common::read_topic(
+    // The item-embeddings topic carries every item, in both spaces.
+    let published: HashMap<(String, EmbeddingSpace), ItemEmbedding> = common::read_topic(
         &brokers,
         &k.item_embeddings_topic,
         3,
-        uploads.len(),
+        2 * uploads.len(),
         Duration::from_secs(60),
     )
     .iter()
     .map(|p| serde_json::from_slice::<ItemEmbedding>(p).expect("schema"))
-    .map(|e| (e.item_id.clone(), e))
+    .map(|e| ((e.item_id.clone(), e.space), e))
     .collect();
-    assert_eq!(published.len(), uploads.len());
+    assert_eq!(published.len(), 2 * uploads.len());
+    for u in &uploads {
+        let aligned = &published[&(u.item_id.clone(), EmbeddingSpace::Aligned)];
+        assert_eq!(aligned.dim, config.towers.out_dim);
+    }
 
     // Dead letters: one per bad event, with its reason and the original bytes.
     let letters: Vec<DeadLetter> = common::read_topic(
@@ -245,5 +247,5 @@ async fn stream_to_redis_with_dead_letters() {
         Some("{\"event_id\": \"truncated")
     );
     assert_eq!(snapshot.dead_letter_total(), 6);
-    assert!(store.item_embedding("huge").await.unwrap().is_none());
+    assert!(store.item_embedding("huge", EmbeddingSpace::Content).await.unwrap().is_none());
 }

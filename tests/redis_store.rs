@@ -1,9 +1,10 @@
-//! RedisStore against a real redis-server: replay-safe appends, cap, TTL, embeddings round trip.
+//! RedisStore against a real redis-server: replay-safe appends, cap, TTL, embeddings round trip,
+//! the published model and the leader lock.
 
 mod common;
 
-use learn_stream::history::{HistoryPolicy, PartitionBatch, RedisStore, Store};
-use learn_stream::schemas::{Action, EmbeddingSpace, ItemEmbedding, UserAction};
+use learn_stream::history::{HistoryPolicy, PartitionBatch, RedisStore, Store, StoredModel};
+use learn_stream::schemas::{Action, EmbeddingSpace, ItemEmbedding, UserAction, UserEmbedding};
 
 fn batch(partition: i32, offsets: std::ops::Range<i64>) -> PartitionBatch {
     PartitionBatch {
@@ -104,6 +105,67 @@ async fn item_embeddings_round_trip() {
         .put_item_embeddings(std::slice::from_ref(&e))
         .await
         .unwrap();
-    assert_eq!(store.item_embedding("v:1").await.unwrap(), Some(e));
-    assert_eq!(store.item_embedding("missing").await.unwrap(), None);
+    let aligned = ItemEmbedding {
+        model: "learn-towers/all-MiniLM-L6-v2".into(),
+        space: EmbeddingSpace::Aligned,
+        dim: 2,
+        vector: vec![1.0, 0.0],
+        version: 4,
+        ..e.clone()
+    };
+    store
+        .put_item_embeddings(std::slice::from_ref(&aligned))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.item_embedding("v:1", EmbeddingSpace::Content).await.unwrap(),
+        Some(e),
+        "content and aligned vectors live side by side"
+    );
+    assert_eq!(
+        store.item_embedding("v:1", EmbeddingSpace::Aligned).await.unwrap(),
+        Some(aligned)
+    );
+    assert_eq!(
+        store.item_embedding("missing", EmbeddingSpace::Content).await.unwrap(),
+        None
+    );
+    assert_eq!(store.item_ids().await.unwrap(), vec!["v:1".to_string()]);
+
+    let user = UserEmbedding {
+        user_id: "u1".into(),
+        model: "learn-towers/m".into(),
+        dim: 2,
+        vector: vec![0.6, 0.8],
+        version: 4,
+        history_len: 7,
+        ts_ms: 5,
+    };
+    store
+        .put_user_embeddings(std::slice::from_ref(&user))
+        .await
+        .unwrap();
+    assert_eq!(store.user_embedding("u1").await.unwrap(), Some(user));
+}
+
+#[tokio::test]
+async fn model_registry_and_leader_lock() {
+    let Some((store, _, _)) = store(10, 0).await else {
+        return;
+    };
+    assert_eq!(store.model_version().await.unwrap(), None);
+    let model = StoredModel {
+        version: 3,
+        manifest: b"{}".to_vec(),
+        state: vec![0, 1, 2, 255],
+    };
+    store.publish_model(&model).await.unwrap();
+    assert_eq!(store.model_version().await.unwrap(), Some(3));
+    assert_eq!(store.current_model().await.unwrap(), Some(model));
+
+    assert!(store.try_lead("a", 300).await.unwrap(), "free lock is taken");
+    assert!(!store.try_lead("b", 300).await.unwrap(), "held by a");
+    assert!(store.try_lead("a", 300).await.unwrap(), "a renews");
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert!(store.try_lead("b", 300).await.unwrap(), "expired: b takes over");
 }

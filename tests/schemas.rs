@@ -3,7 +3,9 @@
 
 use std::path::Path;
 
-use learn_stream::schemas::{DeadLetter, Decode, ItemEmbedding, ItemUpload, Limits, UserAction};
+use learn_stream::schemas::{
+    DeadLetter, Decode, ItemEmbedding, ItemUpload, Limits, UserAction, UserEmbedding,
+};
 use serde_json::Value;
 
 fn schema(name: &str) -> jsonschema::Validator {
@@ -74,6 +76,9 @@ fn item_upload_schema_matches_decoder() {
 fn output_schemas_match_types() {
     check("item_embedding", |v| {
         serde_json::from_value::<ItemEmbedding>(v.clone()).is_ok()
+    });
+    check("user_embedding", |v| {
+        serde_json::from_value::<UserEmbedding>(v.clone()).is_ok_and(|e| e.history_len > 0)
     });
     check("dead_letter", |v| {
         serde_json::from_value::<DeadLetter>(v.clone()).is_ok()

@@ -22,6 +22,7 @@ use crate::config::Config;
 use crate::encode::ContentEncoder;
 use crate::history::{HistoryPolicy, MemoryStore, Store};
 use crate::metrics::{Snapshot, Stats};
+use crate::service::Shared;
 use crate::shutdown::ShutdownTrigger;
 
 /// One message to produce.
@@ -84,6 +85,14 @@ impl fmt::Display for DemoSummary {
             self.stats.actions_applied, self.stats.actions_replayed
         )?;
         writeln!(f, "items embedded:    {}", self.stats.items_embedded)?;
+        writeln!(
+            f,
+            "towers trained:    {} steps, last loss {}",
+            self.stats.train_steps,
+            self.stats
+                .train_loss
+                .map_or("-".to_string(), |l| format!("{l:.3}"))
+        )?;
         writeln!(f, "user histories:    {}", self.users_with_history)?;
         writeln!(
             f,
@@ -107,6 +116,12 @@ impl fmt::Display for DemoSummary {
 
 /// Produces `stream` into a fresh mock cluster and runs the service over it until every event is
 /// settled (written, or dead-lettered), then shuts down gracefully.
+fn tempfile_dir() -> Result<std::path::PathBuf, DemoError> {
+    let dir = std::env::temp_dir().join(format!("learn-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| DemoError::Mock(format!("{}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
 pub async fn run(
     mut config: Config,
     stream: Vec<Outgoing>,
@@ -117,9 +132,14 @@ pub async fn run(
         config.kafka.items_topic.clone(),
         config.kafka.dead_letter_topic.clone(),
         config.kafka.item_embeddings_topic.clone(),
+        config.kafka.user_embeddings_topic.clone(),
     ];
     let broker = MockBroker::start(&topics, 3)?;
     config.kafka.brokers = broker.bootstrap_servers().to_string();
+    // The demo keeps nothing: checkpoints go to a temporary directory, HTTP to a free port.
+    let checkpoints = tempfile_dir()?;
+    config.online.checkpoint_dir = checkpoints.clone();
+    config.serving.addr = "127.0.0.1:0".into();
 
     let store = MemoryStore::new(HistoryPolicy {
         cap: config.history.cap,
@@ -127,14 +147,10 @@ pub async fn run(
     });
     let stats = Arc::new(Stats::default());
     let shutdown = ShutdownTrigger::default();
+    let shared = Arc::new(Shared::new(config.clone(), store.clone(), encoder, stats.clone())?);
     let service = tokio::spawn({
-        let (config, store, stats, shutdown) = (
-            config.clone(),
-            store.clone(),
-            stats.clone(),
-            shutdown.clone(),
-        );
-        async move { crate::service::run(&config, store, encoder, stats, &shutdown).await }
+        let shutdown = shutdown.clone();
+        async move { crate::service::run(shared, &shutdown).await }
     });
 
     let total = stream.len() as u64;
@@ -174,6 +190,7 @@ pub async fn run(
     service
         .await
         .map_err(|e| DemoError::Mock(e.to_string()))??;
+    let _ = std::fs::remove_dir_all(&checkpoints);
     Ok(DemoSummary {
         produced_actions,
         produced_uploads: total - produced_actions,

@@ -1,17 +1,20 @@
 //! In-process implementation of [`Store`] for `learn demo`: same semantics as Redis (watermarks,
 //! cap), no persistence, no TTL (the process is short-lived).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use super::{HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError};
-use crate::schemas::ItemEmbedding;
+use super::{HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError, StoredModel};
+use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
 
 #[derive(Default)]
 struct State {
     histories: HashMap<String, VecDeque<HistoryEntry>>,
     watermarks: HashMap<(String, i32), i64>,
-    items: HashMap<String, ItemEmbedding>,
+    items: HashMap<(String, EmbeddingSpace), ItemEmbedding>,
+    users: HashMap<String, UserEmbedding>,
+    model: Option<StoredModel>,
+    leader: Option<String>,
 }
 
 #[derive(Clone)]
@@ -70,13 +73,68 @@ impl Store for MemoryStore {
     async fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> Result<(), StoreError> {
         let mut state = self.state();
         for e in embeddings {
-            state.items.insert(e.item_id.clone(), e.clone());
+            state.items.insert((e.item_id.clone(), e.space), e.clone());
         }
         Ok(())
     }
 
-    async fn item_embedding(&self, item_id: &str) -> Result<Option<ItemEmbedding>, StoreError> {
-        Ok(self.state().items.get(item_id).cloned())
+    async fn item_embedding(
+        &self,
+        item_id: &str,
+        space: EmbeddingSpace,
+    ) -> Result<Option<ItemEmbedding>, StoreError> {
+        Ok(self.state().items.get(&(item_id.to_string(), space)).cloned())
+    }
+
+    async fn item_ids(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .state()
+            .items
+            .keys()
+            .filter(|(_, space)| *space == EmbeddingSpace::Content)
+            .map(|(id, _)| id.clone())
+            .collect())
+    }
+
+    async fn put_user_embeddings(&self, embeddings: &[UserEmbedding]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for e in embeddings {
+            state.users.insert(e.user_id.clone(), e.clone());
+        }
+        Ok(())
+    }
+
+    async fn user_embedding(&self, user_id: &str) -> Result<Option<UserEmbedding>, StoreError> {
+        Ok(self.state().users.get(user_id).cloned())
+    }
+
+    async fn watermarks(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
+        Ok(self
+            .state()
+            .watermarks
+            .iter()
+            .filter(|((t, _), _)| t == topic)
+            .map(|((_, p), o)| (*p, *o))
+            .collect())
+    }
+
+    async fn publish_model(&self, model: &StoredModel) -> Result<(), StoreError> {
+        self.state().model = Some(model.clone());
+        Ok(())
+    }
+
+    async fn model_version(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self.state().model.as_ref().map(|m| m.version))
+    }
+
+    async fn current_model(&self) -> Result<Option<StoredModel>, StoreError> {
+        Ok(self.state().model.clone())
+    }
+
+    /// One process: the first instance to ask leads for the process's lifetime.
+    async fn try_lead(&self, instance: &str, _ttl_ms: u64) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        Ok(state.leader.get_or_insert_with(|| instance.to_string()) == instance)
     }
 
     async fn user_count(&self) -> Result<usize, StoreError> {

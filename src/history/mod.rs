@@ -16,7 +16,9 @@ pub use redis::RedisStore;
 
 use std::future::Future;
 
-use crate::schemas::{ItemEmbedding, UserAction};
+use std::collections::BTreeMap;
+
+use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserAction, UserEmbedding};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,6 +44,16 @@ pub struct HistoryPolicy {
     pub cap: usize,
     /// Expiry after the last write, in milliseconds; 0 = never.
     pub ttl_ms: u64,
+}
+
+/// The current model as the trainer published it, for the processes that do not train.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredModel {
+    pub version: u64,
+    /// The checkpoint's `manifest.json`.
+    pub manifest: Vec<u8>,
+    /// The checkpoint's `state.safetensors` (weights and optimizer state).
+    pub state: Vec<u8>,
 }
 
 /// Where histories and embeddings live. Clones share the same underlying state.
@@ -70,7 +82,46 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn item_embedding(
         &self,
         item_id: &str,
+        space: EmbeddingSpace,
     ) -> impl Future<Output = Result<Option<ItemEmbedding>, StoreError>> + Send;
+
+    /// Ids of every item with a content embedding.
+    fn item_ids(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Stores (overwrites) user embeddings.
+    fn put_user_embeddings(
+        &self,
+        embeddings: &[UserEmbedding],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn user_embedding(
+        &self,
+        user_id: &str,
+    ) -> impl Future<Output = Result<Option<UserEmbedding>, StoreError>> + Send;
+
+    /// Partition → highest offset of `topic` applied to histories.
+    fn watermarks(
+        &self,
+        topic: &str,
+    ) -> impl Future<Output = Result<BTreeMap<i32, i64>, StoreError>> + Send;
+
+    /// Makes `model` the current one (atomically: version, manifest and state together).
+    fn publish_model(
+        &self,
+        model: &StoredModel,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The current model's version, if any was published.
+    fn model_version(&self) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
+    fn current_model(&self) -> impl Future<Output = Result<Option<StoredModel>, StoreError>> + Send;
+
+    /// Takes or renews the leader lock for `instance` for `ttl_ms`; true while `instance` holds it.
+    fn try_lead(
+        &self,
+        instance: &str,
+        ttl_ms: u64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Number of users with a history (for summaries; may be approximate on large stores).
     fn user_count(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;

@@ -1,17 +1,32 @@
 //! Redis implementation of [`Store`]. Keys (all under `redis.key_prefix`):
 //! - `h:{user_id}`: list of encoded [`HistoryEntry`], oldest first, capped and with a TTL;
 //! - `wm:{topic}`: hash partition → highest applied offset (the replay watermark);
-//! - `item:{item_id}`: hash with `model`, `space`, `version`, `dim`, `ts_ms` and `vec` (little-endian f32).
+//! - `item:{item_id}` (content) and `aligned:{item_id}` (aligned): hash with `model`, `space`,
+//!   `version`, `dim`, `ts_ms` and `vec` (little-endian f32);
+//! - `items`: set of the ids with a content embedding;
+//! - `user:{user_id}`: hash with `model`, `version`, `dim`, `history_len`, `ts_ms`, `vec`;
+//! - `model`: hash with the current towers' `version`, `manifest` and `state` (checkpoint bytes);
+//! - `leader`: the instance holding the trainer lock (with a TTL).
 //!
 //! History writes run as one Lua script per partition batch, so the appends and the watermark move
 //! together. The script touches keys of many users, so it needs a single Redis node (or a
 //! primary/replica pair); Redis Cluster would need one hash tag per partition.
 
+use std::collections::{BTreeMap, HashMap};
+
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError};
-use crate::schemas::{EmbeddingSpace, ItemEmbedding};
+use super::{HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError, StoredModel};
+use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
+
+/// Takes the lock when free, renews it when already ours.
+const LEAD_SCRIPT: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+"#;
 
 #[derive(Clone)]
 pub struct RedisStore {
@@ -19,6 +34,7 @@ pub struct RedisStore {
     prefix: String,
     policy: HistoryPolicy,
     apply_script: Script,
+    lead_script: Script,
 }
 
 impl RedisStore {
@@ -34,6 +50,7 @@ impl RedisStore {
             prefix: prefix.to_string(),
             policy,
             apply_script: Script::new(include_str!("apply_actions.lua")),
+            lead_script: Script::new(LEAD_SCRIPT),
         })
     }
 
@@ -41,8 +58,16 @@ impl RedisStore {
         format!("{}h:{}", self.prefix, user_id)
     }
 
-    fn item_key(&self, item_id: &str) -> String {
-        format!("{}item:{}", self.prefix, item_id)
+    fn item_key(&self, item_id: &str, space: EmbeddingSpace) -> String {
+        let kind = match space {
+            EmbeddingSpace::Content => "item",
+            EmbeddingSpace::Aligned => "aligned",
+        };
+        format!("{}{kind}:{item_id}", self.prefix)
+    }
+
+    fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
     }
 
     fn watermark_key(&self, topic: &str) -> String {
@@ -58,6 +83,43 @@ fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
     StoreError::Corrupt {
         key: key.to_string(),
         reason: reason.into(),
+    }
+}
+
+/// The fields of one stored hash, read with the key for error messages.
+struct Fields<'a> {
+    key: &'a str,
+    fields: HashMap<String, Vec<u8>>,
+}
+
+impl Fields<'_> {
+    fn text(&self, name: &str) -> Result<String, StoreError> {
+        let bytes = self
+            .fields
+            .get(name)
+            .ok_or_else(|| corrupt(self.key, format!("missing field {name}")))?;
+        String::from_utf8(bytes.clone())
+            .map_err(|_| corrupt(self.key, format!("field {name} is not UTF-8")))
+    }
+
+    fn number(&self, name: &str) -> Result<i64, StoreError> {
+        self.text(name)?
+            .parse()
+            .map_err(|_| corrupt(self.key, format!("field {name} is not a number")))
+    }
+
+    fn vector(&self) -> Result<Vec<f32>, StoreError> {
+        let raw = self
+            .fields
+            .get("vec")
+            .ok_or_else(|| corrupt(self.key, "missing field vec"))?;
+        if raw.len() % 4 != 0 {
+            return Err(corrupt(self.key, "vec length is not a multiple of 4"));
+        }
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 }
 
@@ -97,16 +159,16 @@ impl Store for RedisStore {
 
     async fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
+        let items_key = self.key("items");
         for e in embeddings {
-            let space = match e.space {
-                EmbeddingSpace::Content => "content",
-                EmbeddingSpace::Aligned => "aligned",
-            };
+            if e.space == EmbeddingSpace::Content {
+                pipe.sadd(&items_key, &e.item_id).ignore();
+            }
             pipe.hset_multiple(
-                self.item_key(&e.item_id),
+                self.item_key(&e.item_id, e.space),
                 &[
                     ("model", e.model.as_bytes().to_vec()),
-                    ("space", space.as_bytes().to_vec()),
+                    ("space", e.space.as_str().as_bytes().to_vec()),
                     ("version", e.version.to_string().into_bytes()),
                     ("dim", e.dim.to_string().into_bytes()),
                     ("ts_ms", e.ts_ms.to_string().into_bytes()),
@@ -120,49 +182,151 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn item_embedding(&self, item_id: &str) -> Result<Option<ItemEmbedding>, StoreError> {
-        let key = self.item_key(item_id);
+    async fn item_embedding(
+        &self,
+        item_id: &str,
+        space: EmbeddingSpace,
+    ) -> Result<Option<ItemEmbedding>, StoreError> {
+        let key = self.item_key(item_id, space);
         let mut conn = self.conn.clone();
-        let fields: std::collections::HashMap<String, Vec<u8>> = conn.hgetall(&key).await?;
-        if fields.is_empty() {
+        let fields = Fields {
+            key: &key,
+            fields: conn.hgetall(&key).await?,
+        };
+        if fields.fields.is_empty() {
             return Ok(None);
         }
-        let text = |name: &str| -> Result<String, StoreError> {
-            let bytes = fields
-                .get(name)
-                .ok_or_else(|| corrupt(&key, format!("missing field {name}")))?;
-            String::from_utf8(bytes.clone())
-                .map_err(|_| corrupt(&key, format!("field {name} is not UTF-8")))
-        };
-        let number = |name: &str| -> Result<i64, StoreError> {
-            text(name)?
-                .parse()
-                .map_err(|_| corrupt(&key, format!("field {name} is not a number")))
-        };
-        let space = match text("space")?.as_str() {
-            "content" => EmbeddingSpace::Content,
-            "aligned" => EmbeddingSpace::Aligned,
-            other => return Err(corrupt(&key, format!("unknown space {other}"))),
-        };
-        let raw = fields
-            .get("vec")
-            .ok_or_else(|| corrupt(&key, "missing field vec"))?;
-        if raw.len() % 4 != 0 {
-            return Err(corrupt(&key, "vec length is not a multiple of 4"));
+        let stored = fields.text("space")?;
+        if stored != space.as_str() {
+            return Err(corrupt(&key, format!("space {stored} under a {} key", space.as_str())));
         }
-        let vector: Vec<f32> = raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
         Ok(Some(ItemEmbedding {
             item_id: item_id.to_string(),
-            model: text("model")?,
+            model: fields.text("model")?,
             space,
-            dim: number("dim")? as usize,
-            vector,
-            version: number("version")? as u64,
-            ts_ms: number("ts_ms")?,
+            dim: fields.number("dim")? as usize,
+            vector: fields.vector()?,
+            version: fields.number("version")? as u64,
+            ts_ms: fields.number("ts_ms")?,
         }))
+    }
+
+    async fn item_ids(&self) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.smembers(self.key("items")).await?)
+    }
+
+    async fn put_user_embeddings(&self, embeddings: &[UserEmbedding]) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        for e in embeddings {
+            pipe.hset_multiple(
+                self.key(&format!("user:{}", e.user_id)),
+                &[
+                    ("model", e.model.as_bytes().to_vec()),
+                    ("version", e.version.to_string().into_bytes()),
+                    ("dim", e.dim.to_string().into_bytes()),
+                    ("history_len", e.history_len.to_string().into_bytes()),
+                    ("ts_ms", e.ts_ms.to_string().into_bytes()),
+                    ("vec", vector_bytes(&e.vector)),
+                ],
+            )
+            .ignore();
+            if self.policy.ttl_ms > 0 {
+                pipe.pexpire(self.key(&format!("user:{}", e.user_id)), self.policy.ttl_ms as i64)
+                    .ignore();
+            }
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    async fn user_embedding(&self, user_id: &str) -> Result<Option<UserEmbedding>, StoreError> {
+        let key = self.key(&format!("user:{user_id}"));
+        let mut conn = self.conn.clone();
+        let fields = Fields {
+            key: &key,
+            fields: conn.hgetall(&key).await?,
+        };
+        if fields.fields.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(UserEmbedding {
+            user_id: user_id.to_string(),
+            model: fields.text("model")?,
+            dim: fields.number("dim")? as usize,
+            vector: fields.vector()?,
+            version: fields.number("version")? as u64,
+            history_len: fields.number("history_len")? as usize,
+            ts_ms: fields.number("ts_ms")?,
+        }))
+    }
+
+    async fn watermarks(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
+        let mut conn = self.conn.clone();
+        Ok(conn.hgetall(self.watermark_key(topic)).await?)
+    }
+
+    async fn publish_model(&self, model: &StoredModel) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .hset_multiple(
+                self.key("model"),
+                &[
+                    ("version", model.version.to_string().into_bytes()),
+                    ("manifest", model.manifest.clone()),
+                    ("state", model.state.clone()),
+                ],
+            )
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn model_version(&self) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.conn.clone();
+        let version: Option<String> = conn.hget(self.key("model"), "version").await?;
+        version
+            .map(|v| v.parse().map_err(|_| corrupt(&self.key("model"), "version is not a number")))
+            .transpose()
+    }
+
+    async fn current_model(&self) -> Result<Option<StoredModel>, StoreError> {
+        let key = self.key("model");
+        let mut conn = self.conn.clone();
+        let fields = Fields {
+            key: &key,
+            fields: conn.hgetall(&key).await?,
+        };
+        if fields.fields.is_empty() {
+            return Ok(None);
+        }
+        let bytes = |name: &str| {
+            fields
+                .fields
+                .get(name)
+                .cloned()
+                .ok_or_else(|| corrupt(&key, format!("missing field {name}")))
+        };
+        Ok(Some(StoredModel {
+            version: fields.number("version")? as u64,
+            manifest: bytes("manifest")?,
+            state: bytes("state")?,
+        }))
+    }
+
+    async fn try_lead(&self, instance: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let held: i64 = self
+            .lead_script
+            .key(self.key("leader"))
+            .arg(instance)
+            .arg(ttl_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(held == 1)
     }
 
     async fn user_count(&self) -> Result<usize, StoreError> {

@@ -1,5 +1,5 @@
-//! Owns the output topics: [`EmbeddingPublisher`] (`item-embeddings`) and [`DeadLetterProducer`]
-//! (`dead-letter`). Both wait for the broker's acknowledgement, so callers store input offsets only
+//! Owns the output topics: [`EmbeddingPublisher`] (`item-embeddings`, `user-embeddings`) and
+//! [`DeadLetterProducer`] (`dead-letter`). Both wait for the broker's acknowledgement, so callers store input offsets only
 //! after the output is durable.
 
 use std::time::Duration;
@@ -10,7 +10,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde::Serialize;
 
-use crate::schemas::{DeadLetter, ItemEmbedding};
+use crate::schemas::{DeadLetter, ItemEmbedding, UserEmbedding};
 
 const SEND_TIMEOUT: Timeout = Timeout::After(Duration::from_secs(30));
 
@@ -31,7 +31,24 @@ async fn send_json<T: Serialize>(
         .map_err(|(err, _)| err)
 }
 
-/// Publishes item embeddings, keyed by item id.
+/// An output event and its Kafka key.
+pub trait Keyed: Serialize {
+    fn key(&self) -> &str;
+}
+
+impl Keyed for ItemEmbedding {
+    fn key(&self) -> &str {
+        &self.item_id
+    }
+}
+
+impl Keyed for UserEmbedding {
+    fn key(&self) -> &str {
+        &self.user_id
+    }
+}
+
+/// Publishes embeddings to one topic, keyed by item or user id.
 #[derive(Clone)]
 pub struct EmbeddingPublisher {
     producer: FutureProducer,
@@ -44,11 +61,11 @@ impl EmbeddingPublisher {
     }
 
     /// Sends all embeddings and waits until every one is acknowledged.
-    pub async fn publish(&self, embeddings: &[ItemEmbedding]) -> Result<(), KafkaError> {
+    pub async fn publish<T: Keyed>(&self, embeddings: &[T]) -> Result<(), KafkaError> {
         try_join_all(
             embeddings
                 .iter()
-                .map(|e| send_json(&self.producer, &self.topic, &e.item_id, e)),
+                .map(|e| send_json(&self.producer, &self.topic, e.key(), e)),
         )
         .await?;
         Ok(())

@@ -1,5 +1,5 @@
 //! Owns the events on every topic. Inputs: [`UserAction`] and [`ItemUpload`]; outputs:
-//! [`ItemEmbedding`] and [`DeadLetter`]. The JSON Schemas in `schemas/` describe the same shapes
+//! [`ItemEmbedding`], [`UserEmbedding`] and [`DeadLetter`]. The JSON Schemas in `schemas/` describe the same shapes
 //! (a test keeps the two in agreement). [`decode`] turns a raw payload into an input event or a
 //! [`Rejection`] with a machine-readable reason.
 //!
@@ -109,13 +109,22 @@ pub struct ItemUpload {
 }
 
 /// Which space an embedding lives in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EmbeddingSpace {
     /// The frozen LLM's content embedding (mean-pooled, L2-normalised).
     Content,
     /// The preference-aligned item tower output.
     Aligned,
+}
+
+impl EmbeddingSpace {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbeddingSpace::Content => "content",
+            EmbeddingSpace::Aligned => "aligned",
+        }
+    }
 }
 
 /// Topic `item-embeddings` (and the Redis item hash): one item's vector. Outputs are strict: we
@@ -132,6 +141,21 @@ pub struct ItemEmbedding {
     /// Model version: 0 for the frozen encoder, the checkpoint version for aligned towers.
     pub version: u64,
     /// When the embedding was computed, milliseconds since the Unix epoch.
+    pub ts_ms: i64,
+}
+
+/// Topic `user-embeddings` (and the Redis user hash): a user tower output.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserEmbedding {
+    pub user_id: String,
+    pub model: String,
+    pub dim: usize,
+    pub vector: Vec<f32>,
+    /// Checkpoint version of the towers.
+    pub version: u64,
+    /// How many actions of the history went in.
+    pub history_len: usize,
     pub ts_ms: i64,
 }
 

@@ -1,21 +1,22 @@
-//! Sink of the actions pipeline: appends each partition's actions to user histories.
+//! Sink of the actions pipeline: appends each partition's actions to user histories, then tells
+//! the trainer which users have fresh actions.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::Shared;
 use crate::history::{PartitionBatch, Store};
-use crate::metrics::{Event, Stats};
+use crate::metrics::Event;
 use crate::schemas::UserAction;
 use crate::source::{Record, Sink, SinkError};
 
 pub struct ActionSink<S> {
-    store: S,
-    stats: Arc<Stats>,
+    shared: Arc<Shared<S>>,
 }
 
 impl<S: Store> ActionSink<S> {
-    pub fn new(store: S, stats: Arc<Stats>) -> Self {
-        Self { store, stats }
+    pub fn new(shared: Arc<Shared<S>>) -> Self {
+        Self { shared }
     }
 }
 
@@ -40,15 +41,19 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
                 actions,
             };
             let applied = self
+                .shared
                 .store
                 .apply_actions(&batch)
                 .await
                 .map_err(|e| SinkError::Transient(e.to_string()))? as u64;
-            self.stats.emit(Event::ActionsApplied {
+            self.shared.stats.emit(Event::ActionsApplied {
                 applied,
                 replayed: total - applied,
             });
         }
+        self.shared
+            .active
+            .touch(records.iter().map(|r| r.event.user_id.as_str()));
         Ok(())
     }
 }

@@ -1,45 +1,76 @@
-//! Sink of the uploads pipeline: embeds every new item with the frozen encoder at once (cold start),
-//! stores the vector and publishes it.
+//! Sink of the uploads pipeline: embeds every new item with the frozen encoder at once (cold
+//! start), adds it to the catalogue, runs the current item tower on it, and stores and publishes
+//! both vectors (content, version 0; aligned, the serving model's version).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::encode::{item_text, ContentEncoder};
+use super::Shared;
+use crate::encode::item_text;
 use crate::history::Store;
-use crate::metrics::{Event, Stats};
+use crate::metrics::Event;
 use crate::publish::EmbeddingPublisher;
 use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding, ItemUpload};
 use crate::source::{Record, Sink, SinkError};
 
 pub struct ItemSink<S> {
-    encoder: Arc<ContentEncoder>,
-    store: S,
+    shared: Arc<Shared<S>>,
     publisher: EmbeddingPublisher,
-    stats: Arc<Stats>,
 }
 
 impl<S: Store> ItemSink<S> {
-    pub fn new(
-        encoder: Arc<ContentEncoder>,
-        store: S,
-        publisher: EmbeddingPublisher,
-        stats: Arc<Stats>,
-    ) -> Self {
-        Self {
-            encoder,
-            store,
-            publisher,
-            stats,
-        }
+    pub fn new(shared: Arc<Shared<S>>, publisher: EmbeddingPublisher) -> Self {
+        Self { shared, publisher }
     }
 
-    /// Runs the encoder off the async runtime (it is CPU-bound).
-    async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, SinkError> {
-        let encoder = self.encoder.clone();
-        tokio::task::spawn_blocking(move || encoder.embed(&texts))
-            .await
-            .map_err(|e| SinkError::Fatal(format!("encoder task: {e}")))?
-            .map_err(|e| SinkError::Fatal(e.to_string()))
+    /// Encoder and item tower, off the async runtime (both are CPU-bound).
+    async fn embed(&self, items: Vec<(String, String)>) -> Result<Vec<ItemEmbedding>, SinkError> {
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || {
+            let texts: Vec<String> = items.iter().map(|(_, text)| text.clone()).collect();
+            let started = Instant::now();
+            let content = shared.encoder.embed(&texts).map_err(|e| SinkError::Fatal(e.to_string()))?;
+            shared.stats.emit(Event::ItemsEmbedded {
+                count: texts.len() as u64,
+                seconds: started.elapsed().as_secs_f64(),
+            });
+            let rows: Vec<u32> = items
+                .iter()
+                .zip(&content)
+                .filter_map(|((id, _), v)| shared.catalogue.insert(id, v))
+                .collect();
+            let model = shared.models.current();
+            let aligned = model
+                .items(&shared.catalogue, &rows)
+                .map_err(|e| SinkError::Fatal(format!("item tower: {e}")))?;
+            let ts_ms = now_ms();
+            let mut out = Vec::with_capacity(2 * items.len());
+            for ((id, _), vector) in items.iter().zip(content) {
+                out.push(ItemEmbedding {
+                    item_id: id.clone(),
+                    model: shared.encoder.model_id().to_string(),
+                    space: EmbeddingSpace::Content,
+                    dim: vector.len(),
+                    vector,
+                    version: 0,
+                    ts_ms,
+                });
+            }
+            for (row, vector) in rows.iter().zip(aligned) {
+                out.push(ItemEmbedding {
+                    item_id: shared.catalogue.id(*row).unwrap_or_default(),
+                    model: shared.models.towers_id().to_string(),
+                    space: EmbeddingSpace::Aligned,
+                    dim: vector.len(),
+                    vector,
+                    version: model.version,
+                    ts_ms,
+                });
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(|e| SinkError::Fatal(format!("encoder task: {e}")))?
     }
 }
 
@@ -49,37 +80,28 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
         _topic: &str,
         records: &[Record<ItemUpload>],
     ) -> Result<(), SinkError> {
-        let texts: Vec<String> = records.iter().map(|r| item_text(&r.event)).collect();
-        let started = Instant::now();
-        let vectors = self.embed(texts).await?;
-        let seconds = started.elapsed().as_secs_f64();
-
-        let ts_ms = now_ms();
-        let embeddings: Vec<ItemEmbedding> = records
+        let items = records
             .iter()
-            .zip(vectors)
-            .map(|(r, vector)| ItemEmbedding {
-                item_id: r.event.item_id.clone(),
-                model: self.encoder.model_id().to_string(),
-                space: EmbeddingSpace::Content,
-                dim: vector.len(),
-                vector,
-                version: 0,
-                ts_ms,
-            })
+            .map(|r| (r.event.item_id.clone(), item_text(&r.event)))
             .collect();
-        self.store
+        let embeddings = self.embed(items).await?;
+        self.shared
+            .store
             .put_item_embeddings(&embeddings)
             .await
             .map_err(|e| SinkError::Transient(e.to_string()))?;
+        let written = now_ms();
+        for r in records {
+            if let Some(produced) = r.timestamp_ms {
+                self.shared.stats.emit(Event::Fresh {
+                    seconds: (written - produced).max(0) as f64 / 1000.0,
+                });
+            }
+        }
         self.publisher
             .publish(&embeddings)
             .await
             .map_err(|e| SinkError::Transient(e.to_string()))?;
-        self.stats.emit(Event::ItemsEmbedded {
-            count: records.len() as u64,
-            seconds,
-        });
         Ok(())
     }
 }

@@ -1,28 +1,41 @@
-//! Owns the running service: the two pipelines built from [`crate::source`] and their sinks,
-//! started together and stopped together.
+//! Owns the running service: the pipelines, the trainer and the HTTP API, started together and
+//! stopped together.
 //!
 //! ```text
-//!   actions topic ──► source ──► ActionSink ──► Store: histories (idempotent per partition)
-//!   items topic ───► source ──► ItemSink ──► frozen encoder ──► Store: item embeddings
-//!                       │                                   └─► item-embeddings topic
-//!                       └─► dead-letter topic (malformed events, with the reason)
+//!   actions ─► source ─► ActionSink ─► Store: histories ─┐   (users with fresh actions)
+//!   items ──► source ─► ItemSink ─► frozen encoder ─► catalogue ─► item tower (current version)
+//!                 │                     └─► Store + item-embeddings (content and aligned)
+//!                 └─► dead-letter                                 │
+//!   trainer (leader only) ◄───────────────────────────────────────┘ micro-batch AdamW steps
+//!      └─► checkpoint ─► Store `model` ─► every process swaps to the new version
+//!                    └─► re-publish aligned items and recently active users
+//!   HTTP: /v1/recommend  /v1/status  /healthz  /metrics
 //! ```
 
 mod actions;
+mod active;
+mod follower;
 mod items;
+pub mod lag;
+mod trainer;
 
 pub use actions::ActionSink;
+pub use active::ActiveUsers;
 pub use items::ItemSink;
 
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::config::Config;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, Role};
 use crate::encode::ContentEncoder;
 use crate::history::Store;
-use crate::metrics::Stats;
+use crate::metrics::{LagBoard, Stats};
 use crate::publish::{DeadLetterProducer, EmbeddingPublisher};
 use crate::schemas::{ItemUpload, Limits, UserAction};
+use crate::serving::{Catalogue, Models};
 use crate::shutdown::ShutdownTrigger;
 use crate::source::{self, SourceError, SourceSettings};
 
@@ -35,85 +48,169 @@ pub enum ServiceError {
     },
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("{0} pipeline task panicked")]
+    #[error("trainer: {0}")]
+    Trainer(#[from] trainer::TrainerError),
+    #[error("cannot serve HTTP on {addr}: {source}")]
+    Http { addr: String, source: std::io::Error },
+    #[error("{0} task panicked")]
     Panicked(&'static str),
 }
 
-fn settings(config: &Config, topic: &str, stream: &str) -> SourceSettings {
+/// What the trainer reports for `/v1/status`.
+#[derive(Debug, Default)]
+pub struct TrainingState {
+    /// This process trains (holds the leader lock, or `role = "trainer"`).
+    pub leading: AtomicBool,
+    /// When the last checkpoint was written (ms since the epoch; 0 = none yet).
+    pub last_checkpoint_ms: AtomicI64,
+    pub pending_users: AtomicUsize,
+}
+
+/// Everything the tasks and the HTTP handlers share.
+pub struct Shared<S> {
+    pub config: Config,
+    pub store: S,
+    pub encoder: Arc<ContentEncoder>,
+    pub catalogue: Catalogue,
+    pub models: Models,
+    pub stats: Arc<Stats>,
+    pub lag: Arc<LagBoard>,
+    pub active: ActiveUsers,
+    pub knobs: Arc<lag::Knobs>,
+    pub training: TrainingState,
+    /// This process's name in the leader lock.
+    pub instance: String,
+    pub started: Instant,
+}
+
+impl<S: Store> Shared<S> {
+    /// Builds the shared state; the serving model starts as the initial (untrained) towers and is
+    /// replaced by the latest checkpoint as soon as the trainer or the follower finds one.
+    pub fn new(
+        config: Config,
+        store: S,
+        encoder: Arc<ContentEncoder>,
+        stats: Arc<Stats>,
+    ) -> Result<Self, ServiceError> {
+        let models = trainer::initial_models(&config, encoder.dim(), encoder.model_id())?;
+        Ok(Self {
+            catalogue: Catalogue::new(encoder.dim()),
+            models,
+            active: ActiveUsers::new(config.online.pending_users, config.online.republish_users),
+            knobs: Arc::new(lag::Knobs::new(&config)),
+            lag: Arc::default(),
+            training: TrainingState::default(),
+            instance: format!(
+                "{}-{}",
+                std::env::var("HOSTNAME").unwrap_or_else(|_| "learn".into()),
+                std::process::id()
+            ),
+            started: Instant::now(),
+            config,
+            store,
+            encoder,
+            stats,
+        })
+    }
+}
+
+fn settings<S>(shared: &Shared<S>, topic: &str, stream: &str, max_batch: Arc<AtomicUsize>) -> SourceSettings {
+    let config = &shared.config;
     SourceSettings {
         topic: topic.to_string(),
         group_id: format!("{}-{stream}", config.kafka.group_id),
-        max_batch: config.ingest.max_batch,
+        max_batch,
         max_wait: Duration::from_millis(config.ingest.max_wait_ms),
         limits: Limits {
             max_text_bytes: config.ingest.max_text_bytes,
         },
+        lag: shared.lag.clone(),
     }
 }
 
-/// Runs both pipelines until `shutdown` is triggered (or one fails, which stops the other).
-pub async fn run<S: Store>(
-    config: &Config,
-    store: S,
-    encoder: Arc<ContentEncoder>,
-    stats: Arc<Stats>,
-    shutdown: &ShutdownTrigger,
-) -> Result<(), ServiceError> {
+type Task = (&'static str, JoinHandle<Result<(), ServiceError>>);
+
+/// Runs the pipelines, the trainer/follower, lag control and the HTTP API until `shutdown` is
+/// triggered (or one of them fails, which stops the others).
+pub async fn run<S: Store>(shared: Arc<Shared<S>>, shutdown: &ShutdownTrigger) -> Result<(), ServiceError> {
+    let config = shared.config.clone();
     let producer = crate::kafka::producer(&config.kafka)?;
     let dead_letters =
         DeadLetterProducer::new(producer.clone(), config.kafka.dead_letter_topic.clone());
-    let publisher = EmbeddingPublisher::new(producer, config.kafka.item_embeddings_topic.clone());
+    let items_out = EmbeddingPublisher::new(producer.clone(), config.kafka.item_embeddings_topic.clone());
+    let users_out = EmbeddingPublisher::new(producer, config.kafka.user_embeddings_topic.clone());
+    let listener = tokio::net::TcpListener::bind(&config.serving.addr)
+        .await
+        .map_err(|source| ServiceError::Http {
+            addr: config.serving.addr.clone(),
+            source,
+        })?;
+    tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
 
-    let mut actions = tokio::spawn({
-        let (kafka, settings) = (
-            config.kafka.clone(),
-            settings(config, &config.kafka.actions_topic, "actions"),
-        );
-        let (sink, dead_letters, stats, shutdown) = (
-            ActionSink::new(store.clone(), stats.clone()),
-            dead_letters.clone(),
-            stats.clone(),
-            shutdown.subscribe(),
-        );
-        async move {
-            source::run::<UserAction, _>(&kafka, settings, sink, dead_letters, stats, shutdown)
-                .await
-        }
-    });
-    let mut items = tokio::spawn({
-        let (kafka, settings) = (
-            config.kafka.clone(),
-            settings(config, &config.kafka.items_topic, "items"),
-        );
-        let sink = ItemSink::new(encoder, store, publisher, stats.clone());
-        let shutdown = shutdown.subscribe();
-        async move {
-            source::run::<ItemUpload, _>(&kafka, settings, sink, dead_letters, stats, shutdown)
-                .await
-        }
-    });
-
-    let outcome =
-        |name: &'static str, joined: Result<Result<(), SourceError>, tokio::task::JoinError>| {
-            match joined {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(source)) => Err(ServiceError::Pipeline {
-                    pipeline: name,
-                    source,
-                }),
-                Err(_) => Err(ServiceError::Panicked(name)),
-            }
-        };
-    // Whichever pipeline ends first (normally because of shutdown) stops the other.
-    let (first, second) = tokio::select! {
-        joined = &mut actions => {
-            shutdown.trigger();
-            (outcome("actions", joined), outcome("items", items.await))
-        }
-        joined = &mut items => {
-            shutdown.trigger();
-            (outcome("items", joined), outcome("actions", actions.await))
-        }
+    let pipeline = |name: &'static str, result: Result<(), SourceError>| {
+        result.map_err(|source| ServiceError::Pipeline {
+            pipeline: name,
+            source,
+        })
     };
-    first.and(second)
+    let mut tasks: Vec<Task> = Vec::new();
+    tasks.push(("actions", tokio::spawn({
+        let settings = settings(&shared, &config.kafka.actions_topic, "actions", Arc::new(AtomicUsize::new(config.ingest.max_batch)));
+        let (sink, kafka, letters, stats, stop) = (ActionSink::new(shared.clone()), config.kafka.clone(), dead_letters.clone(), shared.stats.clone(), shutdown.subscribe());
+        async move { pipeline("actions", source::run::<UserAction, _>(&kafka, settings, sink, letters, stats, stop).await) }
+    })));
+    tasks.push(("items", tokio::spawn({
+        let settings = settings(&shared, &config.kafka.items_topic, "items", shared.knobs.embed_batch.clone());
+        let (sink, kafka, letters, stats, stop) = (ItemSink::new(shared.clone(), items_out.clone()), config.kafka.clone(), dead_letters, shared.stats.clone(), shutdown.subscribe());
+        async move { pipeline("items", source::run::<ItemUpload, _>(&kafka, settings, sink, letters, stats, stop).await) }
+    })));
+    if config.online.role != Role::Follower {
+        let (shared, stop) = (shared.clone(), shutdown.subscribe());
+        let publishers = trainer::Publishers { items: items_out, users: users_out };
+        tasks.push(("trainer", tokio::spawn(async move { Ok(trainer::run(shared, publishers, stop).await?) })));
+    }
+    tasks.push(("follower", tokio::spawn({
+        let (shared, stop) = (shared.clone(), shutdown.subscribe());
+        async move {
+            follower::run(shared, stop).await;
+            Ok(())
+        }
+    })));
+    if config.kafka.statistics_interval_ms > 0 {
+        let policy = lag::LagPolicy::from_config(&config);
+        let topics = (config.kafka.items_topic.clone(), config.kafka.actions_topic.clone());
+        let (board, knobs, stop) = (shared.lag.clone(), shared.knobs.clone(), shutdown.subscribe());
+        let interval = Duration::from_millis(config.kafka.statistics_interval_ms as u64);
+        tasks.push(("lag control", tokio::spawn(async move {
+            lag::control(policy, topics, board, knobs, interval, stop).await;
+            Ok(())
+        })));
+    }
+    tasks.push(("http", tokio::spawn({
+        let (shared, mut stop) = (shared.clone(), shutdown.subscribe());
+        async move {
+            let addr = config.serving.addr.clone();
+            axum::serve(listener, crate::serving::router(shared))
+                .with_graceful_shutdown(async move { stop.recv().await })
+                .await
+                .map_err(|source| ServiceError::Http { addr, source })
+        }
+    })));
+
+    // Whichever task ends first (normally because of shutdown) stops the others.
+    let (names, handles): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
+    let (first, index, rest) = futures::future::select_all(handles).await;
+    shutdown.trigger();
+    let mut outcome = flatten(names[index], first);
+    for (handle, name) in rest.into_iter().zip(names.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| *n)) {
+        outcome = outcome.and(flatten(name, handle.await));
+    }
+    outcome
+}
+
+fn flatten(
+    name: &'static str,
+    joined: Result<Result<(), ServiceError>, tokio::task::JoinError>,
+) -> Result<(), ServiceError> {
+    joined.map_err(|_| ServiceError::Panicked(name))?
 }

@@ -12,6 +12,8 @@ use crate::schemas::{now_ms, DeadLetter, Decode, Limits};
 pub struct Record<T> {
     pub partition: i32,
     pub offset: i64,
+    /// The message's Kafka timestamp (producer create time), when it has one.
+    pub timestamp_ms: Option<i64>,
     pub event: T,
 }
 
@@ -52,6 +54,7 @@ impl<T: Decode> Batch<T> {
             Ok(event) => self.records.push(Record {
                 partition,
                 offset,
+                timestamp_ms: message.timestamp().to_millis(),
                 event,
             }),
             Err(rejection) => {

@@ -1,5 +1,6 @@
 //! The consume → batch → write → store loop.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use super::batch::Batch;
 use super::context::SourceContext;
 use super::{Sink, SinkError, SourceError};
 use crate::config::KafkaConfig;
-use crate::metrics::{Event, Stats};
+use crate::metrics::{Event, LagBoard, Stats};
 use crate::publish::DeadLetterProducer;
 use crate::schemas::{Decode, Limits};
 use crate::shutdown::Shutdown;
@@ -22,9 +23,12 @@ use crate::shutdown::Shutdown;
 pub struct SourceSettings {
     pub topic: String,
     pub group_id: String,
-    pub max_batch: usize,
+    /// Largest batch; shared with the lag controller, which may move it while the loop runs.
+    pub max_batch: Arc<AtomicUsize>,
     pub max_wait: Duration,
     pub limits: Limits,
+    /// Where the consumer's statistics report lag.
+    pub lag: Arc<LagBoard>,
 }
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
@@ -52,7 +56,7 @@ pub async fn run<T: Decode, S: Sink<T>>(
 ) -> Result<(), SourceError> {
     let consumer: StreamConsumer<SourceContext> =
         crate::kafka::consumer_config(kafka, &settings.group_id)
-            .create_with_context(SourceContext::default())?;
+            .create_with_context(SourceContext::new(settings.lag.clone()))?;
     consumer.subscribe(&[&settings.topic])?;
     tracing::info!(topic = %settings.topic, group = %settings.group_id, "consuming");
     let mut state = Loop {
@@ -88,7 +92,7 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                         Err(err) => tracing::warn!(%err, topic = %self.settings.topic, "consumer error"),
                     }
                     self.release_revoked();
-                    if self.batch.len() >= self.settings.max_batch {
+                    if self.batch.len() >= self.settings.max_batch.load(Ordering::Relaxed) {
                         self.flush().await?;
                     }
                 }

@@ -3,6 +3,7 @@
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
 
+#[derive(Clone)]
 pub struct SelfAttention {
     qkv: Linear,
     out: Linear,

@@ -9,6 +9,7 @@ use super::norm::{layer_norm, LayerNorm};
 use super::attention::SelfAttention;
 use super::init::SeededDropout;
 
+#[derive(Clone)]
 pub struct Block {
     attention: SelfAttention,
     norm1: LayerNorm,
@@ -36,6 +37,10 @@ impl Block {
             dropout,
             pre_ln,
         })
+    }
+
+    pub fn reseed_dropout(&self, seed: u64) {
+        self.dropout.reseed(seed);
     }
 
     fn mlp(&self, xs: &Tensor) -> Result<Tensor> {

@@ -1,7 +1,7 @@
 //! Deterministic randomness for training: parameters are (re)initialised from a seeded RNG, and
 //! dropout masks come from one too, so a fixed seed gives bit-identical training runs.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, Result, Tensor};
 use candle_nn::VarMap;
@@ -36,18 +36,25 @@ pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
     Ok(())
 }
 
-/// Inverted dropout whose masks come from a seeded RNG.
+/// Inverted dropout whose masks come from a seeded RNG (shared by clones of a tower).
+#[derive(Clone)]
 pub struct SeededDropout {
     p: f32,
-    rng: Mutex<StdRng>,
+    rng: Arc<Mutex<StdRng>>,
 }
 
 impl SeededDropout {
     pub fn new(p: f32, seed: u64) -> Self {
         Self {
             p,
-            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))),
         }
+    }
+
+    /// Restarts the mask sequence from `seed` (online training reseeds every step, so a restored
+    /// checkpoint continues with the same masks as an uninterrupted run).
+    pub fn reseed(&self, seed: u64) {
+        *self.rng.lock().expect("dropout rng") = StdRng::seed_from_u64(seed);
     }
 
     pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {

@@ -45,6 +45,35 @@ pub fn sample_user(
         return None;
     }
     let cut = rng.random_range(1..n);
+    Some(split_at(sequence, cut, mode, max_len, rng))
+}
+
+/// Online, recent-weighted: the cut falls within the last `recent` actions, so the targets are
+/// what the user did just now and the history is what came before.
+pub fn sample_recent(
+    sequence: &[u32],
+    mode: LossMode,
+    max_len: usize,
+    recent: usize,
+    rng: &mut impl Rng,
+) -> Option<UserSample> {
+    let n = sequence.len();
+    if n < 2 {
+        return None;
+    }
+    let cut = rng.random_range(n.saturating_sub(recent.max(1)).max(1)..n);
+    Some(split_at(sequence, cut, mode, max_len, rng))
+}
+
+/// History = `sequence[..cut]` (its last `max_len`), targets from `cut` on; `1 <= cut < len`.
+fn split_at(
+    sequence: &[u32],
+    cut: usize,
+    mode: LossMode,
+    max_len: usize,
+    rng: &mut impl Rng,
+) -> UserSample {
+    let n = sequence.len();
     let history = sequence[cut.saturating_sub(max_len)..cut].to_vec();
     let last = history.len() - 1;
     let (anchors, targets) = match mode {
@@ -61,11 +90,11 @@ pub fn sample_user(
             (anchors, sequence[cut..n.min(cut + n_t.max(1))].to_vec())
         }
     };
-    Some(UserSample {
+    UserSample {
         history,
         anchors,
         targets,
-    })
+    }
 }
 
 /// InfoNCE over all same-user (anchor, target) pairs.

@@ -7,6 +7,7 @@
 use candle_core::{Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
+#[derive(Clone)]
 pub struct LayerNorm {
     weight: Tensor,
     bias: Tensor,

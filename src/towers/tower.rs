@@ -33,15 +33,25 @@ pub struct TowerSpec {
 pub enum TowerInput {
     /// LEARN: a frozen content embedding table (items × llm_dim), read through a trainable adapter.
     Content(Tensor),
+    /// LEARN online: content vectors of width `dim`; the catalogue grows, so each batch brings its
+    /// own table through [`Tower::with_table`].
+    Features { dim: usize },
     /// SASRec: a trainable item-ID embedding table.
     Ids { items: usize },
 }
 
+#[derive(Clone)]
 enum InputLayer {
-    Content { table: Tensor, adapter: Linear },
+    Content {
+        table: Option<Tensor>,
+        adapter: Linear,
+    },
     Ids(Embedding),
 }
 
+/// Clones share the weights (candle tensors share storage), so a clone with another content table
+/// trains and reads the same variables.
+#[derive(Clone)]
 pub struct Tower {
     input: InputLayer,
     positions: Embedding,
@@ -70,17 +80,21 @@ impl Tower {
             TowerInput::Content(table) => {
                 let adapter = linear(table.dim(1)?, spec.d_model, vb.pp("adapter"))?;
                 InputLayer::Content {
-                    table: table.to_device(device)?,
+                    table: Some(table.to_device(device)?),
                     adapter,
                 }
             }
+            TowerInput::Features { dim } => InputLayer::Content {
+                table: None,
+                adapter: linear(dim, spec.d_model, vb.pp("adapter"))?,
+            },
             TowerInput::Ids { items } => {
                 InputLayer::Ids(embedding(items, spec.d_model, vb.pp("item_embeddings"))?)
             }
         };
         let blocks = (0..spec.layers)
             .map(|i| {
-                let dropout = SeededDropout::new(spec.dropout, seed.wrapping_add(1000 + i as u64));
+                let dropout = SeededDropout::new(spec.dropout, block_seed(seed, i));
                 Block::new(
                     spec.d_model,
                     spec.heads,
@@ -117,9 +131,37 @@ impl Tower {
         &self.device
     }
 
+    /// Restarts every dropout mask sequence as if the tower had been built with `seed`.
+    pub fn reseed_dropout(&self, seed: u64) {
+        self.dropout.reseed(seed.wrapping_add(1));
+        for (i, block) in self.blocks.iter().enumerate() {
+            block.reseed_dropout(block_seed(seed, i));
+        }
+    }
+
+    /// The same tower (same weights) reading item ids as rows of `table` (items × content dim).
+    pub fn with_table(&self, table: Tensor) -> Result<Tower> {
+        let InputLayer::Content { adapter, .. } = &self.input else {
+            candle_core::bail!("an item-ID tower has no content table");
+        };
+        Ok(Tower {
+            input: InputLayer::Content {
+                table: Some(table.to_device(&self.device)?),
+                adapter: adapter.clone(),
+            },
+            ..self.clone()
+        })
+    }
+
     fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
         match &self.input {
-            InputLayer::Content { table, adapter } => {
+            InputLayer::Content { table: None, .. } => {
+                candle_core::bail!("content tower without a table: use Tower::with_table")
+            }
+            InputLayer::Content {
+                table: Some(table),
+                adapter,
+            } => {
                 let (b, l) = ids.dims2()?;
                 let flat = table.index_select(&ids.flatten_all()?, 0)?;
                 adapter.forward(&flat)?.reshape((b, l, self.spec.d_model))
@@ -161,6 +203,10 @@ impl Tower {
         let out = self.forward(&ids, false)?;
         gather_positions(&out, &last)
     }
+}
+
+fn block_seed(seed: u64, block: usize) -> u64 {
+    seed.wrapping_add(1000 + block as u64)
 }
 
 /// Right-pads histories (truncated to their last `max_len` items) into (n, len) ids, and returns

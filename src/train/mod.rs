@@ -1,8 +1,12 @@
 //! Owns training of the towers: the learning-rate schedule and gradient clipping ([`schedule`]) and
 //! the offline trainer ([`offline`]): epochs of shuffled user micro-batches, the contrastive loss,
 //! AdamW, validation after every epoch and the best epoch's weights kept. Deterministic for a seed.
+//! [`online`] is the continual trainer's step and its checkpoint state; [`adamw`] the optimizer
+//! whose state can be saved.
 
+pub mod adamw;
 pub mod offline;
+pub mod online;
 pub mod schedule;
 
 pub use offline::{train, EpochLog, TrainReport};

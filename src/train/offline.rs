@@ -4,13 +4,14 @@ use std::collections::HashSet;
 use std::time::Instant;
 
 use candle_core::{Result, Tensor, Var};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::VarMap;
 use indicatif::{ProgressBar, ProgressStyle};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use super::adamw::{AdamW, AdamWParams};
 use super::schedule::{clip_gradients, learning_rate};
 use super::{Negatives, TrainingConfig};
 use crate::eval::scorers::TowerScorer;
@@ -36,12 +37,12 @@ pub struct TrainReport {
     pub seconds: f64,
 }
 
-/// Sorted by name so the optimiser and clipping see them in a fixed order.
-fn sorted_vars(varmap: &VarMap) -> Vec<Var> {
+/// Sorted by name so the optimiser, clipping and checkpoints see them in a fixed order.
+pub fn sorted_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     let data = varmap.data().lock().expect("varmap lock");
-    let mut named: Vec<(&String, &Var)> = data.iter().collect();
-    named.sort_by_key(|(name, _)| *name);
-    named.into_iter().map(|(_, v)| v.clone()).collect()
+    let mut named: Vec<(String, Var)> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
+    named.sort_by(|a, b| a.0.cmp(&b.0));
+    named
 }
 
 fn snapshot(vars: &[Var]) -> Result<Vec<Tensor>> {
@@ -146,14 +147,10 @@ pub fn train(
     config: &TrainingConfig,
 ) -> Result<TrainReport> {
     let started = Instant::now();
-    let vars = sorted_vars(varmap);
+    let vars: Vec<Var> = sorted_vars(varmap).into_iter().map(|(_, v)| v).collect();
     let mut optimizer = AdamW::new(
         vars.clone(),
-        ParamsAdamW {
-            lr: config.lr,
-            weight_decay: config.weight_decay,
-            ..Default::default()
-        },
+        AdamWParams::new(config.lr, config.weight_decay),
     )?;
     let mut rng = StdRng::seed_from_u64(config.seed);
     let trainable: Vec<usize> = (0..train.len()).filter(|&u| train[u].len() >= 2).collect();

@@ -53,6 +53,9 @@ pub fn config(brokers: &str, redis_url: &str, model_dir: &std::path::Path) -> Co
     config.kafka.items_topic = format!("items-{run}");
     config.kafka.dead_letter_topic = format!("dead-letter-{run}");
     config.kafka.item_embeddings_topic = format!("item-embeddings-{run}");
+    config.kafka.user_embeddings_topic = format!("user-embeddings-{run}");
+    config.online.checkpoint_dir = std::env::temp_dir().join(format!("learn-checkpoints-{run}"));
+    config.serving.addr = "127.0.0.1:0".into();
     config.redis.url = redis_url.to_string();
     config.redis.key_prefix = format!("test:{run}:");
     config.encoder.model_dir = model_dir.to_path_buf();
@@ -60,12 +63,13 @@ pub fn config(brokers: &str, redis_url: &str, model_dir: &std::path::Path) -> Co
     config
 }
 
-pub fn topics(config: &Config) -> [&str; 4] {
+pub fn topics(config: &Config) -> [&str; 5] {
     [
         &config.kafka.actions_topic,
         &config.kafka.items_topic,
         &config.kafka.dead_letter_topic,
         &config.kafka.item_embeddings_topic,
+        &config.kafka.user_embeddings_topic,
     ]
 }
 

@@ -1,0 +1,60 @@
+//! Keeps a process that does not train in step with the one that does: it swaps to each new model
+//! version published in the store (hot swap: requests in flight finish on the old version), and
+//! adds items embedded by other processes of the group to the catalogue, so recommendations cover
+//! the whole catalogue whichever partitions this process reads.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::trainer::serving_model;
+use super::Shared;
+use crate::checkpoint;
+use crate::history::Store;
+use crate::metrics::Event;
+use crate::shutdown::Shutdown;
+
+/// How often the catalogue is completed from the store.
+const CATALOGUE_SYNC: Duration = Duration::from_secs(5);
+
+pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
+    let poll = Duration::from_millis(shared.config.online.model_poll_ms.max(50));
+    let mut last_sync: Option<Instant> = None;
+    loop {
+        if last_sync.is_none_or(|t| t.elapsed() >= CATALOGUE_SYNC) {
+            last_sync = Some(Instant::now());
+            match shared.catalogue.sync(&shared.store).await {
+                Ok(0) => {}
+                Ok(added) => tracing::debug!(added, "catalogue completed from the store"),
+                Err(err) => tracing::warn!(%err, "catalogue sync failed"),
+            }
+        }
+        if !shared.training.leading.load(Ordering::Relaxed) {
+            if let Err(err) = follow(&shared).await {
+                tracing::warn!(%err, "cannot load the published model; serving the previous version");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.recv() => return,
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}
+
+async fn follow<S: Store>(shared: &Shared<S>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let serving = shared.models.current().version;
+    if shared.store.model_version().await?.is_none_or(|v| v <= serving) {
+        return Ok(());
+    }
+    let Some(stored) = shared.store.current_model().await? else {
+        return Ok(());
+    };
+    let checkpoint = checkpoint::from_bytes(&stored.manifest, &stored.state)?;
+    let model = serving_model(&shared.config, shared.catalogue.dim(), &checkpoint)?;
+    if shared.models.swap(model) {
+        shared.training.last_checkpoint_ms.store(checkpoint.manifest.created_ms, Ordering::Relaxed);
+        shared.stats.emit(Event::ModelServed { version: stored.version });
+        tracing::info!(version = stored.version, "serving new model version");
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Lag control: the knobs ops teams would otherwise turn by hand. Every statistics interval the
+//! controller compares each input stream's consumer lag with `lag.target_messages`:
+//!
+//! - uploads behind target → the embed micro-batch doubles (up to `lag.embed_batch_max`): bigger
+//!   encoder batches carry more items per second; at or under half the target it halves back
+//!   (down to `lag.embed_batch_min`), which gives the lowest upload→embedding latency;
+//! - either stream behind target → the training batch halves (down to `online.min_batch_size`),
+//!   handing CPU back to ingestion; when both streams are under half the target it doubles back
+//!   (up to `online.batch_size`).
+//!
+//! Multiplicative steps with a dead band between half the target and the target, so the knobs
+//! settle instead of oscillating.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::metrics::LagBoard;
+use crate::shutdown::Shutdown;
+
+/// The adaptive micro-batch sizes, read by the uploads source and the trainer.
+#[derive(Debug)]
+pub struct Knobs {
+    pub embed_batch: Arc<AtomicUsize>,
+    pub train_batch: AtomicUsize,
+}
+
+impl Knobs {
+    /// Starts at the latency end for embedding and the full training batch.
+    pub fn new(config: &Config) -> Self {
+        Self {
+            embed_batch: Arc::new(AtomicUsize::new(config.lag.embed_batch_min)),
+            train_batch: AtomicUsize::new(config.online.batch_size),
+        }
+    }
+}
+
+/// The bounds and target the controller works within.
+#[derive(Debug, Clone)]
+pub struct LagPolicy {
+    pub target: i64,
+    pub embed: (usize, usize),
+    pub train: (usize, usize),
+}
+
+impl LagPolicy {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            target: config.lag.target_messages,
+            embed: (config.lag.embed_batch_min, config.lag.embed_batch_max),
+            train: (config.online.min_batch_size, config.online.batch_size),
+        }
+    }
+
+    /// New (embed, train) batch sizes given the uploads and actions lag.
+    pub fn adjust(&self, embed: usize, train: usize, uploads_lag: i64, actions_lag: i64) -> (usize, usize) {
+        let (high, low) = (self.target, self.target / 2);
+        let embed = if uploads_lag > high {
+            (embed * 2).min(self.embed.1)
+        } else if uploads_lag <= low {
+            (embed / 2).max(self.embed.0)
+        } else {
+            embed
+        };
+        let train = if uploads_lag.max(actions_lag) > high {
+            (train / 2).max(self.train.0)
+        } else if uploads_lag.max(actions_lag) <= low {
+            (train * 2).min(self.train.1)
+        } else {
+            train
+        };
+        (embed, train)
+    }
+}
+
+/// Adjusts `knobs` from `lag` until shutdown.
+pub async fn control(
+    policy: LagPolicy,
+    topics: (String, String),
+    lag: Arc<LagBoard>,
+    knobs: Arc<Knobs>,
+    interval: Duration,
+    mut shutdown: Shutdown,
+) {
+    let (uploads_topic, actions_topic) = topics;
+    loop {
+        tokio::select! {
+            _ = shutdown.recv() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let (uploads, actions) = (
+            lag.total(&uploads_topic).unwrap_or(0),
+            lag.total(&actions_topic).unwrap_or(0),
+        );
+        let (embed, train) = (
+            knobs.embed_batch.load(Ordering::Relaxed),
+            knobs.train_batch.load(Ordering::Relaxed),
+        );
+        let (new_embed, new_train) = policy.adjust(embed, train, uploads, actions);
+        if (new_embed, new_train) != (embed, train) {
+            tracing::info!(uploads_lag = uploads, actions_lag = actions, embed_batch = new_embed, train_batch = new_train, "lag control");
+        }
+        knobs.embed_batch.store(new_embed, Ordering::Relaxed);
+        knobs.train_batch.store(new_train, Ordering::Relaxed);
+        metrics::gauge!("learn_embed_batch_limit").set(new_embed as f64);
+        metrics::gauge!("learn_train_batch_limit").set(new_train as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_embedding_and_shrinks_training_under_lag_then_recovers() {
+        let policy = LagPolicy {
+            target: 100,
+            embed: (8, 64),
+            train: (4, 32),
+        };
+        let (mut embed, mut train) = (8, 32);
+        for _ in 0..5 {
+            (embed, train) = policy.adjust(embed, train, 500, 0);
+        }
+        assert_eq!((embed, train), (64, 4), "lag: bounds reached");
+        assert_eq!(policy.adjust(embed, train, 80, 80), (64, 4), "dead band holds");
+        for _ in 0..5 {
+            (embed, train) = policy.adjust(embed, train, 10, 10);
+        }
+        assert_eq!((embed, train), (8, 32), "recovered");
+        assert_eq!(policy.adjust(8, 32, 0, 1000).1, 16, "action lag alone slows training");
+    }
+}

@@ -1,0 +1,126 @@
+//! The in-memory catalogue of content embeddings: every item this process knows, in arrival order.
+//! Items come from the uploads this process embeds and, for items other processes of the group
+//! embedded, from the store ([`Catalogue::sync`]). Rows never move, so an index into the catalogue
+//! stays valid; an edited item overwrites its row.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+use candle_core::{Device, Result as TensorResult, Tensor};
+
+use crate::history::{Store, StoreError};
+use crate::schemas::EmbeddingSpace;
+
+#[derive(Default)]
+struct Rows {
+    index: HashMap<String, u32>,
+    ids: Vec<String>,
+    vectors: Vec<f32>,
+}
+
+pub struct Catalogue {
+    dim: usize,
+    rows: RwLock<Rows>,
+}
+
+impl Catalogue {
+    pub fn new(dim: usize) -> Self {
+        Self {
+            dim,
+            rows: RwLock::default(),
+        }
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Rows> {
+        self.rows.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds or overwrites an item's content vector; returns its row. Vectors of another width are
+    /// refused (a different encoder).
+    pub fn insert(&self, item_id: &str, vector: &[f32]) -> Option<u32> {
+        if vector.len() != self.dim {
+            tracing::warn!(item_id, dim = vector.len(), expected = self.dim, "content vector of another width ignored");
+            return None;
+        }
+        let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(&row) = rows.index.get(item_id) {
+            let start = row as usize * self.dim;
+            rows.vectors[start..start + self.dim].copy_from_slice(vector);
+            return Some(row);
+        }
+        let row = rows.ids.len() as u32;
+        rows.index.insert(item_id.to_string(), row);
+        rows.ids.push(item_id.to_string());
+        rows.vectors.extend_from_slice(vector);
+        Some(row)
+    }
+
+    pub fn row(&self, item_id: &str) -> Option<u32> {
+        self.read().index.get(item_id).copied()
+    }
+
+    pub fn id(&self, row: u32) -> Option<String> {
+        self.read().ids.get(row as usize).cloned()
+    }
+
+    /// The given rows' vectors as a (rows.len() × dim) tensor.
+    pub fn table(&self, rows: &[u32]) -> TensorResult<Tensor> {
+        let data = self.read();
+        let mut values = Vec::with_capacity(rows.len() * self.dim);
+        for &row in rows {
+            let start = row as usize * self.dim;
+            values.extend_from_slice(&data.vectors[start..start + self.dim]);
+        }
+        Tensor::from_vec(values, (rows.len(), self.dim), &Device::Cpu)
+    }
+
+    /// Fetches content embeddings of `ids` this catalogue lacks from the store.
+    pub async fn fetch_missing<S: Store>(&self, store: &S, ids: &[String]) -> Result<usize, StoreError> {
+        let missing: Vec<&String> = {
+            let rows = self.read();
+            ids.iter().filter(|id| !rows.index.contains_key(*id)).collect()
+        };
+        let mut added = 0;
+        for id in missing {
+            if let Some(e) = store.item_embedding(id, EmbeddingSpace::Content).await? {
+                added += usize::from(self.insert(id, &e.vector).is_some());
+            }
+        }
+        Ok(added)
+    }
+
+    /// Adds every item the store has and this catalogue lacks (uploads embedded by other processes).
+    pub async fn sync<S: Store>(&self, store: &S) -> Result<usize, StoreError> {
+        let ids = store.item_ids().await?;
+        self.fetch_missing(store, &ids).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_stable_and_overwritten_in_place() {
+        let catalogue = Catalogue::new(2);
+        assert_eq!(catalogue.insert("a", &[1.0, 0.0]), Some(0));
+        assert_eq!(catalogue.insert("b", &[0.0, 1.0]), Some(1));
+        assert_eq!(catalogue.insert("a", &[0.6, 0.8]), Some(0));
+        assert_eq!(catalogue.insert("c", &[1.0]), None, "wrong width");
+        let table = catalogue.table(&[1, 0]).unwrap().to_vec2::<f32>().unwrap();
+        assert_eq!(table, vec![vec![0.0, 1.0], vec![0.6, 0.8]]);
+        assert_eq!(catalogue.id(1).as_deref(), Some("b"));
+    }
+}

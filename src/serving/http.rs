@@ -1,0 +1,120 @@
+//! The HTTP API (axum). `GET /v1/recommend?user_id=…&k=…[&model=frozen]`, `GET /v1/status`
+//! (what `learn status` prints), `GET /healthz`, `GET /metrics` (Prometheus text).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+
+use super::recommend::recommend;
+use super::Which;
+use crate::history::Store;
+use crate::schemas::now_ms;
+use crate::service::Shared;
+
+#[derive(Debug, Deserialize)]
+struct RecommendQuery {
+    user_id: String,
+    k: Option<usize>,
+    model: Option<Which>,
+}
+
+/// The service at a glance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Status {
+    pub instance: String,
+    /// This process trains (others follow and hot-swap).
+    pub leading: bool,
+    pub uptime_secs: f64,
+    pub model_version: u64,
+    pub checkpoint_age_secs: Option<f64>,
+    pub train_steps: u64,
+    pub train_loss: Option<f64>,
+    pub pending_users: usize,
+    pub train_batch_limit: usize,
+    pub embed_batch_limit: usize,
+    pub events_received: u64,
+    pub events_per_sec: f64,
+    pub actions_applied: u64,
+    pub items_embedded: u64,
+    pub dead_letters: BTreeMap<String, u64>,
+    pub catalogue_items: usize,
+    /// Topic → partition → messages behind (this process's partitions).
+    pub lag: BTreeMap<String, BTreeMap<i32, i64>>,
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+}
+
+async fn recommend_handler<S: Store>(State(shared): State<Arc<Shared<S>>>, Query(q): Query<RecommendQuery>) -> Response {
+    let k = q.k.unwrap_or(10);
+    if q.user_id.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "user_id must not be empty");
+    }
+    if k == 0 || k > shared.config.serving.max_k {
+        return error(StatusCode::BAD_REQUEST, format!("k must be in 1..={}", shared.config.serving.max_k));
+    }
+    let which = q.model.unwrap_or(Which::Current);
+    let cap = shared.config.history.cap;
+    match recommend(&shared.store, &shared.catalogue, &shared.models, cap, &q.user_id, k, which).await {
+        Ok(rec) => Json(rec).into_response(),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    }
+}
+
+fn status<S: Store>(shared: &Shared<S>) -> Status {
+    let snapshot = shared.stats.snapshot();
+    let uptime = shared.started.elapsed().as_secs_f64();
+    let last_checkpoint = shared.training.last_checkpoint_ms.load(Ordering::Relaxed);
+    Status {
+        instance: shared.instance.clone(),
+        leading: shared.training.leading.load(Ordering::Relaxed),
+        uptime_secs: uptime,
+        model_version: shared.models.current().version,
+        checkpoint_age_secs: (last_checkpoint > 0).then(|| (now_ms() - last_checkpoint) as f64 / 1000.0),
+        train_steps: snapshot.train_steps,
+        train_loss: snapshot.train_loss,
+        pending_users: shared.training.pending_users.load(Ordering::Relaxed),
+        train_batch_limit: shared.knobs.train_batch.load(Ordering::Relaxed),
+        embed_batch_limit: shared.knobs.embed_batch.load(Ordering::Relaxed),
+        events_received: snapshot.received,
+        events_per_sec: snapshot.received as f64 / uptime.max(1e-9),
+        actions_applied: snapshot.actions_applied,
+        items_embedded: snapshot.items_embedded,
+        dead_letters: snapshot.dead_letters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        catalogue_items: shared.catalogue.len(),
+        lag: shared.lag.snapshot(),
+    }
+}
+
+async fn status_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Json<Status> {
+    Json(status(&shared))
+}
+
+async fn metrics_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> String {
+    let last_checkpoint = shared.training.last_checkpoint_ms.load(Ordering::Relaxed);
+    if last_checkpoint > 0 {
+        metrics::gauge!("learn_checkpoint_age_seconds").set((now_ms() - last_checkpoint) as f64 / 1000.0);
+    }
+    metrics::gauge!("learn_model_version").set(shared.models.current().version as f64);
+    metrics::gauge!("learn_catalogue_items").set(shared.catalogue.len() as f64);
+    metrics::gauge!("learn_pending_train_users").set(shared.active.pending() as f64);
+    crate::metrics::prometheus().render()
+}
+
+pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
+    crate::metrics::prometheus();
+    Router::new()
+        .route("/v1/recommend", get(recommend_handler::<S>))
+        .route("/v1/status", get(status_handler::<S>))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics_handler::<S>))
+        .with_state(shared)
+}

@@ -1,0 +1,93 @@
+//! Top-K recommendation for one user: the user tower on the user's recent history, scored by dot
+//! product against the aligned embeddings of every catalogue item (new uploads included: they are
+//! in the catalogue as soon as they are embedded), excluding what the user has already seen.
+//! A user with no usable history gets the newest uploads (fresh content first).
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Catalogue, Models, Which};
+use crate::history::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecommendError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("towers: {0}")]
+    Tensor(#[from] candle_core::Error),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scored {
+    pub item_id: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recommendation {
+    pub user_id: String,
+    pub model: Which,
+    /// Model version that scored (0 = the initial towers).
+    pub version: u64,
+    /// True when the user had no history: the newest items are returned.
+    pub cold_user: bool,
+    pub items: Vec<Scored>,
+}
+
+/// The `k` best unseen items for `user_id` under `which` model.
+pub async fn recommend<S: Store>(
+    store: &S,
+    catalogue: &Catalogue,
+    models: &Models,
+    history_cap: usize,
+    user_id: &str,
+    k: usize,
+    which: Which,
+) -> Result<Recommendation, RecommendError> {
+    let history = store.history(user_id, history_cap).await?;
+    let ids: Vec<String> = history.iter().map(|e| e.item_id.clone()).collect();
+    catalogue.fetch_missing(store, &ids).await?;
+    let rows: Vec<u32> = ids.iter().filter_map(|id| catalogue.row(id)).collect();
+    let seen: HashSet<u32> = rows.iter().copied().collect();
+    let model = models.get(which);
+    if rows.is_empty() {
+        let newest = (0..catalogue.len() as u32).rev().filter(|r| !seen.contains(r)).take(k);
+        let items = newest
+            .filter_map(|row| catalogue.id(row))
+            .map(|item_id| Scored { item_id, score: 0.0 })
+            .collect();
+        return Ok(Recommendation {
+            user_id: user_id.to_string(),
+            model: which,
+            version: model.version,
+            cold_user: true,
+            items,
+        });
+    }
+    let user = model.user(catalogue, &rows)?;
+    let (version, scores) = models.scores(which, catalogue, &user)?;
+    let mut ranked: Vec<(u32, f32)> = scores
+        .into_iter()
+        .enumerate()
+        .map(|(row, score)| (row as u32, score))
+        .filter(|(row, _)| !seen.contains(row))
+        .collect();
+    let k = k.min(ranked.len());
+    if k > 0 {
+        ranked.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+        ranked.truncate(k);
+        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
+    }
+    let items = ranked
+        .into_iter()
+        .filter_map(|(row, score)| catalogue.id(row).map(|item_id| Scored { item_id, score }))
+        .collect();
+    Ok(Recommendation {
+        user_id: user_id.to_string(),
+        model: which,
+        version,
+        cold_user: false,
+        items,
+    })
+}

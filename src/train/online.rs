@@ -1,0 +1,178 @@
+//! The continual trainer's compute: one AdamW step on a micro-batch of users with fresh actions,
+//! and the conversion to and from [`Checkpoint`]s. Every step draws its randomness (cuts, dense
+//! anchors, dropout masks) from `seed + step`, so a restored checkpoint continues exactly as an
+//! uninterrupted run would.
+
+use candle_core::{Device, Result, Tensor, Var};
+use candle_nn::VarMap;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::adamw::{AdamW, AdamWParams};
+use super::offline::{batch_loss, sorted_vars};
+use super::schedule::clip_gradients;
+use super::TrainingConfig;
+use crate::checkpoint::{Checkpoint, Manifest};
+use crate::towers::loss::sample_recent;
+use crate::towers::{Tower, TowerInput, TowerSpec};
+
+/// Users' recent sequences over a batch-local catalogue.
+#[derive(Debug, Clone)]
+pub struct OnlineBatch {
+    /// (items in this batch) × content dim: row i is the content embedding of local item i.
+    pub table: Tensor,
+    /// Per user, oldest first, as rows of `table`.
+    pub sequences: Vec<Vec<u32>>,
+}
+
+pub struct OnlineTrainer {
+    tower: Tower,
+    vars: Vec<(String, Var)>,
+    optimizer: AdamW,
+    config: TrainingConfig,
+    /// The cut between history and targets falls within the last `recent` actions.
+    recent: usize,
+    // Keeps the variables alive and named.
+    _varmap: VarMap,
+}
+
+impl OnlineTrainer {
+    /// A freshly initialised trainer (weights from `config.seed`: the same as the frozen model's).
+    pub fn new(
+        spec: &TowerSpec,
+        content_dim: usize,
+        config: &TrainingConfig,
+        recent: usize,
+    ) -> Result<Self> {
+        let varmap = VarMap::new();
+        let tower = Tower::new(
+            spec,
+            TowerInput::Features { dim: content_dim },
+            &varmap,
+            config.seed,
+            &Device::Cpu,
+        )?;
+        let vars = sorted_vars(&varmap);
+        let optimizer = AdamW::new(
+            vars.iter().map(|(_, v)| v.clone()).collect(),
+            AdamWParams::new(config.lr, config.weight_decay),
+        )?;
+        Ok(Self {
+            tower,
+            vars,
+            optimizer,
+            config: config.clone(),
+            recent,
+            _varmap: varmap,
+        })
+    }
+
+    /// Optimizer steps taken so far (including those of a restored checkpoint).
+    pub fn steps(&self) -> u64 {
+        self.optimizer.steps()
+    }
+
+    /// One contrastive step; returns the loss, or None when the batch has fewer than two usable users.
+    pub fn step(&mut self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<f32>> {
+        let seed = self.config.seed.wrapping_add(self.steps().wrapping_mul(7919));
+        let mut rng = StdRng::seed_from_u64(seed);
+        self.tower.reseed_dropout(seed);
+        let samples: Vec<_> = batch
+            .sequences
+            .iter()
+            .take(batch_limit)
+            .filter_map(|s| {
+                sample_recent(
+                    s,
+                    self.config.loss_mode(),
+                    self.tower.spec().max_len,
+                    self.recent,
+                    &mut rng,
+                )
+            })
+            .collect();
+        if samples.len() < 2 {
+            return Ok(None);
+        }
+        let tower = self.tower.with_table(batch.table.clone())?;
+        let loss = batch_loss(&tower, &samples, &self.config, batch.table.dim(0)?)?;
+        let mut grads = loss.backward()?;
+        let vars: Vec<Var> = self.vars.iter().map(|(_, v)| v.clone()).collect();
+        clip_gradients(&mut grads, &vars, self.config.clip_norm)?;
+        self.optimizer.step(&grads)?;
+        Ok(Some(loss.to_scalar::<f32>()?))
+    }
+
+    /// Copies of the named weights, sorted by name.
+    pub fn weights(&self) -> Result<Vec<(String, Tensor)>> {
+        self.vars
+            .iter()
+            .map(|(n, v)| Ok((n.clone(), v.as_tensor().copy()?)))
+            .collect()
+    }
+
+    /// The whole state as a checkpoint with `manifest` (whose `step` is overwritten).
+    pub fn checkpoint(&self, mut manifest: Manifest) -> Result<Checkpoint> {
+        let (adam_m, adam_v) = self.optimizer.moments()?;
+        manifest.step = self.steps();
+        Ok(Checkpoint {
+            manifest,
+            weights: self.weights()?,
+            adam_m,
+            adam_v,
+        })
+    }
+
+    /// Loads weights, moments and the step counter from `checkpoint`.
+    pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<()> {
+        if checkpoint.weights.len() != self.vars.len() {
+            candle_core::bail!(
+                "checkpoint has {} tensors, the towers {}",
+                checkpoint.weights.len(),
+                self.vars.len()
+            );
+        }
+        for ((name, var), (saved, weight)) in self.vars.iter().zip(&checkpoint.weights) {
+            if name != saved {
+                candle_core::bail!("checkpoint tensor {saved} where the towers have {name}");
+            }
+            var.set(weight)?;
+        }
+        self.optimizer.restore(
+            &checkpoint.adam_m,
+            &checkpoint.adam_v,
+            checkpoint.manifest.step,
+        )
+    }
+}
+
+/// A tower for inference with the given weights (e.g. a checkpoint's), or the initial weights from
+/// `seed` when `weights` is None (the frozen, never-trained model).
+pub fn inference_tower(
+    spec: &TowerSpec,
+    content_dim: usize,
+    seed: u64,
+    weights: Option<&[(String, Tensor)]>,
+) -> Result<Tower> {
+    let varmap = VarMap::new();
+    let tower = Tower::new(
+        spec,
+        TowerInput::Features { dim: content_dim },
+        &varmap,
+        seed,
+        &Device::Cpu,
+    )?;
+    if let Some(weights) = weights {
+        let data = varmap.data().lock().expect("varmap lock");
+        if data.len() != weights.len() {
+            candle_core::bail!("{} weights for {} variables", weights.len(), data.len());
+        }
+        for (name, weight) in weights {
+            let Some(var) = data.get(name) else {
+                candle_core::bail!("weights have {name}, the towers do not");
+            };
+            var.set(weight)?;
+        }
+    }
+    Ok(tower)
+}
