@@ -49,7 +49,9 @@ async fn stream_to_redis_with_dead_letters() {
     else {
         return;
     };
-    let config = common::config(&brokers, &redis_url, &model_dir);
+    let mut config = common::config(&brokers, &redis_url, &model_dir);
+    // Ingestion only: no trainer, so the output topic holds exactly the uploads' embeddings.
+    config.online.role = learn_stream::config::Role::Follower;
     learn_stream::kafka::create_topics(&config.kafka, &common::topics(&config), 3)
         .await
         .expect("create topics");
