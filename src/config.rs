@@ -72,6 +72,10 @@ pub struct KafkaConfig {
     /// `statistics.interval.ms`: how often consumers report lag per partition (0 turns lag metrics
     /// and lag control off).
     pub statistics_interval_ms: u32,
+    /// Create missing topics at start-up (turn off where topics are provisioned by ops).
+    pub create_topics: bool,
+    /// Partitions of topics created at start-up (the most processes that can share a stream).
+    pub topic_partitions: i32,
     /// Extra librdkafka properties for every client (security, tuning), applied last.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
@@ -254,6 +258,12 @@ impl Config {
                     "must start with redis:// or rediss://, got `{}`",
                     self.redis.url
                 ),
+            });
+        }
+        if self.kafka.create_topics && self.kafka.topic_partitions < 1 {
+            return Err(ConfigError::Invalid {
+                key: "kafka.topic_partitions",
+                reason: "must be at least 1".into(),
             });
         }
         positive("history.cap", self.history.cap)?;

@@ -22,6 +22,8 @@
 //! - [`dataset`]: offline datasets (canonical format, RecBole and MovieLens importers, content cache).
 //! - [`eval`]: the paper's offline protocol (leave-one-out, full ranking, metrics, baselines, report).
 //! - [`experiment`]: `learn train` / `learn eval` glue: prepared datasets, models, checkpoints.
+//! - [`replay`]: `learn replay`: a timestamped dataset into Kafka in time order, with prequential
+//!   (test-then-train) evaluation of a running service and a report.
 //! - [`demo`]: everything in one process with no servers: librdkafka's mock cluster, an in-process store
 //!   and a synthetic or MovieLens stream.
 //! - [`metrics`]: the typed internal events the pipelines emit, as `metrics` counters and as a snapshot.
@@ -38,6 +40,7 @@ pub mod history;
 pub mod kafka;
 pub mod metrics;
 pub mod publish;
+pub mod replay;
 pub mod schemas;
 pub mod service;
 pub mod serving;

@@ -40,6 +40,64 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate models on a dataset's test split (leave-one-out, full ranking) and write a report.
     Eval(EvalArgs),
+    /// Produce a timestamped dataset (MovieLens 100K) into Kafka in time order while a running
+    /// `learn serve` learns, with prequential evaluation against popularity and the frozen model.
+    Replay(ReplayArgs),
+    /// Print a running service's state at a glance: lag per partition, rates, model, checkpoint.
+    Status(StatusArgs),
+    /// Work with checkpoints.
+    #[command(subcommand)]
+    Checkpoint(CheckpointCommand),
+}
+
+#[derive(Args)]
+struct ReplayArgs {
+    /// MovieLens 100K directory (u.item, u.genre, u.data).
+    #[arg(long)]
+    dataset: PathBuf,
+    /// Event-time seconds replayed per wall-clock second.
+    #[arg(long, default_value_t = 1e6)]
+    speed: f64,
+    /// Most events produced per second (0 = no cap).
+    #[arg(long, default_value_t = 300.0)]
+    max_rate: f64,
+    /// Replay only the first N events (0 = all).
+    #[arg(long, default_value_t = 0)]
+    limit: usize,
+    /// The service's HTTP API; prequential evaluation needs it. Default: http://<serving.addr>.
+    #[arg(long)]
+    serve_url: Option<String>,
+    /// Produce only, no evaluation.
+    #[arg(long)]
+    no_eval: bool,
+    /// Evaluate every Nth action.
+    #[arg(long, default_value_t = 5)]
+    eval_every: usize,
+    /// Probes per point of the recall-over-time curve.
+    #[arg(long, default_value_t = 500)]
+    window: usize,
+    /// Where replay.json, replay.md and replay.svg go.
+    #[arg(long, default_value = "runs/replay")]
+    out: PathBuf,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    /// The service's HTTP API. Default: http://<serving.addr>.
+    #[arg(long)]
+    url: Option<String>,
+    /// Print the raw JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum CheckpointCommand {
+    /// Print the manifests of a checkpoint directory (one version) or of all versions under it.
+    Inspect {
+        /// A checkpoint (v00000012/) or the directory holding them. Default: online.checkpoint_dir.
+        path: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -300,6 +358,109 @@ fn eval(mut config: Config, args: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+fn replay(config: Config, args: ReplayArgs) -> Result<()> {
+    let serve_url = (!args.no_eval).then(|| {
+        args.serve_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.serving.addr))
+    });
+    let options = learn_stream::replay::ReplayOptions {
+        dataset: args.dataset,
+        speed: args.speed,
+        max_rate: args.max_rate,
+        limit: args.limit,
+        serve_url,
+        eval_every: args.eval_every,
+        window: args.window,
+        out: args.out,
+    };
+    let report = learn_stream::replay::run(&config, &options)?;
+    learn_stream::replay::write(&report, options.window, &options.out)?;
+    println!("{}", learn_stream::replay::markdown(&report, options.window));
+    println!("written: {}/{{replay.json,replay.md,replay.svg}}", options.out.display());
+    Ok(())
+}
+
+fn status(config: Config, args: StatusArgs) -> Result<()> {
+    let url = args
+        .url
+        .unwrap_or_else(|| format!("http://{}", config.serving.addr));
+    let url = format!("{}/v1/status", url.trim_end_matches('/'));
+    let status: learn_stream::serving::Status = ureq::get(&url)
+        .call()
+        .with_context(|| format!("GET {url} (is `learn serve` running there?)"))?
+        .body_mut()
+        .read_json()
+        .with_context(|| format!("reading {url}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    let role = if status.leading { "trainer (leader)" } else { "follower" };
+    println!("instance        {} — {role}, up {:.0} s", status.instance, status.uptime_secs);
+    println!(
+        "model           version {}, last checkpoint {}",
+        status.model_version,
+        status
+            .checkpoint_age_secs
+            .map_or("never".into(), |a| format!("{a:.0} s ago"))
+    );
+    println!(
+        "training        {} steps, loss {}, {} users pending, batch limit {}",
+        status.train_steps,
+        status.train_loss.map_or("-".into(), |l| format!("{l:.4}")),
+        status.pending_users,
+        status.train_batch_limit
+    );
+    println!(
+        "ingest          {} events ({:.1}/s average), {} actions applied, {} items embedded (embed batch limit {})",
+        status.events_received,
+        status.events_per_sec,
+        status.actions_applied,
+        status.items_embedded,
+        status.embed_batch_limit
+    );
+    println!("catalogue       {} items", status.catalogue_items);
+    println!("dead letters    {:?}", status.dead_letters);
+    println!("consumer lag    (messages behind, per partition)");
+    for (topic, partitions) in &status.lag {
+        let total: i64 = partitions.values().sum();
+        let each: Vec<String> = partitions.iter().map(|(p, l)| format!("p{p}={l}")).collect();
+        println!("  {topic:<20} {total:>8}   {}", each.join(" "));
+    }
+    Ok(())
+}
+
+fn inspect(config: Config, path: Option<PathBuf>) -> Result<()> {
+    use learn_stream::checkpoint::{read_manifest, CheckpointDir};
+    let path = path.unwrap_or_else(|| config.online.checkpoint_dir.clone());
+    let dirs = if path.join("manifest.json").exists() {
+        vec![path.clone()]
+    } else {
+        CheckpointDir::new(&path, usize::MAX)
+            .list()?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    };
+    if dirs.is_empty() {
+        bail!("no checkpoints under {}", path.display());
+    }
+    for dir in dirs {
+        let manifest = read_manifest(&dir)?;
+        let size = std::fs::metadata(dir.join("state.safetensors"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "{}  ({} bytes of state)\n{}",
+            dir.display(),
+            size,
+            serde_json::to_string_pretty(&manifest)?
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -316,5 +477,8 @@ fn main() -> Result<()> {
         Command::Eval(args) => eval(config, args),
         Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve(config, args)),
         Command::Demo(args) => tokio::runtime::Runtime::new()?.block_on(run_demo(config, args)),
+        Command::Replay(args) => replay(config, args),
+        Command::Status(args) => status(config, args),
+        Command::Checkpoint(CheckpointCommand::Inspect { path }) => inspect(config, path),
     }
 }

@@ -37,6 +37,7 @@ fn spawn_serve(config: &learn_stream::config::Config, model_dir: &std::path::Pat
         )
         .env("LEARN__ONLINE__CHECKPOINT_DIR", &config.online.checkpoint_dir)
         .env("LEARN__SERVING__ADDR", &config.serving.addr)
+        .env("LEARN__KAFKA__CREATE_TOPICS", "false")
         // Never commit on a timer: everything the first process wrote is replayed after the kill.
         .env("LEARN__KAFKA__AUTO_COMMIT_INTERVAL_MS", "3600000")
         .env("LEARN__KAFKA__SESSION_TIMEOUT_MS", "6000")

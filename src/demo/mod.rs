@@ -136,6 +136,7 @@ pub async fn run(
     ];
     let broker = MockBroker::start(&topics, 3)?;
     config.kafka.brokers = broker.bootstrap_servers().to_string();
+    config.kafka.create_topics = false; // made above; the mock cluster has no admin API
     // The demo keeps nothing: checkpoints go to a temporary directory, HTTP to a free port.
     let checkpoints = tempfile_dir()?;
     config.online.checkpoint_dir = checkpoints.clone();

@@ -4,6 +4,7 @@
 //! popularity); and the written report ([`report`]).
 
 pub mod metrics;
+pub mod plot;
 pub mod report;
 pub mod scorers;
 pub mod split;

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::plot::{self, Panel};
 use super::{Evaluation, Metrics};
 use crate::train::TrainReport;
 
@@ -77,77 +78,27 @@ pub fn markdown(results: &Results) -> String {
 
 /// Two panels: validation Recall@10 and training loss per epoch, one line per trained model.
 pub fn training_svg(results: &Results) -> String {
-    const COLORS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
-    let (w, h, pad) = (420.0, 260.0, 40.0);
-    let mut svg = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{h}" font-family="sans-serif" font-size="11">"#,
-        2.0 * w
-    );
-    let trained: Vec<(&String, &TrainReport)> = results
-        .models
-        .iter()
-        .filter_map(|(n, r)| r.training.as_ref().map(|t| (n, t)))
-        .collect();
     type Value = fn(&crate::train::EpochLog) -> f64;
     let panels: [(&str, Value); 2] = [
-        ("validation Recall@10", |e| e.valid_recall_10),
-        ("training loss", |e| e.loss),
+        ("validation Recall@10 vs epoch", |e| e.valid_recall_10),
+        ("training loss vs epoch", |e| e.loss),
     ];
-    for (panel, (title, value)) in panels.iter().enumerate() {
-        let x0 = panel as f64 * w;
-        let all: Vec<f64> = trained
-            .iter()
-            .flat_map(|(_, t)| t.curve.iter().map(value))
-            .collect();
-        let (lo, hi) = all
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(a, b), &v| (a.min(v), b.max(v)));
-        let span = (hi - lo).max(1e-9);
-        let epochs = trained
-            .iter()
-            .map(|(_, t)| t.curve.len())
-            .max()
-            .unwrap_or(1)
-            .max(2) as f64;
-        let _ = write!(
-            svg,
-            r#"<text x="{}" y="16">{title} (min {lo:.4}, max {hi:.4}) vs epoch</text>"#,
-            x0 + pad
-        );
-        let _ = write!(
-            svg,
-            r##"<rect x="{}" y="{pad}" width="{}" height="{}" fill="none" stroke="#999"/>"##,
-            x0 + pad,
-            w - 2.0 * pad,
-            h - 2.0 * pad
-        );
-        for (k, (name, t)) in trained.iter().enumerate() {
-            let points: Vec<String> = t
-                .curve
+    let panels: Vec<Panel> = panels
+        .iter()
+        .map(|(title, value)| Panel {
+            title: title.to_string(),
+            series: results
+                .models
                 .iter()
-                .enumerate()
-                .map(|(i, e)| {
-                    let x = x0 + pad + (w - 2.0 * pad) * i as f64 / (epochs - 1.0);
-                    let y = h - pad - (h - 2.0 * pad) * (value(e) - lo) / span;
-                    format!("{x:.1},{y:.1}")
+                .filter_map(|(name, r)| r.training.as_ref().map(|t| (name, t)))
+                .map(|(name, t)| {
+                    let points = t.curve.iter().map(|e| (e.epoch as f64, value(e))).collect();
+                    (name.clone(), points)
                 })
-                .collect();
-            let color = COLORS[k % COLORS.len()];
-            let _ = write!(
-                svg,
-                r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
-                points.join(" ")
-            );
-            let _ = write!(
-                svg,
-                r#"<text x="{}" y="{}" fill="{color}">{name}</text>"#,
-                x0 + pad + 6.0,
-                pad + 14.0 * (k + 1) as f64
-            );
-        }
-    }
-    svg.push_str("</svg>\n");
-    svg
+                .collect(),
+        })
+        .collect();
+    plot::svg(&panels)
 }
 
 pub fn write(results: &Results, dir: &Path) -> std::io::Result<()> {

@@ -134,6 +134,12 @@ type Task = (&'static str, JoinHandle<Result<(), ServiceError>>);
 /// triggered (or one of them fails, which stops the others).
 pub async fn run<S: Store>(shared: Arc<Shared<S>>, shutdown: &ShutdownTrigger) -> Result<(), ServiceError> {
     let config = shared.config.clone();
+    if config.kafka.create_topics {
+        let k = &config.kafka;
+        let topics = [&k.actions_topic, &k.items_topic, &k.dead_letter_topic, &k.item_embeddings_topic, &k.user_embeddings_topic];
+        let topics: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
+        crate::kafka::create_topics(k, &topics, k.topic_partitions).await?;
+    }
     let producer = crate::kafka::producer(&config.kafka)?;
     let dead_letters =
         DeadLetterProducer::new(producer.clone(), config.kafka.dead_letter_topic.clone());

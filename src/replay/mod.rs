@@ -1,0 +1,298 @@
+//! Owns `learn replay`: a dataset with real timestamps (MovieLens 100K) produced into Kafka in
+//! timestamp order (each item uploaded just before its first action), paced by `speed`, while a
+//! running `learn serve` learns from it, with prequential evaluation ([`prequential`]) and a
+//! report: `replay.json` (every probe and lag sample), `replay.md` (recall per window) and
+//! `replay.svg` (prequential Recall@10 and consumer lag over the replay).
+
+pub mod prequential;
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::demo::{movielens_stream, Outgoing, Topic};
+use crate::eval::plot::{self, Panel};
+use crate::schemas::UserAction;
+use crate::serving::recommend::Recommendation;
+use crate::serving::Status;
+use prequential::{windows, LagSample, Popularity, Probe};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("dataset: {0}")]
+    Dataset(String),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("{0} messages were not acknowledged by the broker")]
+    Undelivered(u64),
+    #[error("service at {url}: {reason}")]
+    Service { url: String, reason: String },
+    #[error("{path}: {source}")]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+#[derive(Debug, Clone)]
+pub struct ReplayOptions {
+    /// MovieLens 100K directory (u.item, u.genre, u.data).
+    pub dataset: PathBuf,
+    /// Event-time seconds replayed per wall-clock second.
+    pub speed: f64,
+    /// Cap on events produced per second (0 = none), so a dense burst does not outrun the service.
+    pub max_rate: f64,
+    /// Replay only the first N events (0 = all).
+    pub limit: usize,
+    /// The running service's HTTP API, e.g. http://127.0.0.1:8080 (None: produce only).
+    pub serve_url: Option<String>,
+    /// Evaluate every Nth action of a user with history.
+    pub eval_every: usize,
+    /// Probes per window of the recall-over-time curve.
+    pub window: usize,
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReplayReport {
+    pub events: usize,
+    pub actions: usize,
+    pub seconds: f64,
+    pub probes: Vec<Probe>,
+    pub lag: Vec<LagSample>,
+    /// Overall prequential Recall@10.
+    pub online_recall_10: f64,
+    pub frozen_recall_10: f64,
+    pub popularity_recall_10: f64,
+}
+
+/// Counts failed deliveries (the replay fails if any message is lost).
+#[derive(Default, Clone)]
+struct Deliveries {
+    failed: Arc<AtomicU64>,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((err, _)) = result {
+            tracing::error!(%err, "replay message not delivered");
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn event_time(o: &Outgoing) -> i64 {
+    #[derive(Deserialize)]
+    struct Ts {
+        ts_ms: i64,
+    }
+    serde_json::from_slice::<Ts>(&o.payload).map_or(0, |t| t.ts_ms)
+}
+
+struct Client {
+    agent: ureq::Agent,
+    url: String,
+}
+
+impl Client {
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, ReplayError> {
+        let url = format!("{}{path}", self.url);
+        let failed = |reason: String| ReplayError::Service {
+            url: url.clone(),
+            reason,
+        };
+        self.agent
+            .get(&url)
+            .query_pairs(query.iter().copied())
+            .call()
+            .map_err(|e| failed(e.to_string()))?
+            .body_mut()
+            .read_json()
+            .map_err(|e| failed(e.to_string()))
+    }
+
+    fn hit(&self, user: &str, item: &str, model: &str) -> Result<(bool, u64), ReplayError> {
+        let rec: Recommendation = self.get(
+            "/v1/recommend",
+            &[("user_id", user), ("k", "10"), ("model", model)],
+        )?;
+        Ok((rec.items.iter().any(|s| s.item_id == item), rec.version))
+    }
+
+    fn sample(&self, elapsed: f64, config: &Config) -> Result<LagSample, ReplayError> {
+        let status: Status = self.get("/v1/status", &[])?;
+        let lag = |topic: &str| status.lag.get(topic).map_or(0, |p| p.values().sum());
+        Ok(LagSample {
+            elapsed_secs: elapsed,
+            actions_lag: lag(&config.kafka.actions_topic),
+            uploads_lag: lag(&config.kafka.items_topic),
+            model_version: status.model_version,
+            train_steps: status.train_steps,
+        })
+    }
+}
+
+/// Produces the dataset and evaluates the service as it learns.
+pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
+    let mut stream = movielens_stream(&options.dataset).map_err(|e| ReplayError::Dataset(e.to_string()))?;
+    if options.limit > 0 {
+        stream.truncate(options.limit);
+    }
+    let context = Deliveries::default();
+    let producer: ThreadedProducer<Deliveries> = crate::kafka::client_config(
+        &config.kafka,
+        &[("acks", "all".into()), ("linger.ms", "5".into())],
+    )
+    .create_with_context(context.clone())?;
+    let client = options.serve_url.as_ref().map(|url| Client {
+        agent: ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into(),
+        url: url.trim_end_matches('/').to_string(),
+    });
+
+    let started = Instant::now();
+    let first_ts = stream.first().map_or(0, event_time);
+    let (mut popularity, mut seen) = (Popularity::default(), HashMap::<String, HashSet<String>>::new());
+    let (mut probes, mut lag, mut actions) = (Vec::new(), Vec::new(), 0usize);
+    let mut last_sample = Instant::now() - Duration::from_secs(10);
+    for (n, outgoing) in stream.iter().enumerate() {
+        let due = Duration::from_secs_f64(((event_time(outgoing) - first_ts) as f64 / 1000.0 / options.speed).max(0.0));
+        let capped = if options.max_rate > 0.0 {
+            Duration::from_secs_f64(n as f64 / options.max_rate)
+        } else {
+            Duration::ZERO
+        };
+        if let Some(wait) = due.max(capped).checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let topic = match outgoing.topic {
+            Topic::Actions => &config.kafka.actions_topic,
+            Topic::Items => &config.kafka.items_topic,
+        };
+        if outgoing.topic == Topic::Actions {
+            let action: UserAction = serde_json::from_slice(&outgoing.payload).expect("replay actions are valid");
+            let user_seen = seen.entry(action.user_id.clone()).or_default();
+            if let Some(client) = &client {
+                if !user_seen.is_empty() && actions % options.eval_every.max(1) == 0 {
+                    let (online_hit, version) = client.hit(&action.user_id, &action.item_id, "current")?;
+                    let (frozen_hit, _) = client.hit(&action.user_id, &action.item_id, "frozen")?;
+                    let popularity_hit = popularity.top(10, user_seen).contains(&action.item_id);
+                    probes.push(Probe {
+                        action_index: actions,
+                        elapsed_secs: started.elapsed().as_secs_f64(),
+                        online_hit,
+                        frozen_hit,
+                        popularity_hit,
+                        version,
+                    });
+                }
+                if last_sample.elapsed() >= Duration::from_secs(1) {
+                    last_sample = Instant::now();
+                    lag.push(client.sample(started.elapsed().as_secs_f64(), config)?);
+                }
+            }
+            popularity.observe(&action.item_id);
+            user_seen.insert(action.item_id);
+            actions += 1;
+        }
+        let mut record = BaseRecord::to(topic).key(&outgoing.key).payload(&outgoing.payload);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
+                    record = back;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err((err, _)) => return Err(err.into()),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(60))?;
+    let failed = context.failed.load(Ordering::Relaxed);
+    if failed > 0 {
+        return Err(ReplayError::Undelivered(failed));
+    }
+    let rate = |hit: fn(&Probe) -> bool| probes.iter().filter(|p| hit(p)).count() as f64 / probes.len().max(1) as f64;
+    Ok(ReplayReport {
+        events: stream.len(),
+        actions,
+        seconds: started.elapsed().as_secs_f64(),
+        online_recall_10: rate(|p| p.online_hit),
+        frozen_recall_10: rate(|p| p.frozen_hit),
+        popularity_recall_10: rate(|p| p.popularity_hit),
+        probes,
+        lag,
+    })
+}
+
+/// Markdown summary: overall and per-window prequential Recall@10.
+pub fn markdown(report: &ReplayReport, window: usize) -> String {
+    let mut md = format!(
+        "Replayed {} events ({} actions) in {:.0} s; {} prequential probes.\n\n\
+         | model | prequential Recall@10 |\n|---|---|\n\
+         | online LEARN | {:.4} |\n| frozen (never trained) | {:.4} |\n| popularity (so far) | {:.4} |\n\n\
+         | actions replayed | online | frozen | popularity |\n|---|---|---|---|\n",
+        report.events,
+        report.actions,
+        report.seconds,
+        report.probes.len(),
+        report.online_recall_10,
+        report.frozen_recall_10,
+        report.popularity_recall_10
+    );
+    for (at, online, frozen, pop) in windows(&report.probes, window) {
+        let _ = writeln!(md, "| {at} | {online:.4} | {frozen:.4} | {pop:.4} |");
+    }
+    md
+}
+
+/// Prequential recall per window and consumer lag over the replay.
+pub fn svg(report: &ReplayReport, window: usize) -> String {
+    let w = windows(&report.probes, window);
+    let series = |name: &str, pick: fn(&(usize, f64, f64, f64)) -> f64| {
+        (name.to_string(), w.iter().map(|p| (p.0 as f64, pick(p))).collect())
+    };
+    let lag = |name: &str, pick: fn(&LagSample) -> i64| {
+        (name.to_string(), report.lag.iter().map(|s| (s.elapsed_secs, pick(s) as f64)).collect())
+    };
+    plot::svg(&[
+        Panel {
+            title: format!("prequential Recall@10 (windows of {window} probes) vs actions"),
+            series: vec![
+                series("online LEARN", |p| p.1),
+                series("frozen", |p| p.2),
+                series("popularity", |p| p.3),
+            ],
+        },
+        Panel {
+            title: "consumer lag (messages) vs seconds".into(),
+            series: vec![lag("actions", |s| s.actions_lag), lag("uploads", |s| s.uploads_lag)],
+        },
+    ])
+}
+
+/// Writes replay.json, replay.md and replay.svg into `dir`.
+pub fn write(report: &ReplayReport, window: usize, dir: &Path) -> Result<(), ReplayError> {
+    let io = |path: PathBuf| move |source| ReplayError::Write { path, source };
+    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+    let files = [
+        ("replay.json", serde_json::to_string_pretty(report).expect("serialisable")),
+        ("replay.md", markdown(report, window)),
+        ("replay.svg", svg(report, window)),
+    ];
+    for (name, text) in files {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(io(path.clone()))?;
+    }
+    Ok(())
+}
