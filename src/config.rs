@@ -72,6 +72,10 @@ pub struct KafkaConfig {
     /// `statistics.interval.ms`: how often consumers report lag per partition (0 turns lag metrics
     /// and lag control off).
     pub statistics_interval_ms: u32,
+    /// `fetch.wait.max.ms`: longest a fetch waits for data on the broker. A floor on upload →
+    /// embedding latency for brokers that do not answer a waiting fetch as soon as data arrives
+    /// (tansu 0.6 holds it the whole time; Apache Kafka answers at once).
+    pub fetch_wait_max_ms: u32,
     /// Create missing topics at start-up (turn off where topics are provisioned by ops).
     pub create_topics: bool,
     /// Partitions of topics created at start-up (the most processes that can share a stream).
@@ -152,6 +156,9 @@ pub struct OnlineConfig {
     pub step_interval_ms: u64,
     /// The history/target cut falls within each user's last `recent_targets` actions.
     pub recent_targets: usize,
+    /// Subtract each in-batch candidate's log share of actions from its logit (Yi et al. 2019),
+    /// so popular items are not pushed down for being frequent in-batch negatives.
+    pub logq_correction: bool,
     /// Users with fresh actions awaiting a step; beyond this the least recent are dropped (the
     /// trainer samples, it does not queue without bound).
     pub pending_users: usize,
@@ -179,6 +186,9 @@ pub struct ServingConfig {
     pub addr: String,
     /// Largest `k` a recommendation request may ask for.
     pub max_k: usize,
+    /// Weight of the popularity prior in ranking: score = logit_scale · cos + weight · ln(item's
+    /// share of actions). 0 ranks by the embeddings alone. See README "Ranking".
+    pub popularity_weight: f32,
 }
 
 /// Lag control: micro-batch sizes adapt to hold consumer lag under a target.

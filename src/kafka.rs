@@ -44,6 +44,7 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
                 "statistics.interval.ms",
                 kafka.statistics_interval_ms.to_string(),
             ),
+            ("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string()),
         ],
     )
 }

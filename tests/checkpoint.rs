@@ -25,6 +25,7 @@ fn batch(step: usize) -> OnlineBatch {
         sequences: (0..6)
             .map(|u| (0..8).map(|j| ((u * 3 + j * 5 + step) % 20) as u32).collect())
             .collect(),
+        log_q: Some((0..20).map(|i| -(1.0 + i as f32 / 10.0)).collect()),
     }
 }
 

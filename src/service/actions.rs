@@ -54,6 +54,9 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
         self.shared
             .active
             .touch(records.iter().map(|r| r.event.user_id.as_str()));
+        self.shared
+            .item_counts
+            .observe(records.iter().map(|r| r.event.item_id.as_str()));
         Ok(())
     }
 }

@@ -35,7 +35,7 @@ use crate::history::Store;
 use crate::metrics::{LagBoard, Stats};
 use crate::publish::{DeadLetterProducer, EmbeddingPublisher};
 use crate::schemas::{ItemUpload, Limits, UserAction};
-use crate::serving::{Catalogue, Models};
+use crate::serving::{Catalogue, ItemCounts, Models};
 use crate::shutdown::ShutdownTrigger;
 use crate::source::{self, SourceError, SourceSettings};
 
@@ -76,6 +76,7 @@ pub struct Shared<S> {
     pub stats: Arc<Stats>,
     pub lag: Arc<LagBoard>,
     pub active: ActiveUsers,
+    pub item_counts: ItemCounts,
     pub knobs: Arc<lag::Knobs>,
     pub training: TrainingState,
     /// This process's name in the leader lock.
@@ -97,6 +98,7 @@ impl<S: Store> Shared<S> {
             catalogue: Catalogue::new(encoder.dim()),
             models,
             active: ActiveUsers::new(config.online.pending_users, config.online.republish_users),
+            item_counts: ItemCounts::default(),
             knobs: Arc::new(lag::Knobs::new(&config)),
             lag: Arc::default(),
             training: TrainingState::default(),

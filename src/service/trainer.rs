@@ -235,9 +235,14 @@ impl<S: Store> Loop<S> {
         if sequences.len() < 2 {
             return Ok(None);
         }
+        let log_q = shared.config.online.logq_correction.then(|| {
+            let ids: Vec<String> = rows.iter().filter_map(|&r| shared.catalogue.id(r)).collect();
+            shared.item_counts.log_share(ids.iter().map(String::as_str))
+        });
         Ok(Some(OnlineBatch {
             table: shared.catalogue.table(&rows)?,
             sequences,
+            log_q,
         }))
     }
 

@@ -1,4 +1,4 @@
-//! The HTTP API (axum). `GET /v1/recommend?user_id=…&k=…[&model=frozen]`, `GET /v1/status`
+//! The HTTP API (axum). `GET /v1/recommend?user_id=…&k=…[&model=frozen][&popularity_weight=w]`, `GET /v1/status`
 //! (what `learn status` prints), `GET /healthz`, `GET /metrics` (Prometheus text).
 
 use std::collections::BTreeMap;
@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::recommend::recommend;
+use super::recommend::{recommend, Prior, Sources};
 use super::Which;
 use crate::history::Store;
 use crate::schemas::now_ms;
@@ -23,6 +23,8 @@ struct RecommendQuery {
     user_id: String,
     k: Option<usize>,
     model: Option<Which>,
+    /// Overrides `serving.popularity_weight` (0 = embeddings only).
+    popularity_weight: Option<f32>,
 }
 
 /// The service at a glance.
@@ -62,8 +64,18 @@ async fn recommend_handler<S: Store>(State(shared): State<Arc<Shared<S>>>, Query
         return error(StatusCode::BAD_REQUEST, format!("k must be in 1..={}", shared.config.serving.max_k));
     }
     let which = q.model.unwrap_or(Which::Current);
-    let cap = shared.config.history.cap;
-    match recommend(&shared.store, &shared.catalogue, &shared.models, cap, &q.user_id, k, which).await {
+    let sources = Sources {
+        store: &shared.store,
+        catalogue: &shared.catalogue,
+        models: &shared.models,
+        prior: Some(Prior {
+            counts: &shared.item_counts,
+            weight: q.popularity_weight.unwrap_or(shared.config.serving.popularity_weight),
+            logit_scale: shared.config.training.logit_scale as f32,
+        }),
+        history_cap: shared.config.history.cap,
+    };
+    match recommend(&sources, &q.user_id, k, which).await {
         Ok(rec) => Json(rec).into_response(),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
     }

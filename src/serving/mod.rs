@@ -6,8 +6,10 @@
 mod catalogue;
 mod http;
 mod model;
+mod popularity;
 pub mod recommend;
 
 pub use catalogue::Catalogue;
 pub use http::{router, Status};
 pub use model::{Models, ServingModel, Which};
+pub use popularity::ItemCounts;

@@ -2,12 +2,13 @@
 //! product against the aligned embeddings of every catalogue item (new uploads included: they are
 //! in the catalogue as soon as they are embedded), excluding what the user has already seen.
 //! A user with no usable history gets the newest uploads (fresh content first).
+//! With a [`Prior`], the popularity prior is added (see [`super::ItemCounts`]).
 
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Catalogue, Models, Which};
+use super::{Catalogue, ItemCounts, Models, Which};
 use crate::history::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -35,16 +36,37 @@ pub struct Recommendation {
     pub items: Vec<Scored>,
 }
 
+/// The popularity prior: score = cos + weight / logit_scale · ln q(item), which ranks like
+/// logit_scale · cos + weight · ln q(item).
+pub struct Prior<'a> {
+    pub counts: &'a ItemCounts,
+    pub weight: f32,
+    pub logit_scale: f32,
+}
+
+/// What to recommend from.
+pub struct Sources<'a, S> {
+    pub store: &'a S,
+    pub catalogue: &'a Catalogue,
+    pub models: &'a Models,
+    pub prior: Option<Prior<'a>>,
+    pub history_cap: usize,
+}
+
 /// The `k` best unseen items for `user_id` under `which` model.
 pub async fn recommend<S: Store>(
-    store: &S,
-    catalogue: &Catalogue,
-    models: &Models,
-    history_cap: usize,
+    sources: &Sources<'_, S>,
     user_id: &str,
     k: usize,
     which: Which,
 ) -> Result<Recommendation, RecommendError> {
+    let Sources {
+        store,
+        catalogue,
+        models,
+        ref prior,
+        history_cap,
+    } = *sources;
     let history = store.history(user_id, history_cap).await?;
     let ids: Vec<String> = history.iter().map(|e| e.item_id.clone()).collect();
     catalogue.fetch_missing(store, &ids).await?;
@@ -66,7 +88,14 @@ pub async fn recommend<S: Store>(
         });
     }
     let user = model.user(catalogue, &rows)?;
-    let (version, scores) = models.scores(which, catalogue, &user)?;
+    let (version, mut scores) = models.scores(which, catalogue, &user)?;
+    if let Some(prior) = prior.as_ref().filter(|p| p.weight != 0.0) {
+        let ids: Vec<String> = (0..scores.len() as u32).filter_map(|r| catalogue.id(r)).collect();
+        let factor = prior.weight / prior.logit_scale;
+        for (score, log_q) in scores.iter_mut().zip(prior.counts.log_share(ids.iter().map(String::as_str))) {
+            *score += factor * log_q;
+        }
+    }
     let mut ranked: Vec<(u32, f32)> = scores
         .into_iter()
         .enumerate()

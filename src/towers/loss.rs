@@ -100,6 +100,11 @@ fn split_at(
 /// InfoNCE over all same-user (anchor, target) pairs.
 /// `anchors`: (M, D) with owners `anchor_user`; `targets`: (P, D) with owners `target_user` and
 /// item ids `target_items`. Returns the mean loss over pairs.
+///
+/// `log_q` (by item id), when given, is the log of each item's probability of being sampled as an
+/// in-batch target; it is subtracted from that candidate's logit (the sampling-bias or "logQ"
+/// correction of Yi et al., RecSys 2019): in-batch negatives are drawn in proportion to
+/// popularity, so without it the model learns to push popular items down.
 pub fn info_nce(
     anchors: &Tensor,
     anchor_user: &[usize],
@@ -107,8 +112,10 @@ pub fn info_nce(
     target_user: &[usize],
     target_items: &[u32],
     scale: f64,
+    log_q: Option<&[f32]>,
 ) -> Result<Tensor> {
     let p_count = target_user.len();
+    let correction = |q: usize| log_q.map_or(0.0, |lq| -lq[target_items[q] as usize]);
     let (mut rows, mut positives, mut mask) = (Vec::new(), Vec::new(), Vec::new());
     for (m, &user) in anchor_user.iter().enumerate() {
         for p in (0..p_count).filter(|&p| target_user[p] == user) {
@@ -120,7 +127,7 @@ pub fn info_nce(
                 if other_positive || same_item {
                     BLOCKED
                 } else {
-                    0.0
+                    correction(q)
                 }
             }));
         }
@@ -197,7 +204,7 @@ mod tests {
         a: &[[f32; 2]],
         tg: &[[f32; 2]],
     ) -> f32 {
-        info_nce(&t(a), anchor_user, &t(tg), target_user, items, 1.0)
+        info_nce(&t(a), anchor_user, &t(tg), target_user, items, 1.0, None)
             .unwrap()
             .to_scalar::<f32>()
             .unwrap()

@@ -49,12 +49,14 @@ fn snapshot(vars: &[Var]) -> Result<Vec<Tensor>> {
     vars.iter().map(|v| v.as_tensor().copy()).collect()
 }
 
-/// The loss of one micro-batch of user samples over a catalogue of `item_count` items.
+/// The loss of one micro-batch of user samples over a catalogue of `item_count` items;
+/// `log_q`: optional in-batch sampling-bias correction by item id (see [`info_nce`]).
 pub fn batch_loss(
     tower: &Tower,
     samples: &[UserSample],
     config: &TrainingConfig,
     item_count: usize,
+    log_q: Option<&[f32]>,
 ) -> Result<Tensor> {
     let histories: Vec<&[u32]> = samples.iter().map(|s| s.history.as_slice()).collect();
     let (ids, _) = pad_right(&histories, tower.spec().max_len, tower.device())?;
@@ -86,6 +88,7 @@ pub fn batch_loss(
                 &target_user,
                 &target_items,
                 config.logit_scale,
+                log_q,
             )
         }
         Negatives::AllItems => {
@@ -180,7 +183,7 @@ pub fn train(
                 total_steps,
                 config.warmup_frac,
             ));
-            let loss = batch_loss(tower, &samples, config, item_count)?;
+            let loss = batch_loss(tower, &samples, config, item_count, None)?;
             let mut grads = loss.backward()?;
             clip_gradients(&mut grads, &vars, config.clip_norm)?;
             optimizer.step(&grads)?;

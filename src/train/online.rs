@@ -23,6 +23,9 @@ pub struct OnlineBatch {
     pub table: Tensor,
     /// Per user, oldest first, as rows of `table`.
     pub sequences: Vec<Vec<u32>>,
+    /// Per row of `table`: log of the item's share of recent actions (sampling-bias correction),
+    /// or None to train without the correction.
+    pub log_q: Option<Vec<f32>>,
 }
 
 pub struct OnlineTrainer {
@@ -95,7 +98,13 @@ impl OnlineTrainer {
             return Ok(None);
         }
         let tower = self.tower.with_table(batch.table.clone())?;
-        let loss = batch_loss(&tower, &samples, &self.config, batch.table.dim(0)?)?;
+        let loss = batch_loss(
+            &tower,
+            &samples,
+            &self.config,
+            batch.table.dim(0)?,
+            batch.log_q.as_deref(),
+        )?;
         let mut grads = loss.backward()?;
         let vars: Vec<Var> = self.vars.iter().map(|(_, v)| v.clone()).collect();
         clip_gradients(&mut grads, &vars, self.config.clip_norm)?;
