@@ -75,8 +75,9 @@ impl OnlineTrainer {
         self.optimizer.steps()
     }
 
-    /// One contrastive step; returns the loss, or None when the batch has fewer than two usable users.
-    pub fn step(&mut self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<f32>> {
+    /// The batch's loss under the current weights, with this step's randomness; None when the
+    /// batch has fewer than two usable users.
+    fn batch_loss(&self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<Tensor>> {
         let seed = self.config.seed.wrapping_add(self.steps().wrapping_mul(7919));
         let mut rng = StdRng::seed_from_u64(seed);
         self.tower.reseed_dropout(seed);
@@ -98,13 +99,28 @@ impl OnlineTrainer {
             return Ok(None);
         }
         let tower = self.tower.with_table(batch.table.clone())?;
-        let loss = batch_loss(
+        batch_loss(
             &tower,
             &samples,
             &self.config,
             batch.table.dim(0)?,
             batch.log_q.as_deref(),
-        )?;
+        )
+        .map(Some)
+    }
+
+    /// The loss `step` would see on `batch` now, without updating anything (for monitoring).
+    pub fn loss(&self, batch: &OnlineBatch) -> Result<Option<f32>> {
+        self.batch_loss(batch, usize::MAX)?
+            .map(|l| l.to_scalar::<f32>())
+            .transpose()
+    }
+
+    /// One contrastive step; returns the loss, or None when the batch has fewer than two usable users.
+    pub fn step(&mut self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<f32>> {
+        let Some(loss) = self.batch_loss(batch, batch_limit)? else {
+            return Ok(None);
+        };
         let mut grads = loss.backward()?;
         let vars: Vec<Var> = self.vars.iter().map(|(_, v)| v.clone()).collect();
         clip_gradients(&mut grads, &vars, self.config.clip_norm)?;
