@@ -43,6 +43,8 @@ enum Command {
     /// Produce a timestamped dataset (MovieLens 100K) into Kafka in time order while a running
     /// `learn serve` learns, with prequential evaluation against popularity and the frozen model.
     Replay(ReplayArgs),
+    /// Produce a steady synthetic load (uploads and actions at fixed rates) for measuring a service.
+    Loadgen(LoadArgs),
     /// Print a running service's state at a glance: lag per partition, rates, model, checkpoint.
     Status(StatusArgs),
     /// Work with checkpoints.
@@ -79,6 +81,18 @@ struct ReplayArgs {
     /// Where replay.json, replay.md and replay.svg go.
     #[arg(long, default_value = "runs/replay")]
     out: PathBuf,
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    #[arg(long, default_value_t = 20.0)]
+    uploads_per_sec: f64,
+    #[arg(long, default_value_t = 500.0)]
+    actions_per_sec: f64,
+    #[arg(long, default_value_t = 60.0)]
+    seconds: f64,
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
 }
 
 #[derive(Args)]
@@ -376,8 +390,30 @@ fn replay(config: Config, args: ReplayArgs) -> Result<()> {
     };
     let report = learn_stream::replay::run(&config, &options)?;
     learn_stream::replay::write(&report, options.window, &options.out)?;
-    println!("{}", learn_stream::replay::markdown(&report, options.window));
-    println!("written: {}/{{replay.json,replay.md,replay.svg}}", options.out.display());
+    println!(
+        "{}",
+        learn_stream::replay::markdown(&report, options.window)
+    );
+    println!(
+        "written: {}/{{replay.json,replay.md,replay.svg}}",
+        options.out.display()
+    );
+    Ok(())
+}
+
+fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
+    let options = learn_stream::replay::load::LoadOptions {
+        uploads_per_sec: args.uploads_per_sec,
+        actions_per_sec: args.actions_per_sec,
+        seconds: args.seconds,
+        seed: args.seed,
+    };
+    let started = std::time::Instant::now();
+    let (uploads, actions) = learn_stream::replay::load::run(&config, &options)?;
+    println!(
+        "sent {uploads} uploads and {actions} actions in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -396,8 +432,15 @@ fn status(config: Config, args: StatusArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&status)?);
         return Ok(());
     }
-    let role = if status.leading { "trainer (leader)" } else { "follower" };
-    println!("instance        {} — {role}, up {:.0} s", status.instance, status.uptime_secs);
+    let role = if status.leading {
+        "trainer (leader)"
+    } else {
+        "follower"
+    };
+    println!(
+        "instance        {} — {role}, up {:.0} s",
+        status.instance, status.uptime_secs
+    );
     println!(
         "model           version {}, last checkpoint {}",
         status.model_version,
@@ -425,7 +468,10 @@ fn status(config: Config, args: StatusArgs) -> Result<()> {
     println!("consumer lag    (messages behind, per partition)");
     for (topic, partitions) in &status.lag {
         let total: i64 = partitions.values().sum();
-        let each: Vec<String> = partitions.iter().map(|(p, l)| format!("p{p}={l}")).collect();
+        let each: Vec<String> = partitions
+            .iter()
+            .map(|(p, l)| format!("p{p}={l}"))
+            .collect();
         println!("  {topic:<20} {total:>8}   {}", each.join(" "));
     }
     Ok(())
@@ -479,6 +525,7 @@ fn main() -> Result<()> {
         Command::Demo(args) => tokio::runtime::Runtime::new()?.block_on(run_demo(config, args)),
         Command::Replay(args) => replay(config, args),
         Command::Status(args) => status(config, args),
+        Command::Loadgen(args) => loadgen(config, args),
         Command::Checkpoint(CheckpointCommand::Inspect { path }) => inspect(config, path),
     }
 }

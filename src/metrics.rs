@@ -42,7 +42,11 @@ pub enum Event<'a> {
     /// An item's aligned embedding was written, `seconds` after its upload was produced.
     Fresh { seconds: f64 },
     /// One training step of the towers.
-    TrainStep { loss: f64, seconds: f64, users: usize },
+    TrainStep {
+        loss: f64,
+        seconds: f64,
+        users: usize,
+    },
     /// A checkpoint was written and published.
     Checkpointed { version: u64, seconds: f64 },
     /// This process serves a new model version.
@@ -209,7 +213,9 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
-            tracing::warn!("a metrics recorder was already installed: /metrics shows only what it records");
+            tracing::warn!(
+                "a metrics recorder was already installed: /metrics shows only what it records"
+            );
         }
         handle
     })

@@ -19,11 +19,17 @@ fn config() -> Config {
 
 /// Deterministic batches: 6 users over a 20-item table, sequences shifting with the step.
 fn batch(step: usize) -> OnlineBatch {
-    let values: Vec<f32> = (0..20 * DIM).map(|i| ((i * 7 + step) % 13) as f32 / 13.0 - 0.5).collect();
+    let values: Vec<f32> = (0..20 * DIM)
+        .map(|i| ((i * 7 + step) % 13) as f32 / 13.0 - 0.5)
+        .collect();
     OnlineBatch {
         table: Tensor::from_vec(values, (20, DIM), &Device::Cpu).unwrap(),
         sequences: (0..6)
-            .map(|u| (0..8).map(|j| ((u * 3 + j * 5 + step) % 20) as u32).collect())
+            .map(|u| {
+                (0..8)
+                    .map(|j| ((u * 3 + j * 5 + step) % 20) as u32)
+                    .collect()
+            })
             .collect(),
         log_q: Some((0..20).map(|i| -(1.0 + i as f32 / 10.0)).collect()),
     }
@@ -72,7 +78,9 @@ fn restore_and_continue_is_bit_exact() {
     for step in 0..5 {
         first.step(&batch(step), 64).unwrap();
     }
-    checkpoints.write(&first.checkpoint(manifest(&config, 1)).unwrap()).unwrap();
+    checkpoints
+        .write(&first.checkpoint(manifest(&config, 1)).unwrap())
+        .unwrap();
     drop(first);
 
     let restored = checkpoints.latest().unwrap().expect("a checkpoint");
@@ -104,15 +112,25 @@ fn keeps_the_last_k_and_leaves_no_temporaries() {
     let checkpoints = CheckpointDir::new(dir.path(), 2);
     let t = trainer(&config);
     for version in 1..=4 {
-        checkpoints.write(&t.checkpoint(manifest(&config, version)).unwrap()).unwrap();
+        checkpoints
+            .write(&t.checkpoint(manifest(&config, version)).unwrap())
+            .unwrap();
     }
-    let versions: Vec<u64> = checkpoints.list().unwrap().into_iter().map(|(v, _)| v).collect();
+    let versions: Vec<u64> = checkpoints
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|(v, _)| v)
+        .collect();
     assert_eq!(versions, [3, 4]);
     let names: Vec<String> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(names.iter().all(|n| !n.starts_with('.')), "temporaries left: {names:?}");
+    assert!(
+        names.iter().all(|n| !n.starts_with('.')),
+        "temporaries left: {names:?}"
+    );
     let latest = checkpoint::read_manifest(&dir.path().join("v00000004")).unwrap();
     assert_eq!(latest.version, 4);
     let bytes = checkpoint::state_bytes(&dir.path().join("v00000004")).unwrap();

@@ -35,7 +35,10 @@ fn spawn_serve(config: &learn_stream::config::Config, model_dir: &std::path::Pat
             "LEARN__KAFKA__USER_EMBEDDINGS_TOPIC",
             &k.user_embeddings_topic,
         )
-        .env("LEARN__ONLINE__CHECKPOINT_DIR", &config.online.checkpoint_dir)
+        .env(
+            "LEARN__ONLINE__CHECKPOINT_DIR",
+            &config.online.checkpoint_dir,
+        )
         .env("LEARN__SERVING__ADDR", &config.serving.addr)
         .env("LEARN__KAFKA__CREATE_TOPICS", "false")
         // Never commit on a timer: everything the first process wrote is replayed after the kill.

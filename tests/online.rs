@@ -24,23 +24,81 @@ use learn_stream::shutdown::ShutdownTrigger;
 use learn_stream::train::online::{OnlineBatch, OnlineTrainer};
 
 const TOPICS: [(&str, [&str; 8]); 4] = [
-    ("Cooking", ["Sourdough bread baking", "Ramen broth from scratch", "Knife skills for onions", "Perfect pancakes", "Thai green curry", "Homemade dumplings", "Cast iron steak", "Lemon tart pastry"]),
-    ("Space", ["Rocket engines explained", "Life on the space station", "Black holes for beginners", "Landing on the Moon", "Telescope tour of Jupiter", "Mars rover mission", "Saturn rings close up", "Astronaut training day"]),
-    ("Music", ["Jazz piano improvisation", "Guitar chords for beginners", "Drum groove practice", "Violin vibrato lesson", "Blues scale on saxophone", "Choir harmony warmups", "Bass line basics", "Orchestra rehearsal"]),
-    ("Football", ["Penalty kick technique", "Goalkeeper diving saves", "Midfield passing drills", "Free kick curl", "Defending corners", "Dribbling past defenders", "Champions league final", "Offside rule explained"]),
+    (
+        "Cooking",
+        [
+            "Sourdough bread baking",
+            "Ramen broth from scratch",
+            "Knife skills for onions",
+            "Perfect pancakes",
+            "Thai green curry",
+            "Homemade dumplings",
+            "Cast iron steak",
+            "Lemon tart pastry",
+        ],
+    ),
+    (
+        "Space",
+        [
+            "Rocket engines explained",
+            "Life on the space station",
+            "Black holes for beginners",
+            "Landing on the Moon",
+            "Telescope tour of Jupiter",
+            "Mars rover mission",
+            "Saturn rings close up",
+            "Astronaut training day",
+        ],
+    ),
+    (
+        "Music",
+        [
+            "Jazz piano improvisation",
+            "Guitar chords for beginners",
+            "Drum groove practice",
+            "Violin vibrato lesson",
+            "Blues scale on saxophone",
+            "Choir harmony warmups",
+            "Bass line basics",
+            "Orchestra rehearsal",
+        ],
+    ),
+    (
+        "Football",
+        [
+            "Penalty kick technique",
+            "Goalkeeper diving saves",
+            "Midfield passing drills",
+            "Free kick curl",
+            "Defending corners",
+            "Dribbling past defenders",
+            "Champions league final",
+            "Offside rule explained",
+        ],
+    ),
 ];
 const USERS: usize = 40;
 const ACTIONS_PER_USER: usize = 16;
 
 /// u.genre, u.item (one genre flag per item) and u.data (each user rates items of one topic).
 fn write_dataset(dir: &Path) {
-    let genres: String = TOPICS.iter().enumerate().map(|(i, (g, _))| format!("{g}|{i}\n")).collect();
+    let genres: String = TOPICS
+        .iter()
+        .enumerate()
+        .map(|(i, (g, _))| format!("{g}|{i}\n"))
+        .collect();
     std::fs::write(dir.join("u.genre"), genres).unwrap();
     let mut items = String::new();
     for (g, (_, titles)) in TOPICS.iter().enumerate() {
         for (t, title) in titles.iter().enumerate() {
-            let flags: Vec<&str> = (0..TOPICS.len()).map(|i| if i == g { "1" } else { "0" }).collect();
-            items += &format!("{}|{title}|01-Jan-2020||url|{}\n", g * 8 + t + 1, flags.join("|"));
+            let flags: Vec<&str> = (0..TOPICS.len())
+                .map(|i| if i == g { "1" } else { "0" })
+                .collect();
+            items += &format!(
+                "{}|{title}|01-Jan-2020||url|{}\n",
+                g * 8 + t + 1,
+                flags.join("|")
+            );
         }
     }
     std::fs::write(dir.join("u.item"), items).unwrap();
@@ -73,7 +131,11 @@ async fn every_history(shared: &Shared<RedisStore>) -> OnlineBatch {
                 .collect(),
         );
     }
-    OnlineBatch { table: shared.catalogue.table(&rows).unwrap(), sequences, log_q: None }
+    OnlineBatch {
+        table: shared.catalogue.table(&rows).unwrap(),
+        sequences,
+        log_q: None,
+    }
 }
 
 fn free_addr() -> String {
@@ -98,14 +160,24 @@ struct Running {
 
 async fn start(config: &Config, store: &RedisStore, encoder: &Arc<ContentEncoder>) -> Running {
     let shared = Arc::new(
-        Shared::new(config.clone(), store.clone(), encoder.clone(), Arc::new(Stats::default())).unwrap(),
+        Shared::new(
+            config.clone(),
+            store.clone(),
+            encoder.clone(),
+            Arc::new(Stats::default()),
+        )
+        .unwrap(),
     );
     let shutdown = ShutdownTrigger::default();
     let task = tokio::spawn({
         let (shared, shutdown) = (shared.clone(), shutdown.clone());
         async move { learn_stream::service::run(shared, &shutdown).await }
     });
-    Running { shared, shutdown, task }
+    Running {
+        shared,
+        shutdown,
+        task,
+    }
 }
 
 impl Running {
@@ -136,8 +208,13 @@ async fn learns_online_checkpoints_restores_and_recommends_new_items() {
     config.towers.max_len = 20;
     let url = format!("http://{}", config.serving.addr);
     let encoder = Arc::new(ContentEncoder::from_config(&config.encoder).expect("model"));
-    let policy = HistoryPolicy { cap: 100, ttl_ms: 3_600_000 };
-    let store = RedisStore::connect(&redis_url, &config.redis.key_prefix, policy).await.unwrap();
+    let policy = HistoryPolicy {
+        cap: 100,
+        ttl_ms: 3_600_000,
+    };
+    let store = RedisStore::connect(&redis_url, &config.redis.key_prefix, policy)
+        .await
+        .unwrap();
 
     let service = start(&config, &store, &encoder).await;
     common::wait_until("the HTTP API", Duration::from_secs(60), || {
@@ -173,19 +250,38 @@ async fn learns_online_checkpoints_restores_and_recommends_new_items() {
     })
     .await;
     let checkpoints = CheckpointDir::new(&config.online.checkpoint_dir, 100);
-    let manifests: Vec<_> = checkpoints.list().unwrap().iter().map(|(_, p)| read_manifest(p).unwrap()).collect();
+    let manifests: Vec<_> = checkpoints
+        .list()
+        .unwrap()
+        .iter()
+        .map(|(_, p)| read_manifest(p).unwrap())
+        .collect();
     assert!(manifests.len() >= 3);
     let (first, last) = (&manifests[0], manifests.last().unwrap());
     assert!(last.step > first.step && last.offsets.contains_key(&config.kafka.actions_topic));
 
     // Loss fell: every user's history, scored by the initial weights and by the newest checkpoint.
     let batch = every_history(&service.shared).await;
-    let mut trainer = OnlineTrainer::new(&config.towers, encoder.dim(), &config.training, config.online.recent_targets).unwrap();
+    let mut trainer = OnlineTrainer::new(
+        &config.towers,
+        encoder.dim(),
+        &config.training,
+        config.online.recent_targets,
+    )
+    .unwrap();
     let initial = trainer.loss(&batch).unwrap().unwrap();
     let newest = checkpoints.latest().unwrap().unwrap();
     let step = newest.manifest.step;
     // Step counter 0 in both cases: the same random cuts and dropout, only the weights differ.
-    trainer.restore(&Checkpoint { manifest: Manifest { step: 0, ..newest.manifest.clone() }, ..newest }).unwrap();
+    trainer
+        .restore(&Checkpoint {
+            manifest: Manifest {
+                step: 0,
+                ..newest.manifest.clone()
+            },
+            ..newest
+        })
+        .unwrap();
     let trained = trainer.loss(&batch).unwrap().unwrap();
     eprintln!("loss on all histories: initial weights {initial:.4}, after {step} online steps {trained:.4}");
     assert!(trained < initial, "loss fell: {initial} → {trained}");
@@ -197,7 +293,12 @@ async fn learns_online_checkpoints_restores_and_recommends_new_items() {
     })
     .await;
     let metrics = get(&format!("{url}/metrics"));
-    for name in ["learn_train_steps_total", "learn_freshness_seconds", "learn_model_version", "learn_events_received_total"] {
+    for name in [
+        "learn_train_steps_total",
+        "learn_freshness_seconds",
+        "learn_model_version",
+        "learn_events_received_total",
+    ] {
         assert!(metrics.contains(name), "{name} missing from /metrics");
     }
 
@@ -205,10 +306,14 @@ async fn learns_online_checkpoints_restores_and_recommends_new_items() {
     service.stop().await;
     let newest = checkpoints.list().unwrap().last().unwrap().0;
     let service = start(&config, &store, &encoder).await;
-    common::wait_until("restored checkpoint served", Duration::from_secs(60), || {
-        let version = service.shared.models.current().version;
-        async move { version >= newest }
-    })
+    common::wait_until(
+        "restored checkpoint served",
+        Duration::from_secs(60),
+        || {
+            let version = service.shared.models.current().version;
+            async move { version >= newest }
+        },
+    )
     .await;
     assert_eq!(service.shared.models.current().version, newest);
 
@@ -226,15 +331,32 @@ async fn learns_online_checkpoints_restores_and_recommends_new_items() {
     let produced = Instant::now();
     common::produce(
         &brokers,
-        &[(config.kafka.items_topic.clone(), upload.item_id.clone(), serde_json::to_vec(&upload).unwrap())],
+        &[(
+            config.kafka.items_topic.clone(),
+            upload.item_id.clone(),
+            serde_json::to_vec(&upload).unwrap(),
+        )],
     )
     .await;
-    common::wait_until("aligned embedding of the new item", Duration::from_secs(30), || {
-        let store = store.clone();
-        async move { store.item_embedding("new-space-video", EmbeddingSpace::Aligned).await.unwrap().is_some() }
-    })
+    common::wait_until(
+        "aligned embedding of the new item",
+        Duration::from_secs(30),
+        || {
+            let store = store.clone();
+            async move {
+                store
+                    .item_embedding("new-space-video", EmbeddingSpace::Aligned)
+                    .await
+                    .unwrap()
+                    .is_some()
+            }
+        },
+    )
     .await;
-    eprintln!("new upload readable in Redis after {:?} (test harness, polled every 100 ms)", produced.elapsed());
+    eprintln!(
+        "new upload readable in Redis after {:?} (test harness, polled every 100 ms)",
+        produced.elapsed()
+    );
     let space_fans: Vec<usize> = (0..USERS).filter(|u| u % TOPICS.len() == 1).collect();
     let mut ranks = Vec::new();
     for user in &space_fans {
@@ -244,7 +366,11 @@ async fn learns_online_checkpoints_restores_and_recommends_new_items() {
         )))
         .unwrap();
         assert!(!rec.cold_user);
-        ranks.push(rec.items.iter().position(|s| s.item_id == "new-space-video"));
+        ranks.push(
+            rec.items
+                .iter()
+                .position(|s| s.item_id == "new-space-video"),
+        );
     }
     let hits = ranks.iter().filter(|r| r.is_some()).count();
     assert!(

@@ -120,7 +120,13 @@ async fn stream_to_redis_with_dead_letters() {
     let stats = Arc::new(Stats::default());
     let shutdown = ShutdownTrigger::default();
     let shared = Arc::new(
-        Shared::new(config.clone(), store.clone(), encoder.clone(), stats.clone()).expect("state"),
+        Shared::new(
+            config.clone(),
+            store.clone(),
+            encoder.clone(),
+            stats.clone(),
+        )
+        .expect("state"),
     );
     let service = tokio::spawn({
         let shutdown = shutdown.clone();
@@ -192,7 +198,11 @@ async fn stream_to_redis_with_dead_letters() {
     );
     let line: serde_json::Value = serde_json::from_slice(&cli.stdout).expect("one JSON line");
     let cli_vector: Vec<f32> = serde_json::from_value(line["vector"].clone()).unwrap();
-    let stored = store.item_embedding("item3", EmbeddingSpace::Content).await.unwrap().unwrap();
+    let stored = store
+        .item_embedding("item3", EmbeddingSpace::Content)
+        .await
+        .unwrap()
+        .unwrap();
     let max_diff = cli_vector
         .iter()
         .zip(&stored.vector)
@@ -249,5 +259,9 @@ async fn stream_to_redis_with_dead_letters() {
         Some("{\"event_id\": \"truncated")
     );
     assert_eq!(snapshot.dead_letter_total(), 6);
-    assert!(store.item_embedding("huge", EmbeddingSpace::Content).await.unwrap().is_none());
+    assert!(store
+        .item_embedding("huge", EmbeddingSpace::Content)
+        .await
+        .unwrap()
+        .is_none());
 }

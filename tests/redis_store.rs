@@ -118,16 +118,25 @@ async fn item_embeddings_round_trip() {
         .await
         .unwrap();
     assert_eq!(
-        store.item_embedding("v:1", EmbeddingSpace::Content).await.unwrap(),
+        store
+            .item_embedding("v:1", EmbeddingSpace::Content)
+            .await
+            .unwrap(),
         Some(e),
         "content and aligned vectors live side by side"
     );
     assert_eq!(
-        store.item_embedding("v:1", EmbeddingSpace::Aligned).await.unwrap(),
+        store
+            .item_embedding("v:1", EmbeddingSpace::Aligned)
+            .await
+            .unwrap(),
         Some(aligned)
     );
     assert_eq!(
-        store.item_embedding("missing", EmbeddingSpace::Content).await.unwrap(),
+        store
+            .item_embedding("missing", EmbeddingSpace::Content)
+            .await
+            .unwrap(),
         None
     );
     assert_eq!(store.item_ids().await.unwrap(), vec!["v:1".to_string()]);
@@ -163,9 +172,15 @@ async fn model_registry_and_leader_lock() {
     assert_eq!(store.model_version().await.unwrap(), Some(3));
     assert_eq!(store.current_model().await.unwrap(), Some(model));
 
-    assert!(store.try_lead("a", 300).await.unwrap(), "free lock is taken");
+    assert!(
+        store.try_lead("a", 300).await.unwrap(),
+        "free lock is taken"
+    );
     assert!(!store.try_lead("b", 300).await.unwrap(), "held by a");
     assert!(store.try_lead("a", 300).await.unwrap(), "a renews");
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
-    assert!(store.try_lead("b", 300).await.unwrap(), "expired: b takes over");
+    assert!(
+        store.try_lead("b", 300).await.unwrap(),
+        "expired: b takes over"
+    );
 }

@@ -118,7 +118,8 @@ impl fmt::Display for DemoSummary {
 /// settled (written, or dead-lettered), then shuts down gracefully.
 fn tempfile_dir() -> Result<std::path::PathBuf, DemoError> {
     let dir = std::env::temp_dir().join(format!("learn-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| DemoError::Mock(format!("{}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| DemoError::Mock(format!("{}: {e}", dir.display())))?;
     Ok(dir)
 }
 
@@ -137,7 +138,7 @@ pub async fn run(
     let broker = MockBroker::start(&topics, 3)?;
     config.kafka.brokers = broker.bootstrap_servers().to_string();
     config.kafka.create_topics = false; // made above; the mock cluster has no admin API
-    // The demo keeps nothing: checkpoints go to a temporary directory, HTTP to a free port.
+                                        // The demo keeps nothing: checkpoints go to a temporary directory, HTTP to a free port.
     let checkpoints = tempfile_dir()?;
     config.online.checkpoint_dir = checkpoints.clone();
     config.serving.addr = "127.0.0.1:0".into();
@@ -148,7 +149,12 @@ pub async fn run(
     });
     let stats = Arc::new(Stats::default());
     let shutdown = ShutdownTrigger::default();
-    let shared = Arc::new(Shared::new(config.clone(), store.clone(), encoder, stats.clone())?);
+    let shared = Arc::new(Shared::new(
+        config.clone(),
+        store.clone(),
+        encoder,
+        stats.clone(),
+    )?);
     let service = tokio::spawn({
         let shutdown = shutdown.clone();
         async move { crate::service::run(shared, &shutdown).await }

@@ -83,7 +83,11 @@ impl Store for MemoryStore {
         item_id: &str,
         space: EmbeddingSpace,
     ) -> Result<Option<ItemEmbedding>, StoreError> {
-        Ok(self.state().items.get(&(item_id.to_string(), space)).cloned())
+        Ok(self
+            .state()
+            .items
+            .get(&(item_id.to_string(), space))
+            .cloned())
     }
 
     async fn item_ids(&self) -> Result<Vec<String>, StoreError> {

@@ -114,7 +114,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The current model's version, if any was published.
     fn model_version(&self) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
-    fn current_model(&self) -> impl Future<Output = Result<Option<StoredModel>, StoreError>> + Send;
+    fn current_model(&self)
+        -> impl Future<Output = Result<Option<StoredModel>, StoreError>> + Send;
 
     /// Takes or renews the leader lock for `instance` for `ttl_ms`; true while `instance` holds it.
     fn try_lead(

@@ -198,7 +198,10 @@ impl Store for RedisStore {
         }
         let stored = fields.text("space")?;
         if stored != space.as_str() {
-            return Err(corrupt(&key, format!("space {stored} under a {} key", space.as_str())));
+            return Err(corrupt(
+                &key,
+                format!("space {stored} under a {} key", space.as_str()),
+            ));
         }
         Ok(Some(ItemEmbedding {
             item_id: item_id.to_string(),
@@ -232,8 +235,11 @@ impl Store for RedisStore {
             )
             .ignore();
             if self.policy.ttl_ms > 0 {
-                pipe.pexpire(self.key(&format!("user:{}", e.user_id)), self.policy.ttl_ms as i64)
-                    .ignore();
+                pipe.pexpire(
+                    self.key(&format!("user:{}", e.user_id)),
+                    self.policy.ttl_ms as i64,
+                )
+                .ignore();
             }
         }
         let mut conn = self.conn.clone();
@@ -289,7 +295,10 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         let version: Option<String> = conn.hget(self.key("model"), "version").await?;
         version
-            .map(|v| v.parse().map_err(|_| corrupt(&self.key("model"), "version is not a number")))
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| corrupt(&self.key("model"), "version is not a number"))
+            })
             .transpose()
     }
 

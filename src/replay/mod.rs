@@ -2,8 +2,10 @@
 //! timestamp order (each item uploaded just before its first action), paced by `speed`, while a
 //! running `learn serve` learns from it, with prequential evaluation ([`prequential`]) and a
 //! report: `replay.json` (every probe and lag sample), `replay.md` (recall per window) and
-//! `replay.svg` (prequential Recall@10 and consumer lag over the replay).
+//! `replay.svg` (prequential Recall@10 and consumer lag over the replay). [`load`] is the steady
+//! synthetic load generator used for freshness measurements.
 
+pub mod load;
 pub mod prequential;
 
 use std::collections::{HashMap, HashSet};
@@ -13,6 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
@@ -36,7 +39,10 @@ pub enum ReplayError {
     #[error("service at {url}: {reason}")]
     Service { url: String, reason: String },
     #[error("{path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -91,6 +97,53 @@ impl ProducerContext for Deliveries {
     }
 }
 
+impl Deliveries {
+    /// Waits for every message to be acknowledged; an error if any was lost.
+    fn finish(&self, producer: &ThreadedProducer<Deliveries>) -> Result<(), ReplayError> {
+        producer.flush(Duration::from_secs(60))?;
+        match self.failed.load(Ordering::Relaxed) {
+            0 => Ok(()),
+            failed => Err(ReplayError::Undelivered(failed)),
+        }
+    }
+}
+
+/// A producer whose lost deliveries are counted.
+fn producer(config: &Config) -> Result<(ThreadedProducer<Deliveries>, Deliveries), ReplayError> {
+    let deliveries = Deliveries::default();
+    let producer = crate::kafka::client_config(
+        &config.kafka,
+        &[("acks", "all".into()), ("linger.ms", "5".into())],
+    )
+    .create_with_context(deliveries.clone())?;
+    Ok((producer, deliveries))
+}
+
+/// Sends one message to its input topic, waiting while the local queue is full.
+fn send(
+    producer: &ThreadedProducer<Deliveries>,
+    config: &Config,
+    outgoing: &Outgoing,
+) -> Result<(), ReplayError> {
+    let topic = match outgoing.topic {
+        Topic::Actions => &config.kafka.actions_topic,
+        Topic::Items => &config.kafka.items_topic,
+    };
+    let mut record = BaseRecord::to(topic)
+        .key(&outgoing.key)
+        .payload(&outgoing.payload);
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err((err, _)) => return Err(err.into()),
+        }
+    }
+}
+
 fn event_time(o: &Outgoing) -> i64 {
     #[derive(Deserialize)]
     struct Ts {
@@ -105,7 +158,11 @@ struct Client {
 }
 
 impl Client {
-    fn get<T: serde::de::DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, ReplayError> {
+    fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<T, ReplayError> {
         let url = format!("{}{path}", self.url);
         let failed = |reason: String| ReplayError::Service {
             url: url.clone(),
@@ -166,16 +223,12 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 /// fresh on these topics), so each prediction uses the whole past and none of the future:
 /// test-then-train. Training itself runs at its own pace, as it would in production.
 pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
-    let mut stream = movielens_stream(&options.dataset).map_err(|e| ReplayError::Dataset(e.to_string()))?;
+    let mut stream =
+        movielens_stream(&options.dataset).map_err(|e| ReplayError::Dataset(e.to_string()))?;
     if options.limit > 0 {
         stream.truncate(options.limit);
     }
-    let context = Deliveries::default();
-    let producer: ThreadedProducer<Deliveries> = crate::kafka::client_config(
-        &config.kafka,
-        &[("acks", "all".into()), ("linger.ms", "5".into())],
-    )
-    .create_with_context(context.clone())?;
+    let (producer, deliveries) = producer(config)?;
     let client = options.serve_url.as_ref().map(|url| Client {
         agent: ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(30)))
@@ -186,11 +239,16 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
 
     let started = Instant::now();
     let first_ts = stream.first().map_or(0, event_time);
-    let (mut popularity, mut seen) = (Popularity::default(), HashMap::<String, HashSet<String>>::new());
+    let (mut popularity, mut seen) = (
+        Popularity::default(),
+        HashMap::<String, HashSet<String>>::new(),
+    );
     let (mut probes, mut lag, mut actions, mut unsynced) = (Vec::new(), Vec::new(), 0usize, 0usize);
     let mut last_sample = Instant::now() - Duration::from_secs(10);
     for (n, outgoing) in stream.iter().enumerate() {
-        let due = Duration::from_secs_f64(((event_time(outgoing) - first_ts) as f64 / 1000.0 / options.speed).max(0.0));
+        let due = Duration::from_secs_f64(
+            ((event_time(outgoing) - first_ts) as f64 / 1000.0 / options.speed).max(0.0),
+        );
         let capped = if options.max_rate > 0.0 {
             Duration::from_secs_f64(n as f64 / options.max_rate)
         } else {
@@ -199,12 +257,9 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
         if let Some(wait) = due.max(capped).checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
         }
-        let topic = match outgoing.topic {
-            Topic::Actions => &config.kafka.actions_topic,
-            Topic::Items => &config.kafka.items_topic,
-        };
         if outgoing.topic == Topic::Actions {
-            let action: UserAction = serde_json::from_slice(&outgoing.payload).expect("replay actions are valid");
+            let action: UserAction =
+                serde_json::from_slice(&outgoing.payload).expect("replay actions are valid");
             let user_seen = seen.entry(action.user_id.clone()).or_default();
             if let Some(client) = &client {
                 if !user_seen.is_empty() && actions % options.eval_every.max(1) == 0 {
@@ -212,7 +267,8 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
                     if !client.wait_applied(actions as u64, SYNC_TIMEOUT)? {
                         unsynced += 1;
                     }
-                    let (online_hit, version) = client.hit(&action.user_id, &action.item_id, "current")?;
+                    let (online_hit, version) =
+                        client.hit(&action.user_id, &action.item_id, "current")?;
                     let (frozen_hit, _) = client.hit(&action.user_id, &action.item_id, "frozen")?;
                     let popularity_hit = popularity.top(10, user_seen).contains(&action.item_id);
                     probes.push(Probe {
@@ -233,24 +289,12 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
             user_seen.insert(action.item_id);
             actions += 1;
         }
-        let mut record = BaseRecord::to(topic).key(&outgoing.key).payload(&outgoing.payload);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                Err((err, _)) => return Err(err.into()),
-            }
-        }
+        send(&producer, config, outgoing)?;
     }
-    producer.flush(Duration::from_secs(60))?;
-    let failed = context.failed.load(Ordering::Relaxed);
-    if failed > 0 {
-        return Err(ReplayError::Undelivered(failed));
-    }
-    let rate = |hit: fn(&Probe) -> bool| probes.iter().filter(|p| hit(p)).count() as f64 / probes.len().max(1) as f64;
+    deliveries.finish(&producer)?;
+    let rate = |hit: fn(&Probe) -> bool| {
+        probes.iter().filter(|p| hit(p)).count() as f64 / probes.len().max(1) as f64
+    };
     Ok(ReplayReport {
         events: stream.len(),
         actions,
@@ -290,10 +334,20 @@ pub fn markdown(report: &ReplayReport, window: usize) -> String {
 pub fn svg(report: &ReplayReport, window: usize) -> String {
     let w = windows(&report.probes, window);
     let series = |name: &str, pick: fn(&(usize, f64, f64, f64)) -> f64| {
-        (name.to_string(), w.iter().map(|p| (p.0 as f64, pick(p))).collect())
+        (
+            name.to_string(),
+            w.iter().map(|p| (p.0 as f64, pick(p))).collect(),
+        )
     };
     let lag = |name: &str, pick: fn(&LagSample) -> i64| {
-        (name.to_string(), report.lag.iter().map(|s| (s.elapsed_secs, pick(s) as f64)).collect())
+        (
+            name.to_string(),
+            report
+                .lag
+                .iter()
+                .map(|s| (s.elapsed_secs, pick(s) as f64))
+                .collect(),
+        )
     };
     plot::svg(&[
         Panel {
@@ -306,7 +360,10 @@ pub fn svg(report: &ReplayReport, window: usize) -> String {
         },
         Panel {
             title: "consumer lag (messages) vs seconds".into(),
-            series: vec![lag("actions", |s| s.actions_lag), lag("uploads", |s| s.uploads_lag)],
+            series: vec![
+                lag("actions", |s| s.actions_lag),
+                lag("uploads", |s| s.uploads_lag),
+            ],
         },
     ])
 }
@@ -316,7 +373,10 @@ pub fn write(report: &ReplayReport, window: usize, dir: &Path) -> Result<(), Rep
     let io = |path: PathBuf| move |source| ReplayError::Write { path, source };
     std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
     let files = [
-        ("replay.json", serde_json::to_string_pretty(report).expect("serialisable")),
+        (
+            "replay.json",
+            serde_json::to_string_pretty(report).expect("serialisable"),
+        ),
         ("replay.md", markdown(report, window)),
         ("replay.svg", svg(report, window)),
     ];

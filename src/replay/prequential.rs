@@ -26,7 +26,8 @@ impl Popularity {
     pub fn top(&mut self, k: usize, seen: &HashSet<String>) -> Vec<String> {
         if self.stale {
             self.ranked = self.counts.iter().map(|(i, c)| (i.clone(), *c)).collect();
-            self.ranked.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            self.ranked
+                .sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             self.stale = false;
         }
         self.ranked
@@ -67,7 +68,9 @@ pub fn windows(probes: &[Probe], window: usize) -> Vec<(usize, f64, f64, f64)> {
     probes
         .chunks(window.max(1))
         .map(|w| {
-            let rate = |hit: fn(&Probe) -> bool| w.iter().filter(|p| hit(p)).count() as f64 / w.len() as f64;
+            let rate = |hit: fn(&Probe) -> bool| {
+                w.iter().filter(|p| hit(p)).count() as f64 / w.len() as f64
+            };
             (
                 w.last().map_or(0, |p| p.action_index + 1),
                 rate(|p| p.online_hit),

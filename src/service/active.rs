@@ -27,7 +27,8 @@ impl Recent {
         if self.last_seen.len() > self.capacity {
             // Amortised: drop the oldest tenth at once rather than one per insert.
             let mut ticks: Vec<u64> = self.last_seen.values().copied().collect();
-            let cut = (self.last_seen.len() - self.capacity + self.capacity / 10).min(ticks.len() - 1);
+            let cut =
+                (self.last_seen.len() - self.capacity + self.capacity / 10).min(ticks.len() - 1);
             let (_, &mut threshold, _) = ticks.select_nth_unstable(cut);
             self.last_seen.retain(|_, t| *t > threshold);
         }
@@ -136,7 +137,12 @@ mod tests {
         let batch = active.take_batch(20, &mut rng);
         assert_eq!(active.pending(), before - 20);
         assert_eq!(batch.len(), 20);
-        assert!(batch.iter().all(|u| u[1..].parse::<usize>().unwrap() >= 900), "only recent users remain");
+        assert!(
+            batch
+                .iter()
+                .all(|u| u[1..].parse::<usize>().unwrap() >= 900),
+            "only recent users remain"
+        );
         let republish = active.drain_since_checkpoint();
         assert!(republish.len() <= 10 && republish[0] == "u999");
         assert!(active.drain_since_checkpoint().is_empty());

@@ -41,9 +41,16 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
     }
 }
 
-async fn follow<S: Store>(shared: &Shared<S>) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+async fn follow<S: Store>(
+    shared: &Shared<S>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let serving = shared.models.current().version;
-    if shared.store.model_version().await?.is_none_or(|v| v <= serving) {
+    if shared
+        .store
+        .model_version()
+        .await?
+        .is_none_or(|v| v <= serving)
+    {
         return Ok(());
     }
     let Some(stored) = shared.store.current_model().await? else {
@@ -52,8 +59,13 @@ async fn follow<S: Store>(shared: &Shared<S>) -> Result<(), Box<dyn std::error::
     let checkpoint = checkpoint::from_bytes(&stored.manifest, &stored.state)?;
     let model = serving_model(&shared.config, shared.catalogue.dim(), &checkpoint)?;
     if shared.models.swap(model) {
-        shared.training.last_checkpoint_ms.store(checkpoint.manifest.created_ms, Ordering::Relaxed);
-        shared.stats.emit(Event::ModelServed { version: stored.version });
+        shared
+            .training
+            .last_checkpoint_ms
+            .store(checkpoint.manifest.created_ms, Ordering::Relaxed);
+        shared.stats.emit(Event::ModelServed {
+            version: stored.version,
+        });
         tracing::info!(version = stored.version, "serving new model version");
     }
     Ok(())

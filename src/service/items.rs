@@ -29,7 +29,10 @@ impl<S: Store> ItemSink<S> {
         tokio::task::spawn_blocking(move || {
             let texts: Vec<String> = items.iter().map(|(_, text)| text.clone()).collect();
             let started = Instant::now();
-            let content = shared.encoder.embed(&texts).map_err(|e| SinkError::Fatal(e.to_string()))?;
+            let content = shared
+                .encoder
+                .embed(&texts)
+                .map_err(|e| SinkError::Fatal(e.to_string()))?;
             shared.stats.emit(Event::ItemsEmbedded {
                 count: texts.len() as u64,
                 seconds: started.elapsed().as_secs_f64(),

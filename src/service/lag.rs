@@ -54,7 +54,13 @@ impl LagPolicy {
     }
 
     /// New (embed, train) batch sizes given the uploads and actions lag.
-    pub fn adjust(&self, embed: usize, train: usize, uploads_lag: i64, actions_lag: i64) -> (usize, usize) {
+    pub fn adjust(
+        &self,
+        embed: usize,
+        train: usize,
+        uploads_lag: i64,
+        actions_lag: i64,
+    ) -> (usize, usize) {
         let (high, low) = (self.target, self.target / 2);
         let embed = if uploads_lag > high {
             (embed * 2).min(self.embed.1)
@@ -99,7 +105,13 @@ pub async fn control(
         );
         let (new_embed, new_train) = policy.adjust(embed, train, uploads, actions);
         if (new_embed, new_train) != (embed, train) {
-            tracing::info!(uploads_lag = uploads, actions_lag = actions, embed_batch = new_embed, train_batch = new_train, "lag control");
+            tracing::info!(
+                uploads_lag = uploads,
+                actions_lag = actions,
+                embed_batch = new_embed,
+                train_batch = new_train,
+                "lag control"
+            );
         }
         knobs.embed_batch.store(new_embed, Ordering::Relaxed);
         knobs.train_batch.store(new_train, Ordering::Relaxed);
@@ -124,11 +136,19 @@ mod tests {
             (embed, train) = policy.adjust(embed, train, 500, 0);
         }
         assert_eq!((embed, train), (64, 4), "lag: bounds reached");
-        assert_eq!(policy.adjust(embed, train, 80, 80), (64, 4), "dead band holds");
+        assert_eq!(
+            policy.adjust(embed, train, 80, 80),
+            (64, 4),
+            "dead band holds"
+        );
         for _ in 0..5 {
             (embed, train) = policy.adjust(embed, train, 10, 10);
         }
         assert_eq!((embed, train), (8, 32), "recovered");
-        assert_eq!(policy.adjust(8, 32, 0, 1000).1, 16, "action lag alone slows training");
+        assert_eq!(
+            policy.adjust(8, 32, 0, 1000).1,
+            16,
+            "action lag alone slows training"
+        );
     }
 }

@@ -51,7 +51,10 @@ pub enum ServiceError {
     #[error("trainer: {0}")]
     Trainer(#[from] trainer::TrainerError),
     #[error("cannot serve HTTP on {addr}: {source}")]
-    Http { addr: String, source: std::io::Error },
+    Http {
+        addr: String,
+        source: std::io::Error,
+    },
     #[error("{0} task panicked")]
     Panicked(&'static str),
 }
@@ -116,7 +119,12 @@ impl<S: Store> Shared<S> {
     }
 }
 
-fn settings<S>(shared: &Shared<S>, topic: &str, stream: &str, max_batch: Arc<AtomicUsize>) -> SourceSettings {
+fn settings<S>(
+    shared: &Shared<S>,
+    topic: &str,
+    stream: &str,
+    max_batch: Arc<AtomicUsize>,
+) -> SourceSettings {
     let config = &shared.config;
     SourceSettings {
         topic: topic.to_string(),
@@ -134,18 +142,28 @@ type Task = (&'static str, JoinHandle<Result<(), ServiceError>>);
 
 /// Runs the pipelines, the trainer/follower, lag control and the HTTP API until `shutdown` is
 /// triggered (or one of them fails, which stops the others).
-pub async fn run<S: Store>(shared: Arc<Shared<S>>, shutdown: &ShutdownTrigger) -> Result<(), ServiceError> {
+pub async fn run<S: Store>(
+    shared: Arc<Shared<S>>,
+    shutdown: &ShutdownTrigger,
+) -> Result<(), ServiceError> {
     let config = shared.config.clone();
     if config.kafka.create_topics {
         let k = &config.kafka;
-        let topics = [&k.actions_topic, &k.items_topic, &k.dead_letter_topic, &k.item_embeddings_topic, &k.user_embeddings_topic];
+        let topics = [
+            &k.actions_topic,
+            &k.items_topic,
+            &k.dead_letter_topic,
+            &k.item_embeddings_topic,
+            &k.user_embeddings_topic,
+        ];
         let topics: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
         crate::kafka::create_topics(k, &topics, k.topic_partitions).await?;
     }
     let producer = crate::kafka::producer(&config.kafka)?;
     let dead_letters =
         DeadLetterProducer::new(producer.clone(), config.kafka.dead_letter_topic.clone());
-    let items_out = EmbeddingPublisher::new(producer.clone(), config.kafka.item_embeddings_topic.clone());
+    let items_out =
+        EmbeddingPublisher::new(producer.clone(), config.kafka.item_embeddings_topic.clone());
     let users_out = EmbeddingPublisher::new(producer, config.kafka.user_embeddings_topic.clone());
     let listener = tokio::net::TcpListener::bind(&config.serving.addr)
         .await
@@ -162,55 +180,123 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, shutdown: &ShutdownTrigger) -
         })
     };
     let mut tasks: Vec<Task> = Vec::new();
-    tasks.push(("actions", tokio::spawn({
-        let settings = settings(&shared, &config.kafka.actions_topic, "actions", Arc::new(AtomicUsize::new(config.ingest.max_batch)));
-        let (sink, kafka, letters, stats, stop) = (ActionSink::new(shared.clone()), config.kafka.clone(), dead_letters.clone(), shared.stats.clone(), shutdown.subscribe());
-        async move { pipeline("actions", source::run::<UserAction, _>(&kafka, settings, sink, letters, stats, stop).await) }
-    })));
-    tasks.push(("items", tokio::spawn({
-        let settings = settings(&shared, &config.kafka.items_topic, "items", shared.knobs.embed_batch.clone());
-        let (sink, kafka, letters, stats, stop) = (ItemSink::new(shared.clone(), items_out.clone()), config.kafka.clone(), dead_letters, shared.stats.clone(), shutdown.subscribe());
-        async move { pipeline("items", source::run::<ItemUpload, _>(&kafka, settings, sink, letters, stats, stop).await) }
-    })));
+    tasks.push((
+        "actions",
+        tokio::spawn({
+            let settings = settings(
+                &shared,
+                &config.kafka.actions_topic,
+                "actions",
+                Arc::new(AtomicUsize::new(config.ingest.max_batch)),
+            );
+            let (sink, kafka, letters, stats, stop) = (
+                ActionSink::new(shared.clone()),
+                config.kafka.clone(),
+                dead_letters.clone(),
+                shared.stats.clone(),
+                shutdown.subscribe(),
+            );
+            async move {
+                pipeline(
+                    "actions",
+                    source::run::<UserAction, _>(&kafka, settings, sink, letters, stats, stop)
+                        .await,
+                )
+            }
+        }),
+    ));
+    tasks.push((
+        "items",
+        tokio::spawn({
+            let settings = settings(
+                &shared,
+                &config.kafka.items_topic,
+                "items",
+                shared.knobs.embed_batch.clone(),
+            );
+            let (sink, kafka, letters, stats, stop) = (
+                ItemSink::new(shared.clone(), items_out.clone()),
+                config.kafka.clone(),
+                dead_letters,
+                shared.stats.clone(),
+                shutdown.subscribe(),
+            );
+            async move {
+                pipeline(
+                    "items",
+                    source::run::<ItemUpload, _>(&kafka, settings, sink, letters, stats, stop)
+                        .await,
+                )
+            }
+        }),
+    ));
     if config.online.role != Role::Follower {
         let (shared, stop) = (shared.clone(), shutdown.subscribe());
-        let publishers = trainer::Publishers { items: items_out, users: users_out };
-        tasks.push(("trainer", tokio::spawn(async move { Ok(trainer::run(shared, publishers, stop).await?) })));
+        let publishers = trainer::Publishers {
+            items: items_out,
+            users: users_out,
+        };
+        tasks.push((
+            "trainer",
+            tokio::spawn(async move { Ok(trainer::run(shared, publishers, stop).await?) }),
+        ));
     }
-    tasks.push(("follower", tokio::spawn({
-        let (shared, stop) = (shared.clone(), shutdown.subscribe());
-        async move {
-            follower::run(shared, stop).await;
-            Ok(())
-        }
-    })));
+    tasks.push((
+        "follower",
+        tokio::spawn({
+            let (shared, stop) = (shared.clone(), shutdown.subscribe());
+            async move {
+                follower::run(shared, stop).await;
+                Ok(())
+            }
+        }),
+    ));
     if config.kafka.statistics_interval_ms > 0 {
         let policy = lag::LagPolicy::from_config(&config);
-        let topics = (config.kafka.items_topic.clone(), config.kafka.actions_topic.clone());
-        let (board, knobs, stop) = (shared.lag.clone(), shared.knobs.clone(), shutdown.subscribe());
+        let topics = (
+            config.kafka.items_topic.clone(),
+            config.kafka.actions_topic.clone(),
+        );
+        let (board, knobs, stop) = (
+            shared.lag.clone(),
+            shared.knobs.clone(),
+            shutdown.subscribe(),
+        );
         let interval = Duration::from_millis(config.kafka.statistics_interval_ms as u64);
-        tasks.push(("lag control", tokio::spawn(async move {
-            lag::control(policy, topics, board, knobs, interval, stop).await;
-            Ok(())
-        })));
+        tasks.push((
+            "lag control",
+            tokio::spawn(async move {
+                lag::control(policy, topics, board, knobs, interval, stop).await;
+                Ok(())
+            }),
+        ));
     }
-    tasks.push(("http", tokio::spawn({
-        let (shared, mut stop) = (shared.clone(), shutdown.subscribe());
-        async move {
-            let addr = config.serving.addr.clone();
-            axum::serve(listener, crate::serving::router(shared))
-                .with_graceful_shutdown(async move { stop.recv().await })
-                .await
-                .map_err(|source| ServiceError::Http { addr, source })
-        }
-    })));
+    tasks.push((
+        "http",
+        tokio::spawn({
+            let (shared, mut stop) = (shared.clone(), shutdown.subscribe());
+            async move {
+                let addr = config.serving.addr.clone();
+                axum::serve(listener, crate::serving::router(shared))
+                    .with_graceful_shutdown(async move { stop.recv().await })
+                    .await
+                    .map_err(|source| ServiceError::Http { addr, source })
+            }
+        }),
+    ));
 
     // Whichever task ends first (normally because of shutdown) stops the others.
     let (names, handles): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
     let (first, index, rest) = futures::future::select_all(handles).await;
     shutdown.trigger();
     let mut outcome = flatten(names[index], first);
-    for (handle, name) in rest.into_iter().zip(names.iter().enumerate().filter(|(i, _)| *i != index).map(|(_, n)| *n)) {
+    for (handle, name) in rest.into_iter().zip(
+        names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != index)
+            .map(|(_, n)| *n),
+    ) {
         outcome = outcome.and(flatten(name, handle.await));
     }
     outcome

@@ -49,7 +49,11 @@ pub struct Publishers {
 
 /// The models a process starts with: the initial towers (seeded, version 0) serve until a
 /// checkpoint is found; the same weights are kept as the frozen baseline.
-pub fn initial_models(config: &Config, content_dim: usize, model_id: &str) -> Result<Models, ServiceError> {
+pub fn initial_models(
+    config: &Config,
+    content_dim: usize,
+    model_id: &str,
+) -> Result<Models, ServiceError> {
     let build = || -> Result<ServingModel, TrainerError> {
         Ok(ServingModel {
             version: 0,
@@ -57,7 +61,11 @@ pub fn initial_models(config: &Config, content_dim: usize, model_id: &str) -> Re
             created_ms: now_ms(),
         })
     };
-    Ok(Models::new(build()?, build()?, format!("learn-towers/{model_id}")))
+    Ok(Models::new(
+        build()?,
+        build()?,
+        format!("learn-towers/{model_id}"),
+    ))
 }
 
 /// Hash of the settings the weights depend on.
@@ -67,22 +75,38 @@ fn config_hash(config: &Config) -> String {
 }
 
 /// A serving model from a checkpoint's weights.
-pub fn serving_model(config: &Config, content_dim: usize, checkpoint: &Checkpoint) -> Result<ServingModel, TrainerError> {
+pub fn serving_model(
+    config: &Config,
+    content_dim: usize,
+    checkpoint: &Checkpoint,
+) -> Result<ServingModel, TrainerError> {
     check_compatible(config, content_dim, &checkpoint.manifest)?;
     Ok(ServingModel {
         version: checkpoint.manifest.version,
-        tower: inference_tower(&config.towers, content_dim, config.training.seed, Some(&checkpoint.weights))?,
+        tower: inference_tower(
+            &config.towers,
+            content_dim,
+            config.training.seed,
+            Some(&checkpoint.weights),
+        )?,
         created_ms: checkpoint.manifest.created_ms,
     })
 }
 
-fn check_compatible(config: &Config, content_dim: usize, manifest: &Manifest) -> Result<(), TrainerError> {
+fn check_compatible(
+    config: &Config,
+    content_dim: usize,
+    manifest: &Manifest,
+) -> Result<(), TrainerError> {
     let incompatible = |reason: String| TrainerError::Incompatible {
         version: manifest.version,
         reason,
     };
     if manifest.towers != config.towers {
-        return Err(incompatible(format!("[towers] {:?} vs configured {:?}", manifest.towers, config.towers)));
+        return Err(incompatible(format!(
+            "[towers] {:?} vs configured {:?}",
+            manifest.towers, config.towers
+        )));
     }
     if manifest.content_dim != content_dim {
         return Err(incompatible(format!(
@@ -94,13 +118,20 @@ fn check_compatible(config: &Config, content_dim: usize, manifest: &Manifest) ->
 }
 
 /// The newest checkpoint: the local directory's or the store's, whichever is newer.
-async fn newest_checkpoint<S: Store>(shared: &Shared<S>, dir: &CheckpointDir) -> Result<Option<Checkpoint>, TrainerError> {
+async fn newest_checkpoint<S: Store>(
+    shared: &Shared<S>,
+    dir: &CheckpointDir,
+) -> Result<Option<Checkpoint>, TrainerError> {
     let local = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || dir.latest()).await??
     };
     let remote = match shared.store.current_model().await? {
-        Some(model) if local.as_ref().is_none_or(|l| l.manifest.version < model.version) => {
+        Some(model)
+            if local
+                .as_ref()
+                .is_none_or(|l| l.manifest.version < model.version) =>
+        {
             Some(checkpoint::from_bytes(&model.manifest, &model.state)?)
         }
         _ => None,
@@ -120,7 +151,11 @@ struct Loop<S> {
     last_checkpoint: Instant,
 }
 
-pub async fn run<S: Store>(shared: Arc<Shared<S>>, publishers: Publishers, mut shutdown: Shutdown) -> Result<(), TrainerError> {
+pub async fn run<S: Store>(
+    shared: Arc<Shared<S>>,
+    publishers: Publishers,
+    mut shutdown: Shutdown,
+) -> Result<(), TrainerError> {
     let online = shared.config.online.clone();
     let mut state = Loop {
         dir: CheckpointDir::new(&online.checkpoint_dir, online.keep_checkpoints),
@@ -151,7 +186,8 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, publishers: Publishers, mut s
         state.step().await?;
         let due = state.steps_since_checkpoint >= online.checkpoint_every_steps
             || (state.steps_since_checkpoint > 0
-                && state.last_checkpoint.elapsed() >= Duration::from_secs(online.checkpoint_interval_secs));
+                && state.last_checkpoint.elapsed()
+                    >= Duration::from_secs(online.checkpoint_interval_secs));
         if due {
             state.checkpoint().await?;
         }
@@ -168,7 +204,12 @@ impl<S: Store> Loop<S> {
         let leading = match config.online.role {
             Role::Trainer => true,
             Role::Follower => false,
-            Role::Auto => match self.shared.store.try_lead(&self.shared.instance, config.online.leader_ttl_ms).await {
+            Role::Auto => match self
+                .shared
+                .store
+                .try_lead(&self.shared.instance, config.online.leader_ttl_ms)
+                .await
+            {
                 Ok(held) => held,
                 Err(err) => {
                     // Without the store nobody can confirm the lock: stop training until it is back.
@@ -185,7 +226,10 @@ impl<S: Store> Loop<S> {
             self.trainer = None;
         }
         self.leading = leading;
-        self.shared.training.leading.store(leading, Ordering::Relaxed);
+        self.shared
+            .training
+            .leading
+            .store(leading, Ordering::Relaxed);
         Ok(())
     }
 
@@ -193,16 +237,32 @@ impl<S: Store> Loop<S> {
     async fn take_over(&mut self) -> Result<(), TrainerError> {
         let config = self.shared.config.clone();
         let dim = self.shared.catalogue.dim();
-        let mut trainer = OnlineTrainer::new(&config.towers, dim, &config.training, config.online.recent_targets)?;
+        let mut trainer = OnlineTrainer::new(
+            &config.towers,
+            dim,
+            &config.training,
+            config.online.recent_targets,
+        )?;
         if let Some(checkpoint) = newest_checkpoint(&self.shared, &self.dir).await? {
             check_compatible(&config, dim, &checkpoint.manifest)?;
             trainer.restore(&checkpoint)?;
             let version = checkpoint.manifest.version;
-            if self.shared.models.swap(serving_model(&config, dim, &checkpoint)?) {
+            if self
+                .shared
+                .models
+                .swap(serving_model(&config, dim, &checkpoint)?)
+            {
                 self.shared.stats.emit(Event::ModelServed { version });
             }
-            self.shared.training.last_checkpoint_ms.store(checkpoint.manifest.created_ms, Ordering::Relaxed);
-            tracing::info!(version, step = checkpoint.manifest.step, "restored checkpoint");
+            self.shared
+                .training
+                .last_checkpoint_ms
+                .store(checkpoint.manifest.created_ms, Ordering::Relaxed);
+            tracing::info!(
+                version,
+                step = checkpoint.manifest.step,
+                "restored checkpoint"
+            );
         }
         self.trainer = Some(trainer);
         self.last_checkpoint = Instant::now();
@@ -213,8 +273,14 @@ impl<S: Store> Loop<S> {
     async fn batch(&self, users: &[String]) -> Result<Option<OnlineBatch>, TrainerError> {
         let shared = &self.shared;
         let limit = shared.config.towers.max_len + shared.config.online.recent_targets;
-        let histories = futures::future::try_join_all(users.iter().map(|u| shared.store.history(u, limit))).await?;
-        let ids: Vec<String> = histories.iter().flatten().map(|e| e.item_id.clone()).collect();
+        let histories =
+            futures::future::try_join_all(users.iter().map(|u| shared.store.history(u, limit)))
+                .await?;
+        let ids: Vec<String> = histories
+            .iter()
+            .flatten()
+            .map(|e| e.item_id.clone())
+            .collect();
         shared.catalogue.fetch_missing(&shared.store, &ids).await?;
         let (mut local, mut rows) = (HashMap::new(), Vec::new());
         let sequences: Vec<Vec<u32>> = histories
@@ -236,7 +302,10 @@ impl<S: Store> Loop<S> {
             return Ok(None);
         }
         let log_q = shared.config.online.logq_correction.then(|| {
-            let ids: Vec<String> = rows.iter().filter_map(|&r| shared.catalogue.id(r)).collect();
+            let ids: Vec<String> = rows
+                .iter()
+                .filter_map(|&r| shared.catalogue.id(r))
+                .collect();
             shared.item_counts.log_share(ids.iter().map(String::as_str))
         });
         Ok(Some(OnlineBatch {
@@ -250,7 +319,10 @@ impl<S: Store> Loop<S> {
         let shared = self.shared.clone();
         let limit = shared.knobs.train_batch.load(Ordering::Relaxed);
         let users = shared.active.take_batch(limit, &mut self.rng);
-        shared.training.pending_users.store(shared.active.pending(), Ordering::Relaxed);
+        shared
+            .training
+            .pending_users
+            .store(shared.active.pending(), Ordering::Relaxed);
         let Some(batch) = self.batch(&users).await? else {
             return Ok(());
         };
@@ -313,8 +385,13 @@ impl<S: Store> Loop<S> {
                 state,
             })
             .await?;
-        shared.models.swap(serving_model(config, shared.catalogue.dim(), &checkpoint)?);
-        shared.training.last_checkpoint_ms.store(checkpoint.manifest.created_ms, Ordering::Relaxed);
+        shared
+            .models
+            .swap(serving_model(config, shared.catalogue.dim(), &checkpoint)?);
+        shared
+            .training
+            .last_checkpoint_ms
+            .store(checkpoint.manifest.created_ms, Ordering::Relaxed);
         shared.stats.emit(Event::ModelServed { version });
         shared.stats.emit(Event::Checkpointed {
             version,
@@ -337,7 +414,9 @@ impl<S: Store> Loop<S> {
         for start in (0..total).step_by(1024) {
             let rows: Vec<u32> = (start..total.min(start + 1024)).collect();
             let (shared2, model2, rows2) = (shared.clone(), model.clone(), rows.clone());
-            let vectors = tokio::task::spawn_blocking(move || model2.items(&shared2.catalogue, &rows2)).await??;
+            let vectors =
+                tokio::task::spawn_blocking(move || model2.items(&shared2.catalogue, &rows2))
+                    .await??;
             let ts_ms = now_ms();
             let embeddings: Vec<ItemEmbedding> = rows
                 .iter()
@@ -357,29 +436,35 @@ impl<S: Store> Loop<S> {
         }
         let users = shared.active.drain_since_checkpoint();
         let limit = shared.config.towers.max_len;
-        let histories = futures::future::try_join_all(users.iter().map(|u| shared.store.history(u, limit))).await?;
+        let histories =
+            futures::future::try_join_all(users.iter().map(|u| shared.store.history(u, limit)))
+                .await?;
         let (shared2, model2) = (shared.clone(), model.clone());
-        let embeddings = tokio::task::spawn_blocking(move || -> candle_core::Result<Vec<UserEmbedding>> {
-            let mut out = Vec::new();
-            for (user, history) in users.into_iter().zip(histories) {
-                let rows: Vec<u32> = history.iter().filter_map(|e| shared2.catalogue.row(&e.item_id)).collect();
-                if rows.is_empty() {
-                    continue;
+        let embeddings =
+            tokio::task::spawn_blocking(move || -> candle_core::Result<Vec<UserEmbedding>> {
+                let mut out = Vec::new();
+                for (user, history) in users.into_iter().zip(histories) {
+                    let rows: Vec<u32> = history
+                        .iter()
+                        .filter_map(|e| shared2.catalogue.row(&e.item_id))
+                        .collect();
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let vector = model2.user(&shared2.catalogue, &rows)?;
+                    out.push(UserEmbedding {
+                        user_id: user,
+                        model: towers_id.clone(),
+                        dim: vector.len(),
+                        vector,
+                        version: model2.version,
+                        history_len: rows.len(),
+                        ts_ms: now_ms(),
+                    });
                 }
-                let vector = model2.user(&shared2.catalogue, &rows)?;
-                out.push(UserEmbedding {
-                    user_id: user,
-                    model: towers_id.clone(),
-                    dim: vector.len(),
-                    vector,
-                    version: model2.version,
-                    history_len: rows.len(),
-                    ts_ms: now_ms(),
-                });
-            }
-            Ok(out)
-        })
-        .await??;
+                Ok(out)
+            })
+            .await??;
         for chunk in embeddings.chunks(1024) {
             shared.store.put_user_embeddings(chunk).await?;
             self.publishers.users.publish(chunk).await?;

@@ -51,7 +51,12 @@ impl Catalogue {
     /// refused (a different encoder).
     pub fn insert(&self, item_id: &str, vector: &[f32]) -> Option<u32> {
         if vector.len() != self.dim {
-            tracing::warn!(item_id, dim = vector.len(), expected = self.dim, "content vector of another width ignored");
+            tracing::warn!(
+                item_id,
+                dim = vector.len(),
+                expected = self.dim,
+                "content vector of another width ignored"
+            );
             return None;
         }
         let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
@@ -87,10 +92,16 @@ impl Catalogue {
     }
 
     /// Fetches content embeddings of `ids` this catalogue lacks from the store.
-    pub async fn fetch_missing<S: Store>(&self, store: &S, ids: &[String]) -> Result<usize, StoreError> {
+    pub async fn fetch_missing<S: Store>(
+        &self,
+        store: &S,
+        ids: &[String],
+    ) -> Result<usize, StoreError> {
         let missing: Vec<&String> = {
             let rows = self.read();
-            ids.iter().filter(|id| !rows.index.contains_key(*id)).collect()
+            ids.iter()
+                .filter(|id| !rows.index.contains_key(*id))
+                .collect()
         };
         let mut added = 0;
         for id in missing {

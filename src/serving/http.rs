@@ -55,13 +55,19 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
 }
 
-async fn recommend_handler<S: Store>(State(shared): State<Arc<Shared<S>>>, Query(q): Query<RecommendQuery>) -> Response {
+async fn recommend_handler<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+    Query(q): Query<RecommendQuery>,
+) -> Response {
     let k = q.k.unwrap_or(10);
     if q.user_id.trim().is_empty() {
         return error(StatusCode::BAD_REQUEST, "user_id must not be empty");
     }
     if k == 0 || k > shared.config.serving.max_k {
-        return error(StatusCode::BAD_REQUEST, format!("k must be in 1..={}", shared.config.serving.max_k));
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("k must be in 1..={}", shared.config.serving.max_k),
+        );
     }
     let which = q.model.unwrap_or(Which::Current);
     let sources = Sources {
@@ -70,7 +76,9 @@ async fn recommend_handler<S: Store>(State(shared): State<Arc<Shared<S>>>, Query
         models: &shared.models,
         prior: Some(Prior {
             counts: &shared.item_counts,
-            weight: q.popularity_weight.unwrap_or(shared.config.serving.popularity_weight),
+            weight: q
+                .popularity_weight
+                .unwrap_or(shared.config.serving.popularity_weight),
             logit_scale: shared.config.training.logit_scale as f32,
         }),
         history_cap: shared.config.history.cap,
@@ -90,7 +98,8 @@ fn status<S: Store>(shared: &Shared<S>) -> Status {
         leading: shared.training.leading.load(Ordering::Relaxed),
         uptime_secs: uptime,
         model_version: shared.models.current().version,
-        checkpoint_age_secs: (last_checkpoint > 0).then(|| (now_ms() - last_checkpoint) as f64 / 1000.0),
+        checkpoint_age_secs: (last_checkpoint > 0)
+            .then(|| (now_ms() - last_checkpoint) as f64 / 1000.0),
         train_steps: snapshot.train_steps,
         train_loss: snapshot.train_loss,
         pending_users: shared.training.pending_users.load(Ordering::Relaxed),
@@ -100,7 +109,11 @@ fn status<S: Store>(shared: &Shared<S>) -> Status {
         events_per_sec: snapshot.received as f64 / uptime.max(1e-9),
         actions_applied: snapshot.actions_applied,
         items_embedded: snapshot.items_embedded,
-        dead_letters: snapshot.dead_letters.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        dead_letters: snapshot
+            .dead_letters
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect(),
         catalogue_items: shared.catalogue.len(),
         lag: shared.lag.snapshot(),
     }
@@ -113,7 +126,8 @@ async fn status_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Json<
 async fn metrics_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> String {
     let last_checkpoint = shared.training.last_checkpoint_ms.load(Ordering::Relaxed);
     if last_checkpoint > 0 {
-        metrics::gauge!("learn_checkpoint_age_seconds").set((now_ms() - last_checkpoint) as f64 / 1000.0);
+        metrics::gauge!("learn_checkpoint_age_seconds")
+            .set((now_ms() - last_checkpoint) as f64 / 1000.0);
     }
     metrics::gauge!("learn_model_version").set(shared.models.current().version as f64);
     metrics::gauge!("learn_catalogue_items").set(shared.catalogue.len() as f64);

@@ -133,7 +133,11 @@ impl Models {
 
     fn slot(&self, which: Which) -> Arc<Slot> {
         match which {
-            Which::Current => self.current.read().unwrap_or_else(|p| p.into_inner()).clone(),
+            Which::Current => self
+                .current
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
             Which::Frozen => self.frozen.clone(),
         }
     }
@@ -158,7 +162,12 @@ impl Models {
 
     /// Scores every catalogue item for `user` (a unit vector from the same model) with `which`'s
     /// aligned index: (version, scores by catalogue row).
-    pub fn scores(&self, which: Which, catalogue: &Catalogue, user: &[f32]) -> Result<(u64, Vec<f32>)> {
+    pub fn scores(
+        &self,
+        which: Which,
+        catalogue: &Catalogue,
+        user: &[f32],
+    ) -> Result<(u64, Vec<f32>)> {
         let slot = self.slot(which);
         let mut index = slot.index.lock().unwrap_or_else(|p| p.into_inner());
         index.refresh(&slot.model, catalogue)?;

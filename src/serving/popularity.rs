@@ -36,4 +36,3 @@ impl ItemCounts {
             .collect()
     }
 }
-

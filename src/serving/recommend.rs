@@ -74,10 +74,16 @@ pub async fn recommend<S: Store>(
     let seen: HashSet<u32> = rows.iter().copied().collect();
     let model = models.get(which);
     if rows.is_empty() {
-        let newest = (0..catalogue.len() as u32).rev().filter(|r| !seen.contains(r)).take(k);
+        let newest = (0..catalogue.len() as u32)
+            .rev()
+            .filter(|r| !seen.contains(r))
+            .take(k);
         let items = newest
             .filter_map(|row| catalogue.id(row))
-            .map(|item_id| Scored { item_id, score: 0.0 })
+            .map(|item_id| Scored {
+                item_id,
+                score: 0.0,
+            })
             .collect();
         return Ok(Recommendation {
             user_id: user_id.to_string(),
@@ -90,9 +96,14 @@ pub async fn recommend<S: Store>(
     let user = model.user(catalogue, &rows)?;
     let (version, mut scores) = models.scores(which, catalogue, &user)?;
     if let Some(prior) = prior.as_ref().filter(|p| p.weight != 0.0) {
-        let ids: Vec<String> = (0..scores.len() as u32).filter_map(|r| catalogue.id(r)).collect();
+        let ids: Vec<String> = (0..scores.len() as u32)
+            .filter_map(|r| catalogue.id(r))
+            .collect();
         let factor = prior.weight / prior.logit_scale;
-        for (score, log_q) in scores.iter_mut().zip(prior.counts.log_share(ids.iter().map(String::as_str))) {
+        for (score, log_q) in scores
+            .iter_mut()
+            .zip(prior.counts.log_share(ids.iter().map(String::as_str)))
+        {
             *score += factor * log_q;
         }
     }

@@ -99,8 +99,14 @@ impl AdamW {
     pub fn moments(&self) -> Result<(Vec<Tensor>, Vec<Tensor>)> {
         let copy = |v: &Var| v.as_tensor().copy();
         Ok((
-            self.slots.iter().map(|s| copy(&s.m)).collect::<Result<_>>()?,
-            self.slots.iter().map(|s| copy(&s.v)).collect::<Result<_>>()?,
+            self.slots
+                .iter()
+                .map(|s| copy(&s.m))
+                .collect::<Result<_>>()?,
+            self.slots
+                .iter()
+                .map(|s| copy(&s.v))
+                .collect::<Result<_>>()?,
         ))
     }
 
@@ -147,8 +153,22 @@ mod tests {
         )
         .unwrap();
         for _ in 0..5 {
-            let ga = ours.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
-            let gb = theirs.as_tensor().sqr().unwrap().sum_all().unwrap().backward().unwrap();
+            let ga = ours
+                .as_tensor()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let gb = theirs
+                .as_tensor()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
             a.step(&ga).unwrap();
             b.step(&gb).unwrap();
         }

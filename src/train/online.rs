@@ -78,7 +78,10 @@ impl OnlineTrainer {
     /// The batch's loss under the current weights, with this step's randomness; None when the
     /// batch has fewer than two usable users.
     fn batch_loss(&self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<Tensor>> {
-        let seed = self.config.seed.wrapping_add(self.steps().wrapping_mul(7919));
+        let seed = self
+            .config
+            .seed
+            .wrapping_add(self.steps().wrapping_mul(7919));
         let mut rng = StdRng::seed_from_u64(seed);
         self.tower.reseed_dropout(seed);
         let samples: Vec<_> = batch

@@ -1,0 +1,54 @@
+//! `learn loadgen`: a steady synthetic load (uploads and actions at fixed rates, Kafka timestamps
+//! = send time) for measuring a running service, e.g. upload → aligned-embedding freshness at
+//! 20 uploads/s while actions stream in (`scripts/bench-freshness.sh`).
+
+use std::time::{Duration, Instant};
+
+use super::{producer, send, ReplayError};
+use crate::config::Config;
+use crate::demo::{synthetic_stream, SyntheticOptions, Topic};
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub uploads_per_sec: f64,
+    pub actions_per_sec: f64,
+    pub seconds: f64,
+    pub seed: u64,
+}
+
+/// Produces the load; returns (uploads, actions) sent.
+pub fn run(config: &Config, options: &LoadOptions) -> Result<(usize, usize), ReplayError> {
+    let uploads_total = (options.uploads_per_sec * options.seconds).round() as usize;
+    let actions_total = (options.actions_per_sec * options.seconds).round() as usize;
+    let stream = synthetic_stream(&SyntheticOptions {
+        items: uploads_total.max(1),
+        users: 500,
+        actions: actions_total,
+        bad_fraction: 0.0,
+        seed: options.seed,
+    });
+    let (uploads, actions): (Vec<_>, Vec<_>) = stream.iter().partition(|o| o.topic == Topic::Items);
+    // Each message's send time: uploads and actions evenly spaced at their own rates.
+    let mut schedule: Vec<(f64, _)> = uploads
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (i as f64 / options.uploads_per_sec, *o))
+        .chain(
+            actions
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (i as f64 / options.actions_per_sec.max(1e-9), *o)),
+        )
+        .collect();
+    schedule.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (producer, deliveries) = producer(config)?;
+    let started = Instant::now();
+    for (at, outgoing) in schedule {
+        if let Some(wait) = Duration::from_secs_f64(at).checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        send(&producer, config, outgoing)?;
+    }
+    deliveries.finish(&producer)?;
+    Ok((uploads.len(), actions.len()))
+}
