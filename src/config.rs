@@ -130,6 +130,10 @@ pub struct EncoderConfig {
     pub max_tokens: usize,
     /// Largest number of texts in one forward pass.
     pub max_batch: usize,
+    /// Longest an upload waits for others to share its encoder batch (the uploads consumer's
+    /// `max_wait`; the actions consumer uses `ingest.max_wait_ms`). Small: freshness first; under
+    /// lag, batches fill on their own.
+    pub max_wait_ms: u64,
 }
 
 /// Which `learn serve` process of a group trains the towers.
@@ -197,6 +201,9 @@ pub struct ServingConfig {
 pub struct LagConfig {
     /// Messages behind (summed over a stream's partitions) that the controller aims to stay under.
     pub target_messages: i64,
+    /// Upload produced → aligned embedding in Redis that the controller aims to stay under: when
+    /// an upload takes longer, training steps shrink.
+    pub freshness_target_ms: u64,
     /// Bounds of the uploads consumer's micro-batch (texts per encoder call).
     pub embed_batch_min: usize,
     pub embed_batch_max: usize,

@@ -2,6 +2,7 @@
 //! start), adds it to the catalogue, runs the current item tower on it, and stores and publishes
 //! both vectors (content, version 0; aligned, the serving model's version).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,6 +27,7 @@ impl<S: Store> ItemSink<S> {
     /// Encoder and item tower, off the async runtime (both are CPU-bound).
     async fn embed(&self, items: Vec<(String, String)>) -> Result<Vec<ItemEmbedding>, SinkError> {
         let shared = self.shared.clone();
+        let _embedding = EmbeddingInFlight::enter(&self.shared.training.embedding);
         tokio::task::spawn_blocking(move || {
             let texts: Vec<String> = items.iter().map(|(_, text)| text.clone()).collect();
             let started = Instant::now();
@@ -94,17 +96,42 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
             .await
             .map_err(|e| SinkError::Transient(e.to_string()))?;
         let written = now_ms();
+        let mut slowest = 0;
         for r in records {
             if let Some(produced) = r.timestamp_ms {
+                let latency = (written - produced).max(0);
+                slowest = slowest.max(latency as u64);
                 self.shared.stats.emit(Event::Fresh {
-                    seconds: (written - produced).max(0) as f64 / 1000.0,
+                    seconds: latency as f64 / 1000.0,
                 });
             }
         }
+        self.shared
+            .knobs
+            .upload_latency_ms
+            .fetch_max(slowest, Ordering::Relaxed);
         self.publisher
             .publish(&embeddings)
             .await
             .map_err(|e| SinkError::Transient(e.to_string()))?;
         Ok(())
+    }
+}
+
+/// Marks an embedding in progress for as long as it lives: the trainer does not start a step
+/// while one is running, so the two never share the cores and an upload waits for at most one
+/// step.
+struct EmbeddingInFlight<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl<'a> EmbeddingInFlight<'a> {
+    fn enter(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for EmbeddingInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -4,14 +4,16 @@
 //! - uploads behind target → the embed micro-batch doubles (up to `lag.embed_batch_max`): bigger
 //!   encoder batches carry more items per second; at or under half the target it halves back
 //!   (down to `lag.embed_batch_min`), which gives the lowest upload→embedding latency;
-//! - either stream behind target → the training batch halves (down to `online.min_batch_size`),
-//!   handing CPU back to ingestion; when both streams are under half the target it doubles back
-//!   (up to `online.batch_size`).
+//! - either stream behind target, or an upload that took longer than `lag.freshness_target_ms`
+//!   from produce to Redis → the training batch halves (down to `online.min_batch_size`), handing
+//!   CPU back to ingestion (shorter steps also delay an upload less); when both streams are under
+//!   half the target and uploads under half the freshness target it doubles back (up to
+//!   `online.batch_size`).
 //!
 //! Multiplicative steps with a dead band between half the target and the target, so the knobs
 //! settle instead of oscillating.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -24,6 +26,8 @@ use crate::shutdown::Shutdown;
 pub struct Knobs {
     pub embed_batch: Arc<AtomicUsize>,
     pub train_batch: AtomicUsize,
+    /// Longest upload → Redis latency (ms) since the controller last looked.
+    pub upload_latency_ms: AtomicU64,
 }
 
 impl Knobs {
@@ -32,6 +36,7 @@ impl Knobs {
         Self {
             embed_batch: Arc::new(AtomicUsize::new(config.lag.embed_batch_min)),
             train_batch: AtomicUsize::new(config.online.batch_size),
+            upload_latency_ms: AtomicU64::new(0),
         }
     }
 }
@@ -40,6 +45,7 @@ impl Knobs {
 #[derive(Debug, Clone)]
 pub struct LagPolicy {
     pub target: i64,
+    pub freshness_target_ms: u64,
     pub embed: (usize, usize),
     pub train: (usize, usize),
 }
@@ -48,19 +54,19 @@ impl LagPolicy {
     pub fn from_config(config: &Config) -> Self {
         Self {
             target: config.lag.target_messages,
+            freshness_target_ms: config.lag.freshness_target_ms,
             embed: (config.lag.embed_batch_min, config.lag.embed_batch_max),
             train: (config.online.min_batch_size, config.online.batch_size),
         }
     }
 
-    /// New (embed, train) batch sizes given the uploads and actions lag.
-    pub fn adjust(
-        &self,
-        embed: usize,
-        train: usize,
-        uploads_lag: i64,
-        actions_lag: i64,
-    ) -> (usize, usize) {
+    /// New (embed, train) batch sizes given the pressure on the service.
+    pub fn adjust(&self, embed: usize, train: usize, pressure: Pressure) -> (usize, usize) {
+        let Pressure {
+            uploads_lag,
+            actions_lag,
+            upload_latency_ms,
+        } = pressure;
         let (high, low) = (self.target, self.target / 2);
         let embed = if uploads_lag > high {
             (embed * 2).min(self.embed.1)
@@ -69,15 +75,27 @@ impl LagPolicy {
         } else {
             embed
         };
-        let train = if uploads_lag.max(actions_lag) > high {
+        let late = upload_latency_ms > self.freshness_target_ms;
+        let fresh = upload_latency_ms <= self.freshness_target_ms / 2;
+        let train = if uploads_lag.max(actions_lag) > high || late {
             (train / 2).max(self.train.0)
-        } else if uploads_lag.max(actions_lag) <= low {
+        } else if uploads_lag.max(actions_lag) <= low && fresh {
             (train * 2).min(self.train.1)
         } else {
             train
         };
         (embed, train)
     }
+}
+
+/// What the controller reacts to.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pressure {
+    /// Messages behind on the uploads stream (summed over this process's partitions).
+    pub uploads_lag: i64,
+    pub actions_lag: i64,
+    /// Longest upload produced → aligned embedding in Redis since the last adjustment (0: none).
+    pub upload_latency_ms: u64,
 }
 
 /// Adjusts `knobs` from `lag` until shutdown.
@@ -103,15 +121,14 @@ pub async fn control(
             knobs.embed_batch.load(Ordering::Relaxed),
             knobs.train_batch.load(Ordering::Relaxed),
         );
-        let (new_embed, new_train) = policy.adjust(embed, train, uploads, actions);
+        let pressure = Pressure {
+            uploads_lag: uploads,
+            actions_lag: actions,
+            upload_latency_ms: knobs.upload_latency_ms.swap(0, Ordering::Relaxed),
+        };
+        let (new_embed, new_train) = policy.adjust(embed, train, pressure);
         if (new_embed, new_train) != (embed, train) {
-            tracing::info!(
-                uploads_lag = uploads,
-                actions_lag = actions,
-                embed_batch = new_embed,
-                train_batch = new_train,
-                "lag control"
-            );
+            tracing::debug!(?pressure, embed_batch = new_embed, train_batch = new_train, "lag control");
         }
         knobs.embed_batch.store(new_embed, Ordering::Relaxed);
         knobs.train_batch.store(new_train, Ordering::Relaxed);
@@ -128,6 +145,7 @@ mod tests {
     fn grows_embedding_and_shrinks_training_under_lag_then_recovers() {
         let policy = LagPolicy {
             target: 100,
+            freshness_target_ms: 250,
             embed: (8, 64),
             train: (4, 32),
         };

@@ -67,6 +67,8 @@ pub struct TrainingState {
     /// When the last checkpoint was written (ms since the epoch; 0 = none yet).
     pub last_checkpoint_ms: AtomicI64,
     pub pending_users: AtomicUsize,
+    /// Encoder calls in progress (the trainer waits for none before a step).
+    pub embedding: AtomicUsize,
 }
 
 /// Everything the tasks and the HTTP handlers share.
@@ -124,13 +126,14 @@ fn settings<S>(
     topic: &str,
     stream: &str,
     max_batch: Arc<AtomicUsize>,
+    max_wait_ms: u64,
 ) -> SourceSettings {
     let config = &shared.config;
     SourceSettings {
         topic: topic.to_string(),
         group_id: format!("{}-{stream}", config.kafka.group_id),
         max_batch,
-        max_wait: Duration::from_millis(config.ingest.max_wait_ms),
+        max_wait: Duration::from_millis(max_wait_ms),
         limits: Limits {
             max_text_bytes: config.ingest.max_text_bytes,
         },
@@ -188,6 +191,7 @@ pub async fn run<S: Store>(
                 &config.kafka.actions_topic,
                 "actions",
                 Arc::new(AtomicUsize::new(config.ingest.max_batch)),
+                config.ingest.max_wait_ms,
             );
             let (sink, kafka, letters, stats, stop) = (
                 ActionSink::new(shared.clone()),
@@ -213,6 +217,7 @@ pub async fn run<S: Store>(
                 &config.kafka.items_topic,
                 "items",
                 shared.knobs.embed_batch.clone(),
+                config.encoder.max_wait_ms,
             );
             let (sink, kafka, letters, stats, stop) = (
                 ItemSink::new(shared.clone(), items_out.clone()),

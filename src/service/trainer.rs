@@ -180,7 +180,7 @@ pub async fn run<S: Store>(
             last_renewal = Some(Instant::now());
             state.renew_leadership().await?;
         }
-        if !state.leading {
+        if !state.leading || state.shared.training.embedding.load(Ordering::SeqCst) > 0 {
             continue;
         }
         state.step().await?;
