@@ -128,7 +128,12 @@ pub async fn control(
         };
         let (new_embed, new_train) = policy.adjust(embed, train, pressure);
         if (new_embed, new_train) != (embed, train) {
-            tracing::debug!(?pressure, embed_batch = new_embed, train_batch = new_train, "lag control");
+            tracing::debug!(
+                ?pressure,
+                embed_batch = new_embed,
+                train_batch = new_train,
+                "lag control"
+            );
         }
         knobs.embed_batch.store(new_embed, Ordering::Relaxed);
         knobs.train_batch.store(new_train, Ordering::Relaxed);
@@ -141,6 +146,14 @@ pub async fn control(
 mod tests {
     use super::*;
 
+    fn lag(uploads_lag: i64, actions_lag: i64) -> Pressure {
+        Pressure {
+            uploads_lag,
+            actions_lag,
+            upload_latency_ms: 0,
+        }
+    }
+
     #[test]
     fn grows_embedding_and_shrinks_training_under_lag_then_recovers() {
         let policy = LagPolicy {
@@ -151,22 +164,40 @@ mod tests {
         };
         let (mut embed, mut train) = (8, 32);
         for _ in 0..5 {
-            (embed, train) = policy.adjust(embed, train, 500, 0);
+            (embed, train) = policy.adjust(embed, train, lag(500, 0));
         }
         assert_eq!((embed, train), (64, 4), "lag: bounds reached");
         assert_eq!(
-            policy.adjust(embed, train, 80, 80),
+            policy.adjust(embed, train, lag(80, 80)),
             (64, 4),
             "dead band holds"
         );
         for _ in 0..5 {
-            (embed, train) = policy.adjust(embed, train, 10, 10);
+            (embed, train) = policy.adjust(embed, train, lag(10, 10));
         }
         assert_eq!((embed, train), (8, 32), "recovered");
         assert_eq!(
-            policy.adjust(8, 32, 0, 1000).1,
+            policy.adjust(8, 32, lag(0, 1000)).1,
             16,
             "action lag alone slows training"
+        );
+        let late = Pressure {
+            upload_latency_ms: 400,
+            ..lag(0, 0)
+        };
+        assert_eq!(
+            policy.adjust(8, 32, late),
+            (8, 16),
+            "late uploads slow training"
+        );
+        let in_band = Pressure {
+            upload_latency_ms: 200,
+            ..lag(0, 0)
+        };
+        assert_eq!(
+            policy.adjust(8, 16, in_band),
+            (8, 16),
+            "within the freshness band"
         );
     }
 }
