@@ -81,10 +81,6 @@ impl CheckpointDir {
         }
     }
 
-    pub fn path(&self) -> &Path {
-        &self.dir
-    }
-
     /// Writes `checkpoint` atomically and prunes old ones; returns its directory.
     pub fn write(&self, checkpoint: &Checkpoint) -> Result<PathBuf, CheckpointError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
