@@ -7,31 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dataset=$1; shift
-kafka=${KAFKA:-127.0.0.1:9093}; redis=${REDIS:-redis://127.0.0.1:6390/}
-tag="replay-$(date +%s)"; dir="runs/$tag"; port=${PORT:-8098}
-mkdir -p "$dir"
-cat >"$dir/config.toml" <<TOML
-[kafka]
-brokers = "$kafka"
-group_id = "$tag"
-actions_topic = "$tag-actions"
-items_topic = "$tag-items"
-dead_letter_topic = "$tag-dead-letter"
-item_embeddings_topic = "$tag-item-embeddings"
-user_embeddings_topic = "$tag-user-embeddings"
-[redis]
-url = "$redis"
-key_prefix = "$tag:"
-[online]
-checkpoint_dir = "$dir/checkpoints"
-[serving]
-addr = "127.0.0.1:$port"
-TOML
-cargo build --release -q
-target/release/learn --config "$dir/config.toml" serve >"$dir/serve.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.2; done
-sleep 3 # consumer groups joined
-target/release/learn --config "$dir/config.toml" replay --dataset "$dataset" --out "$dir" "$@"
-target/release/learn --config "$dir/config.toml" status | tee "$dir/status.txt"
+port=${PORT:-8098}
+source scripts/lib/fresh-serve.sh
+fresh_serve replay "$port"
+target/release/learn --config "$config" replay --dataset "$dataset" --out "$dir" "$@"
+target/release/learn --config "$config" status | tee "$dir/status.txt"

@@ -70,6 +70,17 @@ impl RedisStore {
         format!("{}{name}", self.prefix)
     }
 
+    fn user_key(&self, user_id: &str) -> String {
+        format!("{}user:{user_id}", self.prefix)
+    }
+
+    /// The hash under `key`, or None when it does not exist.
+    async fn read_hash<'a>(&self, key: &'a str) -> Result<Option<Fields<'a>>, StoreError> {
+        let mut conn = self.conn.clone();
+        let fields: HashMap<String, Vec<u8>> = conn.hgetall(key).await?;
+        Ok((!fields.is_empty()).then_some(Fields { key, fields }))
+    }
+
     fn watermark_key(&self, topic: &str) -> String {
         format!("{}wm:{}", self.prefix, topic)
     }
@@ -188,14 +199,9 @@ impl Store for RedisStore {
         space: EmbeddingSpace,
     ) -> Result<Option<ItemEmbedding>, StoreError> {
         let key = self.item_key(item_id, space);
-        let mut conn = self.conn.clone();
-        let fields = Fields {
-            key: &key,
-            fields: conn.hgetall(&key).await?,
-        };
-        if fields.fields.is_empty() {
+        let Some(fields) = self.read_hash(&key).await? else {
             return Ok(None);
-        }
+        };
         let stored = fields.text("space")?;
         if stored != space.as_str() {
             return Err(corrupt(
@@ -222,8 +228,9 @@ impl Store for RedisStore {
     async fn put_user_embeddings(&self, embeddings: &[UserEmbedding]) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         for e in embeddings {
+            let key = self.user_key(&e.user_id);
             pipe.hset_multiple(
-                self.key(&format!("user:{}", e.user_id)),
+                &key,
                 &[
                     ("model", e.model.as_bytes().to_vec()),
                     ("version", e.version.to_string().into_bytes()),
@@ -235,11 +242,7 @@ impl Store for RedisStore {
             )
             .ignore();
             if self.policy.ttl_ms > 0 {
-                pipe.pexpire(
-                    self.key(&format!("user:{}", e.user_id)),
-                    self.policy.ttl_ms as i64,
-                )
-                .ignore();
+                pipe.pexpire(&key, self.policy.ttl_ms as i64).ignore();
             }
         }
         let mut conn = self.conn.clone();
@@ -248,15 +251,10 @@ impl Store for RedisStore {
     }
 
     async fn user_embedding(&self, user_id: &str) -> Result<Option<UserEmbedding>, StoreError> {
-        let key = self.key(&format!("user:{user_id}"));
-        let mut conn = self.conn.clone();
-        let fields = Fields {
-            key: &key,
-            fields: conn.hgetall(&key).await?,
-        };
-        if fields.fields.is_empty() {
+        let key = self.user_key(user_id);
+        let Some(fields) = self.read_hash(&key).await? else {
             return Ok(None);
-        }
+        };
         Ok(Some(UserEmbedding {
             user_id: user_id.to_string(),
             model: fields.text("model")?,
@@ -304,14 +302,9 @@ impl Store for RedisStore {
 
     async fn current_model(&self) -> Result<Option<StoredModel>, StoreError> {
         let key = self.key("model");
-        let mut conn = self.conn.clone();
-        let fields = Fields {
-            key: &key,
-            fields: conn.hgetall(&key).await?,
-        };
-        if fields.fields.is_empty() {
+        let Some(fields) = self.read_hash(&key).await? else {
             return Ok(None);
-        }
+        };
         let bytes = |name: &str| {
             fields
                 .fields

@@ -44,9 +44,9 @@ impl<S: Store> ItemSink<S> {
                 .zip(&content)
                 .filter_map(|((id, _), v)| shared.catalogue.insert(id, v))
                 .collect();
-            let model = shared.models.current();
-            let aligned = model
-                .items(&shared.catalogue, &rows)
+            let (version, aligned) = shared
+                .models
+                .embed_items(&shared.catalogue, &rows)
                 .map_err(|e| SinkError::Fatal(format!("item tower: {e}")))?;
             let ts_ms = now_ms();
             let mut out = Vec::with_capacity(2 * items.len());
@@ -61,17 +61,11 @@ impl<S: Store> ItemSink<S> {
                     ts_ms,
                 });
             }
-            for (row, vector) in rows.iter().zip(aligned) {
-                out.push(ItemEmbedding {
-                    item_id: shared.catalogue.id(*row).unwrap_or_default(),
-                    model: shared.models.towers_id().to_string(),
-                    space: EmbeddingSpace::Aligned,
-                    dim: vector.len(),
-                    vector,
-                    version: model.version,
-                    ts_ms,
-                });
-            }
+            out.extend(
+                shared
+                    .models
+                    .records(&shared.catalogue, version, &rows, aligned),
+            );
             Ok(out)
         })
         .await

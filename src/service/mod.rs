@@ -34,10 +34,10 @@ use crate::encode::ContentEncoder;
 use crate::history::Store;
 use crate::metrics::{LagBoard, Stats};
 use crate::publish::{DeadLetterProducer, EmbeddingPublisher};
-use crate::schemas::{ItemUpload, Limits, UserAction};
+use crate::schemas::{Decode, ItemUpload, Limits, UserAction};
 use crate::serving::{Catalogue, ItemCounts, Models};
 use crate::shutdown::ShutdownTrigger;
-use crate::source::{self, SourceError, SourceSettings};
+use crate::source::{self, Sink, SourceError, SourceSettings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -121,27 +121,53 @@ impl<S: Store> Shared<S> {
     }
 }
 
-fn settings<S>(
-    shared: &Shared<S>,
-    topic: &str,
-    stream: &str,
+type Task = (&'static str, JoinHandle<Result<(), ServiceError>>);
+
+/// How one input stream is consumed.
+struct Stream<'a> {
+    /// Names the consumer group (`<group_id>-<name>`) and the task.
+    name: &'static str,
+    topic: &'a str,
+    /// Largest batch, possibly moved by lag control.
     max_batch: Arc<AtomicUsize>,
     max_wait_ms: u64,
-) -> SourceSettings {
+}
+
+/// A consumer task reading `stream` into `sink`.
+fn spawn_source<T: Decode, K: Sink<T> + 'static, S>(
+    shared: &Shared<S>,
+    stream: Stream<'_>,
+    sink: K,
+    dead_letters: DeadLetterProducer,
+    shutdown: &ShutdownTrigger,
+) -> Task {
     let config = &shared.config;
-    SourceSettings {
-        topic: topic.to_string(),
-        group_id: format!("{}-{stream}", config.kafka.group_id),
-        max_batch,
-        max_wait: Duration::from_millis(max_wait_ms),
+    let settings = SourceSettings {
+        topic: stream.topic.to_string(),
+        group_id: format!("{}-{}", config.kafka.group_id, stream.name),
+        max_batch: stream.max_batch,
+        max_wait: Duration::from_millis(stream.max_wait_ms),
         limits: Limits {
             max_text_bytes: config.ingest.max_text_bytes,
         },
         lag: shared.lag.clone(),
-    }
+    };
+    let (kafka, stats, stop, name) = (
+        config.kafka.clone(),
+        shared.stats.clone(),
+        shutdown.subscribe(),
+        stream.name,
+    );
+    let task = tokio::spawn(async move {
+        source::run::<T, K>(&kafka, settings, sink, dead_letters, stats, stop)
+            .await
+            .map_err(|source| ServiceError::Pipeline {
+                pipeline: name,
+                source,
+            })
+    });
+    (name, task)
 }
-
-type Task = (&'static str, JoinHandle<Result<(), ServiceError>>);
 
 /// Runs the pipelines, the trainer/follower, lag control and the HTTP API until `shutdown` is
 /// triggered (or one of them fails, which stops the others).
@@ -176,65 +202,32 @@ pub async fn run<S: Store>(
         })?;
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
 
-    let pipeline = |name: &'static str, result: Result<(), SourceError>| {
-        result.map_err(|source| ServiceError::Pipeline {
-            pipeline: name,
-            source,
-        })
-    };
-    let mut tasks: Vec<Task> = Vec::new();
-    tasks.push((
-        "actions",
-        tokio::spawn({
-            let settings = settings(
-                &shared,
-                &config.kafka.actions_topic,
-                "actions",
-                Arc::new(AtomicUsize::new(config.ingest.max_batch)),
-                config.ingest.max_wait_ms,
-            );
-            let (sink, kafka, letters, stats, stop) = (
-                ActionSink::new(shared.clone()),
-                config.kafka.clone(),
-                dead_letters.clone(),
-                shared.stats.clone(),
-                shutdown.subscribe(),
-            );
-            async move {
-                pipeline(
-                    "actions",
-                    source::run::<UserAction, _>(&kafka, settings, sink, letters, stats, stop)
-                        .await,
-                )
-            }
-        }),
-    ));
-    tasks.push((
-        "items",
-        tokio::spawn({
-            let settings = settings(
-                &shared,
-                &config.kafka.items_topic,
-                "items",
-                shared.knobs.embed_batch.clone(),
-                config.encoder.max_wait_ms,
-            );
-            let (sink, kafka, letters, stats, stop) = (
-                ItemSink::new(shared.clone(), items_out.clone()),
-                config.kafka.clone(),
-                dead_letters,
-                shared.stats.clone(),
-                shutdown.subscribe(),
-            );
-            async move {
-                pipeline(
-                    "items",
-                    source::run::<ItemUpload, _>(&kafka, settings, sink, letters, stats, stop)
-                        .await,
-                )
-            }
-        }),
-    ));
+    let mut tasks: Vec<Task> = vec![
+        spawn_source::<UserAction, _, _>(
+            &shared,
+            Stream {
+                name: "actions",
+                topic: &config.kafka.actions_topic,
+                max_batch: Arc::new(AtomicUsize::new(config.ingest.max_batch)),
+                max_wait_ms: config.ingest.max_wait_ms,
+            },
+            ActionSink::new(shared.clone()),
+            dead_letters.clone(),
+            shutdown,
+        ),
+        spawn_source::<ItemUpload, _, _>(
+            &shared,
+            Stream {
+                name: "items",
+                topic: &config.kafka.items_topic,
+                max_batch: shared.knobs.embed_batch.clone(),
+                max_wait_ms: config.encoder.max_wait_ms,
+            },
+            ItemSink::new(shared.clone(), items_out.clone()),
+            dead_letters,
+            shutdown,
+        ),
+    ];
     if config.online.role != Role::Follower {
         let (shared, stop) = (shared.clone(), shutdown.subscribe());
         let publishers = trainer::Publishers {

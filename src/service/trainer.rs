@@ -20,7 +20,7 @@ use crate::config::{Config, Role};
 use crate::history::{Store, StoreError, StoredModel};
 use crate::metrics::Event;
 use crate::publish::EmbeddingPublisher;
-use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding, UserEmbedding};
+use crate::schemas::{now_ms, UserEmbedding};
 use crate::serving::{Models, ServingModel};
 use crate::shutdown::Shutdown;
 use crate::train::online::{inference_tower, OnlineBatch, OnlineTrainer};
@@ -410,29 +410,16 @@ impl<S: Store> Loop<S> {
         let shared = self.shared.clone();
         let model = shared.models.current();
         let towers_id = shared.models.towers_id().to_string();
-        let total = shared.catalogue.len() as u32;
-        for start in (0..total).step_by(1024) {
-            let rows: Vec<u32> = (start..total.min(start + 1024)).collect();
-            let (shared2, model2, rows2) = (shared.clone(), model.clone(), rows.clone());
-            let vectors =
-                tokio::task::spawn_blocking(move || model2.items(&shared2.catalogue, &rows2))
-                    .await??;
-            let ts_ms = now_ms();
-            let embeddings: Vec<ItemEmbedding> = rows
-                .iter()
-                .zip(vectors)
-                .map(|(row, vector)| ItemEmbedding {
-                    item_id: shared.catalogue.id(*row).unwrap_or_default(),
-                    model: shared.models.towers_id().to_string(),
-                    space: EmbeddingSpace::Aligned,
-                    dim: vector.len(),
-                    vector,
-                    version: model.version,
-                    ts_ms,
-                })
-                .collect();
-            shared.store.put_item_embeddings(&embeddings).await?;
-            self.publishers.items.publish(&embeddings).await?;
+        let all = shared.clone();
+        let (version, vectors) =
+            tokio::task::spawn_blocking(move || all.models.all_items(&all.catalogue)).await??;
+        let rows: Vec<u32> = (0..vectors.len() as u32).collect();
+        let embeddings = shared
+            .models
+            .records(&shared.catalogue, version, &rows, vectors);
+        for chunk in embeddings.chunks(1024) {
+            shared.store.put_item_embeddings(chunk).await?;
+            self.publishers.items.publish(chunk).await?;
         }
         let users = shared.active.drain_since_checkpoint();
         let limit = shared.config.towers.max_len;

@@ -76,6 +76,11 @@ impl Catalogue {
         self.read().index.get(item_id).copied()
     }
 
+    /// Calls `f` with every item id, by row, without copying them.
+    pub fn with_ids<T>(&self, f: impl FnOnce(&[String]) -> T) -> T {
+        f(&self.read().ids)
+    }
+
     pub fn id(&self, row: u32) -> Option<String> {
         self.read().ids.get(row as usize).cloned()
     }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use candle_core::{Result, Tensor};
 
 use super::catalogue::Catalogue;
+use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding};
 use crate::towers::Tower;
 
 /// Towers at one version.
@@ -85,6 +86,23 @@ impl AlignedIndex {
         }
         Ok(())
     }
+
+    /// Keeps vectors just computed for `rows` under `version`: overwrites known rows (an edited
+    /// item), appends the next row; anything else is left for `refresh`.
+    fn record(&mut self, version: u64, rows: &[u32], vectors: &[Vec<f32>]) {
+        if self.version != Some(version) {
+            return;
+        }
+        for (&row, vector) in rows.iter().zip(vectors) {
+            let (row, dim) = (row as usize, vector.len());
+            if row < self.rows {
+                self.matrix[row * dim..(row + 1) * dim].copy_from_slice(vector);
+            } else if row == self.rows {
+                self.matrix.extend_from_slice(vector);
+                self.rows += 1;
+            }
+        }
+    }
 }
 
 /// A model and its aligned index.
@@ -158,6 +176,55 @@ impl Models {
         }
         *current = Arc::new(Slot::new(model));
         true
+    }
+
+    /// Aligned embeddings of `rows` (new or edited items) under the current model, kept in its
+    /// index so they are never computed again for this version.
+    pub fn embed_items(&self, catalogue: &Catalogue, rows: &[u32]) -> Result<(u64, Vec<Vec<f32>>)> {
+        let slot = self.slot(Which::Current);
+        let vectors = slot.model.items(catalogue, rows)?;
+        let mut index = slot.index.lock().unwrap_or_else(|p| p.into_inner());
+        index.record(slot.model.version, rows, &vectors);
+        Ok((slot.model.version, vectors))
+    }
+
+    /// The whole catalogue's aligned embeddings under the current model (from its index).
+    pub fn all_items(&self, catalogue: &Catalogue) -> Result<(u64, Vec<Vec<f32>>)> {
+        let slot = self.slot(Which::Current);
+        let mut index = slot.index.lock().unwrap_or_else(|p| p.into_inner());
+        index.refresh(&slot.model, catalogue)?;
+        let dim = index.matrix.len() / index.rows.max(1);
+        let vectors = index
+            .matrix
+            .chunks_exact(dim.max(1))
+            .map(<[f32]>::to_vec)
+            .collect();
+        Ok((slot.model.version, vectors))
+    }
+
+    /// Output records of aligned embeddings: catalogue `rows` and their `vectors` at `version`.
+    pub fn records(
+        &self,
+        catalogue: &Catalogue,
+        version: u64,
+        rows: &[u32],
+        vectors: Vec<Vec<f32>>,
+    ) -> Vec<ItemEmbedding> {
+        let ts_ms = now_ms();
+        rows.iter()
+            .zip(vectors)
+            .filter_map(|(&row, vector)| {
+                Some(ItemEmbedding {
+                    item_id: catalogue.id(row)?,
+                    model: self.towers_id.clone(),
+                    space: EmbeddingSpace::Aligned,
+                    dim: vector.len(),
+                    vector,
+                    version,
+                    ts_ms,
+                })
+            })
+            .collect()
     }
 
     /// Scores every catalogue item for `user` (a unit vector from the same model) with `which`'s

@@ -96,14 +96,10 @@ pub async fn recommend<S: Store>(
     let user = model.user(catalogue, &rows)?;
     let (version, mut scores) = models.scores(which, catalogue, &user)?;
     if let Some(prior) = prior.as_ref().filter(|p| p.weight != 0.0) {
-        let ids: Vec<String> = (0..scores.len() as u32)
-            .filter_map(|r| catalogue.id(r))
-            .collect();
         let factor = prior.weight / prior.logit_scale;
-        for (score, log_q) in scores
-            .iter_mut()
-            .zip(prior.counts.log_share(ids.iter().map(String::as_str)))
-        {
+        let log_q =
+            catalogue.with_ids(|ids| prior.counts.log_share(ids.iter().map(String::as_str)));
+        for (score, log_q) in scores.iter_mut().zip(log_q) {
             *score += factor * log_q;
         }
     }
