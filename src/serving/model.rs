@@ -179,12 +179,15 @@ impl Models {
     }
 
     /// Aligned embeddings of `rows` (new or edited items) under the current model, kept in its
-    /// index so they are never computed again for this version.
+    /// index (when it is not busy) so they are not computed again for this version.
     pub fn embed_items(&self, catalogue: &Catalogue, rows: &[u32]) -> Result<(u64, Vec<Vec<f32>>)> {
         let slot = self.slot(Which::Current);
         let vectors = slot.model.items(catalogue, rows)?;
-        let mut index = slot.index.lock().unwrap_or_else(|p| p.into_inner());
-        index.record(slot.model.version, rows, &vectors);
+        // Never wait here (the upload path): while the index is being rebuilt, it will compute
+        // these rows itself.
+        if let Ok(mut index) = slot.index.try_lock() {
+            index.record(slot.model.version, rows, &vectors);
+        }
         Ok((slot.model.version, vectors))
     }
 
