@@ -1,69 +1,58 @@
-//! Frozen-encoder throughput (items/s) at batch 1, 16 and 64 on product-title-like texts.
-//! Needs the model: `scripts/fetch-model.sh` (or LEARN_MODEL_DIR). Run: `cargo bench --bench encoder`.
+//! Frozen-encoder throughput (items/s) at batch 1, 16 and 64 on the committed product titles
+//! (`tests/fixtures/encoder/titles.json`), native kernels and candle, 1 and 2 threads, for every
+//! model present: all-MiniLM-L6-v2 (`scripts/fetch-model.sh`) and SmolLM2-135M
+//! (`scripts/fetch-model.sh smollm2`). Run: `cargo bench --bench encoder`. The comparison with
+//! onnxruntime on the same texts is `scripts/bench-encoder.sh`.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use learn_stream::config::{Config, EncoderBackend, EncoderConfig};
 use learn_stream::encode::ContentEncoder;
 
-const WORDS: [&str; 16] = [
-    "digital",
-    "caliper",
-    "stainless",
-    "steel",
-    "thermometer",
-    "lab",
-    "goggles",
-    "anti-fog",
-    "pipette",
-    "glass",
-    "beaker",
-    "microscope",
-    "slide",
-    "kit",
-    "safety",
-    "gloves",
-];
-
-fn texts(n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| {
-            let len = 6 + (i * 7) % 14;
-            let words: Vec<&str> = (0..len)
-                .map(|j| WORDS[(i * 3 + j * 5) % WORDS.len()])
-                .collect();
-            format!(
-                "Title: {}. Brand: Brand{}. Category: Lab Supplies",
-                words.join(" "),
-                i % 9
-            )
-        })
-        .collect()
-}
-
 fn encoder(c: &mut Criterion) {
-    let dir = std::env::var_os("LEARN_MODEL_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/all-MiniLM-L6-v2")
-        });
-    let encoder = match ContentEncoder::load(&dir, "minilm".into(), 256, 64) {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("skipping encoder bench: {e}");
-            return;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let titles: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(root.join("tests/fixtures/encoder/titles.json")).unwrap(),
+    )
+    .unwrap();
+    for model in [
+        "models/all-MiniLM-L6-v2",
+        "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+    ] {
+        for backend in [EncoderBackend::Native, EncoderBackend::Candle] {
+            for threads in [1, 2] {
+                let config = EncoderConfig {
+                    model_dir: root.join(model),
+                    backend,
+                    threads,
+                    max_batch: 64,
+                    cache_entries: 0,
+                    ..Config::load(None).unwrap().encoder
+                };
+                let encoder = match ContentEncoder::from_config(&config) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        eprintln!("skipping {model}: {e}");
+                        continue;
+                    }
+                };
+                let name = format!("{}/{backend:?}/{threads}t", encoder.model_id()).to_lowercase();
+                let mut group = c.benchmark_group(name);
+                group.sample_size(10);
+                for batch in [1usize, 16, 64] {
+                    let inputs: Vec<String> = titles.iter().cycle().take(batch).cloned().collect();
+                    group.throughput(Throughput::Elements(batch as u64));
+                    group.bench_with_input(
+                        BenchmarkId::from_parameter(batch),
+                        &inputs,
+                        |b, inputs| b.iter(|| encoder.embed(inputs).expect("embed")),
+                    );
+                }
+                group.finish();
+            }
         }
-    };
-    let mut group = c.benchmark_group("encoder_items");
-    group.sample_size(10);
-    for batch in [1usize, 16, 64] {
-        let inputs = texts(batch);
-        group.throughput(Throughput::Elements(batch as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(batch), &inputs, |b, inputs| {
-            b.iter(|| encoder.embed(inputs).expect("embed"))
-        });
     }
-    group.finish();
 }
 
 criterion_group!(benches, encoder);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs (when missing) and starts the services the tests need on
 # loopback — redis-server from Debian and the Kafka-protocol broker tansu (crates.io, SQLite engine) —
-# fetches the default model, runs `cargo test` against them, and stops both services at the end.
+# fetches the two frozen encoders (MiniLM, SmolLM2), runs `cargo test --workspace` against them, and stops both services at the end.
 # The first run builds tansu (~20 min on 2 cores); later runs reuse ~/.cargo/bin/tansu.
 # Extra arguments go to `cargo test` (e.g. scripts/test-services.sh --release).
 set -euo pipefail
@@ -22,7 +22,8 @@ if ! command -v tansu >/dev/null; then
   log "building tansu from crates.io (first run only, ~20 min)"
   cargo install tansu --locked --features dynostore,libsql
 fi
-scripts/fetch-model.sh
+scripts/fetch-model.sh minilm
+scripts/fetch-model.sh smollm2
 
 rm -rf "$state" && mkdir -p "$state"
 stop() {
@@ -51,4 +52,5 @@ log "redis on 127.0.0.1:$redis_port, tansu on 127.0.0.1:$kafka_port"
 export LEARN_TEST_REDIS="redis://127.0.0.1:$redis_port/"
 export LEARN_TEST_KAFKA="127.0.0.1:$kafka_port"
 export LEARN_TEST_MODEL_DIR="$root/models/all-MiniLM-L6-v2"
-cargo test "$@"
+export LEARN_TEST_DECODER_MODEL="$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+cargo test --workspace "$@"

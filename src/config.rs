@@ -121,8 +121,9 @@ pub struct IngestConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct EncoderConfig {
-    /// Hugging Face style directory: `config.json`, `tokenizer.json`, `model.safetensors`.
-    /// `scripts/fetch-model.sh` fills the default one.
+    /// The frozen model: a Hugging Face directory (`config.json`, `tokenizer.json`,
+    /// `model.safetensors`; `model_type` bert, llama or qwen2) or a llama/qwen2 `.gguf` file.
+    /// `scripts/fetch-model.sh` fetches all-MiniLM-L6-v2 (default) or SmolLM2-135M.
     pub model_dir: PathBuf,
     /// Model id published with every embedding; empty means the directory's name.
     pub model_id: String,
@@ -134,6 +135,23 @@ pub struct EncoderConfig {
     /// `max_wait`; the actions consumer uses `ingest.max_wait_ms`). Small: freshness first; under
     /// lag, batches fill on their own.
     pub max_wait_ms: u64,
+    /// `native`: learn-stream's own CPU kernels (packed tokens, no padding computed; fastest on
+    /// CPU). `candle`: candle-transformers' models, on the CUDA device when built with `--features
+    /// cuda` and one is present (else CPU).
+    pub backend: EncoderBackend,
+    /// Threads of the encoder's own pool; 0 means one per CPU core.
+    pub threads: usize,
+    /// Embeddings kept by item-text hash (xxh3-128), so an identical text is never embedded twice;
+    /// 0 disables the cache.
+    pub cache_entries: usize,
+}
+
+/// Which implementation runs the frozen encoder (`encoder.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderBackend {
+    Native,
+    Candle,
 }
 
 /// Which `learn serve` process of a group trains the towers.
@@ -292,7 +310,7 @@ impl Config {
         positive("towers.heads", self.towers.heads)?;
         positive("towers.out_dim", self.towers.out_dim)?;
         positive("towers.max_len", self.towers.max_len)?;
-        if self.towers.d_model % self.towers.heads != 0 {
+        if !self.towers.d_model.is_multiple_of(self.towers.heads) {
             return Err(ConfigError::Invalid {
                 key: "towers.heads",
                 reason: "must divide towers.d_model".into(),

@@ -36,6 +36,9 @@ enum Command {
     Demo(DemoArgs),
     /// Print the frozen encoder's embedding of texts as JSON lines.
     Embed(EmbedArgs),
+    /// Measure the frozen encoder's throughput (items/s) per batch size as JSON lines
+    /// (`scripts/bench-encoder.sh` runs it beside the onnxruntime reference).
+    BenchEncoder(BenchEncoderArgs),
     /// Train the towers (LEARN or the SASRec baseline) offline on a dataset.
     Train(TrainArgs),
     /// Evaluate models on a dataset's test split (leave-one-out, full ranking) and write a report.
@@ -128,7 +131,8 @@ struct DatasetArgs {
     /// Where content embeddings are cached.
     #[arg(long, default_value = "runs/cache")]
     cache_dir: PathBuf,
-    /// Encoder model directory (overrides encoder.model_dir).
+    /// Frozen encoder: a Hugging Face directory or a llama/qwen2 .gguf file (overrides
+    /// encoder.model_dir; LEARN__ENCODER__BACKEND / __THREADS set the backend and threads).
     #[arg(long)]
     model_dir: Option<PathBuf>,
 }
@@ -181,7 +185,8 @@ struct EvalArgs {
 
 #[derive(Args)]
 struct ModelArgs {
-    /// Encoder model directory (overrides encoder.model_dir).
+    /// Frozen encoder: a Hugging Face directory or a llama/qwen2 .gguf file (overrides
+    /// encoder.model_dir; LEARN__ENCODER__BACKEND / __THREADS set the backend and threads).
     #[arg(long)]
     model_dir: Option<PathBuf>,
 }
@@ -220,6 +225,21 @@ struct EmbedArgs {
     /// File with one text per line.
     #[arg(long, conflicts_with = "text")]
     file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct BenchEncoderArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// JSON list of texts, repeated to fill a batch.
+    #[arg(long, default_value = "tests/fixtures/encoder/titles.json")]
+    texts: PathBuf,
+    /// Batch sizes, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+    batches: Vec<usize>,
+    /// Seconds measured per batch size (after one warm-up batch).
+    #[arg(long, default_value_t = 3.0)]
+    seconds: f64,
 }
 
 fn load_encoder(config: &mut Config, args: &ModelArgs) -> Result<Arc<ContentEncoder>> {
@@ -286,6 +306,38 @@ async fn run_demo(mut config: Config, args: DemoArgs) -> Result<()> {
     );
     let summary = demo::run(config, stream, encoder).await?;
     println!("{summary}");
+    Ok(())
+}
+
+fn bench_encoder(mut config: Config, args: BenchEncoderArgs) -> Result<()> {
+    config.encoder.cache_entries = 0; // every batch is embedded, never served from the cache
+    let batch_max = args.batches.iter().copied().max().unwrap_or(1);
+    config.encoder.max_batch = batch_max;
+    let encoder = load_encoder(&mut config, &args.model)?;
+    let texts: Vec<String> = serde_json::from_str(
+        &std::fs::read_to_string(&args.texts)
+            .with_context(|| format!("reading {}", args.texts.display()))?,
+    )?;
+    let threads = match config.encoder.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    for &batch in &args.batches {
+        let inputs: Vec<String> = texts.iter().cycle().take(batch).cloned().collect();
+        encoder.embed(&inputs)?; // warm-up
+        let (start, mut done) = (std::time::Instant::now(), 0usize);
+        while start.elapsed().as_secs_f64() < args.seconds || done < 3 * batch {
+            encoder.embed(&inputs)?;
+            done += batch;
+        }
+        let rate = done as f64 / start.elapsed().as_secs_f64();
+        let line = serde_json::json!({
+            "runtime": format!("learn-stream {:?}", config.encoder.backend).to_lowercase(),
+            "model": encoder.model_id(), "batch": batch, "threads": threads,
+            "items_per_s": (rate * 100.0).round() / 100.0,
+        });
+        println!("{line}");
+    }
     Ok(())
 }
 
@@ -519,6 +571,7 @@ fn main() -> Result<()> {
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Embed(args) => embed(config, args),
+        Command::BenchEncoder(args) => bench_encoder(config, args),
         Command::Train(args) => train(config, args),
         Command::Eval(args) => eval(config, args),
         Command::Serve(args) => tokio::runtime::Runtime::new()?.block_on(serve(config, args)),

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use learn_stream::config::EncoderConfig;
 use learn_stream::encode::{item_text, ContentEncoder};
 use learn_stream::history::{HistoryPolicy, RedisStore, Store};
 use learn_stream::metrics::Stats;
@@ -22,7 +23,9 @@ fn upload(i: usize) -> ItemUpload {
     ItemUpload {
         item_id: format!("item{i}"),
         title: format!("Upload number {i}: cooking with cast iron"),
-        description: (i % 2 == 0).then(|| "Seasoning and care.".to_string()),
+        description: i
+            .is_multiple_of(2)
+            .then(|| "Seasoning and care.".to_string()),
         tags: vec!["cooking".into()],
         category: Some("Food".into()),
         brand: None,
@@ -102,12 +105,11 @@ async fn stream_to_redis_with_dead_letters() {
     common::produce(&brokers, &messages).await;
 
     let encoder = Arc::new(
-        ContentEncoder::load(
-            &model_dir,
-            config.encoder.resolved_model_id(),
-            config.encoder.max_tokens,
-            8,
-        )
+        ContentEncoder::from_config(&EncoderConfig {
+            model_dir: model_dir.clone(),
+            max_batch: 8,
+            ..config.encoder.clone()
+        })
         .expect("model"),
     );
     let policy = HistoryPolicy {

@@ -1,18 +1,32 @@
 //! Owns the frozen content encoder: item text in, L2-normalised mean-pooled last hidden states out.
-//! The LLM is never trained (LEARN's premise): an item is embedded once, when it is uploaded.
+//! The LLM is never trained (LEARN's premise): an item is embedded once, when it is uploaded, and an
+//! identical text is served from a cache keyed by its hash.
 //!
 //! - [`text`]: the paper's item text template.
-//! - [`bert`]: BERT-family encoders (all-MiniLM-L6-v2 by default) from a local Hugging Face directory.
+//! - [`weights`] / [`gguf`]: model files (Hugging Face directory or GGUF) → tensors, config, tokenizer.
+//! - [`bert`] / [`decoder`]: BERT-family encoders and llama/qwen2 decoder LLMs on the native CPU
+//!   kernels of the `learn-kernels` crate (packed tokens, no padding computed, run-time SIMD dispatch).
+//! - [`candle`]: the same families on candle-transformers (CUDA with `--features cuda`; the plain
+//!   version the kernels are tested against).
 
 mod bert;
+mod candle;
+mod decoder;
+mod gguf;
 mod text;
+mod weights;
 
-pub use bert::ContentEncoder;
 pub use text::item_text;
+pub use weights::Architecture;
 
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 use candle_core::{Tensor, D};
+use tokenizers::{Tokenizer, TruncationParams};
+
+use crate::config::{EncoderBackend, EncoderConfig};
 
 /// Scales every row (last dimension) of `xs` to unit L2 norm.
 pub fn l2_normalise(xs: &Tensor) -> candle_core::Result<Tensor> {
@@ -27,14 +41,163 @@ pub fn l2_normalise(xs: &Tensor) -> candle_core::Result<Tensor> {
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {
     #[error(
-        "model directory {dir} is missing {file}; fetch the default model with `scripts/fetch-model.sh` \
-         (or point encoder.model_dir / --model-dir at a directory with config.json, tokenizer.json and model.safetensors)"
+        "model {dir} is missing {file}; fetch the default model with `scripts/fetch-model.sh` \
+         (or `scripts/fetch-model.sh smollm2` for a decoder LLM), or point encoder.model_dir / --model-dir \
+         at a directory with config.json, tokenizer.json and model.safetensors, or at a .gguf file"
     )]
     MissingModel { dir: PathBuf, file: &'static str },
     #[error("cannot read {path}: {reason}")]
     BadModelFile { path: PathBuf, reason: String },
+    #[error("model file has no tensor {0}")]
+    MissingTensor(String),
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    #[error("encoder thread pool: {0}")]
+    Threads(String),
     #[error("model forward pass: {0}")]
     Candle(#[from] candle_core::Error),
+}
+
+enum Backend {
+    NativeBert(bert::NativeBert),
+    NativeDecoder(decoder::NativeDecoder),
+    Candle(candle::CandleEncoder),
+}
+
+/// The frozen encoder the service, the CLI and the experiments share.
+pub struct ContentEncoder {
+    backend: Backend,
+    tokenizer: Tokenizer,
+    pool: rayon::ThreadPool,
+    cache: Option<Mutex<lru::LruCache<u128, Vec<f32>>>>,
+    model_id: String,
+    dim: usize,
+    max_batch: usize,
+}
+
+impl ContentEncoder {
+    /// Loads the model the `[encoder]` section names (directory or `.gguf`), with its backend,
+    /// thread pool and cache.
+    pub fn from_config(config: &EncoderConfig) -> Result<Self, EncodeError> {
+        let files = weights::ModelFiles::read(&config.model_dir)?;
+        let dim = files.dim();
+        let max_tokens = config.max_tokens.min(files.max_positions());
+        let mut tokenizer = files.tokenizer.clone();
+        // Never pad to the tokenizer file's fixed length: batches are packed (native) or padded to
+        // their own longest text (candle).
+        tokenizer.with_padding(None);
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                ..Default::default()
+            }))
+            .map_err(|e| EncodeError::Tokenizer(e.to_string()))?;
+        let backend = match (config.backend, &files.architecture) {
+            (EncoderBackend::Native, Architecture::Bert(c)) => {
+                Backend::NativeBert(bert::NativeBert::load(&files, c)?)
+            }
+            (EncoderBackend::Native, Architecture::Decoder(c)) => {
+                Backend::NativeDecoder(decoder::NativeDecoder::load(&files, c, max_tokens)?)
+            }
+            (EncoderBackend::Candle, _) => Backend::Candle(candle::CandleEncoder::load(files)?),
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(config.threads)
+            .thread_name(|i| format!("encoder-{i}"))
+            .build()
+            .map_err(|e| EncodeError::Threads(e.to_string()))?;
+        Ok(Self {
+            backend,
+            tokenizer,
+            pool,
+            cache: NonZeroUsize::new(config.cache_entries)
+                .map(|n| Mutex::new(lru::LruCache::new(n))),
+            model_id: config.resolved_model_id(),
+            dim,
+            max_batch: config.max_batch.max(1),
+        })
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Distinct texts whose embeddings the cache holds.
+    pub fn cached_texts(&self) -> usize {
+        self.cache
+            .as_ref()
+            .map_or(0, |c| c.lock().expect("encoder cache lock").len())
+    }
+
+    /// Embeds `texts`, returning one unit-length vector per text, in input order. Texts seen
+    /// before come from the cache; the rest are tokenized, sorted by length and run in batches of
+    /// at most `max_batch` on the encoder's thread pool.
+    pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EncodeError> {
+        let keys: Vec<u128> = texts
+            .iter()
+            .map(|t| xxhash_rust::xxh3::xxh3_128(t.as_bytes()))
+            .collect();
+        let mut out: Vec<Option<Vec<f32>>> = match &self.cache {
+            Some(cache) => {
+                let mut cache = cache.lock().expect("encoder cache lock");
+                keys.iter().map(|k| cache.get(k).cloned()).collect()
+            }
+            None => vec![None; texts.len()],
+        };
+        let mut missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
+        // The same new text twice in one call is embedded once: `first` maps a key to the index
+        // that carries it.
+        let mut first: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
+        missing.retain(|&i| *first.entry(keys[i]).or_insert(i) == i);
+        if !missing.is_empty() {
+            let inputs: Vec<&str> = missing.iter().map(|&i| texts[i].as_str()).collect();
+            let encodings = self
+                .tokenizer
+                .encode_batch(inputs, true)
+                .map_err(|e| EncodeError::Tokenizer(e.to_string()))?;
+            let mut order: Vec<usize> = (0..missing.len()).collect();
+            order.sort_by_key(|&j| encodings[j].get_ids().len());
+            for chunk in order.chunks(self.max_batch) {
+                // A text with no tokens at all (possible for decoders) is embedded as token 0.
+                let ids: Vec<&[u32]> = chunk
+                    .iter()
+                    .map(|&j| match encodings[j].get_ids() {
+                        [] => &[0u32][..],
+                        ids => ids,
+                    })
+                    .collect();
+                let vectors = self.pool.install(|| self.forward(&ids))?;
+                for (&j, v) in chunk.iter().zip(vectors) {
+                    out[missing[j]] = Some(v);
+                }
+            }
+            if let Some(cache) = &self.cache {
+                let mut cache = cache.lock().expect("encoder cache lock");
+                for &i in &missing {
+                    cache.put(keys[i], out[i].clone().expect("embedded"));
+                }
+            }
+        }
+        Ok(keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                out[i]
+                    .clone()
+                    .unwrap_or_else(|| out[first[k]].clone().expect("embedded"))
+            })
+            .collect())
+    }
+
+    fn forward(&self, ids: &[&[u32]]) -> Result<Vec<Vec<f32>>, EncodeError> {
+        match &self.backend {
+            Backend::NativeBert(m) => m.embed(ids),
+            Backend::NativeDecoder(m) => m.embed(ids),
+            Backend::Candle(m) => m.embed(ids),
+        }
+    }
 }

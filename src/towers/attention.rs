@@ -13,7 +13,10 @@ pub struct SelfAttention {
 
 impl SelfAttention {
     pub fn new(d_model: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
-        assert!(d_model % heads == 0, "d_model must be divisible by heads");
+        assert!(
+            d_model.is_multiple_of(heads),
+            "d_model must be divisible by heads"
+        );
         Ok(Self {
             qkv: linear(d_model, 3 * d_model, vb.pp("qkv"))?,
             out: linear(d_model, d_model, vb.pp("out"))?,

@@ -144,3 +144,8 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A llama/qwen2 GGUF decoder (SmolLM2-135M: `scripts/fetch-model.sh smollm2`).
+pub fn decoder_model() -> Option<PathBuf> {
+    required("LEARN_TEST_DECODER_MODEL").map(PathBuf::from)
+}

@@ -1,0 +1,195 @@
+//! Multi-head attention over packed sequences: each (sequence, head) pair attends over that
+//! sequence's real tokens only — no padding is ever computed — with grouped-query heads
+//! (several query heads share one key/value head) and an optional causal mask (decoders).
+
+use rayon::prelude::*;
+
+/// Head layout of a packed `q | k | v` row.
+#[derive(Clone, Copy, Debug)]
+pub struct Heads {
+    pub query: usize,
+    pub key_value: usize,
+    pub dim: usize,
+}
+
+impl Heads {
+    /// Width of one packed `q | k | v` row.
+    pub fn qkv_width(&self) -> usize {
+        (self.query + 2 * self.key_value) * self.dim
+    }
+
+    pub fn context_width(&self) -> usize {
+        self.query * self.dim
+    }
+}
+
+/// `ctx` (tokens × query·dim) ← softmax(q·kᵀ/√dim)·v for every sequence `(start, len)` of the
+/// packed `qkv` (tokens × qkv_width), on the current rayon pool.
+pub fn attention(
+    qkv: &[f32],
+    ctx: &mut [f32],
+    seqs: &[(usize, usize)],
+    heads: Heads,
+    causal: bool,
+) {
+    let tasks: Vec<(usize, usize, usize)> = seqs
+        .iter()
+        .flat_map(|&(start, len)| (0..heads.query).map(move |head| (start, len, head)))
+        .collect();
+    let outputs: Vec<Vec<f32>> = tasks
+        .par_iter()
+        .map(|&(start, len, head)| {
+            let mut out = vec![0f32; len * heads.dim];
+            let mut scores = vec![0f32; len * len];
+            one_head(
+                qkv,
+                start,
+                len,
+                head,
+                heads.query,
+                heads.key_value,
+                heads.dim,
+                causal,
+                &mut scores,
+                &mut out,
+            );
+            out
+        })
+        .collect();
+    let width = heads.context_width();
+    for (&(start, _, head), out) in tasks.iter().zip(&outputs) {
+        for (i, row) in out.chunks_exact(heads.dim).enumerate() {
+            let at = (start + i) * width + head * heads.dim;
+            ctx[at..at + heads.dim].copy_from_slice(row);
+        }
+    }
+}
+
+multiversion! {
+    /// One head of one sequence: scores, softmax, weighted sum of values into `out` (len × dim).
+    #[allow(clippy::too_many_arguments)]
+    fn one_head(
+        qkv: &[f32],
+        start: usize,
+        len: usize,
+        head: usize,
+        query_heads: usize,
+        kv_heads: usize,
+        dim: usize,
+        causal: bool,
+        scores: &mut [f32],
+        out: &mut [f32],
+    ) {
+        let width = (query_heads + 2 * kv_heads) * dim;
+        let kv_head = head / (query_heads / kv_heads);
+        let q_at = head * dim;
+        let k_at = query_heads * dim + kv_head * dim;
+        let v_at = (query_heads + kv_heads) * dim + kv_head * dim;
+        let row = |t: usize, at: usize| &qkv[(start + t) * width + at..(start + t) * width + at + dim];
+        for i in 0..len {
+            let q = row(i, q_at);
+            for j in 0..len {
+                scores[i * len + j] = if causal && j > i {
+                    f32::NEG_INFINITY
+                } else {
+                    super::dot(q, row(j, k_at))
+                };
+            }
+        }
+        super::math::softmax_rows(scores, len, 1.0 / (dim as f32).sqrt());
+        for i in 0..len {
+            let o = &mut out[i * dim..(i + 1) * dim];
+            let visible = if causal { i + 1 } else { len };
+            for j in 0..visible {
+                let p = scores[i * len + j];
+                for (a, v) in o.iter_mut().zip(row(j, v_at)) {
+                    *a += p * v;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::{Device, Tensor, D};
+
+    /// The textbook formula in candle ops, one sequence at a time.
+    fn plain(qkv: &[f32], seq: (usize, usize), heads: Heads, causal: bool) -> Vec<f32> {
+        let dev = Device::Cpu;
+        let width = heads.qkv_width();
+        let rows = Tensor::from_slice(
+            &qkv[seq.0 * width..(seq.0 + seq.1) * width],
+            (seq.1, width),
+            &dev,
+        )
+        .unwrap();
+        let group = heads.query / heads.key_value;
+        let mut outs = Vec::new();
+        for h in 0..heads.query {
+            let kv = h / group;
+            let q = rows.narrow(1, h * heads.dim, heads.dim).unwrap();
+            let k = rows
+                .narrow(1, (heads.query + kv) * heads.dim, heads.dim)
+                .unwrap();
+            let v = rows
+                .narrow(
+                    1,
+                    (heads.query + heads.key_value + kv) * heads.dim,
+                    heads.dim,
+                )
+                .unwrap();
+            let mut s = (q.matmul(&k.t().unwrap()).unwrap() / (heads.dim as f64).sqrt()).unwrap();
+            if causal {
+                let mask: Vec<f32> = (0..seq.1)
+                    .flat_map(|i| {
+                        (0..seq.1).map(move |j| if j > i { f32::NEG_INFINITY } else { 0.0 })
+                    })
+                    .collect();
+                s = (s + Tensor::from_vec(mask, (seq.1, seq.1), &dev).unwrap()).unwrap();
+            }
+            let p = candle_nn::ops::softmax(&s, D::Minus1).unwrap();
+            outs.push(p.matmul(&v).unwrap());
+        }
+        Tensor::cat(&outs, 1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
+    }
+
+    #[test]
+    fn packed_attention_matches_per_sequence_formula() {
+        let heads = Heads {
+            query: 6,
+            key_value: 2,
+            dim: 20,
+        };
+        let seqs = [(0usize, 7usize), (7, 1), (8, 19)];
+        let tokens = 27;
+        let qkv: Vec<f32> = (0..tokens * heads.qkv_width())
+            .map(|i| ((i * 7919 % 211) as f32 - 105.0) * 0.013)
+            .collect();
+        for causal in [false, true] {
+            let mut ctx = vec![f32::NAN; tokens * heads.context_width()];
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap();
+            pool.install(|| attention(&qkv, &mut ctx, &seqs, heads, causal));
+            for &seq in &seqs {
+                let want = plain(&qkv, seq, heads, causal);
+                let got =
+                    &ctx[seq.0 * heads.context_width()..(seq.0 + seq.1) * heads.context_width()];
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-5, "causal {causal} seq {seq:?}: {worst}");
+            }
+        }
+    }
+}

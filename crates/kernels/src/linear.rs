@@ -1,0 +1,266 @@
+//! A dense layer over packed tokens: `y = x·Wᵀ + b`, optionally added onto `y` (the residual
+//! stream). On AVX-512 CPUs the weights are packed once at load into 32-column panels for
+//! [`panel::product`](crate::panel::product); elsewhere they are transposed once (`in × out`,
+//! row-major) for the `gemm` crate. Few tokens (a single upload) split the output columns across
+//! threads, many tokens split the rows: either way no thread waits on another.
+
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+use crate::panel;
+
+enum Weights {
+    /// [`panel::pack`]ed: `ceil(outputs/32)` panels of `inputs × 32`.
+    Panels(Vec<f32>),
+    /// `inputs × outputs`, row-major, for `gemm`.
+    Transposed(Vec<f32>),
+}
+
+pub struct Linear {
+    weights: Weights,
+    bias: Option<Vec<f32>>,
+    pub inputs: usize,
+    pub outputs: usize,
+}
+
+/// Rows below this (per thread) are split by output columns instead.
+const MIN_ROWS_PER_THREAD: usize = 32;
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: each task writes a disjoint block of the output (distinct rows or distinct columns).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// `rows × cols` row-major → `cols × rows` row-major.
+fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0f32; m.len()];
+    for (r, row) in m.chunks_exact(cols).enumerate() {
+        for (c, v) in row.iter().enumerate() {
+            t[c * rows + r] = *v;
+        }
+    }
+    t
+}
+
+impl Linear {
+    /// `weight` is `outputs × inputs`, row-major, as Hugging Face stores it.
+    pub fn new(weight: &[f32], bias: Option<Vec<f32>>, outputs: usize, inputs: usize) -> Self {
+        assert_eq!(weight.len(), outputs * inputs, "weight shape");
+        let weight_t = transpose(weight, outputs, inputs);
+        let weights = if panel::available() {
+            Weights::Panels(panel::pack(&weight_t, inputs, outputs))
+        } else {
+            Weights::Transposed(weight_t)
+        };
+        Self {
+            weights,
+            bias,
+            inputs,
+            outputs,
+        }
+    }
+
+    /// The plain `gemm` route even where the panel kernel runs (for tests and benchmarks).
+    pub fn with_gemm(
+        weight: &[f32],
+        bias: Option<Vec<f32>>,
+        outputs: usize,
+        inputs: usize,
+    ) -> Self {
+        assert_eq!(weight.len(), outputs * inputs, "weight shape");
+        let weights = Weights::Transposed(transpose(weight, outputs, inputs));
+        Self {
+            weights,
+            bias,
+            inputs,
+            outputs,
+        }
+    }
+
+    /// `y` (m × outputs) ← `x`·Wᵀ + b, or `y` + `x`·Wᵀ + b when `accumulate`. Runs on the
+    /// current rayon pool's threads.
+    pub fn forward(&self, x: &[f32], m: usize, y: &mut [f32], accumulate: bool) {
+        assert!(x.len() >= m * self.inputs && y.len() >= m * self.outputs);
+        if m == 0 {
+            return;
+        }
+        let read_dst = accumulate || self.bias.is_some();
+        if let Some(bias) = &self.bias {
+            for row in y[..m * self.outputs].chunks_exact_mut(self.outputs) {
+                if accumulate {
+                    row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+                } else {
+                    row.copy_from_slice(bias);
+                }
+            }
+        }
+        let threads = rayon::current_num_threads().max(1);
+        let dst = SendPtr(y.as_mut_ptr());
+        // Column work units: panels, or 16-column strips for gemm.
+        let (units, unit) = match self.weights {
+            Weights::Panels(_) => (self.outputs.div_ceil(panel::WIDTH), panel::WIDTH),
+            Weights::Transposed(_) => (self.outputs.div_ceil(16), 16),
+        };
+        if threads == 1 {
+            self.block(x, dst, 0..m, 0..units, unit, read_dst);
+        } else if m >= threads * MIN_ROWS_PER_THREAD {
+            let per = m.div_ceil(threads);
+            (0..threads).into_par_iter().for_each(|t| {
+                let rows = (t * per).min(m)..((t + 1) * per).min(m);
+                self.block(x, dst, rows, 0..units, unit, read_dst);
+            });
+        } else {
+            let per = units.div_ceil(threads);
+            (0..threads).into_par_iter().for_each(|t| {
+                self.block(
+                    x,
+                    dst,
+                    0..m,
+                    (t * per).min(units)..((t + 1) * per).min(units),
+                    unit,
+                    read_dst,
+                );
+            });
+        }
+    }
+
+    /// One thread's block: `rows` × column units `units` (each `unit` columns wide) of the output.
+    fn block(
+        &self,
+        x: &[f32],
+        dst: SendPtr,
+        rows: std::ops::Range<usize>,
+        units: std::ops::Range<usize>,
+        unit: usize,
+        read_dst: bool,
+    ) {
+        if rows.is_empty() || units.is_empty() {
+            return;
+        }
+        match &self.weights {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: panels exist only where `panel::available()`; shapes checked in `forward`;
+            // blocks of different threads do not overlap.
+            Weights::Panels(packed) => unsafe {
+                panel::product(
+                    x.as_ptr(),
+                    dst.0,
+                    packed,
+                    self.inputs,
+                    self.outputs,
+                    rows,
+                    units,
+                    read_dst,
+                )
+            },
+            #[cfg(not(target_arch = "x86_64"))]
+            Weights::Panels(_) => unreachable!("panels are packed on x86_64 only"),
+            Weights::Transposed(weight_t) => {
+                let cols = units.start * unit..(units.end * unit).min(self.outputs);
+                self.gemm_block(weight_t, x, dst, rows, cols, read_dst)
+            }
+        }
+    }
+
+    /// One single-threaded gemm on the `rows × cols` block of the output.
+    fn gemm_block(
+        &self,
+        weight_t: &[f32],
+        x: &[f32],
+        dst: SendPtr,
+        rows: std::ops::Range<usize>,
+        cols: std::ops::Range<usize>,
+        read_dst: bool,
+    ) {
+        if rows.is_empty() || cols.is_empty() {
+            return;
+        }
+        // SAFETY: the block lies inside `y` (m × outputs, checked in `forward`) and inside `x` and
+        // the weights; blocks of different tasks do not overlap.
+        unsafe {
+            gemm::gemm(
+                rows.len(),
+                cols.len(),
+                self.inputs,
+                dst.0.add(rows.start * self.outputs + cols.start),
+                1,
+                self.outputs as isize,
+                read_dst,
+                x.as_ptr().add(rows.start * self.inputs),
+                1,
+                self.inputs as isize,
+                weight_t.as_ptr().add(cols.start),
+                1,
+                self.outputs as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                Parallelism::None,
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(x: &[f32], w: &[f32], b: &[f32], m: usize, out: usize, inp: usize) -> Vec<f32> {
+        let mut y = vec![0f32; m * out];
+        for r in 0..m {
+            for o in 0..out {
+                let mut acc = b[o] as f64;
+                for i in 0..inp {
+                    acc += x[r * inp + i] as f64 * w[o * inp + i] as f64;
+                }
+                y[r * out + o] = acc as f32;
+            }
+        }
+        y
+    }
+
+    #[test]
+    fn every_split_matches_the_plain_product() {
+        let (out, inp) = (70, 48);
+        let w: Vec<f32> = (0..out * inp)
+            .map(|i| ((i * 31 % 97) as f32 - 48.0) * 0.01)
+            .collect();
+        let b: Vec<f32> = (0..out).map(|i| i as f32 * 0.1).collect();
+        for layer in [
+            Linear::new(&w, Some(b.clone()), out, inp),
+            Linear::with_gemm(&w, Some(b.clone()), out, inp),
+        ] {
+            for threads in [1, 2, 3] {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                for m in [1, 5, 13, 200] {
+                    let x: Vec<f32> = (0..m * inp)
+                        .map(|i| ((i * 17 % 53) as f32 - 26.0) * 0.02)
+                        .collect();
+                    let want = naive(&x, &w, &b, m, out, inp);
+                    let mut y = vec![f32::NAN; m * out];
+                    pool.install(|| layer.forward(&x, m, &mut y, false));
+                    let worst = y
+                        .iter()
+                        .zip(&want)
+                        .map(|(a, b)| (a - b).abs())
+                        .fold(0f32, f32::max);
+                    assert!(worst < 1e-4, "threads {threads} m {m}: {worst}");
+                    let mut residual = vec![1f32; m * out];
+                    pool.install(|| layer.forward(&x, m, &mut residual, true));
+                    let worst = residual
+                        .iter()
+                        .zip(&want)
+                        .map(|(a, b)| (a - 1.0 - b).abs())
+                        .fold(0f32, f32::max);
+                    assert!(worst < 1e-4, "accumulate, threads {threads} m {m}: {worst}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Owns reading a frozen model's files: the Hugging Face directory (config.json, tokenizer.json,
+//! model.safetensors) or a GGUF file, into f32 tensors under Hugging Face names plus the
+//! architecture's hyper-parameters. Errors name the file and say how to get a model.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+
+use super::EncodeError;
+
+/// Hyper-parameters of the two families, read from config.json or GGUF metadata.
+#[derive(Debug, Clone)]
+pub enum Architecture {
+    Bert(candle_transformers::models::bert::Config),
+    /// llama (no attention biases) or qwen2 (q/k/v biases); the same forward pass.
+    Decoder(DecoderConfig),
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DecoderConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_key_value_heads: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_rope_theta")]
+    pub rope_theta: f64,
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+}
+
+fn default_rope_theta() -> f64 {
+    10_000.0
+}
+
+/// Everything an encoder needs from disk.
+pub struct ModelFiles {
+    pub architecture: Architecture,
+    /// f32 tensors on the CPU, Hugging Face names without a `bert.` prefix.
+    pub tensors: HashMap<String, Tensor>,
+    pub tokenizer: tokenizers::Tokenizer,
+}
+
+pub(crate) fn require(dir: &Path, file: &'static str) -> Result<PathBuf, EncodeError> {
+    let path = dir.join(file);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(EncodeError::MissingModel {
+            dir: dir.to_path_buf(),
+            file,
+        })
+    }
+}
+
+pub(crate) fn bad_file(path: &Path, reason: impl ToString) -> EncodeError {
+    EncodeError::BadModelFile {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    }
+}
+
+impl ModelFiles {
+    /// Reads a Hugging Face directory or, for a path ending in `.gguf`, a GGUF file.
+    pub fn read(path: &Path) -> Result<Self, EncodeError> {
+        if path.extension().is_some_and(|e| e == "gguf") {
+            if !path.is_file() {
+                return Err(EncodeError::MissingModel {
+                    dir: path.to_path_buf(),
+                    file: "(the .gguf file)",
+                });
+            }
+            return super::gguf::read(path);
+        }
+        let config_path = require(path, "config.json")?;
+        let tokenizer_path = require(path, "tokenizer.json")?;
+        let weights_path = require(path, "model.safetensors")?;
+        let text = std::fs::read_to_string(&config_path).map_err(|e| bad_file(&config_path, e))?;
+        let kind: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?;
+        let architecture = match kind["model_type"].as_str().unwrap_or("bert") {
+            "bert" => Architecture::Bert(
+                serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
+            ),
+            "llama" | "qwen2" => Architecture::Decoder(
+                serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
+            ),
+            other => {
+                return Err(bad_file(
+                    &config_path,
+                    format!("model_type {other:?} is not supported (bert, llama, qwen2)"),
+                ))
+            }
+        };
+        let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
+            .map_err(|e| bad_file(&weights_path, e))?
+            .into_iter()
+            .map(|(name, t)| {
+                let name = name
+                    .strip_prefix("bert.")
+                    .map(str::to_string)
+                    .unwrap_or(name);
+                Ok((name, t.to_dtype(candle_core::DType::F32)?))
+            })
+            .collect::<candle_core::Result<_>>()?;
+        let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| bad_file(&tokenizer_path, e))?;
+        Ok(Self {
+            architecture,
+            tensors,
+            tokenizer,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        match &self.architecture {
+            Architecture::Bert(c) => c.hidden_size,
+            Architecture::Decoder(c) => c.hidden_size,
+        }
+    }
+
+    pub fn max_positions(&self) -> usize {
+        match &self.architecture {
+            Architecture::Bert(c) => c.max_position_embeddings,
+            Architecture::Decoder(c) => c.max_position_embeddings,
+        }
+    }
+
+    /// A tensor's values, row-major, or an error naming the missing tensor.
+    pub fn values(&self, name: &str) -> Result<Vec<f32>, EncodeError> {
+        let t = self
+            .tensors
+            .get(name)
+            .ok_or_else(|| EncodeError::MissingTensor(name.to_string()))?;
+        Ok(t.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.tensors.contains_key(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_model_says_how_to_get_one() {
+        for path in ["/nonexistent/model", "/nonexistent/model.gguf"] {
+            let msg = ModelFiles::read(Path::new(path)).err().unwrap().to_string();
+            assert!(msg.contains(path) && msg.contains("scripts/fetch-model.sh"), "{msg}");
+        }
+    }
+}
