@@ -7,7 +7,7 @@ use super::EncodeError;
 use candle_transformers::models::bert::Config;
 use learn_kernels::attention::{attention, Heads};
 use learn_kernels::linear::Linear;
-use learn_kernels::{math, mean_pool_normalised, norm, par_rows};
+use learn_kernels::{math, mean_pool_normalised, norm, par_rows, Team};
 
 struct Norm {
     gamma: Vec<f32>,
@@ -90,8 +90,8 @@ impl NativeBert {
         })
     }
 
-    /// Unit-length mean-pooled embeddings of token sequences, on the current rayon pool.
-    pub fn embed(&self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>, EncodeError> {
+    /// Unit-length mean-pooled embeddings of token sequences, computed by `team`.
+    pub fn embed(&self, team: &Team, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>, EncodeError> {
         let h = self.hidden;
         let spans = learn_kernels::spans(sequences);
         let tokens: usize = spans.iter().map(|s| s.1).sum();
@@ -114,7 +114,7 @@ impl NativeBert {
             }
         }
         let layer_norm = |xs: &mut [f32], n: &Norm| {
-            par_rows(xs, h, |rows| {
+            par_rows(team, xs, h, |rows| {
                 norm::layer_norm(rows, &n.gamma, &n.beta, self.eps)
             })
         };
@@ -123,13 +123,14 @@ impl NativeBert {
         let mut context = vec![0f32; tokens * h];
         let mut inner = vec![0f32; tokens * self.intermediate];
         for layer in &self.layers {
-            layer.qkv.forward(&x, tokens, &mut qkv, false);
-            attention(&qkv, &mut context, &spans, self.heads, false);
-            layer.output.forward(&context, tokens, &mut x, true);
+            layer.qkv.forward(team, &x, tokens, &mut qkv, false);
+            attention(team, &qkv, &mut context, &spans, self.heads, false);
+            layer.output.forward(team, &context, tokens, &mut x, true);
             layer_norm(&mut x, &layer.attention_norm);
-            layer.up.forward(&x, tokens, &mut inner, false);
-            par_rows(&mut inner, self.intermediate, math::gelu);
-            layer.down.forward(&inner, tokens, &mut x, true);
+            layer
+                .up
+                .forward_then(team, &x, tokens, &mut inner, false, math::gelu);
+            layer.down.forward(team, &inner, tokens, &mut x, true);
             layer_norm(&mut x, &layer.output_norm);
         }
         Ok(mean_pool_normalised(&x, h, &spans))

@@ -121,9 +121,16 @@ mod tests {
 
     #[test]
     fn mean_pool_ignores_padding_and_normalises() {
-        let hidden = Tensor::new(&[[[3f32, 4.], [100., 100.]], [[1., 0.], [3., 0.]]], &Device::Cpu).unwrap();
+        let hidden = Tensor::new(
+            &[[[3f32, 4.], [100., 100.]], [[1., 0.], [3., 0.]]],
+            &Device::Cpu,
+        )
+        .unwrap();
         let mask = Tensor::new(&[[1u32, 0], [1, 1]], &Device::Cpu).unwrap();
-        let pooled = mean_pool_normalised(&hidden, &mask).unwrap().to_vec2::<f32>().unwrap();
+        let pooled = mean_pool_normalised(&hidden, &mask)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
         assert!((pooled[0][0] - 0.6).abs() < 1e-6 && (pooled[0][1] - 0.8).abs() < 1e-6);
         assert!((pooled[1][0] - 1.0).abs() < 1e-6 && pooled[1][1].abs() < 1e-6);
     }

@@ -3,14 +3,12 @@
 //! mean-pooled over the real tokens. Causal attention over each packed sequence alone is exactly
 //! "causal mask with right padding" without computing the padding.
 
+use super::weights::{DecoderConfig, ModelFiles};
+use super::EncodeError;
 use learn_kernels::attention::{attention, Heads};
 use learn_kernels::linear::Linear;
 use learn_kernels::rope::Rotary;
-use rayon::prelude::*;
-
-use super::weights::{DecoderConfig, ModelFiles};
-use super::EncodeError;
-use learn_kernels::{math, mean_pool_normalised, norm};
+use learn_kernels::{math, mean_pool_normalised, norm, par_rows2, Team};
 
 struct Layer {
     attention_norm: Vec<f32>,
@@ -96,8 +94,8 @@ impl NativeDecoder {
         })
     }
 
-    /// Unit-length mean-pooled embeddings of token sequences, on the current rayon pool.
-    pub fn embed(&self, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>, EncodeError> {
+    /// Unit-length mean-pooled embeddings of token sequences, computed by `team`.
+    pub fn embed(&self, team: &Team, sequences: &[&[u32]]) -> Result<Vec<Vec<f32>>, EncodeError> {
         let h = self.hidden;
         let spans = learn_kernels::spans(sequences);
         let tokens: usize = spans.iter().map(|s| s.1).sum();
@@ -126,18 +124,15 @@ impl NativeDecoder {
         let mut up = vec![0f32; tokens * self.intermediate];
         for layer in &self.layers {
             norm::rms_norm(&x, &mut normed, &layer.attention_norm, self.eps);
-            layer.qkv.forward(&normed, tokens, &mut qkv, false);
+            layer.qkv.forward(team, &normed, tokens, &mut qkv, false);
             self.rotary.apply(&mut qkv, &spans, self.heads);
-            attention(&qkv, &mut context, &spans, self.heads, true);
-            layer.output.forward(&context, tokens, &mut x, true);
+            attention(team, &qkv, &mut context, &spans, self.heads, true);
+            layer.output.forward(team, &context, tokens, &mut x, true);
             norm::rms_norm(&x, &mut normed, &layer.mlp_norm, self.eps);
-            layer.gate.forward(&normed, tokens, &mut gate, false);
-            layer.up.forward(&normed, tokens, &mut up, false);
-            let chunk = tokens.div_ceil(rayon::current_num_threads()).max(1) * self.intermediate;
-            gate.par_chunks_mut(chunk)
-                .zip(up.par_chunks(chunk))
-                .for_each(|(g, u)| math::silu_mul(g, u));
-            layer.down.forward(&gate, tokens, &mut x, true);
+            layer.gate.forward(team, &normed, tokens, &mut gate, false);
+            layer.up.forward(team, &normed, tokens, &mut up, false);
+            par_rows2(team, &mut gate, &up, self.intermediate, math::silu_mul);
+            layer.down.forward(team, &gate, tokens, &mut x, true);
         }
         norm::rms_norm(&x, &mut normed, &self.final_norm, self.eps);
         Ok(mean_pool_normalised(&normed, h, &spans))

@@ -24,6 +24,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use candle_core::{Tensor, D};
+use learn_kernels::Team;
 use tokenizers::{Tokenizer, TruncationParams};
 
 use crate::config::{EncoderBackend, EncoderConfig};
@@ -59,16 +60,16 @@ pub enum EncodeError {
 }
 
 enum Backend {
-    NativeBert(bert::NativeBert),
-    NativeDecoder(decoder::NativeDecoder),
-    Candle(candle::CandleEncoder),
+    NativeBert(bert::NativeBert, Team),
+    NativeDecoder(decoder::NativeDecoder, Team),
+    /// candle parallelises on rayon: its own pool bounds the threads.
+    Candle(candle::CandleEncoder, rayon::ThreadPool),
 }
 
 /// The frozen encoder the service, the CLI and the experiments share.
 pub struct ContentEncoder {
     backend: Backend,
     tokenizer: Tokenizer,
-    pool: rayon::ThreadPool,
     cache: Option<Mutex<lru::LruCache<u128, Vec<f32>>>>,
     model_id: String,
     dim: usize,
@@ -93,23 +94,26 @@ impl ContentEncoder {
             }))
             .map_err(|e| EncodeError::Tokenizer(e.to_string()))?;
         let backend = match (config.backend, &files.architecture) {
-            (EncoderBackend::Native, Architecture::Bert(c)) => {
-                Backend::NativeBert(bert::NativeBert::load(&files, c)?)
+            (EncoderBackend::Native, Architecture::Bert(c)) => Backend::NativeBert(
+                bert::NativeBert::load(&files, c)?,
+                Team::new(config.threads),
+            ),
+            (EncoderBackend::Native, Architecture::Decoder(c)) => Backend::NativeDecoder(
+                decoder::NativeDecoder::load(&files, c, max_tokens)?,
+                Team::new(config.threads),
+            ),
+            (EncoderBackend::Candle, _) => {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(config.threads)
+                    .thread_name(|i| format!("encoder-{i}"))
+                    .build()
+                    .map_err(|e| EncodeError::Threads(e.to_string()))?;
+                Backend::Candle(candle::CandleEncoder::load(files)?, pool)
             }
-            (EncoderBackend::Native, Architecture::Decoder(c)) => {
-                Backend::NativeDecoder(decoder::NativeDecoder::load(&files, c, max_tokens)?)
-            }
-            (EncoderBackend::Candle, _) => Backend::Candle(candle::CandleEncoder::load(files)?),
         };
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(config.threads)
-            .thread_name(|i| format!("encoder-{i}"))
-            .build()
-            .map_err(|e| EncodeError::Threads(e.to_string()))?;
         Ok(Self {
             backend,
             tokenizer,
-            pool,
             cache: NonZeroUsize::new(config.cache_entries)
                 .map(|n| Mutex::new(lru::LruCache::new(n))),
             model_id: config.resolved_model_id(),
@@ -170,7 +174,7 @@ impl ContentEncoder {
                         ids => ids,
                     })
                     .collect();
-                let vectors = self.pool.install(|| self.forward(&ids))?;
+                let vectors = self.forward(&ids)?;
                 for (&j, v) in chunk.iter().zip(vectors) {
                     out[missing[j]] = Some(v);
                 }
@@ -195,9 +199,9 @@ impl ContentEncoder {
 
     fn forward(&self, ids: &[&[u32]]) -> Result<Vec<Vec<f32>>, EncodeError> {
         match &self.backend {
-            Backend::NativeBert(m) => m.embed(ids),
-            Backend::NativeDecoder(m) => m.embed(ids),
-            Backend::Candle(m) => m.embed(ids),
+            Backend::NativeBert(m, team) => m.embed(team, ids),
+            Backend::NativeDecoder(m, team) => m.embed(team, ids),
+            Backend::Candle(m, pool) => pool.install(|| m.embed(ids)),
         }
     }
 }

@@ -152,7 +152,10 @@ mod tests {
     fn missing_model_says_how_to_get_one() {
         for path in ["/nonexistent/model", "/nonexistent/model.gguf"] {
             let msg = ModelFiles::read(Path::new(path)).err().unwrap().to_string();
-            assert!(msg.contains(path) && msg.contains("scripts/fetch-model.sh"), "{msg}");
+            assert!(
+                msg.contains(path) && msg.contains("scripts/fetch-model.sh"),
+                "{msg}"
+            );
         }
     }
 }

@@ -21,10 +21,7 @@ fn linear(c: &mut Criterion) {
             ),
         ];
         for threads in [1usize, 2] {
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap();
+            let team = learn_kernels::Team::new(threads);
             let mut group = c.benchmark_group(format!("linear_{inputs}x{outputs}_{threads}t"));
             group.sample_size(20);
             for m in [25usize, 400, 1600] {
@@ -35,7 +32,7 @@ fn linear(c: &mut Criterion) {
                 group.throughput(Throughput::Elements((2 * m * inputs * outputs) as u64));
                 for (name, layer) in &layers {
                     group.bench_function(BenchmarkId::new(*name, m), |b| {
-                        b.iter(|| pool.install(|| layer.forward(&x, m, &mut y, false)))
+                        b.iter(|| layer.forward(&team, &x, m, &mut y, false))
                     });
                 }
             }

@@ -2,7 +2,7 @@
 //! sequence's real tokens only — no padding is ever computed — with grouped-query heads
 //! (several query heads share one key/value head) and an optional causal mask (decoders).
 
-use rayon::prelude::*;
+use crate::team::{SharedMut, Team};
 
 /// Head layout of a packed `q | k | v` row.
 #[derive(Clone, Copy, Debug)]
@@ -24,8 +24,9 @@ impl Heads {
 }
 
 /// `ctx` (tokens × query·dim) ← softmax(q·kᵀ/√dim)·v for every sequence `(start, len)` of the
-/// packed `qkv` (tokens × qkv_width), on the current rayon pool.
+/// packed `qkv` (tokens × qkv_width); the (sequence, head) pairs are dealt round-robin to `team`.
 pub fn attention(
+    team: &Team,
     qkv: &[f32],
     ctx: &mut [f32],
     seqs: &[(usize, usize)],
@@ -36,11 +37,16 @@ pub fn attention(
         .iter()
         .flat_map(|&(start, len)| (0..heads.query).map(move |head| (start, len, head)))
         .collect();
-    let outputs: Vec<Vec<f32>> = tasks
-        .par_iter()
-        .map(|&(start, len, head)| {
-            let mut out = vec![0f32; len * heads.dim];
-            let mut scores = vec![0f32; len * len];
+    let longest = seqs.iter().map(|s| s.1).max().unwrap_or(0);
+    let width = heads.context_width();
+    assert!(ctx.len() >= seqs.iter().map(|s| s.0 + s.1).max().unwrap_or(0) * width);
+    let dst = SharedMut(ctx.as_mut_ptr());
+    team.run(&|member| {
+        let mut scores = vec![0f32; longest * longest];
+        let mut keys_t = vec![0f32; longest * heads.dim];
+        let mut out = vec![0f32; longest * heads.dim];
+        for &(start, len, head) in tasks.iter().skip(member).step_by(team.size()) {
+            out[..len * heads.dim].fill(0.0);
             one_head(
                 qkv,
                 start,
@@ -50,23 +56,26 @@ pub fn attention(
                 heads.key_value,
                 heads.dim,
                 causal,
-                &mut scores,
-                &mut out,
+                &mut scores[..len * len],
+                &mut keys_t[..len * heads.dim],
+                &mut out[..len * heads.dim],
             );
-            out
-        })
-        .collect();
-    let width = heads.context_width();
-    for (&(start, _, head), out) in tasks.iter().zip(&outputs) {
-        for (i, row) in out.chunks_exact(heads.dim).enumerate() {
-            let at = (start + i) * width + head * heads.dim;
-            ctx[at..at + heads.dim].copy_from_slice(row);
+            for (i, row) in out[..len * heads.dim].chunks_exact(heads.dim).enumerate() {
+                // SAFETY: this head's columns of this sequence's rows belong to this task alone;
+                // in bounds by the assert above.
+                unsafe {
+                    let at = dst.at((start + i) * width + head * heads.dim);
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), at, heads.dim);
+                }
+            }
         }
-    }
+    });
 }
 
 multiversion! {
     /// One head of one sequence: scores, softmax, weighted sum of values into `out` (len × dim).
+    /// Keys are transposed into `keys_t` (dim × len) first, so scores are computed 16 keys at a
+    /// time with no horizontal sums.
     #[allow(clippy::too_many_arguments)]
     fn one_head(
         qkv: &[f32],
@@ -78,6 +87,7 @@ multiversion! {
         dim: usize,
         causal: bool,
         scores: &mut [f32],
+        keys_t: &mut [f32],
         out: &mut [f32],
     ) {
         let width = (query_heads + 2 * kv_heads) * dim;
@@ -86,15 +96,21 @@ multiversion! {
         let k_at = query_heads * dim + kv_head * dim;
         let v_at = (query_heads + kv_heads) * dim + kv_head * dim;
         let row = |t: usize, at: usize| &qkv[(start + t) * width + at..(start + t) * width + at + dim];
-        for i in 0..len {
-            let q = row(i, q_at);
-            for j in 0..len {
-                scores[i * len + j] = if causal && j > i {
-                    f32::NEG_INFINITY
-                } else {
-                    super::dot(q, row(j, k_at))
-                };
+        for j in 0..len {
+            for (d, k) in row(j, k_at).iter().enumerate() {
+                keys_t[d * len + j] = *k;
             }
+        }
+        for i in 0..len {
+            let visible = if causal { i + 1 } else { len };
+            let s = &mut scores[i * len..(i + 1) * len];
+            s.fill(0.0);
+            for (d, q) in row(i, q_at).iter().enumerate() {
+                for (a, k) in s[..visible].iter_mut().zip(&keys_t[d * len..d * len + visible]) {
+                    *a += q * k;
+                }
+            }
+            s[visible..].fill(f32::NEG_INFINITY);
         }
         super::math::softmax_rows(scores, len, 1.0 / (dim as f32).sqrt());
         for i in 0..len {
@@ -174,11 +190,7 @@ mod tests {
             .collect();
         for causal in [false, true] {
             let mut ctx = vec![f32::NAN; tokens * heads.context_width()];
-            let pool = rayon::ThreadPoolBuilder::new()
-                .num_threads(2)
-                .build()
-                .unwrap();
-            pool.install(|| attention(&qkv, &mut ctx, &seqs, heads, causal));
+            attention(&Team::new(2), &qkv, &mut ctx, &seqs, heads, causal);
             for &seq in &seqs {
                 let want = plain(&qkv, seq, heads, causal);
                 let got =

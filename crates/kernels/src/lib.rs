@@ -23,6 +23,9 @@ pub mod math;
 pub mod norm;
 pub mod panel;
 pub mod rope;
+pub mod team;
+
+pub use team::Team;
 
 /// Dot product with 16 independent accumulators, so the loop vectorises without reassociation.
 #[inline(always)]
@@ -58,17 +61,38 @@ pub fn sum(a: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + a[chunks..].iter().sum::<f32>()
 }
 
-/// Runs `f` on row blocks of `xs` (rows `width` wide) across the current rayon pool's threads;
-/// small inputs stay on the calling thread.
-pub fn par_rows(xs: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync + Send) {
-    use rayon::prelude::*;
+/// Runs `f` on row blocks of `xs` (rows `width` wide), one block per team member; small inputs
+/// stay on the calling thread.
+pub fn par_rows(team: &Team, xs: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync) {
+    par_rows2(team, xs, &[], width, |a, _| f(a))
+}
+
+/// As [`par_rows`], with the matching rows of a second, read-only buffer (`other` empty: none).
+pub fn par_rows2(
+    team: &Team,
+    xs: &mut [f32],
+    other: &[f32],
+    width: usize,
+    f: impl Fn(&mut [f32], &[f32]) + Sync,
+) {
     let rows = xs.len() / width.max(1);
-    let threads = rayon::current_num_threads();
-    if threads == 1 || xs.len() < 16 * 1024 {
-        return f(xs);
+    if team.size() == 1 || xs.len() < 8 * 1024 {
+        return f(xs, other);
     }
-    let per = rows.div_ceil(threads).max(1) * width;
-    xs.par_chunks_mut(per).for_each(f);
+    let ptr = team::SharedMut(xs.as_mut_ptr());
+    team.run(&|member| {
+        let range = team::share(rows, team.size(), member);
+        // SAFETY: members get disjoint row ranges of `xs`.
+        let mine = unsafe {
+            std::slice::from_raw_parts_mut(ptr.at(range.start * width), range.len() * width)
+        };
+        let theirs = if other.is_empty() {
+            other
+        } else {
+            &other[range.start * width..range.end * width]
+        };
+        f(mine, theirs)
+    });
 }
 
 /// Mean of each packed sequence's rows (`spans` of `(start, len)` in `xs`, rows `width` wide),

@@ -5,9 +5,9 @@
 //! threads, many tokens split the rows: either way no thread waits on another.
 
 use gemm::Parallelism;
-use rayon::prelude::*;
 
 use crate::panel;
+use crate::team::{share, SharedMut, Team};
 
 enum Weights {
     /// [`panel::pack`]ed: `ceil(outputs/32)` panels of `inputs × 32`.
@@ -25,12 +25,6 @@ pub struct Linear {
 
 /// Rows below this (per thread) are split by output columns instead.
 const MIN_ROWS_PER_THREAD: usize = 32;
-
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: each task writes a disjoint block of the output (distinct rows or distinct columns).
-unsafe impl Send for SendPtr {}
-unsafe impl Sync for SendPtr {}
 
 /// `rows × cols` row-major → `cols × rows` row-major.
 fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
@@ -78,9 +72,22 @@ impl Linear {
         }
     }
 
-    /// `y` (m × outputs) ← `x`·Wᵀ + b, or `y` + `x`·Wᵀ + b when `accumulate`. Runs on the
-    /// current rayon pool's threads.
-    pub fn forward(&self, x: &[f32], m: usize, y: &mut [f32], accumulate: bool) {
+    /// `y` (m × outputs) ← `x`·Wᵀ + b, or `y` + `x`·Wᵀ + b when `accumulate`, on `team`.
+    pub fn forward(&self, team: &Team, x: &[f32], m: usize, y: &mut [f32], accumulate: bool) {
+        self.forward_then(team, x, m, y, accumulate, |_| {})
+    }
+
+    /// As [`forward`](Self::forward), then `after` (an activation) on the finished rows of `y`:
+    /// fused into the same fork when the threads split rows, a second one when they split columns.
+    pub fn forward_then(
+        &self,
+        team: &Team,
+        x: &[f32],
+        m: usize,
+        y: &mut [f32],
+        accumulate: bool,
+        after: impl Fn(&mut [f32]) + Sync,
+    ) {
         assert!(x.len() >= m * self.inputs && y.len() >= m * self.outputs);
         if m == 0 {
             return;
@@ -95,8 +102,8 @@ impl Linear {
                 }
             }
         }
-        let threads = rayon::current_num_threads().max(1);
-        let dst = SendPtr(y.as_mut_ptr());
+        let threads = team.size();
+        let dst = SharedMut(y.as_mut_ptr());
         // Column work units: panels, or 16-column strips for gemm.
         let (units, unit) = match self.weights {
             Weights::Panels(_) => (self.outputs.div_ceil(panel::WIDTH), panel::WIDTH),
@@ -104,24 +111,22 @@ impl Linear {
         };
         if threads == 1 {
             self.block(x, dst, 0..m, 0..units, unit, read_dst);
+            after(&mut y[..m * self.outputs]);
         } else if m >= threads * MIN_ROWS_PER_THREAD {
-            let per = m.div_ceil(threads);
-            (0..threads).into_par_iter().for_each(|t| {
-                let rows = (t * per).min(m)..((t + 1) * per).min(m);
-                self.block(x, dst, rows, 0..units, unit, read_dst);
+            team.run(&|t| {
+                let rows = share(m, threads, t);
+                self.block(x, dst, rows.clone(), 0..units, unit, read_dst);
+                // SAFETY: these rows of `y` are this thread's alone.
+                after(unsafe {
+                    std::slice::from_raw_parts_mut(
+                        dst.at(rows.start * self.outputs),
+                        rows.len() * self.outputs,
+                    )
+                });
             });
         } else {
-            let per = units.div_ceil(threads);
-            (0..threads).into_par_iter().for_each(|t| {
-                self.block(
-                    x,
-                    dst,
-                    0..m,
-                    (t * per).min(units)..((t + 1) * per).min(units),
-                    unit,
-                    read_dst,
-                );
-            });
+            team.run(&|t| self.block(x, dst, 0..m, share(units, threads, t), unit, read_dst));
+            crate::par_rows(team, &mut y[..m * self.outputs], self.outputs, after);
         }
     }
 
@@ -129,7 +134,7 @@ impl Linear {
     fn block(
         &self,
         x: &[f32],
-        dst: SendPtr,
+        dst: SharedMut,
         rows: std::ops::Range<usize>,
         units: std::ops::Range<usize>,
         unit: usize,
@@ -145,7 +150,7 @@ impl Linear {
             Weights::Panels(packed) => unsafe {
                 panel::product(
                     x.as_ptr(),
-                    dst.0,
+                    dst.at(0),
                     packed,
                     self.inputs,
                     self.outputs,
@@ -168,7 +173,7 @@ impl Linear {
         &self,
         weight_t: &[f32],
         x: &[f32],
-        dst: SendPtr,
+        dst: SharedMut,
         rows: std::ops::Range<usize>,
         cols: std::ops::Range<usize>,
         read_dst: bool,
@@ -183,7 +188,7 @@ impl Linear {
                 rows.len(),
                 cols.len(),
                 self.inputs,
-                dst.0.add(rows.start * self.outputs + cols.start),
+                dst.at(rows.start * self.outputs + cols.start),
                 1,
                 self.outputs as isize,
                 read_dst,
@@ -234,17 +239,14 @@ mod tests {
             Linear::with_gemm(&w, Some(b.clone()), out, inp),
         ] {
             for threads in [1, 2, 3] {
-                let pool = rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap();
+                let team = Team::new(threads);
                 for m in [1, 5, 13, 200] {
                     let x: Vec<f32> = (0..m * inp)
                         .map(|i| ((i * 17 % 53) as f32 - 26.0) * 0.02)
                         .collect();
                     let want = naive(&x, &w, &b, m, out, inp);
                     let mut y = vec![f32::NAN; m * out];
-                    pool.install(|| layer.forward(&x, m, &mut y, false));
+                    layer.forward(&team, &x, m, &mut y, false);
                     let worst = y
                         .iter()
                         .zip(&want)
@@ -252,7 +254,7 @@ mod tests {
                         .fold(0f32, f32::max);
                     assert!(worst < 1e-4, "threads {threads} m {m}: {worst}");
                     let mut residual = vec![1f32; m * out];
-                    pool.install(|| layer.forward(&x, m, &mut residual, true));
+                    layer.forward(&team, &x, m, &mut residual, true);
                     let worst = residual
                         .iter()
                         .zip(&want)
