@@ -135,9 +135,10 @@ pub struct EncoderConfig {
     /// `max_wait`; the actions consumer uses `ingest.max_wait_ms`). Small: freshness first; under
     /// lag, batches fill on their own.
     pub max_wait_ms: u64,
-    /// `native`: learn-stream's own CPU kernels (packed tokens, no padding computed; fastest on
-    /// CPU). `candle`: candle-transformers' models, on the CUDA device when built with `--features
-    /// cuda` and one is present (else CPU).
+    /// `auto`: candle on the GPU when built with `--features cuda` and a CUDA device is present,
+    /// otherwise `native`. `native`: learn-stream's own CPU kernels (packed tokens, no padding
+    /// computed; the fastest on CPU). `candle`: candle-transformers' models (CUDA when available,
+    /// else CPU).
     pub backend: EncoderBackend,
     /// Threads of the encoder's own pool; 0 means one per CPU core.
     pub threads: usize,
@@ -150,6 +151,7 @@ pub struct EncoderConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EncoderBackend {
+    Auto,
     Native,
     Candle,
 }

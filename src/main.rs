@@ -247,6 +247,13 @@ fn load_encoder(config: &mut Config, args: &ModelArgs) -> Result<Arc<ContentEnco
         config.encoder.model_dir = dir.clone();
     }
     let encoder = ContentEncoder::from_config(&config.encoder)?;
+    tracing::info!(
+        model = encoder.model_id(),
+        dim = encoder.dim(),
+        backend = encoder.backend(),
+        threads = config.encoder.threads,
+        "frozen encoder loaded"
+    );
     Ok(Arc::new(encoder))
 }
 
@@ -332,7 +339,7 @@ fn bench_encoder(mut config: Config, args: BenchEncoderArgs) -> Result<()> {
         }
         let rate = done as f64 / start.elapsed().as_secs_f64();
         let line = serde_json::json!({
-            "runtime": format!("learn-stream {:?}", config.encoder.backend).to_lowercase(),
+            "runtime": format!("learn-stream {}", encoder.backend()),
             "model": encoder.model_id(), "batch": batch, "threads": threads,
             "items_per_s": (rate * 100.0).round() / 100.0,
         });

@@ -59,7 +59,7 @@ fn matches_reference(model: &Path, fixture_name: &str, dim: usize) {
             }
         }
         eprintln!(
-            "{fixture_name} {backend:?}: worst cosine {:.7} ({:?})",
+            "{fixture_name} {backend:?}: worst cosine {:.9} ({:?})",
             worst.0, worst.1
         );
         assert!(

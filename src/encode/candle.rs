@@ -22,6 +22,11 @@ pub struct CandleEncoder {
     device: Device,
 }
 
+/// Whether this build can run the encoder on a GPU (the `cuda` feature and a CUDA device).
+pub fn gpu_present() -> bool {
+    pick_device().is_cuda()
+}
+
 /// CUDA when built with the `cuda` feature and a device is present, otherwise CPU.
 fn pick_device() -> Device {
     #[cfg(feature = "cuda")]
@@ -59,6 +64,10 @@ impl CandleEncoder {
             }
         };
         Ok(Self { model, device })
+    }
+
+    pub fn on_gpu(&self) -> bool {
+        self.device.is_cuda()
     }
 
     /// Unit-length mean-pooled embeddings, one padded forward pass.

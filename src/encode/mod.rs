@@ -93,7 +93,12 @@ impl ContentEncoder {
                 ..Default::default()
             }))
             .map_err(|e| EncodeError::Tokenizer(e.to_string()))?;
-        let backend = match (config.backend, &files.architecture) {
+        let choice = match config.backend {
+            EncoderBackend::Auto if candle::gpu_present() => EncoderBackend::Candle,
+            EncoderBackend::Auto => EncoderBackend::Native,
+            chosen => chosen,
+        };
+        let backend = match (choice, &files.architecture) {
             (EncoderBackend::Native, Architecture::Bert(c)) => Backend::NativeBert(
                 bert::NativeBert::load(&files, c)?,
                 Team::new(config.threads),
@@ -102,7 +107,7 @@ impl ContentEncoder {
                 decoder::NativeDecoder::load(&files, c, max_tokens)?,
                 Team::new(config.threads),
             ),
-            (EncoderBackend::Candle, _) => {
+            (EncoderBackend::Candle | EncoderBackend::Auto, _) => {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(config.threads)
                     .thread_name(|i| format!("encoder-{i}"))
@@ -128,6 +133,15 @@ impl ContentEncoder {
 
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// What runs the model: `native`, `candle-cpu` or `candle-cuda`.
+    pub fn backend(&self) -> &'static str {
+        match &self.backend {
+            Backend::NativeBert(..) | Backend::NativeDecoder(..) => "native",
+            Backend::Candle(m, _) if m.on_gpu() => "candle-cuda",
+            Backend::Candle(..) => "candle-cpu",
+        }
     }
 
     /// Distinct texts whose embeddings the cache holds.
