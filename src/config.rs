@@ -362,14 +362,18 @@ impl Config {
 }
 
 impl EncoderConfig {
-    /// The id published with embeddings: `model_id`, or the model directory's name.
+    /// The id published with embeddings: `model_id`, or the model directory's name (a `.gguf`
+    /// file's name without the extension).
     pub fn resolved_model_id(&self) -> String {
         if !self.model_id.is_empty() {
             return self.model_id.clone();
         }
-        self.model_dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
+        let name = if self.model_dir.extension().is_some_and(|e| e == "gguf") {
+            self.model_dir.file_stem()
+        } else {
+            self.model_dir.file_name()
+        };
+        name.map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "unknown".into())
     }
 }

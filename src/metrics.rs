@@ -9,7 +9,8 @@
 //! produced → aligned embedding written), `learn_train_steps_total`, `learn_train_loss`,
 //! `learn_train_step_seconds`, `learn_train_batch_users`, `learn_checkpoints_total`,
 //! `learn_checkpoint_seconds`, `learn_model_version`, `learn_consumer_lag{topic,partition}` (from
-//! librdkafka statistics, see [`LagBoard`]).
+//! librdkafka statistics, see [`LagBoard`]). The encoder counts its own cache hits,
+//! `learn_encoder_cache_hits_total` (texts served without a forward pass).
 //!
 //! [`prometheus`] installs the Prometheus recorder that `/metrics` renders.
 
