@@ -153,7 +153,7 @@ impl ContentEncoder {
 
     /// Embeds `texts`, returning one unit-length vector per text, in input order. Texts seen
     /// before come from the cache; the rest are tokenized, sorted by length and run in batches of
-    /// at most `max_batch` on the encoder's thread pool.
+    /// at most `max_batch` by the backend (the native kernels on the encoder's thread team).
     pub fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EncodeError> {
         let keys: Vec<u128> = texts
             .iter()

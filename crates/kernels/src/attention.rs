@@ -195,11 +195,7 @@ mod tests {
                 let want = plain(&qkv, seq, heads, causal);
                 let got =
                     &ctx[seq.0 * heads.context_width()..(seq.0 + seq.1) * heads.context_width()];
-                let worst = got
-                    .iter()
-                    .zip(&want)
-                    .map(|(a, b)| (a - b).abs())
-                    .fold(0f32, f32::max);
+                let worst = crate::max_diff(got, &want);
                 assert!(worst < 1e-5, "causal {causal} seq {seq:?}: {worst}");
             }
         }

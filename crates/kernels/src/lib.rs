@@ -123,3 +123,13 @@ pub fn spans(sequences: &[&[u32]]) -> Vec<(usize, usize)> {
         })
         .collect()
 }
+
+/// Largest absolute difference between two slices (tests compare kernels with plain versions).
+#[cfg(test)]
+pub(crate) fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}

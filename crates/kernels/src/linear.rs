@@ -247,11 +247,7 @@ mod tests {
                     let want = naive(&x, &w, &b, m, out, inp);
                     let mut y = vec![f32::NAN; m * out];
                     layer.forward(&team, &x, m, &mut y, false);
-                    let worst = y
-                        .iter()
-                        .zip(&want)
-                        .map(|(a, b)| (a - b).abs())
-                        .fold(0f32, f32::max);
+                    let worst = crate::max_diff(&y, &want);
                     assert!(worst < 1e-4, "threads {threads} m {m}: {worst}");
                     let mut residual = vec![1f32; m * out];
                     layer.forward(&team, &x, m, &mut residual, true);

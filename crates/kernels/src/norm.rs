@@ -65,11 +65,7 @@ mod tests {
         .unwrap();
         let mut fast = xs;
         layer_norm(&mut fast, &gamma, &beta, 1e-12);
-        let worst = fast
-            .iter()
-            .zip(&plain)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = crate::max_diff(&fast, &plain);
         assert!(worst < 1e-5, "layer norm differs by {worst}");
     }
 
@@ -89,11 +85,7 @@ mod tests {
         .unwrap();
         let mut fast = vec![0f32; xs.len()];
         rms_norm(&xs, &mut fast, &gamma, 1e-5);
-        let worst = fast
-            .iter()
-            .zip(&plain)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = crate::max_diff(&fast, &plain);
         assert!(worst < 1e-5, "rms norm differs by {worst}");
     }
 }
