@@ -42,11 +42,11 @@ pub fn attention(
     assert!(ctx.len() >= seqs.iter().map(|s| s.0 + s.1).max().unwrap_or(0) * width);
     let dst = SharedMut(ctx.as_mut_ptr());
     team.run(&|member| {
-        let mut scores = vec![0f32; longest * longest];
-        let mut keys_t = vec![0f32; longest * heads.dim];
+        let padded = longest.next_multiple_of(16);
+        let mut scores = vec![0f32; longest * padded];
+        let mut keys_t = vec![0f32; padded * heads.dim];
         let mut out = vec![0f32; longest * heads.dim];
         for &(start, len, head) in tasks.iter().skip(member).step_by(team.size()) {
-            out[..len * heads.dim].fill(0.0);
             one_head(
                 qkv,
                 start,
@@ -56,8 +56,8 @@ pub fn attention(
                 heads.key_value,
                 heads.dim,
                 causal,
-                &mut scores[..len * len],
-                &mut keys_t[..len * heads.dim],
+                &mut scores,
+                &mut keys_t,
                 &mut out[..len * heads.dim],
             );
             for (i, row) in out[..len * heads.dim].chunks_exact(heads.dim).enumerate() {
@@ -74,8 +74,8 @@ pub fn attention(
 
 multiversion! {
     /// One head of one sequence: scores, softmax, weighted sum of values into `out` (len × dim).
-    /// Keys are transposed into `keys_t` (dim × len) first, so scores are computed 16 keys at a
-    /// time with no horizontal sums.
+    /// Keys are transposed into `keys_t` (dim × len rounded up to 16) first, so scores are
+    /// computed 16 keys at a time with no horizontal sums and no scalar tails.
     #[allow(clippy::too_many_arguments)]
     fn one_head(
         qkv: &[f32],
@@ -96,31 +96,49 @@ multiversion! {
         let k_at = query_heads * dim + kv_head * dim;
         let v_at = (query_heads + kv_heads) * dim + kv_head * dim;
         let row = |t: usize, at: usize| &qkv[(start + t) * width + at..(start + t) * width + at + dim];
+        // Rows padded to a multiple of 16 keys (zero keys, masked below) so that every loop over
+        // keys runs in whole vectors, without scalar tails.
+        let padded = len.next_multiple_of(16);
+        keys_t[..dim * padded].fill(0.0);
         for j in 0..len {
             for (d, k) in row(j, k_at).iter().enumerate() {
-                keys_t[d * len + j] = *k;
+                keys_t[d * padded + j] = *k;
             }
         }
+        // Both products accumulate 16 lanes in registers across the whole inner loop and store
+        // once (a slice accumulator was loaded and stored at every step: 36 % of this function).
         for i in 0..len {
+            let q = row(i, q_at);
             let visible = if causal { i + 1 } else { len };
-            let s = &mut scores[i * len..(i + 1) * len];
-            s.fill(0.0);
-            for (d, q) in row(i, q_at).iter().enumerate() {
-                for (a, k) in s[..visible].iter_mut().zip(&keys_t[d * len..d * len + visible]) {
-                    *a += q * k;
+            for c in 0..padded / 16 {
+                let mut acc = [0f32; 16];
+                for (d, qd) in q.iter().enumerate() {
+                    let k = &keys_t[d * padded + c * 16..d * padded + c * 16 + 16];
+                    for l in 0..16 {
+                        acc[l] += qd * k[l];
+                    }
                 }
+                scores[i * padded + c * 16..i * padded + c * 16 + 16].copy_from_slice(&acc);
             }
-            s[visible..].fill(f32::NEG_INFINITY);
+            scores[i * padded + visible..(i + 1) * padded].fill(f32::NEG_INFINITY);
         }
-        super::math::softmax_rows(scores, len, 1.0 / (dim as f32).sqrt());
+        super::math::softmax_rows(&mut scores[..len * padded], padded, 1.0 / (dim as f32).sqrt());
         for i in 0..len {
-            let o = &mut out[i * dim..(i + 1) * dim];
             let visible = if causal { i + 1 } else { len };
-            for j in 0..visible {
-                let p = scores[i * len + j];
-                for (a, v) in o.iter_mut().zip(row(j, v_at)) {
-                    *a += p * v;
+            let p = &scores[i * padded..i * padded + visible];
+            let full = dim / 16 * 16;
+            for c in (0..full).step_by(16) {
+                let mut acc = [0f32; 16];
+                for (j, pj) in p.iter().enumerate() {
+                    let v = &row(j, v_at)[c..c + 16];
+                    for l in 0..16 {
+                        acc[l] += pj * v[l];
+                    }
                 }
+                out[i * dim + c..i * dim + c + 16].copy_from_slice(&acc);
+            }
+            for c in full..dim {
+                out[i * dim + c] = p.iter().enumerate().map(|(j, pj)| pj * row(j, v_at)[c]).sum();
             }
         }
     }

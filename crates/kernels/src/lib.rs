@@ -61,6 +61,22 @@ pub fn sum(a: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + a[chunks..].iter().sum::<f32>()
 }
 
+/// Largest element of a row, vectorisable (16 lanes; `f32::max`'s NaN rule would keep it scalar).
+#[inline(always)]
+pub fn max(a: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; 16];
+    let chunks = a.len() / 16 * 16;
+    for c in a[..chunks].chunks_exact(16) {
+        for l in 0..16 {
+            acc[l] = if c[l] > acc[l] { c[l] } else { acc[l] };
+        }
+    }
+    let tail = a[chunks..]
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+    acc.iter().fold(tail, |m, &v| if v > m { v } else { m })
+}
+
 /// Runs `f` on row blocks of `xs` (rows `width` wide), one block per team member; small inputs
 /// stay on the calling thread.
 pub fn par_rows(team: &Team, xs: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync) {

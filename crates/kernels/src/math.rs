@@ -63,7 +63,7 @@ multiversion! {
     /// Softmax of every `width`-long row of `xs`, in place, after scaling by `scale`.
     pub fn softmax_rows(xs: &mut [f32], width: usize, scale: f32) {
         for row in xs.chunks_exact_mut(width) {
-            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let max = super::max(row);
             for v in row.iter_mut() {
                 *v = exp((*v - max) * scale);
             }
