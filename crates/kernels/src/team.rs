@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 /// How long an idle member spins before it parks.
 const SPIN: Duration = Duration::from_micros(300);
+/// Spins (≈ a few microseconds) before a waiter starts yielding its core.
+const YIELD_AFTER: u32 = 2_000;
 
 type Job = *const (dyn Fn(usize) + Sync);
 
@@ -98,8 +100,10 @@ impl Team {
             s.wake.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| job(0)));
+        let mut spins = 0u32;
         while s.remaining.load(SeqCst) != 0 {
-            std::hint::spin_loop();
+            spins = spins.saturating_add(1);
+            backoff(spins);
         }
         // SAFETY: every member is done with the job.
         unsafe { *s.job.get() = None };
@@ -118,9 +122,9 @@ fn member(s: &Shared, index: usize) {
         let idle = Instant::now();
         let mut spins = 0u32;
         while s.epoch.load(SeqCst) == seen && !s.stop.load(SeqCst) {
-            spins = spins.wrapping_add(1);
+            spins = spins.saturating_add(1);
             if !spins.is_multiple_of(256) || idle.elapsed() < SPIN {
-                std::hint::spin_loop();
+                backoff(spins);
                 continue;
             }
             s.parked.fetch_add(1, SeqCst);
@@ -154,6 +158,17 @@ impl Drop for Team {
         for member in self.members.drain(..) {
             let _ = member.join();
         }
+    }
+}
+
+/// Busy-wait step: a `spin_loop` hint at first, then `yield_now`, so that when the machine is
+/// oversubscribed (the trainer's threads share the cores) a waiter hands its core to the member it
+/// waits for instead of spinning through that member's time slice.
+fn backoff(spins: u32) {
+    if spins < YIELD_AFTER {
+        std::hint::spin_loop();
+    } else {
+        std::thread::yield_now();
     }
 }
 
