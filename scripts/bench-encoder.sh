@@ -11,11 +11,7 @@ source scripts/lib/reference-venv.sh
 cargo build --release --quiet
 out="$(mktemp)"; trap 'rm -f "$out"' EXIT
 for model in $models; do
-  scripts/fetch-model.sh "$model" >/dev/null
-  case "$model" in
-    minilm) path=models/all-MiniLM-L6-v2 ;;
-    smollm2) path=models/SmolLM2-135M-Instruct.Q4_1.gguf ;;
-  esac
+  path="$(scripts/fetch-model.sh "$model")"
   for threads in $threads_list; do
     LEARN__ENCODER__THREADS="$threads" LEARN__ENCODER__BACKEND="$backend" \
       target/release/learn bench-encoder --model-dir "$path" --seconds "$seconds" | sed "s/^{/{\"key\":\"$model\",/" | tee -a "$out"

@@ -251,7 +251,7 @@ fn load_encoder(config: &mut Config, args: &ModelArgs) -> Result<Arc<ContentEnco
         model = encoder.model_id(),
         dim = encoder.dim(),
         backend = encoder.backend(),
-        threads = config.encoder.threads,
+        threads = encoder.threads(),
         "frozen encoder loaded"
     );
     Ok(Arc::new(encoder))
@@ -325,10 +325,6 @@ fn bench_encoder(mut config: Config, args: BenchEncoderArgs) -> Result<()> {
         &std::fs::read_to_string(&args.texts)
             .with_context(|| format!("reading {}", args.texts.display()))?,
     )?;
-    let threads = match config.encoder.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        n => n,
-    };
     for &batch in &args.batches {
         let inputs: Vec<String> = texts.iter().cycle().take(batch).cloned().collect();
         encoder.embed(&inputs)?; // warm-up
@@ -340,7 +336,7 @@ fn bench_encoder(mut config: Config, args: BenchEncoderArgs) -> Result<()> {
         let rate = done as f64 / start.elapsed().as_secs_f64();
         let line = serde_json::json!({
             "runtime": format!("learn-stream {}", encoder.backend()),
-            "model": encoder.model_id(), "batch": batch, "threads": threads,
+            "model": encoder.model_id(), "batch": batch, "threads": encoder.threads(),
             "items_per_s": (rate * 100.0).round() / 100.0,
         });
         println!("{line}");

@@ -93,21 +93,21 @@ impl ContentEncoder {
                 ..Default::default()
             }))
             .map_err(|e| EncodeError::Tokenizer(e.to_string()))?;
-        let choice = match config.backend {
-            EncoderBackend::Auto if candle::gpu_present() => EncoderBackend::Candle,
-            EncoderBackend::Auto => EncoderBackend::Native,
-            chosen => chosen,
+        let use_candle = match config.backend {
+            EncoderBackend::Auto => candle::gpu_present(),
+            EncoderBackend::Native => false,
+            EncoderBackend::Candle => true,
         };
-        let backend = match (choice, &files.architecture) {
-            (EncoderBackend::Native, Architecture::Bert(c)) => Backend::NativeBert(
+        let backend = match (use_candle, &files.architecture) {
+            (false, Architecture::Bert(c)) => Backend::NativeBert(
                 bert::NativeBert::load(&files, c)?,
                 Team::new(config.threads),
             ),
-            (EncoderBackend::Native, Architecture::Decoder(c)) => Backend::NativeDecoder(
+            (false, Architecture::Decoder(c)) => Backend::NativeDecoder(
                 decoder::NativeDecoder::load(&files, c, max_tokens)?,
                 Team::new(config.threads),
             ),
-            (EncoderBackend::Candle | EncoderBackend::Auto, _) => {
+            (true, _) => {
                 let pool = rayon::ThreadPoolBuilder::new()
                     .num_threads(config.threads)
                     .thread_name(|i| format!("encoder-{i}"))
@@ -141,6 +141,14 @@ impl ContentEncoder {
             Backend::NativeBert(..) | Backend::NativeDecoder(..) => "native",
             Backend::Candle(m, _) if m.on_gpu() => "candle-cuda",
             Backend::Candle(..) => "candle-cpu",
+        }
+    }
+
+    /// Threads a forward pass runs on (`encoder.threads`, 0 resolved to the core count).
+    pub fn threads(&self) -> usize {
+        match &self.backend {
+            Backend::NativeBert(_, team) | Backend::NativeDecoder(_, team) => team.size(),
+            Backend::Candle(_, pool) => pool.current_num_threads(),
         }
     }
 
@@ -202,15 +210,13 @@ impl ContentEncoder {
                 }
             }
         }
-        Ok(keys
-            .iter()
-            .enumerate()
-            .map(|(i, k)| {
-                out[i]
-                    .clone()
-                    .unwrap_or_else(|| out[first[k]].clone().expect("embedded"))
-            })
-            .collect())
+        // A repeat of a new text takes the vector of its first occurrence.
+        for (i, k) in keys.iter().enumerate() {
+            if out[i].is_none() {
+                out[i] = out[first[k]].clone();
+            }
+        }
+        Ok(out.into_iter().map(|v| v.expect("embedded")).collect())
     }
 
     fn forward(&self, ids: &[&[u32]]) -> Result<Vec<Vec<f32>>, EncodeError> {

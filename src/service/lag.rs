@@ -181,21 +181,17 @@ mod tests {
             16,
             "action lag alone slows training"
         );
-        let late = Pressure {
-            upload_latency_ms: 400,
+        let latency = |upload_latency_ms| Pressure {
+            upload_latency_ms,
             ..lag(0, 0)
         };
         assert_eq!(
-            policy.adjust(8, 32, late),
+            policy.adjust(8, 32, latency(400)),
             (8, 16),
             "late uploads slow training"
         );
-        let in_band = Pressure {
-            upload_latency_ms: 200,
-            ..lag(0, 0)
-        };
         assert_eq!(
-            policy.adjust(8, 16, in_band),
+            policy.adjust(8, 16, latency(200)),
             (8, 16),
             "within the freshness band"
         );

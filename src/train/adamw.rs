@@ -152,23 +152,17 @@ mod tests {
             },
         )
         .unwrap();
+        let grad = |v: &Var| {
+            v.as_tensor()
+                .sqr()
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap()
+        };
         for _ in 0..5 {
-            let ga = ours
-                .as_tensor()
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
-            let gb = theirs
-                .as_tensor()
-                .sqr()
-                .unwrap()
-                .sum_all()
-                .unwrap()
-                .backward()
-                .unwrap();
+            let (ga, gb) = (grad(&ours), grad(&theirs));
             a.step(&ga).unwrap();
             b.step(&gb).unwrap();
         }

@@ -1,14 +1,15 @@
 //! learn-stream's native CPU kernels, which the frozen encoders run on: f32 slices in, f32 slices out.
 //!
-//! Tokens of a whole batch are packed row after row (`tokens × width`, no padding anywhere); the
-//! linear layers are one `gemm` call each over all of them, attention runs per sequence over its
-//! real tokens only. Elementwise kernels are written so LLVM vectorises them and are compiled once
+//! Tokens of a whole batch are packed row after row (`tokens × width`, no padding anywhere); each
+//! linear layer is one matrix product over all of them (split across a [`Team`]), attention runs
+//! per sequence over its real tokens only. Elementwise kernels are written so LLVM vectorises them and are compiled once
 //! per instruction set (AVX-512, AVX2+FMA, baseline) and picked at run time ([`simd`]).
 //! Every kernel is tested against the plain version (candle's op or the textbook formula).
 //! A crate of its own so that it is optimised even in debug and test builds (see the workspace
 //! `Cargo.toml`): unoptimised, these loops are 50× slower.
 //!
-//! - [`math`]: exp, erf-GELU, SiLU without libm calls, vectorisable.
+//! - [`math`]: exp, erf-GELU, SiLU, softmax without libm calls, vectorisable.
+//! - [`team`]: the threads a forward pass forks and joins on (spin, then park).
 //! - [`norm`]: LayerNorm and RMSNorm over rows, in place.
 //! - [`linear`]: `y = x·Wᵀ + b (+ residual)`, split across threads.
 //! - [`panel`]: the AVX-512 small-batch matrix product on weights packed at load.

@@ -40,13 +40,11 @@ fn transpose(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 impl Linear {
     /// `weight` is `outputs × inputs`, row-major, as Hugging Face stores it.
     pub fn new(weight: &[f32], bias: Option<Vec<f32>>, outputs: usize, inputs: usize) -> Self {
+        if !panel::available() {
+            return Self::with_gemm(weight, bias, outputs, inputs);
+        }
         assert_eq!(weight.len(), outputs * inputs, "weight shape");
-        let weight_t = transpose(weight, outputs, inputs);
-        let weights = if panel::available() {
-            Weights::Panels(panel::pack(&weight_t, inputs, outputs))
-        } else {
-            Weights::Transposed(weight_t)
-        };
+        let weights = Weights::Panels(panel::pack(weight, outputs, inputs));
         Self {
             weights,
             bias,
@@ -72,6 +70,14 @@ impl Linear {
         }
     }
 
+    /// Output columns per unit of work a thread takes: a panel, or a 16-column strip for gemm.
+    fn unit(&self) -> usize {
+        match self.weights {
+            Weights::Panels(_) => panel::WIDTH,
+            Weights::Transposed(_) => 16,
+        }
+    }
+
     /// `y` (m × outputs) ← `x`·Wᵀ + b, or `y` + `x`·Wᵀ + b when `accumulate`, on `team`.
     pub fn forward(&self, team: &Team, x: &[f32], m: usize, y: &mut [f32], accumulate: bool) {
         self.forward_then(team, x, m, y, accumulate, |_| {})
@@ -92,30 +98,16 @@ impl Linear {
         if m == 0 {
             return;
         }
-        let read_dst = accumulate || self.bias.is_some();
-        if let Some(bias) = &self.bias {
-            for row in y[..m * self.outputs].chunks_exact_mut(self.outputs) {
-                if accumulate {
-                    row.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-                } else {
-                    row.copy_from_slice(bias);
-                }
-            }
-        }
         let threads = team.size();
         let dst = SharedMut(y.as_mut_ptr());
-        // Column work units: panels, or 16-column strips for gemm.
-        let (units, unit) = match self.weights {
-            Weights::Panels(_) => (self.outputs.div_ceil(panel::WIDTH), panel::WIDTH),
-            Weights::Transposed(_) => (self.outputs.div_ceil(16), 16),
-        };
+        let units = self.outputs.div_ceil(self.unit());
         if threads == 1 {
-            self.block(x, dst, 0..m, 0..units, unit, read_dst);
+            self.block(x, dst, 0..m, 0..units, accumulate);
             after(&mut y[..m * self.outputs]);
         } else if m >= threads * MIN_ROWS_PER_THREAD {
             team.run(&|t| {
                 let rows = share(m, threads, t);
-                self.block(x, dst, rows.clone(), 0..units, unit, read_dst);
+                self.block(x, dst, rows.clone(), 0..units, accumulate);
                 // SAFETY: these rows of `y` are this thread's alone.
                 after(unsafe {
                     std::slice::from_raw_parts_mut(
@@ -125,24 +117,43 @@ impl Linear {
                 });
             });
         } else {
-            team.run(&|t| self.block(x, dst, 0..m, share(units, threads, t), unit, read_dst));
+            team.run(&|t| self.block(x, dst, 0..m, share(units, threads, t), accumulate));
             crate::par_rows(team, &mut y[..m * self.outputs], self.outputs, after);
         }
     }
 
-    /// One thread's block: `rows` × column units `units` (each `unit` columns wide) of the output.
+    /// One thread's block: `rows` × column units `units` of the output. The bias is written (or,
+    /// accumulating, added) into the block by the thread that owns it, then the product is added.
     fn block(
         &self,
         x: &[f32],
         dst: SharedMut,
         rows: std::ops::Range<usize>,
         units: std::ops::Range<usize>,
-        unit: usize,
-        read_dst: bool,
+        accumulate: bool,
     ) {
-        if rows.is_empty() || units.is_empty() {
+        let cols = units.start * self.unit()..(units.end * self.unit()).min(self.outputs);
+        if rows.is_empty() || cols.is_empty() {
             return;
         }
+        if let Some(bias) = &self.bias {
+            for r in rows.clone() {
+                // SAFETY: row `r`, columns `cols` of `y` belong to this block alone.
+                let out = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        dst.at(r * self.outputs + cols.start),
+                        cols.len(),
+                    )
+                };
+                let bias = &bias[cols.clone()];
+                if accumulate {
+                    out.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
+                } else {
+                    out.copy_from_slice(bias);
+                }
+            }
+        }
+        let read_dst = accumulate || self.bias.is_some();
         match &self.weights {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: panels exist only where `panel::available()`; shapes checked in `forward`;
@@ -162,7 +173,6 @@ impl Linear {
             #[cfg(not(target_arch = "x86_64"))]
             Weights::Panels(_) => unreachable!("panels are packed on x86_64 only"),
             Weights::Transposed(weight_t) => {
-                let cols = units.start * unit..(units.end * unit).min(self.outputs);
                 self.gemm_block(weight_t, x, dst, rows, cols, read_dst)
             }
         }
@@ -178,9 +188,6 @@ impl Linear {
         cols: std::ops::Range<usize>,
         read_dst: bool,
     ) {
-        if rows.is_empty() || cols.is_empty() {
-            return;
-        }
         // SAFETY: the block lies inside `y` (m × outputs, checked in `forward`) and inside `x` and
         // the weights; blocks of different tasks do not overlap.
         unsafe {

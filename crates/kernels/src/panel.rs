@@ -14,16 +14,15 @@ const TILE_ROWS: usize = 14;
 /// Token rows whose inputs are reused across all panels before moving on (x block stays in L2).
 const BLOCK_ROWS: usize = 96;
 
-/// `weight_t` (`inputs × outputs`, row-major) as `ceil(outputs/32)` panels of `inputs × 32`,
-/// zero-padded past the last column.
-pub fn pack(weight_t: &[f32], inputs: usize, outputs: usize) -> Vec<f32> {
+/// `weight` (`outputs × inputs`, row-major, as Hugging Face stores it) as `ceil(outputs/32)`
+/// panels of `inputs × 32`: panel `p` holds output columns `32p..32p+32`, zero-padded past the last.
+pub fn pack(weight: &[f32], outputs: usize, inputs: usize) -> Vec<f32> {
     let panels = outputs.div_ceil(WIDTH);
     let mut packed = vec![0f32; panels * inputs * WIDTH];
-    for p in 0..panels {
-        let cols = WIDTH.min(outputs - p * WIDTH);
-        for k in 0..inputs {
-            let src = &weight_t[k * outputs + p * WIDTH..k * outputs + p * WIDTH + cols];
-            packed[(p * inputs + k) * WIDTH..(p * inputs + k) * WIDTH + cols].copy_from_slice(src);
+    for (o, row) in weight.chunks_exact(inputs).enumerate() {
+        let (p, c) = (o / WIDTH, o % WIDTH);
+        for (k, w) in row.iter().enumerate() {
+            packed[(p * inputs + k) * WIDTH + c] = *w;
         }
     }
     packed
