@@ -180,9 +180,6 @@ pub struct OnlineConfig {
     pub step_interval_ms: u64,
     /// The history/target cut falls within each user's last `recent_targets` actions.
     pub recent_targets: usize,
-    /// Subtract each in-batch candidate's log share of actions from its logit (Yi et al. 2019),
-    /// so popular items are not pushed down for being frequent in-batch negatives.
-    pub logq_correction: bool,
     /// Users with fresh actions awaiting a step; beyond this the least recent are dropped (the
     /// trainer samples, it does not queue without bound).
     pub pending_users: usize,
@@ -318,11 +315,16 @@ impl Config {
                 reason: "must divide towers.d_model".into(),
             });
         }
-        if !(0.0..1.0).contains(&self.towers.dropout) {
-            return Err(ConfigError::Invalid {
-                key: "towers.dropout",
-                reason: "must be in [0, 1)".into(),
-            });
+        for (key, p) in [
+            ("towers.dropout", self.towers.dropout),
+            ("towers.attn_dropout", self.towers.attn_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "must be in [0, 1)".into(),
+                });
+            }
         }
         positive("online.batch_size", self.online.batch_size)?;
         positive("online.min_batch_size", self.online.min_batch_size)?;
@@ -351,6 +353,9 @@ impl Config {
         }
         positive("training.batch_size", self.training.batch_size)?;
         positive("training.epochs", self.training.epochs)?;
+        if self.training.negatives.draws() {
+            positive("training.negative_samples", self.training.negative_samples)?;
+        }
         if self.training.lr <= 0.0 {
             return Err(ConfigError::Invalid {
                 key: "training.lr",

@@ -95,7 +95,16 @@ impl Experiment {
         seed: u64,
     ) -> Result<Tower, ExperimentError> {
         let input = match (kind, content) {
-            (ModelKind::Learn, Some(table)) => TowerInput::Content(table.clone()),
+            (ModelKind::Learn, Some(table)) => {
+                let mut trained = vec![false; self.dataset.items.len()];
+                for &item in self.train.iter().flatten() {
+                    trained[item as usize] = true;
+                }
+                TowerInput::Content {
+                    table: table.clone(),
+                    trained,
+                }
+            }
             _ => TowerInput::Ids {
                 items: self.dataset.items.len(),
             },

@@ -162,16 +162,13 @@ struct TrainArgs {
     epochs: Option<usize>,
     /// Overrides training.loss.
     #[arg(long, value_enum)]
-    loss: Option<LossArg>,
+    loss: Option<learn_stream::train::Targets>,
+    /// Overrides training.negatives.
+    #[arg(long, value_enum)]
+    negatives: Option<learn_stream::train::Negatives>,
     /// Overrides training.seed.
     #[arg(long)]
     seed: Option<u64>,
-}
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum LossArg {
-    Dense,
-    Last,
 }
 
 #[derive(Args)]
@@ -380,10 +377,10 @@ fn train(mut config: Config, args: TrainArgs) -> Result<()> {
         config.training.epochs = epochs;
     }
     if let Some(loss) = args.loss {
-        config.training.loss = match loss {
-            LossArg::Dense => learn_stream::train::LossKind::Dense,
-            LossArg::Last => learn_stream::train::LossKind::Last,
-        };
+        config.training.loss = loss;
+    }
+    if let Some(negatives) = args.negatives {
+        config.training.negatives = negatives;
     }
     if let Some(seed) = args.seed {
         config.training.seed = seed;

@@ -31,7 +31,9 @@ fn batch(step: usize) -> OnlineBatch {
                     .collect()
             })
             .collect(),
-        log_q: Some((0..20).map(|i| -(1.0 + i as f32 / 10.0)).collect()),
+        drawn: vec![3, 11, 17],
+        catalogue_items: 20,
+        log_share: Some((0..20).map(|i| -(1.0 + i as f32 / 10.0)).collect()),
     }
 }
 

@@ -134,7 +134,9 @@ async fn every_history(shared: &Shared<RedisStore>) -> OnlineBatch {
     OnlineBatch {
         table: shared.catalogue.table(&rows).unwrap(),
         sequences,
-        log_q: None,
+        drawn: Vec::new(),
+        catalogue_items: rows.len(),
+        log_share: None,
     }
 }
 

@@ -1,11 +1,15 @@
 //! The offline trainer on a small synthetic catalogue: a fixed seed gives bit-identical weights,
-//! and training learns (loss falls, validation recall beats chance).
+//! every (targets × negatives) recipe learns (loss falls, validation recall beats chance), and
+//! early stopping leaves the best validation epoch's weights in place.
 
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use learn_stream::eval::{leave_one_out, Split};
+use std::collections::HashSet;
+
+use learn_stream::eval::scorers::TowerScorer;
+use learn_stream::eval::{evaluate, leave_one_out, Split};
 use learn_stream::towers::{Tower, TowerInput, TowerSpec};
-use learn_stream::train::{train, LossKind, Negatives, TrainReport, TrainingConfig};
+use learn_stream::train::{train, Negatives, Targets, TrainReport, TrainingConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -34,7 +38,7 @@ fn data() -> (Split, Tensor) {
     )
 }
 
-fn config(loss: LossKind) -> TrainingConfig {
+fn config(loss: Targets, negatives: Negatives) -> TrainingConfig {
     TrainingConfig {
         epochs: 4,
         batch_size: 32,
@@ -44,7 +48,9 @@ fn config(loss: LossKind) -> TrainingConfig {
         clip_norm: 1.0,
         logit_scale: 10.0,
         loss,
-        negatives: Negatives::InBatch,
+        negatives,
+        negative_samples: 8,
+        logq_correction: true,
         history_positions: 4,
         target_items: 3,
         patience: 10,
@@ -52,7 +58,20 @@ fn config(loss: LossKind) -> TrainingConfig {
     }
 }
 
-fn run(loss: LossKind, ids: bool, epochs: usize) -> (Vec<(String, Vec<f32>)>, TrainReport) {
+enum Input {
+    Ids,
+    Content,
+    ContentAndIds,
+}
+
+struct Run {
+    weights: Vec<(String, Vec<f32>)>,
+    report: TrainReport,
+    /// Validation NDCG@10 (nothing masked) of the weights left in place.
+    final_ndcg: f64,
+}
+
+fn run(config: TrainingConfig, input: Input) -> Run {
     let (split, content) = data();
     let spec = TowerSpec {
         d_model: 16,
@@ -61,27 +80,28 @@ fn run(loss: LossKind, ids: bool, epochs: usize) -> (Vec<(String, Vec<f32>)>, Tr
         out_dim: 8,
         max_len: 12,
         dropout: 0.1,
+        attn_dropout: 0.1,
+        item_ids: matches!(input, Input::ContentAndIds),
         pre_ln: true,
     };
     let varmap = VarMap::new();
-    let input = if ids {
-        TowerInput::Ids { items: ITEMS }
-    } else {
-        TowerInput::Content(content)
+    let input = match input {
+        Input::Ids => TowerInput::Ids { items: ITEMS },
+        _ => TowerInput::Content {
+            table: content,
+            trained: vec![true; ITEMS],
+        },
     };
     let tower = Tower::new(&spec, input, &varmap, 9, &Device::Cpu).unwrap();
-    let report = train(
-        &tower,
-        &varmap,
-        &split.train,
+    let report = train(&tower, &varmap, &split.train, &split.valid, ITEMS, &config).unwrap();
+    let final_ndcg = evaluate(
+        &TowerScorer::new(&tower, ITEMS).unwrap(),
         &split.valid,
-        ITEMS,
-        &TrainingConfig {
-            epochs,
-            ..config(loss)
-        },
+        &HashSet::new(),
     )
-    .unwrap();
+    .unwrap()
+    .unmasked
+    .ndcg_10;
     let mut weights: Vec<(String, Vec<f32>)> = varmap
         .data()
         .lock()
@@ -99,26 +119,77 @@ fn run(loss: LossKind, ids: bool, epochs: usize) -> (Vec<(String, Vec<f32>)>, Tr
         })
         .collect();
     weights.sort_by(|a, b| a.0.cmp(&b.0));
-    (weights, report)
+    Run {
+        weights,
+        report,
+        final_ndcg,
+    }
 }
 
 #[test]
 fn fixed_seed_gives_identical_weights() {
-    let (a, report_a) = run(LossKind::Dense, false, 3);
-    let (b, report_b) = run(LossKind::Dense, false, 3);
-    assert_eq!(
-        a, b,
-        "two runs with one seed must produce bit-identical weights"
+    for (loss, negatives) in [
+        (Targets::Dense, Negatives::InBatch),
+        (Targets::AllPositions, Negatives::Mixed),
+    ] {
+        let config = TrainingConfig {
+            epochs: 3,
+            ..config(loss, negatives)
+        };
+        let a = run(config.clone(), Input::ContentAndIds);
+        let b = run(config, Input::ContentAndIds);
+        assert_eq!(
+            a.weights, b.weights,
+            "{loss:?}/{negatives:?}: two runs with one seed must produce bit-identical weights"
+        );
+        assert_eq!(a.report.curve.len(), b.report.curve.len());
+    }
+}
+
+#[test]
+fn early_stopping_keeps_the_best_validation_weights() {
+    // A high learning rate without decay overshoots: validation NDCG@10 is not monotone.
+    let config = TrainingConfig {
+        epochs: 12,
+        patience: 3,
+        lr: 0.2,
+        warmup_frac: 0.0,
+        ..config(Targets::AllPositions, Negatives::AllItems)
+    };
+    let run = run(config, Input::Content);
+    let curve = &run.report.curve;
+    let best = curve
+        .iter()
+        .max_by(|a, b| a.valid_ndcg_10.total_cmp(&b.valid_ndcg_10))
+        .unwrap();
+    assert_eq!(run.report.best_epoch, best.epoch, "{curve:?}");
+    assert!(
+        curve.len() == 12 || curve.len() == best.epoch + 3,
+        "stops {} epochs after the best: {curve:?}",
+        3
     );
-    assert_eq!(report_a.curve.len(), report_b.curve.len());
+    assert_eq!(
+        run.final_ndcg, best.valid_ndcg_10,
+        "the weights left in place are the best epoch's: {curve:?}"
+    );
 }
 
 /// With item-ID inputs nothing is known before training (chance Recall@10 is ~1/6): what the
 /// towers reach comes from the loss.
 #[test]
-fn both_loss_modes_learn_the_clusters() {
-    for loss in [LossKind::Dense, LossKind::Last] {
-        let (_, report) = run(loss, true, 40);
+fn every_recipe_learns_the_clusters() {
+    for (loss, negatives) in [
+        (Targets::Dense, Negatives::InBatch),
+        (Targets::Last, Negatives::InBatch),
+        (Targets::AllPositions, Negatives::AllItems),
+        (Targets::AllPositions, Negatives::Sampled),
+        (Targets::AllPositions, Negatives::Mixed),
+    ] {
+        let config = TrainingConfig {
+            epochs: 40,
+            ..config(loss, negatives)
+        };
+        let report = run(config, Input::Ids).report;
         let first = &report.curve[0];
         let best = report
             .curve
@@ -127,13 +198,13 @@ fn both_loss_modes_learn_the_clusters() {
             .fold(0.0, f64::max);
         assert!(
             report.curve.last().unwrap().loss < first.loss,
-            "{loss:?}: loss must fall: {:?}",
+            "{loss:?}/{negatives:?}: loss must fall: {:?}",
             report.curve
         );
         // 15 candidate items per cluster out of 60: knowing the cluster gives ~2/3.
         assert!(
             best > 0.4,
-            "{loss:?}: validation Recall@10 {best} should be far above chance: {:?}",
+            "{loss:?}/{negatives:?}: validation Recall@10 {best} should be far above chance: {:?}",
             report.curve
         );
     }

@@ -25,9 +25,9 @@ pub struct Evaluation {
     pub masked: Metrics,
     /// Every item ranked, history included.
     pub unmasked: Metrics,
-    /// Masked metrics on the cases whose target is a cold item (never seen in training), if any.
+    /// Unmasked metrics on the cases whose target is a cold item (never seen in training), if any.
     pub cold_targets: Option<Metrics>,
-    /// Masked metrics on the other cases, when cold items exist.
+    /// Unmasked metrics on the other cases, when cold items exist.
     pub warm_targets: Option<Metrics>,
 }
 
@@ -51,7 +51,7 @@ pub fn evaluate(
         }
     }
     let subset = |want_cold: bool| -> Vec<usize> {
-        masked
+        unmasked
             .iter()
             .zip(&is_cold)
             .filter(|(_, &c)| c == want_cold)

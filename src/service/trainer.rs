@@ -23,7 +23,9 @@ use crate::publish::EmbeddingPublisher;
 use crate::schemas::{now_ms, UserEmbedding};
 use crate::serving::{Models, ServingModel};
 use crate::shutdown::Shutdown;
+use crate::train::negatives::draw_uniform;
 use crate::train::online::{inference_tower, OnlineBatch, OnlineTrainer};
+use crate::train::Negatives;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainerError {
@@ -269,9 +271,11 @@ impl<S: Store> Loop<S> {
         Ok(())
     }
 
-    /// Users' recent sequences as catalogue rows, and the batch-local table.
-    async fn batch(&self, users: &[String]) -> Result<Option<OnlineBatch>, TrainerError> {
-        let shared = &self.shared;
+    /// Users' recent sequences as rows of a batch-local table: the batch's items plus uniform
+    /// draws from the catalogue (`sampled`, `mixed`), or the whole catalogue (`all_items`).
+    async fn batch(&mut self, users: &[String]) -> Result<Option<OnlineBatch>, TrainerError> {
+        let shared = self.shared.clone();
+        let training = &shared.config.training;
         let limit = shared.config.towers.max_len + shared.config.online.recent_targets;
         let histories =
             futures::future::try_join_all(users.iter().map(|u| shared.store.history(u, limit)))
@@ -282,18 +286,23 @@ impl<S: Store> Loop<S> {
             .map(|e| e.item_id.clone())
             .collect();
         shared.catalogue.fetch_missing(&shared.store, &ids).await?;
+        let whole = training.negatives == Negatives::AllItems;
         let (mut local, mut rows) = (HashMap::new(), Vec::new());
+        let mut local_row = |row: u32| {
+            if whole {
+                return row;
+            }
+            *local.entry(row).or_insert_with(|| {
+                rows.push(row);
+                rows.len() as u32 - 1
+            })
+        };
         let sequences: Vec<Vec<u32>> = histories
             .iter()
             .map(|h| {
                 h.iter()
                     .filter_map(|e| shared.catalogue.row(&e.item_id))
-                    .map(|row| {
-                        *local.entry(row).or_insert_with(|| {
-                            rows.push(row);
-                            rows.len() as u32 - 1
-                        })
-                    })
+                    .map(&mut local_row)
                     .collect::<Vec<u32>>()
             })
             .filter(|s| s.len() >= 2)
@@ -301,7 +310,20 @@ impl<S: Store> Loop<S> {
         if sequences.len() < 2 {
             return Ok(None);
         }
-        let log_q = shared.config.online.logq_correction.then(|| {
+        // Read after the rows above: the catalogue only grows, so it covers every one of them.
+        let catalogue_items = shared.catalogue.len();
+        let drawn: Vec<u32> = if training.negatives.draws() {
+            draw_uniform(catalogue_items, training.negative_samples, &mut self.rng)
+                .into_iter()
+                .map(&mut local_row)
+                .collect()
+        } else {
+            Vec::new()
+        };
+        if whole {
+            rows = (0..catalogue_items as u32).collect();
+        }
+        let log_share = training.logq_correction.then(|| {
             let ids: Vec<String> = rows
                 .iter()
                 .filter_map(|&r| shared.catalogue.id(r))
@@ -311,7 +333,9 @@ impl<S: Store> Loop<S> {
         Ok(Some(OnlineBatch {
             table: shared.catalogue.table(&rows)?,
             sequences,
-            log_q,
+            drawn,
+            catalogue_items,
+            log_share,
         }))
     }
 

@@ -1,7 +1,10 @@
-//! Multi-head self-attention with an additive mask (0 = attend, -inf = blocked).
+//! Multi-head self-attention with an additive mask (0 = attend, -inf = blocked) and dropout on the
+//! attention weights.
 
 use candle_core::{Module, Result, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
+
+use super::init::SeededDropout;
 
 #[derive(Clone)]
 pub struct SelfAttention {
@@ -9,10 +12,16 @@ pub struct SelfAttention {
     out: Linear,
     heads: usize,
     head_dim: usize,
+    dropout: SeededDropout,
 }
 
 impl SelfAttention {
-    pub fn new(d_model: usize, heads: usize, vb: VarBuilder) -> Result<Self> {
+    pub fn new(
+        d_model: usize,
+        heads: usize,
+        dropout: SeededDropout,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         assert!(
             d_model.is_multiple_of(heads),
             "d_model must be divisible by heads"
@@ -22,11 +31,16 @@ impl SelfAttention {
             out: linear(d_model, d_model, vb.pp("out"))?,
             heads,
             head_dim: d_model / heads,
+            dropout,
         })
     }
 
+    pub fn reseed_dropout(&self, seed: u64) {
+        self.dropout.reseed(seed);
+    }
+
     /// `xs`: (batch, len, d_model); `mask`: (len, len), added to the attention logits.
-    pub fn forward(&self, xs: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    pub fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
         let (b, l, d) = xs.dims3()?;
         let qkv = self
             .qkv
@@ -38,9 +52,19 @@ impl SelfAttention {
             qkv.get(1)?.contiguous()?,
             qkv.get(2)?.contiguous()?,
         );
+        if l == 1 {
+            // One position attends to itself with weight exactly 1 (the item tower): skip the
+            // scores and the softmax, keep the dropout (same masks as the general path).
+            let ones = Tensor::ones((b, self.heads, 1, 1), xs.dtype(), xs.device())?;
+            let weights = self.dropout.forward(&ones, train)?;
+            let context = v.broadcast_mul(&weights)?.reshape((b, 1, d))?;
+            return self.out.forward(&context);
+        }
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let logits = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
-        let weights = candle_nn::ops::softmax(&logits, D::Minus1)?;
+        let weights = self
+            .dropout
+            .forward(&candle_nn::ops::softmax(&logits, D::Minus1)?, train)?;
         let context = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
         self.out.forward(&context)
     }

@@ -21,15 +21,18 @@ pub struct Block {
 }
 
 impl Block {
+    /// `dropout` acts on each sublayer's output (hidden dropout), `attn_dropout` on the attention
+    /// weights.
     pub fn new(
         d_model: usize,
         heads: usize,
         dropout: SeededDropout,
+        attn_dropout: SeededDropout,
         pre_ln: bool,
         vb: VarBuilder,
     ) -> Result<Self> {
         Ok(Self {
-            attention: SelfAttention::new(d_model, heads, vb.pp("attention"))?,
+            attention: SelfAttention::new(d_model, heads, attn_dropout, vb.pp("attention"))?,
             norm1: layer_norm(d_model, 1e-6, vb.pp("norm1"))?,
             up: linear(d_model, 4 * d_model, vb.pp("up"))?,
             down: linear(4 * d_model, d_model, vb.pp("down"))?,
@@ -41,6 +44,7 @@ impl Block {
 
     pub fn reseed_dropout(&self, seed: u64) {
         self.dropout.reseed(seed);
+        self.attention.reseed_dropout(seed.wrapping_add(500));
     }
 
     fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
@@ -51,7 +55,9 @@ impl Block {
         if self.pre_ln {
             let xs = (xs
                 + self.dropout.forward(
-                    &self.attention.forward(&self.norm1.forward(xs)?, mask)?,
+                    &self
+                        .attention
+                        .forward(&self.norm1.forward(xs)?, mask, train)?,
                     train,
                 )?)?;
             &xs + self
@@ -61,7 +67,7 @@ impl Block {
             let xs = self.norm1.forward(
                 &(xs + self
                     .dropout
-                    .forward(&self.attention.forward(xs, mask)?, train)?)?,
+                    .forward(&self.attention.forward(xs, mask, train)?, train)?)?,
             )?;
             self.norm2
                 .forward(&(&xs + self.dropout.forward(&self.mlp(&xs)?, train)?)?)

@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::{Device, Result, Tensor};
 use candle_nn::VarMap;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::rngs::{SmallRng, StdRng};
+use rand::{Rng, RngCore, SeedableRng};
 
 /// Re-initialises every variable of `varmap` in name order: weights uniform in ±1/sqrt(fan_in)
-/// (PyTorch's Linear default), embedding tables uniform ±0.035, layer-norm weights 1, biases 0.
+/// (PyTorch's Linear default), embedding tables uniform ±0.035, layer-norm weights 1, biases and
+/// the item-ID offsets added to content (`towers.item_ids`) 0.
 pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
     let data = varmap.data().lock().expect("varmap lock");
     let mut names: Vec<&String> = data.keys().collect();
@@ -19,7 +20,7 @@ pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
         let var = &data[name];
         let shape = var.shape().clone();
         let n = shape.elem_count();
-        let values: Vec<f32> = if name.ends_with("bias") {
+        let values: Vec<f32> = if name.ends_with("bias") || name.starts_with("id_offsets") {
             vec![0.0; n]
         } else if name.contains("norm") {
             vec![1.0; n]
@@ -37,24 +38,25 @@ pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
 }
 
 /// Inverted dropout whose masks come from a seeded RNG (shared by clones of a tower).
+/// Masks come from a small fast generator (millions of draws per step); still seeded.
 #[derive(Clone)]
 pub struct SeededDropout {
     p: f32,
-    rng: Arc<Mutex<StdRng>>,
+    rng: Arc<Mutex<SmallRng>>,
 }
 
 impl SeededDropout {
     pub fn new(p: f32, seed: u64) -> Self {
         Self {
             p,
-            rng: Arc::new(Mutex::new(StdRng::seed_from_u64(seed))),
+            rng: Arc::new(Mutex::new(SmallRng::seed_from_u64(seed))),
         }
     }
 
     /// Restarts the mask sequence from `seed` (online training reseeds every step, so a restored
     /// checkpoint continues with the same masks as an uninterrupted run).
     pub fn reseed(&self, seed: u64) {
-        *self.rng.lock().expect("dropout rng") = StdRng::seed_from_u64(seed);
+        *self.rng.lock().expect("dropout rng") = SmallRng::seed_from_u64(seed);
     }
 
     pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
@@ -62,10 +64,12 @@ impl SeededDropout {
             return Ok(xs.clone());
         }
         let keep = 1.0 - self.p;
+        // Keep when a uniform u32 falls below keep × 2^32.
+        let threshold = (f64::from(keep) * 4_294_967_296.0) as u64;
         let mut rng = self.rng.lock().expect("dropout rng");
         let mask: Vec<f32> = (0..xs.elem_count())
             .map(|_| {
-                if rng.random::<f32>() < keep {
+                if u64::from(rng.next_u32()) < threshold {
                     1.0 / keep
                 } else {
                     0.0

@@ -24,15 +24,23 @@ pub struct TowerSpec {
     pub out_dim: usize,
     /// Longest history read (older items are dropped).
     pub max_len: usize,
+    /// Hidden dropout: on the input and on each sublayer's output.
     pub dropout: f32,
+    /// Dropout on the attention weights.
+    pub attn_dropout: f32,
+    /// LEARN offline: add a learned, zero-initialised item-ID embedding to the content projection
+    /// of every item seen in training (UniSRec's "text + ID"); other items (cold, new) use content
+    /// alone. The online towers read a growing catalogue and use content alone.
+    pub item_ids: bool,
     /// Layer norm before each sublayer (true) or after it (false, BERT's post-LN).
     pub pre_ln: bool,
 }
 
 /// What an item id turns into before the transformer.
 pub enum TowerInput {
-    /// LEARN: a frozen content embedding table (items × llm_dim), read through a trainable adapter.
-    Content(Tensor),
+    /// LEARN: a frozen content embedding table (items × llm_dim), read through a trainable adapter;
+    /// `trained[i]`: item i occurs in the training data (gets an ID embedding with `item_ids`).
+    Content { table: Tensor, trained: Vec<bool> },
     /// LEARN online: content vectors of width `dim`; the catalogue grows, so each batch brings its
     /// own table through [`Tower::with_table`].
     Features { dim: usize },
@@ -45,8 +53,17 @@ enum InputLayer {
     Content {
         table: Option<Tensor>,
         adapter: Linear,
+        ids: Option<ItemIds>,
     },
     Ids(Embedding),
+}
+
+/// Learned per-item offsets, masked to zero (value and gradient) for items not seen in training.
+#[derive(Clone)]
+struct ItemIds {
+    offsets: Embedding,
+    /// (items, 1): 1 for items seen in training, 0 otherwise.
+    trained: Tensor,
 }
 
 /// Clones share the weights (candle tensors share storage), so a clone with another content table
@@ -77,16 +94,32 @@ impl Tower {
     ) -> Result<Self> {
         let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
         let input = match input {
-            TowerInput::Content(table) => {
+            TowerInput::Content { table, trained } => {
                 let adapter = linear(table.dim(1)?, spec.d_model, vb.pp("adapter"))?;
+                let ids = if spec.item_ids {
+                    let mask: Vec<f32> = trained.iter().map(|&t| f32::from(u8::from(t))).collect();
+                    Some(ItemIds {
+                        offsets: embedding(trained.len(), spec.d_model, vb.pp("id_offsets"))?,
+                        trained: Tensor::from_vec(mask, (trained.len(), 1), device)?,
+                    })
+                } else {
+                    None
+                };
                 InputLayer::Content {
                     table: Some(table.to_device(device)?),
                     adapter,
+                    ids,
                 }
+            }
+            TowerInput::Features { .. } if spec.item_ids => {
+                candle_core::bail!(
+                    "towers.item_ids is for offline training: the online catalogue grows, its towers read content alone"
+                )
             }
             TowerInput::Features { dim } => InputLayer::Content {
                 table: None,
                 adapter: linear(dim, spec.d_model, vb.pp("adapter"))?,
+                ids: None,
             },
             TowerInput::Ids { items } => {
                 InputLayer::Ids(embedding(items, spec.d_model, vb.pp("item_embeddings"))?)
@@ -95,10 +128,13 @@ impl Tower {
         let blocks = (0..spec.layers)
             .map(|i| {
                 let dropout = SeededDropout::new(spec.dropout, block_seed(seed, i));
+                let attn_dropout =
+                    SeededDropout::new(spec.attn_dropout, block_seed(seed, i).wrapping_add(500));
                 Block::new(
                     spec.d_model,
                     spec.heads,
                     dropout,
+                    attn_dropout,
                     spec.pre_ln,
                     vb.pp(format!("block{i}")),
                 )
@@ -141,13 +177,14 @@ impl Tower {
 
     /// The same tower (same weights) reading item ids as rows of `table` (items × content dim).
     pub fn with_table(&self, table: Tensor) -> Result<Tower> {
-        let InputLayer::Content { adapter, .. } = &self.input else {
+        let InputLayer::Content { adapter, ids, .. } = &self.input else {
             candle_core::bail!("an item-ID tower has no content table");
         };
         Ok(Tower {
             input: InputLayer::Content {
                 table: Some(table.to_device(&self.device)?),
                 adapter: adapter.clone(),
+                ids: ids.clone(),
             },
             ..self.clone()
         })
@@ -161,10 +198,19 @@ impl Tower {
             InputLayer::Content {
                 table: Some(table),
                 adapter,
+                ids: item_ids,
             } => {
                 let (b, l) = ids.dims2()?;
-                let flat = table.index_select(&ids.flatten_all()?, 0)?;
-                adapter.forward(&flat)?.reshape((b, l, self.spec.d_model))
+                let flat_ids = ids.flatten_all()?;
+                let mut xs = adapter.forward(&table.index_select(&flat_ids, 0)?)?;
+                if let Some(item_ids) = item_ids {
+                    let offsets = item_ids
+                        .offsets
+                        .forward(&flat_ids)?
+                        .broadcast_mul(&item_ids.trained.index_select(&flat_ids, 0)?)?;
+                    xs = (xs + offsets)?;
+                }
+                xs.reshape((b, l, self.spec.d_model))
             }
             InputLayer::Ids(table) => table.forward(ids),
         }
@@ -253,6 +299,8 @@ mod tests {
             out_dim: 8,
             max_len: 6,
             dropout: 0.0,
+            attn_dropout: 0.0,
+            item_ids: false,
             pre_ln: true,
         }
     }
@@ -264,7 +312,10 @@ mod tests {
             let varmap = VarMap::new();
             let tower = Tower::new(
                 &TowerSpec { pre_ln, ..spec() },
-                TowerInput::Content(table.clone()),
+                TowerInput::Content {
+                    table: table.clone(),
+                    trained: vec![true; 10],
+                },
                 &varmap,
                 3,
                 &Device::Cpu,

@@ -1,19 +1,24 @@
-//! Owns training of the towers: the learning-rate schedule and gradient clipping ([`schedule`]) and
-//! the offline trainer ([`offline`]): epochs of shuffled user micro-batches, the contrastive loss,
-//! AdamW, validation after every epoch and the best epoch's weights kept. Deterministic for a seed.
-//! [`online`] is the continual trainer's step and its checkpoint state; [`adamw`] the optimizer
-//! whose state can be saved.
+//! Owns training of the towers: which pairs a sequence contributes ([`targets`]), which candidates
+//! each pair's softmax runs over ([`negatives`]), the learning-rate schedule and gradient clipping
+//! ([`schedule`]) and the offline trainer ([`offline`]): epochs of user micro-batches, AdamW,
+//! validation after every epoch, early stopping and the best epoch's weights kept. Deterministic
+//! for a seed. [`online`] is the continual trainer's step and its checkpoint state; [`adamw`] the
+//! optimizer whose state can be saved.
 
 pub mod adamw;
+pub mod negatives;
 pub mod offline;
 pub mod online;
 pub mod schedule;
+pub mod targets;
 
+pub use negatives::Negatives;
 pub use offline::{train, EpochLog, TrainReport};
+pub use targets::Targets;
 
 use serde::{Deserialize, Serialize};
 
-use crate::towers::loss::LossMode;
+use targets::TargetSpec;
 
 /// Optimisation settings (`[training]` in the config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,7 +26,7 @@ use crate::towers::loss::LossMode;
 pub struct TrainingConfig {
     /// Most passes over the training users.
     pub epochs: usize,
-    /// Users per micro-batch (the in-batch negatives come from the other users).
+    /// Users per micro-batch.
     pub batch_size: usize,
     /// Peak AdamW learning rate.
     pub lr: f64,
@@ -32,42 +37,29 @@ pub struct TrainingConfig {
     pub clip_norm: f64,
     /// Cosine similarity × this = logit (1 / temperature).
     pub logit_scale: f64,
-    /// `dense` (paper) or `last` (released code).
-    pub loss: LossKind,
-    /// Where the negatives come from: `in_batch` (the paper: other users' targets) or `all_items`
-    /// (softmax over the whole catalogue, as in the released code's fine-tuning).
+    /// Which pairs a sequence contributes: `all_positions`, `dense` (paper) or `last` (released code).
+    pub loss: Targets,
+    /// Which candidates each pair's softmax runs over: `all_items`, `sampled`, `in_batch`, `mixed`.
     pub negatives: Negatives,
+    /// Uniform draws per step for `sampled` and `mixed`.
+    pub negative_samples: usize,
+    /// Correct in-batch candidates (`in_batch`, `mixed`) for their popularity-proportional sampling.
+    pub logq_correction: bool,
     /// Dense loss: history positions sampled per user (N_h).
     pub history_positions: usize,
     /// Dense loss: target items per user (N_t).
     pub target_items: usize,
-    /// Stop after this many epochs without a better validation Recall@10.
+    /// Stop after this many epochs without a better validation NDCG@10.
     pub patience: usize,
     pub seed: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Negatives {
-    InBatch,
-    AllItems,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LossKind {
-    Dense,
-    Last,
-}
-
 impl TrainingConfig {
-    pub fn loss_mode(&self) -> LossMode {
-        match self.loss {
-            LossKind::Dense => LossMode::Dense {
-                history: self.history_positions,
-                targets: self.target_items,
-            },
-            LossKind::Last => LossMode::Last,
+    pub fn target_spec(&self) -> TargetSpec {
+        TargetSpec {
+            targets: self.loss,
+            history_positions: self.history_positions,
+            target_items: self.target_items,
         }
     }
 }

@@ -12,11 +12,13 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::adamw::{AdamW, AdamWParams};
+use super::negatives::{draw_uniform, Pool};
 use super::schedule::{clip_gradients, learning_rate};
-use super::{Negatives, TrainingConfig};
+use super::targets::UserSample;
+use super::TrainingConfig;
 use crate::eval::scorers::TowerScorer;
 use crate::eval::{evaluate, Case};
-use crate::towers::loss::{full_softmax, info_nce, sample_user, UserSample};
+use crate::towers::loss::softmax_loss;
 use crate::towers::tower::pad_right;
 use crate::towers::Tower;
 
@@ -24,6 +26,7 @@ use crate::towers::Tower;
 pub struct EpochLog {
     pub epoch: usize,
     pub loss: f64,
+    /// Validation metrics, nothing masked (the selection protocol of the published anchors).
     pub valid_recall_10: f64,
     pub valid_ndcg_10: f64,
     pub seconds: f64,
@@ -49,69 +52,57 @@ fn snapshot(vars: &[Var]) -> Result<Vec<Tensor>> {
     vars.iter().map(|v| v.as_tensor().copy()).collect()
 }
 
-/// The loss of one micro-batch of user samples over a catalogue of `item_count` items;
-/// `log_q`: optional in-batch sampling-bias correction by item id (see [`info_nce`]).
+/// The loss of one micro-batch of user samples, with candidates drawn from `pool`.
 pub fn batch_loss(
     tower: &Tower,
     samples: &[UserSample],
     config: &TrainingConfig,
-    item_count: usize,
-    log_q: Option<&[f32]>,
+    pool: &Pool,
 ) -> Result<Tensor> {
     let histories: Vec<&[u32]> = samples.iter().map(|s| s.history.as_slice()).collect();
     let (ids, _) = pad_right(&histories, tower.spec().max_len, tower.device())?;
     let len = ids.dim(1)?;
     let out = tower.forward(&ids, true)?;
-    let (mut flat, mut anchor_user) = (Vec::new(), Vec::new());
-    let (mut target_items, mut target_user) = (Vec::new(), Vec::new());
-    for (user, s) in samples.iter().enumerate() {
-        for &p in &s.anchors {
-            flat.push((user * len + p) as u32);
-            anchor_user.push(user);
-        }
-        for &t in &s.targets {
-            target_items.push(t);
-            target_user.push(user);
+    let (mut anchors, mut targets) = (Vec::new(), Vec::new());
+    for (row, s) in samples.iter().enumerate() {
+        for pair in &s.pairs {
+            anchors.push(row * len + pair.position);
+            targets.push(pair.target);
         }
     }
+    let set = config.negatives.candidates(&targets, &anchors, pool);
+    let candidates = tower.items(&set.items, true)?;
     let (b, l, d) = out.dims3()?;
+    let flat: Vec<u32> = anchors.iter().map(|&a| a as u32).collect();
     let anchors = out
         .reshape((b * l, d))?
-        .index_select(&Tensor::from_vec(flat, anchor_user.len(), out.device())?, 0)?;
-    match config.negatives {
-        Negatives::InBatch => {
-            let targets = tower.items(&target_items, true)?;
-            info_nce(
-                &anchors,
-                &anchor_user,
-                &targets,
-                &target_user,
-                &target_items,
-                config.logit_scale,
-                log_q,
-            )
-        }
-        Negatives::AllItems => {
-            let all: Vec<u32> = (0..item_count as u32).collect();
-            let items = tower.items(&all, true)?;
-            full_softmax(
-                &anchors,
-                &anchor_user,
-                &items,
-                &target_user,
-                &target_items,
-                config.logit_scale,
-            )
-        }
+        .index_select(&Tensor::from_vec(flat, targets.len(), out.device())?, 0)?;
+    softmax_loss(
+        &anchors,
+        &candidates,
+        &set.positives,
+        config.logit_scale,
+        set.log_q.as_deref(),
+        &set.blocked,
+    )
+}
+
+/// ln of each item's share of the items in `train` (the in-batch sampling distribution).
+pub fn log_shares(train: &[Vec<u32>], item_count: usize) -> Vec<f32> {
+    let mut counts = vec![0f64; item_count];
+    for &item in train.iter().flatten() {
+        counts[item as usize] += 1.0;
     }
+    let total: f64 = counts.iter().sum::<f64>().max(1.0);
+    counts.iter().map(|c| (c / total).ln() as f32).collect()
 }
 
 /// Batches a window of this many batches' users together, sorted by history length.
 const BUCKET_WINDOW: usize = 16;
 
-/// One epoch's micro-batches: users shuffled, each sampled once; within windows of
-/// `BUCKET_WINDOW` batches the samples are sorted by history length (so a batch is padded little),
-/// and the batches are shuffled again. Negatives stay random; padding drops several-fold.
+/// One epoch's micro-batches: users shuffled, each contributing its epoch samples; within windows
+/// of `BUCKET_WINDOW` batches the samples are sorted by history length (so a batch is padded
+/// little), and the batches are shuffled again. Padding drops several-fold.
 fn length_bucketed_batches(
     train: &[Vec<u32>],
     trainable: &[usize],
@@ -119,7 +110,7 @@ fn length_bucketed_batches(
     max_len: usize,
     rng: &mut StdRng,
 ) -> Vec<Vec<UserSample>> {
-    let mode = config.loss_mode();
+    let targets = config.target_spec();
     let batch_size = config.batch_size.max(1);
     let mut order = trainable.to_vec();
     order.shuffle(rng);
@@ -127,7 +118,7 @@ fn length_bucketed_batches(
     for window in order.chunks(batch_size * BUCKET_WINDOW) {
         let mut samples: Vec<UserSample> = window
             .iter()
-            .filter_map(|&u| sample_user(&train[u], mode, max_len, rng))
+            .flat_map(|&u| targets.epoch_samples(&train[u], max_len, rng))
             .collect();
         samples.sort_by_key(|s| s.history.len());
         let mut chunks = samples.into_iter().peekable();
@@ -140,7 +131,7 @@ fn length_bucketed_batches(
 }
 
 /// Trains `tower` (whose variables are `varmap`) on `train` sequences, validating on `valid` after
-/// every epoch; leaves the best epoch's weights in place.
+/// every epoch (NDCG@10, nothing masked); leaves the best epoch's weights in place.
 pub fn train(
     tower: &Tower,
     varmap: &VarMap,
@@ -157,10 +148,21 @@ pub fn train(
     )?;
     let mut rng = StdRng::seed_from_u64(config.seed);
     let trainable: Vec<usize> = (0..train.len()).filter(|&u| train[u].len() >= 2).collect();
-    let steps_per_epoch = trainable.len().div_ceil(config.batch_size.max(1));
+    let log_share = config
+        .logq_correction
+        .then(|| log_shares(train, item_count));
+    let steps_per_epoch = length_bucketed_batches(
+        train,
+        &trainable,
+        config,
+        tower.spec().max_len,
+        &mut rng.clone(),
+    )
+    .len();
     let total_steps = steps_per_epoch * config.epochs;
     let (mut step, mut curve) = (0, Vec::new());
     let (mut best, mut best_epoch, mut best_weights) = (f64::NEG_INFINITY, 0, snapshot(&vars)?);
+    let mut status = String::new();
     for epoch in 1..=config.epochs {
         let epoch_started = Instant::now();
         let batches_of_epoch =
@@ -171,10 +173,10 @@ pub fn train(
             )
             .expect("template"),
         );
-        bar.set_message(format!("{epoch}/{}", config.epochs));
+        bar.set_message(format!("{epoch}/{}{status}", config.epochs));
         let (mut loss_sum, mut batches) = (0f64, 0usize);
         for samples in batches_of_epoch {
-            if samples.len() < 2 {
+            if samples.iter().all(|s| s.pairs.is_empty()) {
                 continue;
             }
             optimizer.set_learning_rate(learning_rate(
@@ -183,7 +185,17 @@ pub fn train(
                 total_steps,
                 config.warmup_frac,
             ));
-            let loss = batch_loss(tower, &samples, config, item_count, None)?;
+            let drawn = if config.negatives.draws() {
+                draw_uniform(item_count, config.negative_samples, &mut rng)
+            } else {
+                Vec::new()
+            };
+            let pool = Pool {
+                items: item_count,
+                drawn: &drawn,
+                log_share: log_share.as_deref(),
+            };
+            let loss = batch_loss(tower, &samples, config, &pool)?;
             let mut grads = loss.backward()?;
             clip_gradients(&mut grads, &vars, config.clip_norm)?;
             optimizer.step(&grads)?;
@@ -198,7 +210,7 @@ pub fn train(
             valid,
             &HashSet::new(),
         )?
-        .masked;
+        .unmasked;
         let log = EpochLog {
             epoch,
             loss: loss_sum / batches.max(1) as f64,
@@ -209,17 +221,24 @@ pub fn train(
         tracing::info!(
             epoch,
             loss = log.loss,
-            valid_recall_10 = log.valid_recall_10,
+            valid_ndcg_10 = log.valid_ndcg_10,
             seconds = log.seconds,
             "epoch done"
         );
+        status = format!(
+            " (last: loss {:.4}, valid NDCG@10 {:.4}",
+            log.loss, log.valid_ndcg_10
+        );
         curve.push(log);
-        if metrics.recall_10 > best {
-            (best, best_epoch, best_weights) = (metrics.recall_10, epoch, snapshot(&vars)?);
-        } else if epoch - best_epoch >= config.patience {
+        let improved = metrics.ndcg_10 > best;
+        if improved {
+            (best, best_epoch, best_weights) = (metrics.ndcg_10, epoch, snapshot(&vars)?);
+        }
+        status += &format!("; best {best:.4} at epoch {best_epoch})");
+        if !improved && epoch - best_epoch >= config.patience {
             tracing::info!(
                 best_epoch,
-                "early stop: no better validation Recall@10 for {} epochs",
+                "early stop: no better validation NDCG@10 for {} epochs",
                 config.patience
             );
             break;

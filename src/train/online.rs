@@ -9,23 +9,28 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::adamw::{AdamW, AdamWParams};
+use super::negatives::Pool;
 use super::offline::{batch_loss, sorted_vars};
 use super::schedule::clip_gradients;
 use super::TrainingConfig;
 use crate::checkpoint::{Checkpoint, Manifest};
-use crate::towers::loss::sample_recent;
 use crate::towers::{Tower, TowerInput, TowerSpec};
 
 /// Users' recent sequences over a batch-local catalogue.
 #[derive(Debug, Clone)]
 pub struct OnlineBatch {
-    /// (items in this batch) × content dim: row i is the content embedding of local item i.
+    /// (local items) × content dim: row i is the content embedding of local item i. With
+    /// `all_items` negatives the whole catalogue, in catalogue order.
     pub table: Tensor,
     /// Per user, oldest first, as rows of `table`.
     pub sequences: Vec<Vec<u32>>,
-    /// Per row of `table`: log of the item's share of recent actions (sampling-bias correction),
+    /// Rows of `table` drawn uniformly from the catalogue as negatives (`sampled`, `mixed`).
+    pub drawn: Vec<u32>,
+    /// Items in the catalogue the draws came from.
+    pub catalogue_items: usize,
+    /// Per row of `table`: log of the item's share of recent actions (for `logq_correction`),
     /// or None to train without the correction.
-    pub log_q: Option<Vec<f32>>,
+    pub log_share: Option<Vec<f32>>,
 }
 
 pub struct OnlineTrainer {
@@ -84,32 +89,25 @@ impl OnlineTrainer {
             .wrapping_add(self.steps().wrapping_mul(7919));
         let mut rng = StdRng::seed_from_u64(seed);
         self.tower.reseed_dropout(seed);
+        let targets = self.config.target_spec();
         let samples: Vec<_> = batch
             .sequences
             .iter()
             .take(batch_limit)
             .filter_map(|s| {
-                sample_recent(
-                    s,
-                    self.config.loss_mode(),
-                    self.tower.spec().max_len,
-                    self.recent,
-                    &mut rng,
-                )
+                targets.recent_sample(s, self.tower.spec().max_len, self.recent, &mut rng)
             })
             .collect();
         if samples.len() < 2 {
             return Ok(None);
         }
         let tower = self.tower.with_table(batch.table.clone())?;
-        batch_loss(
-            &tower,
-            &samples,
-            &self.config,
-            batch.table.dim(0)?,
-            batch.log_q.as_deref(),
-        )
-        .map(Some)
+        let pool = Pool {
+            items: batch.catalogue_items,
+            drawn: &batch.drawn,
+            log_share: batch.log_share.as_deref(),
+        };
+        batch_loss(&tower, &samples, &self.config, &pool).map(Some)
     }
 
     /// The loss `step` would see on `batch` now, without updating anything (for monitoring).
