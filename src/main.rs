@@ -14,6 +14,25 @@ use learn_stream::metrics::Stats;
 use learn_stream::service::Shared;
 use learn_stream::shutdown::ShutdownTrigger;
 
+/// Training allocates and frees large tensors every step; glibc's malloc returns them to the OS
+/// (munmap) and page-faults them back in, a fifth of a training step. mimalloc reuses them, once
+/// told to keep freed memory ([`hold_freed_memory`]).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Never purge freed memory back to the OS: the process's footprint stays at its peak (one
+/// training step's tensors), and steps stop faulting their pages in again. Measured on
+/// Scientific, one epoch: 28.8 s with mimalloc's default (purge after 10 ms; 2 s made no
+/// difference), 20.5 s without purging.
+const PURGE_DELAY_MS: std::ffi::c_long = -1;
+
+fn hold_freed_memory() {
+    /// `mi_option_purge_delay` in `mimalloc.h` (v2 and v3; libmimalloc-sys lists no constant).
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets a process-wide allocator option; no memory is touched.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
+}
+
 #[derive(Parser)]
 #[command(
     name = "learn",
@@ -560,6 +579,7 @@ fn inspect(config: Config, path: Option<PathBuf>) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    hold_freed_memory();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

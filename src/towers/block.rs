@@ -7,6 +7,7 @@ use candle_nn::{linear, Linear, VarBuilder};
 use super::norm::{layer_norm, LayerNorm};
 
 use super::attention::SelfAttention;
+use super::gelu::gelu;
 use super::init::SeededDropout;
 
 #[derive(Clone)]
@@ -48,7 +49,7 @@ impl Block {
     }
 
     fn mlp(&self, xs: &Tensor) -> Result<Tensor> {
-        self.down.forward(&self.up.forward(xs)?.gelu()?)
+        self.down.forward(&gelu(&self.up.forward(xs)?)?)
     }
 
     pub fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {

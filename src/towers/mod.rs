@@ -3,15 +3,16 @@
 //! - [`init`]: seeded parameter initialisation and dropout (candle's CPU RNG cannot be seeded);
 //! - [`attention`]: multi-head self-attention with an additive (causal) mask;
 //! - [`norm`]: layer norm from differentiable ops (candle-nn's fused one has no backward);
+//! - [`gelu`]: GELU with its backward on the vectorised kernels;
 //! - [`block`]: a transformer block, pre-LN or post-LN;
 //! - [`tower`]: input (frozen content embedding → linear adapter, or a trainable item-ID table for
 //!   the SASRec baseline) + positions → blocks → linear → L2-norm. The user tower reads a history;
 //!   the item tower is the same module and weights applied to one item alone (paper variant (a)).
-//! - [`loss`]: dense all-action InfoNCE with in-batch negatives (the paper) and the released code's
-//!   last-position mode.
+//! - [`loss`]: softmax cross-entropy of (anchor, positive) pairs over candidate items, logQ-corrected.
 
 pub mod attention;
 pub mod block;
+pub mod gelu;
 pub mod init;
 pub mod loss;
 pub mod norm;

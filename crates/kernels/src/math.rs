@@ -51,6 +51,18 @@ multiversion! {
 }
 
 multiversion! {
+    /// GELU's derivative in place: Φ(x) + x·φ(x) = ½·(1 + erf(x/√2)) + x·e^(−x²/2)/√(2π).
+    pub fn gelu_grad(xs: &mut [f32]) {
+        const FRAC_1_SQRT_2PI: f32 = 0.398_942_3;
+        for x in xs.iter_mut() {
+            let v = *x;
+            *x = 0.5 * (1.0 + erf(v * std::f32::consts::FRAC_1_SQRT_2))
+                + v * FRAC_1_SQRT_2PI * exp(-0.5 * v * v);
+        }
+    }
+}
+
+multiversion! {
     /// SwiGLU's gate in place: gate ← silu(gate)·up = gate/(1+e^-gate)·up.
     pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
         for (g, u) in gate.iter_mut().zip(up) {
@@ -122,6 +134,18 @@ mod tests {
             worst < 2e-6,
             "gelu differs from candle's by {worst} (relative)"
         );
+    }
+
+    #[test]
+    fn gelu_grad_matches_the_f64_derivative() {
+        let mut fast: Vec<f32> = grid().collect();
+        gelu_grad(&mut fast);
+        for (x, got) in grid().zip(fast) {
+            let x = x as f64;
+            let want = 0.5 * (1.0 + erf_f64(x / std::f64::consts::SQRT_2))
+                + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            assert!((got as f64 - want).abs() < 2e-6, "gelu'({x}): {got} vs {want}");
+        }
     }
 
     #[test]
