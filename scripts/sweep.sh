@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A reproducible training sweep: trains and evaluates one model per configuration line and writes a
 # table of every configuration's results (validation-selected; test reported, never used to select).
-# Usage: scripts/sweep.sh DATASET_DIR SWEEP_FILE [OUT_DIR]
+# Usage: scripts/sweep.sh DATASET_DIR SWEEP_FILE [OUT_DIR [options for every train and eval, e.g. --cold-items 0.1]]
 #   SWEEP_FILE: one configuration per line, `name [KEY=VALUE ...] [learn train options ...]`, e.g.
 #     learn-default
 #     learn-ids          LEARN__TOWERS__ITEM_IDS=true
@@ -9,7 +9,7 @@
 #     sasrec             --model sasrec
 #   (KEY=VALUE are config overrides through the environment; `#` starts a comment.) Each
 #   configuration goes to OUT_DIR/<name>/ (checkpoint, results.json, report.md, training.svg); a
-#   configuration whose results.json exists is not trained again. The raw-content and popularity
+#   configuration whose results.json exists is skipped, one whose checkpoint exists only evaluated. The raw-content and popularity
 #   baselines go to OUT_DIR/baselines/. The table: OUT_DIR/sweep.md (and sweep.json).
 # Default OUT_DIR: runs/sweep-<dataset>.
 set -euo pipefail
@@ -17,12 +17,14 @@ cd "$(dirname "$0")/.."
 dataset=$1
 sweep=$2
 out=${3:-runs/sweep-$(basename "$dataset")}
+shift $(($# < 3 ? $# : 3))
+common=("$@")
 scripts/fetch-model.sh >/dev/null
 cargo build --release --bin learn
 learn=target/release/learn
 mkdir -p "$out"
 [[ -f $out/baselines/results.json ]] ||
-  "$learn" eval --dataset "$dataset" --out "$out/baselines" --model content popularity
+  "$learn" eval --dataset "$dataset" --out "$out/baselines" --model content popularity "${common[@]}"
 while read -r name rest; do
   [[ -z $name || $name == \#* ]] && continue
   dir=$out/$name
@@ -36,9 +38,9 @@ while read -r name rest; do
     else args+=("$word"); fi
   done
   echo "== $name: ${envs[*]:-} --model $model ${args[*]:-}"
-  env "${envs[@]}" "$learn" train --dataset "$dataset" --out "$dir" --model "$model" "${args[@]}"
-  env "${envs[@]}" "$learn" eval --dataset "$dataset" --out "$dir" --model "$model" \
-    $(printf '%s\n' "${args[@]}" | grep -A1 -x -- --cold-items || true)
+  [[ -f $dir/$model.json ]] ||
+    env "${envs[@]}" "$learn" train --dataset "$dataset" --out "$dir" --model "$model" "${args[@]}" "${common[@]}"
+  env "${envs[@]}" "$learn" eval --dataset "$dataset" --out "$dir" --model "$model" "${common[@]}"
   printf '%s\n' "${envs[@]}" "${args[@]}" >"$dir/sweep-line.txt"
 done <"$sweep"
 python3 - "$out" <<'PY'

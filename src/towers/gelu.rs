@@ -65,16 +65,39 @@ mod tests {
             Var::new(values.as_slice(), &Device::Cpu).unwrap(),
             Var::new(values.as_slice(), &Device::Cpu).unwrap(),
         );
-        let weights = Tensor::new(values.as_slice(), &Device::Cpu).unwrap().cos().unwrap();
+        let weights = Tensor::new(values.as_slice(), &Device::Cpu)
+            .unwrap()
+            .cos()
+            .unwrap();
         let a = gelu(ours.as_tensor()).unwrap();
         let b = reference.as_tensor().gelu_erf().unwrap();
         let diff = |x: &Tensor, y: &Tensor| {
-            (x - y).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap()
+            (x - y)
+                .unwrap()
+                .abs()
+                .unwrap()
+                .max_all()
+                .unwrap()
+                .to_scalar::<f32>()
+                .unwrap()
         };
         assert!(diff(&a, &b) < 2e-6);
-        let ga = (a * &weights).unwrap().sum_all().unwrap().backward().unwrap();
-        let gb = (b * &weights).unwrap().sum_all().unwrap().backward().unwrap();
-        let (ga, gb) = (ga.get(ours.as_tensor()).unwrap(), gb.get(reference.as_tensor()).unwrap());
+        let ga = (a * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let gb = (b * &weights)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let (ga, gb) = (
+            ga.get(ours.as_tensor()).unwrap(),
+            gb.get(reference.as_tensor()).unwrap(),
+        );
         assert!(diff(ga, gb) < 1e-5, "gradient differs by {}", diff(ga, gb));
     }
 }

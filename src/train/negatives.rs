@@ -188,6 +188,51 @@ mod tests {
     }
 
     #[test]
+    fn sampled_softmax_with_log_q_hand_computed() {
+        use crate::towers::loss::softmax_loss;
+        use candle_core::{Device, Tensor};
+        // Items 0..6 on the unit circle's axes; two pairs (targets 0 and 1), one draw (item 2).
+        let share: Vec<f32> = [0.4f32, 0.2, 0.1, 0.1, 0.1, 0.1]
+            .iter()
+            .map(|s| s.ln())
+            .collect();
+        let set = Negatives::Mixed.candidates(&[0, 1], &[0, 1], &pool(&[2], Some(&share)));
+        assert_eq!(set.items, [0, 1, 2]);
+        let vectors = [[1f32, 0.], [0., 1.], [-1., 0.]];
+        let candidates: Vec<f32> = set
+            .items
+            .iter()
+            .flat_map(|&i| vectors[i as usize])
+            .collect();
+        let anchors = Tensor::new(&[[1f32, 0.], [0.6, 0.8]], &Device::Cpu).unwrap();
+        let got = softmax_loss(
+            &anchors,
+            &Tensor::from_vec(candidates, (3, 2), &Device::Cpu).unwrap(),
+            &set.positives,
+            2.0,
+            set.log_q.as_deref(),
+            &set.blocked,
+        )
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap() as f64;
+        // logit = 2·cos − ln(2·p + 1/6) per column; pair 0 (positive column 0), pair 1 (column 1).
+        let q = |p: f64| (2.0 * p + 1.0 / 6.0).ln();
+        let row = |cos: [f64; 3]| -> Vec<f64> {
+            cos.iter()
+                .zip([0.4, 0.2, 0.1])
+                .map(|(c, p)| 2.0 * c - q(p))
+                .collect()
+        };
+        let nll = |logits: Vec<f64>, pos: usize| {
+            let sum: f64 = logits.iter().map(|x| x.exp()).sum();
+            -(logits[pos].exp() / sum).ln()
+        };
+        let want = (nll(row([1., 0., -1.]), 0) + nll(row([0.6, 0.8, -0.6]), 1)) / 2.0;
+        assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+    }
+
+    #[test]
     fn dense_siblings_block_each_other_and_mixed_is_log_q_corrected() {
         let share: Vec<f32> = [0.5f32, 0.1, 0.1, 0.1, 0.1, 0.1]
             .iter()

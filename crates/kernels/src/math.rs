@@ -144,7 +144,10 @@ mod tests {
             let x = x as f64;
             let want = 0.5 * (1.0 + erf_f64(x / std::f64::consts::SQRT_2))
                 + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt();
-            assert!((got as f64 - want).abs() < 2e-6, "gelu'({x}): {got} vs {want}");
+            assert!(
+                (got as f64 - want).abs() < 2e-6,
+                "gelu'({x}): {got} vs {want}"
+            );
         }
     }
 
