@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A reproducible training sweep: trains and evaluates one model per configuration line and writes a
 # table of every configuration's results (validation-selected; test reported, never used to select).
-# Usage: scripts/sweep.sh DATASET_DIR SWEEP_FILE [OUT_DIR [options for every train and eval, e.g. --cold-items 0.1]]
+# Usage: scripts/sweep.sh DATASET_DIR SWEEP_FILE [OUT_DIR [COMMON ...]]
+#   COMMON: KEY=VALUE overrides and options given to every train and eval (e.g. --cold-items 0.1,
+#   LEARN__TRAINING__EPOCHS=12).
 #   SWEEP_FILE: one configuration per line, `name [KEY=VALUE ...] [learn train options ...]`, e.g.
 #     learn-default
 #     learn-ids          LEARN__TOWERS__ITEM_IDS=true
@@ -18,18 +20,21 @@ dataset=$1
 sweep=$2
 out=${3:-runs/sweep-$(basename "$dataset")}
 shift $(($# < 3 ? $# : 3))
-common=("$@")
+common=() common_env=()
+for word in "$@"; do
+  if [[ $word == *=* && $word != --* ]]; then common_env+=("$word"); else common+=("$word"); fi
+done
 scripts/fetch-model.sh >/dev/null
 cargo build --release --bin learn
 learn=target/release/learn
 mkdir -p "$out"
 [[ -f $out/baselines/results.json ]] ||
-  "$learn" eval --dataset "$dataset" --out "$out/baselines" --model content popularity "${common[@]}"
+  env "${common_env[@]}" "$learn" eval --dataset "$dataset" --out "$out/baselines" --model content popularity "${common[@]}"
 while read -r name rest; do
   [[ -z $name || $name == \#* ]] && continue
   dir=$out/$name
   [[ -f $dir/results.json ]] && { echo "$name: done already ($dir)"; continue; }
-  envs=() args=() model=learn
+  envs=("${common_env[@]}") args=() model=learn
   read -r -a words <<<"${rest%%#*}"
   for ((i = 0; i < ${#words[@]}; i++)); do
     word=${words[i]}

@@ -142,7 +142,8 @@ impl Tower {
             .collect::<Result<Vec<_>>>()?;
         let tower = Self {
             input,
-            positions: embedding(spec.max_len, spec.d_model, vb.pp("position_embeddings"))?,
+            // Rows 0..max_len: history positions; row max_len: the item tower's slot.
+            positions: embedding(spec.max_len + 1, spec.d_model, vb.pp("position_embeddings"))?,
             input_norm: layer_norm(spec.d_model, 1e-6, vb.pp("input_norm"))?,
             blocks,
             final_norm: if spec.pre_ln {
@@ -219,10 +220,15 @@ impl Tower {
     /// (batch, len) item ids → (batch, len, out_dim) unit vectors; position j sees items 0..=j only.
     pub fn forward(&self, ids: &Tensor, train: bool) -> Result<Tensor> {
         let (_, l) = ids.dims2()?;
-        let positions = Tensor::arange(0u32, l as u32, &self.device)?;
+        self.forward_at(ids, &Tensor::arange(0u32, l as u32, &self.device)?, train)
+    }
+
+    /// `forward` with the position slots given: (len) rows of the position table.
+    fn forward_at(&self, ids: &Tensor, positions: &Tensor, train: bool) -> Result<Tensor> {
+        let (_, l) = ids.dims2()?;
         let xs = self
             .embed_ids(ids)?
-            .broadcast_add(&self.positions.forward(&positions)?)?;
+            .broadcast_add(&self.positions.forward(positions)?)?;
         let mut xs = self
             .dropout
             .forward(&self.input_norm.forward(&xs)?, train)?;
@@ -236,10 +242,16 @@ impl Tower {
         l2_normalise(&self.out.forward(&xs)?)
     }
 
-    /// The item tower: each item alone (a length-1 sequence) → (n, out_dim).
+    /// The item tower: each item alone (a length-1 sequence) → (n, out_dim), read in the item
+    /// slot of the position table (row `max_len`) rather than position 0. Otherwise a user whose
+    /// history is one item j would *be* item j's vector, scoring j itself at the maximum cosine
+    /// whatever the weights: every position-0 target then loses to the history item, and under
+    /// the catalogue softmax an ID tower collapses every item onto one vector (loss stuck at
+    /// ln |I|). Same module and weights, one input vector apart.
     pub fn items(&self, ids: &[u32], train: bool) -> Result<Tensor> {
         let ids = Tensor::from_vec(ids.to_vec(), (ids.len(), 1), &self.device)?;
-        self.forward(&ids, train)?.squeeze(1)
+        let slot = Tensor::new(&[self.spec.max_len as u32], &self.device)?;
+        self.forward_at(&ids, &slot, train)?.squeeze(1)
     }
 
     /// The user tower at inference: each history's embedding at its last item → (n, out_dim).
@@ -345,6 +357,33 @@ mod tests {
                 "position 3 sees its own item"
             );
         }
+    }
+
+    #[test]
+    fn an_item_is_not_its_own_one_item_history() {
+        let varmap = VarMap::new();
+        let tower = Tower::new(
+            &spec(),
+            TowerInput::Ids { items: 10 },
+            &varmap,
+            1,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let (user, item) = (
+            tower.users(&[&[4]]).unwrap(),
+            tower.items(&[4], false).unwrap(),
+        );
+        let cos = (user * item)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
+        assert!(
+            cos < 0.999,
+            "history [4] and item 4 must be different vectors: cos {cos}"
+        );
     }
 
     #[test]
