@@ -35,19 +35,25 @@ pub struct CandidateSet {
     pub blocked: Vec<(u32, u32)>,
 }
 
-/// A step's view of the catalogue: how many items, the uniform draws, the targets' popularity.
+/// A step's view of the catalogue: the items candidates come from, the uniform draws, the
+/// targets' popularity.
 pub struct Pool<'a> {
-    pub items: usize,
-    /// `negative_samples` uniform draws (with replacement) from `0..items`.
+    /// The candidate universe: offline, the items that occur in training (items held out as cold
+    /// must not be trained down as everybody's negative); online, the catalogue.
+    pub items: &'a [u32],
+    /// `negative_samples` uniform draws (with replacement) from `items`.
     pub drawn: &'a [u32],
     /// ln of each item's share of training targets, for the in-batch correction; None = off.
     pub log_share: Option<&'a [f32]>,
 }
 
-/// `count` uniform draws (with replacement) from `0..items`.
-pub fn draw_uniform(items: usize, count: usize, rng: &mut impl Rng) -> Vec<u32> {
+/// `count` uniform draws (with replacement) from `items`.
+pub fn draw_uniform(items: &[u32], count: usize, rng: &mut impl Rng) -> Vec<u32> {
+    if items.is_empty() {
+        return Vec::new();
+    }
     (0..count)
-        .map(|_| rng.random_range(0..items as u32))
+        .map(|_| items[rng.random_range(0..items.len())])
         .collect()
 }
 
@@ -69,13 +75,14 @@ impl Negatives {
             })
         };
         let batch = targets.len() as f32;
-        let uniform = pool.drawn.len() as f32 / pool.items.max(1) as f32;
+        let uniform = pool.drawn.len() as f32 / pool.items.len().max(1) as f32;
         let (positives, log_q): (Vec<u32>, _) = match self {
             Negatives::AllItems => {
-                (0..pool.items as u32).for_each(|i| {
+                pool.items.iter().for_each(|&i| {
                     column(i);
                 });
-                (targets.to_vec(), None)
+                // A target outside the universe (never in training) still gets its own column.
+                (targets.iter().map(|&t| column(t)).collect(), None)
             }
             Negatives::InBatch => {
                 let positives = targets.iter().map(|&t| column(t)).collect();
@@ -153,7 +160,7 @@ mod tests {
 
     fn pool<'a>(drawn: &'a [u32], log_share: Option<&'a [f32]>) -> Pool<'a> {
         Pool {
-            items: 6,
+            items: &[0, 1, 2, 3, 4, 5],
             drawn,
             log_share,
         }

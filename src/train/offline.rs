@@ -97,6 +97,18 @@ pub fn log_shares(train: &[Vec<u32>], item_count: usize) -> Vec<f32> {
     counts.iter().map(|c| (c / total).ln() as f32).collect()
 }
 
+/// The items that occur in `train`, ascending: the candidates of training (a cold item held out of
+/// training is not everybody's negative either).
+pub fn trained_items(train: &[Vec<u32>], item_count: usize) -> Vec<u32> {
+    let mut seen = vec![false; item_count];
+    for &item in train.iter().flatten() {
+        seen[item as usize] = true;
+    }
+    (0..item_count as u32)
+        .filter(|&i| seen[i as usize])
+        .collect()
+}
+
 /// Batches a window of this many batches' users together, sorted by history length.
 const BUCKET_WINDOW: usize = 16;
 
@@ -151,6 +163,7 @@ pub fn train(
     let log_share = config
         .logq_correction
         .then(|| log_shares(train, item_count));
+    let universe = trained_items(train, item_count);
     let steps_per_epoch = length_bucketed_batches(
         train,
         &trainable,
@@ -186,12 +199,12 @@ pub fn train(
                 config.warmup_frac,
             ));
             let drawn = if config.negatives.draws() {
-                draw_uniform(item_count, config.negative_samples, &mut rng)
+                draw_uniform(&universe, config.negative_samples, &mut rng)
             } else {
                 Vec::new()
             };
             let pool = Pool {
-                items: item_count,
+                items: &universe,
                 drawn: &drawn,
                 log_share: log_share.as_deref(),
             };

@@ -102,8 +102,9 @@ impl OnlineTrainer {
             return Ok(None);
         }
         let tower = self.tower.with_table(batch.table.clone())?;
+        let catalogue: Vec<u32> = (0..batch.catalogue_items as u32).collect();
         let pool = Pool {
-            items: batch.catalogue_items,
+            items: &catalogue,
             drawn: &batch.drawn,
             log_share: batch.log_share.as_deref(),
         };
