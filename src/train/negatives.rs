@@ -157,6 +157,7 @@ impl Negatives {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::SeedableRng;
 
     fn pool<'a>(drawn: &'a [u32], log_share: Option<&'a [f32]>) -> Pool<'a> {
         Pool {
@@ -172,6 +173,23 @@ mod tests {
         assert_eq!(set.items, [0, 1, 2, 3, 4, 5]);
         assert_eq!(set.positives, [4, 1]);
         assert!(set.log_q.is_none() && set.blocked.is_empty());
+    }
+
+    #[test]
+    fn items_outside_the_universe_are_never_negatives() {
+        // Item 3 held out (cold): not a candidate of the catalogue softmax, nor drawn.
+        let universe = [0, 1, 2, 4, 5];
+        let pool = Pool {
+            items: &universe,
+            drawn: &[],
+            log_share: None,
+        };
+        let set = Negatives::AllItems.candidates(&[4], &[0], &pool);
+        assert_eq!((set.items, set.positives), (vec![0, 1, 2, 4, 5], vec![3]));
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        assert!(draw_uniform(&universe, 500, &mut rng)
+            .iter()
+            .all(|&i| i != 3));
     }
 
     #[test]
