@@ -359,17 +359,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn an_item_is_not_its_own_one_item_history() {
+    /// An item-ID tower over 10 items (its variables live as long as the tower's tensors).
+    fn id_tower() -> Tower {
         let varmap = VarMap::new();
-        let tower = Tower::new(
+        Tower::new(
             &spec(),
             TowerInput::Ids { items: 10 },
             &varmap,
             1,
             &Device::Cpu,
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn an_item_is_not_its_own_one_item_history() {
+        let tower = id_tower();
         let (user, item) = (
             tower.users(&[&[4]]).unwrap(),
             tower.items(&[4], false).unwrap(),
@@ -388,15 +393,7 @@ mod tests {
 
     #[test]
     fn outputs_are_unit_and_users_read_the_last_real_position() {
-        let varmap = VarMap::new();
-        let tower = Tower::new(
-            &spec(),
-            TowerInput::Ids { items: 10 },
-            &varmap,
-            1,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let tower = id_tower();
         let users = tower.users(&[&[1, 2], &[3, 4, 5, 6]]).unwrap();
         let alone = tower.users(&[&[1, 2]]).unwrap();
         let diff = (users.get(0).unwrap() - alone.get(0).unwrap())
