@@ -5,6 +5,7 @@
 //! - [`norm`]: layer norm from differentiable ops (candle-nn's fused one has no backward);
 //! - [`gelu`]: GELU with its backward on the vectorised kernels;
 //! - [`block`]: a transformer block, pre-LN or post-LN;
+//! - [`padding`]: histories right-padded into one batch, outputs read at each last position;
 //! - [`tower`]: input (frozen content embedding → linear adapter, or a trainable item-ID table for
 //!   the SASRec baseline) + positions → blocks → linear → L2-norm. The user tower reads a history;
 //!   the item tower is the same module and weights applied to one item alone (paper variant (a)).
@@ -16,6 +17,7 @@ pub mod gelu;
 pub mod init;
 pub mod loss;
 pub mod norm;
+pub mod padding;
 pub mod tower;
 
 pub use tower::{Tower, TowerInput, TowerSpec};

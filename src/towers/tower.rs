@@ -12,6 +12,7 @@ use super::attention::causal_mask;
 use super::block::Block;
 use super::init::{seeded_init, SeededDropout};
 use super::norm::{layer_norm, LayerNorm};
+use super::padding::{gather_positions, pad_right};
 use crate::encode::l2_normalise;
 
 /// Shape of a tower (`[towers]` in the config). Serialised into checkpoints and results.
@@ -265,38 +266,6 @@ impl Tower {
 
 fn block_seed(seed: u64, block: usize) -> u64 {
     seed.wrapping_add(1000 + block as u64)
-}
-
-/// Right-pads histories (truncated to their last `max_len` items) into (n, len) ids, and returns
-/// the index of each one's last item.
-pub fn pad_right(
-    histories: &[&[u32]],
-    max_len: usize,
-    device: &Device,
-) -> Result<(Tensor, Vec<usize>)> {
-    let trimmed: Vec<&[u32]> = histories
-        .iter()
-        .map(|h| &h[h.len().saturating_sub(max_len)..])
-        .collect();
-    let len = trimmed.iter().map(|h| h.len()).max().unwrap_or(1).max(1);
-    let mut ids = vec![0u32; trimmed.len() * len];
-    for (row, h) in trimmed.iter().enumerate() {
-        ids[row * len..row * len + h.len()].copy_from_slice(h);
-    }
-    let last = trimmed.iter().map(|h| h.len().max(1) - 1).collect();
-    Ok((Tensor::from_vec(ids, (trimmed.len(), len), device)?, last))
-}
-
-/// Picks `out[b, positions[b]]` → (batch, dim).
-pub fn gather_positions(out: &Tensor, positions: &[usize]) -> Result<Tensor> {
-    let (b, l, d) = out.dims3()?;
-    let flat: Vec<u32> = positions
-        .iter()
-        .enumerate()
-        .map(|(row, &p)| (row * l + p) as u32)
-        .collect();
-    out.reshape((b * l, d))?
-        .index_select(&Tensor::from_vec(flat, b, out.device())?, 0)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use super::TrainingConfig;
 use crate::eval::scorers::TowerScorer;
 use crate::eval::{evaluate, Case};
 use crate::towers::loss::softmax_loss;
-use crate::towers::tower::pad_right;
+use crate::towers::padding::pad_right;
 use crate::towers::Tower;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
