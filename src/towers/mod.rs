@@ -8,7 +8,8 @@
 //! - [`padding`]: histories right-padded into one batch, outputs read at each last position;
 //! - [`tower`]: input (frozen content embedding → linear adapter, or a trainable item-ID table for
 //!   the SASRec baseline) + positions → blocks → linear → L2-norm. The user tower reads a history;
-//!   the item tower is the same module and weights applied to one item alone (paper variant (a)).
+//!   the item tower is the same module and weights applied to one item alone, in its own position
+//!   slot (paper variant (a)).
 //! - [`loss`]: softmax cross-entropy of (anchor, positive) pairs over candidate items, logQ-corrected.
 
 pub mod attention;
