@@ -313,10 +313,9 @@ impl<S: Store> Loop<S> {
         // Read after the rows above: the catalogue only grows, so it covers every one of them.
         let catalogue_items = shared.catalogue.len();
         let drawn: Vec<u32> = if training.negatives.draws() {
-            let catalogue: Vec<u32> = (0..catalogue_items as u32).collect();
-            draw_uniform(&catalogue, training.negative_samples, &mut self.rng)
+            draw_uniform(catalogue_items, training.negative_samples, &mut self.rng)
                 .into_iter()
-                .map(&mut local_row)
+                .map(|row| local_row(row as u32))
                 .collect()
         } else {
             Vec::new()

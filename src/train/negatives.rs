@@ -47,14 +47,13 @@ pub struct Pool<'a> {
     pub log_share: Option<&'a [f32]>,
 }
 
-/// `count` uniform draws (with replacement) from `items`.
-pub fn draw_uniform(items: &[u32], count: usize, rng: &mut impl Rng) -> Vec<u32> {
-    if items.is_empty() {
+/// `count` uniform draws (with replacement) of an index into a universe of `len` items; callers
+/// map indices to items (a catalogue's rows are their own indices: nothing to materialise).
+pub fn draw_uniform(len: usize, count: usize, rng: &mut impl Rng) -> Vec<usize> {
+    if len == 0 {
         return Vec::new();
     }
-    (0..count)
-        .map(|_| items[rng.random_range(0..items.len())])
-        .collect()
+    (0..count).map(|_| rng.random_range(0..len)).collect()
 }
 
 impl Negatives {
@@ -187,9 +186,8 @@ mod tests {
         let set = Negatives::AllItems.candidates(&[4], &[0], &pool);
         assert_eq!((set.items, set.positives), (vec![0, 1, 2, 4, 5], vec![3]));
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
-        assert!(draw_uniform(&universe, 500, &mut rng)
-            .iter()
-            .all(|&i| i != 3));
+        let drawn = draw_uniform(universe.len(), 500, &mut rng);
+        assert!(drawn.iter().map(|&i| universe[i]).all(|i| i != 3));
     }
 
     #[test]

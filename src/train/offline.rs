@@ -199,7 +199,10 @@ pub fn train(
                 config.warmup_frac,
             ));
             let drawn = if config.negatives.draws() {
-                draw_uniform(&universe, config.negative_samples, &mut rng)
+                draw_uniform(universe.len(), config.negative_samples, &mut rng)
+                    .into_iter()
+                    .map(|i| universe[i])
+                    .collect()
             } else {
                 Vec::new()
             };
