@@ -103,6 +103,19 @@ pub struct HistoryConfig {
     pub cap: usize,
     /// A history expires this long after the user's last action; 0 keeps it forever.
     pub ttl_secs: u64,
+    /// Recent `event_id`s remembered per user; an action whose id is among them (a producer's
+    /// resend) is skipped. 0 turns deduplication by id off (offsets still dedupe replays).
+    pub dedupe_window: usize,
+}
+
+impl HistoryConfig {
+    pub fn policy(&self) -> crate::history::HistoryPolicy {
+        crate::history::HistoryPolicy {
+            cap: self.cap,
+            ttl_ms: self.ttl_secs * 1000,
+            dedupe_window: self.dedupe_window,
+        }
+    }
 }
 
 /// Consumer micro-batching and input limits.

@@ -27,8 +27,13 @@ use crate::schemas::RejectReason;
 pub enum Event<'a> {
     /// Messages read from a topic (valid or not).
     Received { topic: &'a str, count: u64 },
-    /// Actions written to histories; `replayed` were already applied before (watermark).
-    ActionsApplied { applied: u64, replayed: u64 },
+    /// Actions written to histories; `replayed` were already applied before (watermark),
+    /// `duplicates` were resends of a recent `event_id`.
+    ActionsApplied {
+        applied: u64,
+        replayed: u64,
+        duplicates: u64,
+    },
     /// A forward pass of the frozen encoder.
     ItemsEmbedded { count: u64, seconds: f64 },
     /// One event sent to the dead-letter topic.
@@ -36,6 +41,9 @@ pub enum Event<'a> {
         topic: &'a str,
         reason: RejectReason,
     },
+    /// A dead letter the broker refused even without its payload copy: dropped, so that the
+    /// partition moves on (alert on it: the event is only in the logs).
+    DeadLetterUndeliverable { topic: &'a str },
     /// A downstream write failed transiently and is being retried.
     SinkRetry { topic: &'a str },
     /// Unwritten messages of revoked partitions were released to their next owner.
@@ -104,9 +112,15 @@ impl Stats {
                 metrics::counter!("learn_events_received_total", "topic" => topic.to_string())
                     .increment(count);
             }
-            Event::ActionsApplied { applied, replayed } => {
+            Event::ActionsApplied {
+                applied,
+                replayed,
+                duplicates,
+            } => {
                 self.actions_applied.fetch_add(applied, Ordering::Relaxed);
-                self.actions_replayed.fetch_add(replayed, Ordering::Relaxed);
+                self.actions_replayed
+                    .fetch_add(replayed + duplicates, Ordering::Relaxed);
+                metrics::counter!("learn_actions_duplicate_total").increment(duplicates);
                 metrics::counter!("learn_actions_applied_total").increment(applied);
                 metrics::counter!("learn_actions_replayed_total").increment(replayed);
             }
@@ -120,6 +134,10 @@ impl Stats {
                 let mut by_reason = self.dead_letters.lock().unwrap_or_else(|p| p.into_inner());
                 *by_reason.entry(reason.as_str()).or_default() += 1;
                 metrics::counter!("learn_dead_letters_total", "topic" => topic.to_string(), "reason" => reason.as_str())
+                    .increment(1);
+            }
+            Event::DeadLetterUndeliverable { topic } => {
+                metrics::counter!("learn_dead_letters_undeliverable_total", "topic" => topic.to_string())
                     .increment(1);
             }
             Event::SinkRetry { topic } => {

@@ -94,6 +94,7 @@ fn sigkill_and_restart_loses_nothing_and_duplicates_nothing() {
             HistoryPolicy {
                 cap: 10_000,
                 ttl_ms: 0,
+                dedupe_window: 16,
             },
         ))
         .expect("redis");

@@ -219,6 +219,7 @@ async fn learns_online_checkpoints_restores_and_recommends_new_items() {
     let policy = HistoryPolicy {
         cap: 100,
         ttl_ms: 3_600_000,
+        dedupe_window: 16,
     };
     let store = RedisStore::connect(&redis_url, &config.redis.key_prefix, policy)
         .await

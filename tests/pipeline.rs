@@ -115,6 +115,7 @@ async fn stream_to_redis_with_dead_letters() {
     let policy = HistoryPolicy {
         cap: 25,
         ttl_ms: 3_600_000,
+        dedupe_window: 16,
     };
     let store = RedisStore::connect(&redis_url, &config.redis.key_prefix, policy)
         .await

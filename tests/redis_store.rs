@@ -7,7 +7,9 @@ use learn_stream::history::{HistoryPolicy, PartitionBatch, RedisStore, Store, St
 use learn_stream::schemas::{Action, EmbeddingSpace, ItemEmbedding, UserAction, UserEmbedding};
 
 fn batch(partition: i32, offsets: std::ops::Range<i64>) -> PartitionBatch {
+    let read_up_to = offsets.end - 1;
     PartitionBatch {
+        read_up_to,
         topic: "actions".into(),
         partition,
         actions: offsets
@@ -32,7 +34,12 @@ async fn store(
 ) -> Option<(RedisStore, redis::aio::MultiplexedConnection, String)> {
     let url = common::redis()?;
     let prefix = format!("{}:", common::unique("store"));
-    let store = RedisStore::connect(&url, &prefix, HistoryPolicy { cap, ttl_ms })
+    let policy = HistoryPolicy {
+        cap,
+        ttl_ms,
+        dedupe_window: 4,
+    };
+    let store = RedisStore::connect(&url, &prefix, policy)
         .await
         .expect("redis");
     let conn = redis::Client::open(url)
@@ -52,11 +59,18 @@ async fn replayed_offsets_are_not_appended_twice() {
     let Some((store, _, _)) = store(100, 0).await else {
         return;
     };
-    assert_eq!(store.apply_actions(&batch(0, 0..6)).await.unwrap(), 6);
+    assert_eq!(
+        store.apply_actions(&batch(0, 0..6)).await.unwrap().applied,
+        6
+    );
     // A crash before the commit redelivers 2..6 together with new offsets 6..10.
-    assert_eq!(store.apply_actions(&batch(0, 2..10)).await.unwrap(), 4);
+    let again = store.apply_actions(&batch(0, 2..10)).await.unwrap();
+    assert_eq!((again.applied, again.replayed), (4, 4));
     // Another partition has its own watermark.
-    assert_eq!(store.apply_actions(&batch(1, 0..2)).await.unwrap(), 2);
+    assert_eq!(
+        store.apply_actions(&batch(1, 0..2)).await.unwrap().applied,
+        2
+    );
     assert_eq!(
         items(store.history("u0", 100).await.unwrap()),
         ["p0i0", "p0i2", "p0i4", "p0i6", "p0i8", "p1i0"]
@@ -183,4 +197,76 @@ async fn model_registry_and_leader_lock() {
         store.try_lead("b", 300).await.unwrap(),
         "expired: b takes over"
     );
+}
+
+#[tokio::test]
+async fn resent_event_ids_are_skipped_within_the_window() {
+    let Some((store, _, _)) = store(100, 0).await else {
+        return;
+    };
+    store.apply_actions(&batch(0, 0..4)).await.unwrap();
+    // The producer resends offsets 0..2's events (same ids) at new offsets 10..12.
+    let mut resend = batch(0, 10..12);
+    for (i, (_, action)) in resend.actions.iter_mut().enumerate() {
+        action.event_id = format!("e0-{i}");
+    }
+    let applied = store.apply_actions(&resend).await.unwrap();
+    assert_eq!((applied.applied, applied.duplicates), (0, 2));
+    assert_eq!(
+        items(store.history("u0", 100).await.unwrap()),
+        ["p0i0", "p0i2"]
+    );
+    assert_eq!(store.watermarks("actions").await.unwrap()[&0], 11);
+}
+
+#[tokio::test]
+async fn a_key_of_another_type_refuses_only_its_actions() {
+    let Some((store, mut conn, prefix)) = store(100, 0).await else {
+        return;
+    };
+    // Someone wrote a string where user u1's history lives.
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}h:u1"))
+        .arg("not a list")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let applied = store.apply_actions(&batch(0, 0..4)).await.unwrap();
+    assert_eq!(applied.applied, 2, "u0's actions are written");
+    assert_eq!(
+        applied.refused,
+        [1, 3],
+        "u1's actions (odd offsets) are refused"
+    );
+    assert_eq!(
+        items(store.history("u0", 100).await.unwrap()),
+        ["p0i0", "p0i2"]
+    );
+    // A replay refuses them again (the dead letter is not lost), and writes nothing twice.
+    let again = store.apply_actions(&batch(0, 0..4)).await.unwrap();
+    assert_eq!((again.applied, again.refused.len()), (0, 2));
+}
+
+#[tokio::test]
+async fn watermarks_move_up_only_and_cover_dead_lettered_offsets() {
+    let Some((store, _, _)) = store(100, 0).await else {
+        return;
+    };
+    // Offsets 4..8 of the batch were dead-lettered: the watermark still covers them.
+    let mut b = batch(0, 0..4);
+    b.read_up_to = 7;
+    store.apply_actions(&b).await.unwrap();
+    let advance = |p: i32, o: i64| std::collections::BTreeMap::from([(p, o)]);
+    store
+        .advance_watermarks("actions", &advance(0, 5))
+        .await
+        .unwrap();
+    store
+        .advance_watermarks("actions", &advance(1, 3))
+        .await
+        .unwrap();
+    let expected = std::collections::BTreeMap::from([(0, 7), (1, 3)]);
+    assert_eq!(store.watermarks("actions").await.unwrap(), expected);
+    let blocking = tokio::task::spawn_blocking(move || store.watermarks_blocking("actions"));
+    assert_eq!(blocking.await.unwrap().unwrap(), expected);
 }

@@ -52,7 +52,8 @@ pub fn movielens_stream(dir: &Path) -> Result<Vec<Outgoing>, DemoError> {
     }
     for r in ratings.iter() {
         let action = UserAction {
-            event_id: format!("ml-{}-{}", r.user, r.item),
+            // A user may rate an item again (re-watches): the timestamp keeps each event its own id.
+            event_id: format!("ml-{}-{}-{}", r.user, r.item, r.ts_ms),
             user_id: r.user.clone(),
             item_id: r.item.clone(),
             action: action_for(r.rating),

@@ -4,12 +4,14 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use super::{HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError, StoredModel};
+use super::{Applied, HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError, StoredModel};
 use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
 
 #[derive(Default)]
 struct State {
     histories: HashMap<String, VecDeque<HistoryEntry>>,
+    /// User → most recent event ids, newest first (the dedupe window).
+    event_ids: HashMap<String, VecDeque<String>>,
     watermarks: HashMap<(String, i32), i64>,
     items: HashMap<(String, EmbeddingSpace), ItemEmbedding>,
     users: HashMap<String, UserEmbedding>,
@@ -39,23 +41,36 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
-    async fn apply_actions(&self, batch: &PartitionBatch) -> Result<usize, StoreError> {
+    async fn apply_actions(&self, batch: &PartitionBatch) -> Result<Applied, StoreError> {
         let mut state = self.state();
         let wm_key = (batch.topic.clone(), batch.partition);
         let watermark = state.watermarks.get(&wm_key).copied().unwrap_or(-1);
-        let mut applied = 0;
-        let mut highest = watermark;
-        for (offset, action) in batch.actions.iter().filter(|(o, _)| *o > watermark) {
+        let mut result = Applied::default();
+        for (offset, action) in &batch.actions {
+            if *offset <= watermark {
+                result.replayed += 1;
+                continue;
+            }
+            if self.policy.dedupe_window > 0 {
+                let recent = state.event_ids.entry(action.user_id.clone()).or_default();
+                if recent.contains(&action.event_id) {
+                    result.duplicates += 1;
+                    continue;
+                }
+                recent.push_front(action.event_id.clone());
+                recent.truncate(self.policy.dedupe_window);
+            }
             let history = state.histories.entry(action.user_id.clone()).or_default();
             history.push_back(HistoryEntry::from(action));
             while history.len() > self.policy.cap {
                 history.pop_front();
             }
-            applied += 1;
-            highest = highest.max(*offset);
+            result.applied += 1;
         }
-        state.watermarks.insert(wm_key, highest);
-        Ok(applied)
+        if batch.read_up_to > watermark {
+            state.watermarks.insert(wm_key, batch.read_up_to);
+        }
+        Ok(result)
     }
 
     async fn history(&self, user_id: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -122,6 +137,32 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    fn watermarks_blocking(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
+        Ok(self
+            .state()
+            .watermarks
+            .iter()
+            .filter(|((t, _), _)| t == topic)
+            .map(|((_, p), o)| (*p, *o))
+            .collect())
+    }
+
+    async fn advance_watermarks(
+        &self,
+        topic: &str,
+        offsets: &BTreeMap<i32, i64>,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for (&partition, &offset) in offsets {
+            let wm = state
+                .watermarks
+                .entry((topic.to_string(), partition))
+                .or_insert(offset);
+            *wm = (*wm).max(offset);
+        }
+        Ok(())
+    }
+
     async fn publish_model(&self, model: &StoredModel) -> Result<(), StoreError> {
         self.state().model = Some(model.clone());
         Ok(())
@@ -164,20 +205,32 @@ mod tests {
 
     #[tokio::test]
     async fn replays_are_skipped_and_cap_holds() {
-        let store = MemoryStore::new(HistoryPolicy { cap: 3, ttl_ms: 0 });
+        let store = MemoryStore::new(HistoryPolicy {
+            cap: 3,
+            ttl_ms: 0,
+            dedupe_window: 4,
+        });
         let batch = |from: i64, to: i64| PartitionBatch {
             topic: "t".into(),
             partition: 0,
             actions: (from..to)
                 .map(|o| (o, action("u", &format!("i{o}"), o)))
                 .collect(),
+            read_up_to: to - 1,
         };
-        assert_eq!(store.apply_actions(&batch(0, 2)).await.unwrap(), 2);
+        assert_eq!(store.apply_actions(&batch(0, 2)).await.unwrap().applied, 2);
+        let again = store.apply_actions(&batch(0, 5)).await.unwrap();
         assert_eq!(
-            store.apply_actions(&batch(0, 5)).await.unwrap(),
-            3,
+            (again.applied, again.replayed),
+            (3, 2),
             "offsets 0 and 1 are replays"
         );
+        // A resend (same event id, new offset) is a duplicate.
+        let mut resend = batch(5, 6);
+        resend.actions[0].1 = action("u", "i4", 4);
+        let dup = store.apply_actions(&resend).await.unwrap();
+        assert_eq!((dup.applied, dup.duplicates), (0, 1));
+        assert_eq!(store.watermarks_blocking("t").unwrap()[&0], 5);
         let items: Vec<_> = store
             .history("u", 10)
             .await

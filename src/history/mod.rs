@@ -28,6 +28,47 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
+impl StoreError {
+    /// Whether the same write can succeed later (connection lost, server loading, failover,
+    /// cluster resharding, an unknown server error) rather than fail the same way every time
+    /// (a script error, `WRONGTYPE`, `CROSSSLOT`, a permission, a corrupt value).
+    pub fn is_transient(&self) -> bool {
+        use ::redis::{ErrorKind, ServerErrorKind};
+        match self {
+            StoreError::Corrupt { .. } => false,
+            StoreError::Redis(e) => {
+                let deterministic = matches!(
+                    e.kind(),
+                    ErrorKind::Server(
+                        ServerErrorKind::ResponseError
+                            | ServerErrorKind::CrossSlot
+                            | ServerErrorKind::ExecAbort
+                            | ServerErrorKind::NoPerm
+                    ) | ErrorKind::UnexpectedReturnType
+                        | ErrorKind::Parse
+                        | ErrorKind::Client
+                        | ErrorKind::InvalidClientConfig
+                ) || e.code() == Some("WRONGTYPE");
+                !deterministic
+            }
+        }
+    }
+}
+
+/// What one [`Store::apply_actions`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Actions appended.
+    pub applied: usize,
+    /// Actions skipped as already applied (at or below the watermark).
+    pub replayed: usize,
+    /// Actions skipped because their `event_id` was among the user's recent ones (a resend).
+    pub duplicates: usize,
+    /// Indices (into the batch) of actions the store refused for good (their keys hold another
+    /// type); nothing was written for them.
+    pub refused: Vec<usize>,
+}
+
 /// Actions read from one partition, in offset order.
 #[derive(Debug, Clone)]
 pub struct PartitionBatch {
@@ -35,6 +76,9 @@ pub struct PartitionBatch {
     pub partition: i32,
     /// `(offset, action)`, offsets strictly increasing.
     pub actions: Vec<(i64, UserAction)>,
+    /// Highest offset read from the partition in this batch, dead-lettered messages included:
+    /// the watermark moves there.
+    pub read_up_to: i64,
 }
 
 /// Limits applied to every history write.
@@ -44,6 +88,9 @@ pub struct HistoryPolicy {
     pub cap: usize,
     /// Expiry after the last write, in milliseconds; 0 = never.
     pub ttl_ms: u64,
+    /// Recent `event_id`s remembered per user: an action whose id is among them is a producer's
+    /// resend and is skipped. 0 = off.
+    pub dedupe_window: usize,
 }
 
 /// The current model as the trainer published it, for the processes that do not train.
@@ -59,12 +106,12 @@ pub struct StoredModel {
 /// Where histories and embeddings live. Clones share the same underlying state.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Appends the batch's actions to their users' histories, skipping offsets at or below the
-    /// partition's watermark, trimming to the cap and refreshing the TTL, atomically.
-    /// Returns how many actions were applied (the rest were replays).
+    /// partition's watermark and event ids in the user's dedupe window, trimming to the cap,
+    /// refreshing the TTL and moving the watermark to `read_up_to`, atomically.
     fn apply_actions(
         &self,
         batch: &PartitionBatch,
-    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Applied, StoreError>> + Send;
 
     /// The user's most recent `limit` entries, oldest first.
     fn history(
@@ -99,11 +146,22 @@ pub trait Store: Clone + Send + Sync + 'static {
         user_id: &str,
     ) -> impl Future<Output = Result<Option<UserEmbedding>, StoreError>> + Send;
 
-    /// Partition → highest offset of `topic` applied to histories.
+    /// Partition → highest offset of `topic` handled (applied, replayed or dead-lettered).
     fn watermarks(
         &self,
         topic: &str,
     ) -> impl Future<Output = Result<BTreeMap<i32, i64>, StoreError>> + Send;
+
+    /// [`Store::watermarks`], blocking: for the consumer's rebalance callback.
+    fn watermarks_blocking(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError>;
+
+    /// Moves `topic`'s watermarks up to `offsets` (never down), for streams whose writes are
+    /// not [`Store::apply_actions`] (item uploads).
+    fn advance_watermarks(
+        &self,
+        topic: &str,
+        offsets: &BTreeMap<i32, i64>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Makes `model` the current one (atomically: version, manifest and state together).
     fn publish_model(

@@ -1,6 +1,8 @@
 //! Redis implementation of [`Store`]. Keys (all under `redis.key_prefix`):
 //! - `h:{user_id}`: list of encoded [`HistoryEntry`], oldest first, capped and with a TTL;
-//! - `wm:{topic}`: hash partition → highest applied offset (the replay watermark);
+//! - `e:{user_id}`: list of the user's most recent event ids, newest first (`history.dedupe_window`);
+//! - `wm:{topic}`: hash partition → highest offset handled (the replay watermark; the consumer
+//!   resumes right after it on assignment);
 //! - `item:{item_id}` (content) and `aligned:{item_id}` (aligned): hash with `model`, `space`,
 //!   `version`, `dim`, `ts_ms` and `vec` (little-endian f32);
 //! - `items`: set of the ids with a content embedding;
@@ -17,8 +19,16 @@ use std::collections::{BTreeMap, HashMap};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
-use super::{HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError, StoredModel};
+use super::{Applied, HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError, StoredModel};
 use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
+
+/// Moves watermarks up, never down: `HSET field max(current, new)` for each (field, new) pair.
+const ADVANCE_SCRIPT: &str = r#"
+for i = 1, #ARGV, 2 do
+  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
+  if tonumber(ARGV[i + 1]) > current then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+"#;
 
 /// Takes the lock when free, renews it when already ours.
 const LEAD_SCRIPT: &str = r#"
@@ -30,10 +40,13 @@ return 0
 
 #[derive(Clone)]
 pub struct RedisStore {
+    /// For the blocking watermark read of the rebalance callback.
+    client: redis::Client,
     conn: ConnectionManager,
     prefix: String,
     policy: HistoryPolicy,
     apply_script: Script,
+    advance_script: Script,
     lead_script: Script,
 }
 
@@ -44,18 +57,24 @@ impl RedisStore {
         policy: HistoryPolicy,
     ) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)?;
-        let conn = ConnectionManager::new(client).await?;
+        let conn = ConnectionManager::new(client.clone()).await?;
         Ok(Self {
+            client,
             conn,
             prefix: prefix.to_string(),
             policy,
             apply_script: Script::new(include_str!("apply_actions.lua")),
+            advance_script: Script::new(ADVANCE_SCRIPT),
             lead_script: Script::new(LEAD_SCRIPT),
         })
     }
 
     fn history_key(&self, user_id: &str) -> String {
         format!("{}h:{}", self.prefix, user_id)
+    }
+
+    fn event_ids_key(&self, user_id: &str) -> String {
+        format!("{}e:{}", self.prefix, user_id)
     }
 
     fn item_key(&self, item_id: &str, space: EmbeddingSpace) -> String {
@@ -135,25 +154,39 @@ impl Fields<'_> {
 }
 
 impl Store for RedisStore {
-    async fn apply_actions(&self, batch: &PartitionBatch) -> Result<usize, StoreError> {
-        if batch.actions.is_empty() {
-            return Ok(0);
-        }
+    async fn apply_actions(&self, batch: &PartitionBatch) -> Result<Applied, StoreError> {
         let mut invocation = self.apply_script.prepare_invoke();
         invocation
             .key(self.watermark_key(&batch.topic))
             .arg(batch.partition)
             .arg(self.policy.cap)
-            .arg(self.policy.ttl_ms);
+            .arg(self.policy.ttl_ms)
+            .arg(self.policy.dedupe_window)
+            .arg(batch.read_up_to);
         for (offset, action) in &batch.actions {
             invocation
                 .key(self.history_key(&action.user_id))
+                .key(self.event_ids_key(&action.user_id))
                 .arg(*offset)
-                .arg(HistoryEntry::from(action).encode());
+                .arg(HistoryEntry::from(action).encode())
+                .arg(&action.event_id);
         }
         let mut conn = self.conn.clone();
-        let applied: usize = invocation.invoke_async(&mut conn).await?;
-        Ok(applied)
+        let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+        let [applied, duplicates, refused @ ..] = reply.as_slice() else {
+            return Err(corrupt(
+                &self.watermark_key(&batch.topic),
+                "short script reply",
+            ));
+        };
+        let (applied, duplicates) = (*applied as usize, *duplicates as usize);
+        let refused: Vec<usize> = refused.iter().map(|&i| i as usize).collect();
+        Ok(Applied {
+            applied,
+            duplicates,
+            replayed: batch.actions.len() - applied - duplicates - refused.len(),
+            refused,
+        })
     }
 
     async fn history(&self, user_id: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -269,6 +302,33 @@ impl Store for RedisStore {
     async fn watermarks(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
         let mut conn = self.conn.clone();
         Ok(conn.hgetall(self.watermark_key(topic)).await?)
+    }
+
+    fn watermarks_blocking(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
+        let mut conn = self
+            .client
+            .get_connection_with_timeout(std::time::Duration::from_secs(5))?;
+        Ok(redis::Commands::hgetall(
+            &mut conn,
+            self.watermark_key(topic),
+        )?)
+    }
+
+    async fn advance_watermarks(
+        &self,
+        topic: &str,
+        offsets: &BTreeMap<i32, i64>,
+    ) -> Result<(), StoreError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.advance_script.key(self.watermark_key(topic));
+        for (partition, offset) in offsets {
+            invocation.arg(*partition).arg(*offset);
+        }
+        let mut conn = self.conn.clone();
+        invocation.invoke_async::<()>(&mut conn).await?;
+        Ok(())
     }
 
     async fn publish_model(&self, model: &StoredModel) -> Result<(), StoreError> {

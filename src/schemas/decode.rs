@@ -22,6 +22,10 @@ pub enum RejectReason {
     EmptyText,
     /// An upload whose item text exceeds `ingest.max_text_bytes`.
     OversizeText,
+    /// The store refused the record for good (e.g. its Redis key holds another type).
+    StoreRejected,
+    /// The frozen encoder failed on this item alone.
+    EncoderFailed,
 }
 
 impl RejectReason {
@@ -33,6 +37,8 @@ impl RejectReason {
             RejectReason::UnknownAction => "unknown_action",
             RejectReason::EmptyText => "empty_text",
             RejectReason::OversizeText => "oversize_text",
+            RejectReason::StoreRejected => "store_rejected",
+            RejectReason::EncoderFailed => "encoder_failed",
         }
     }
 }
@@ -63,7 +69,7 @@ pub struct Limits {
 pub const MAX_ID_BYTES: usize = 256;
 
 /// An input event that can be decoded from a Kafka payload.
-pub trait Decode: Sized + Send + Sync + 'static {
+pub trait Decode: Sized + Serialize + Send + Sync + 'static {
     fn decode(payload: Option<&[u8]>, limits: &Limits) -> Result<Self, Rejection>;
 }
 

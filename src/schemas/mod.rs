@@ -6,8 +6,10 @@
 //! Unknown fields are accepted and ignored on inputs: producers can add fields without a
 //! coordinated deploy, and nothing about an event's meaning is lost by ignoring them.
 
+mod dead_letter;
 mod decode;
 
+pub use dead_letter::{DeadLetter, Origin, DEAD_LETTER_PAYLOAD_BYTES};
 pub use decode::{Decode, Limits, RejectReason, Rejection};
 
 use serde::{Deserialize, Serialize};
@@ -156,27 +158,6 @@ pub struct UserEmbedding {
     pub version: u64,
     /// How many actions of the history went in.
     pub history_len: usize,
-    pub ts_ms: i64,
-}
-
-/// Topic `dead-letter`: an input event that could not be processed, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeadLetter {
-    pub source_topic: String,
-    pub partition: i32,
-    pub offset: i64,
-    pub reason: RejectReason,
-    /// Human-readable detail (the parser's message, the offending field).
-    pub detail: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// The original payload when it is valid UTF-8 ...
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_text: Option<String>,
-    /// ... otherwise base64 of the original bytes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_base64: Option<String>,
     pub ts_ms: i64,
 }
 

@@ -1,14 +1,17 @@
-//! Sink of the actions pipeline: appends each partition's actions to user histories, then tells
-//! the trainer which users have fresh actions.
+//! Sink of the actions pipeline: appends each partition's actions to user histories (moving the
+//! partition's watermark over everything the batch read), then tells the trainer which users have
+//! fresh actions. Store errors are split by kind: transient ones fail the batch (the source
+//! retries it), deterministic ones are isolated to the actions that cause them, which are refused
+//! (dead-lettered) while the rest of the batch is written.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Shared;
-use crate::history::{PartitionBatch, Store};
+use crate::history::{Applied, PartitionBatch, Store, StoreError};
 use crate::metrics::Event;
-use crate::schemas::UserAction;
-use crate::source::{Record, Sink, SinkError};
+use crate::schemas::{RejectReason, UserAction};
+use crate::source::{Record, Refusal, Sink, SinkError, WatermarkReader};
 
 pub struct ActionSink<S> {
     shared: Arc<Shared<S>>,
@@ -18,6 +21,73 @@ impl<S: Store> ActionSink<S> {
     pub fn new(shared: Arc<Shared<S>>) -> Self {
         Self { shared }
     }
+
+    /// One partition's batch; `indices` maps its actions back to the written records.
+    async fn apply(
+        &self,
+        batch: &PartitionBatch,
+        indices: &[usize],
+        refusals: &mut Vec<Refusal>,
+    ) -> Result<Applied, SinkError> {
+        let store = &self.shared.store;
+        match store.apply_actions(batch).await {
+            Ok(applied) => {
+                refusals.extend(
+                    applied
+                        .refused
+                        .iter()
+                        .map(|&i| refused(indices[i], &err_of_type(&batch.actions[i].1))),
+                );
+                Ok(applied)
+            }
+            Err(err) if err.is_transient() => Err(SinkError::Transient(err.to_string())),
+            Err(err) => {
+                tracing::error!(%err, partition = batch.partition, "the store refused a batch; isolating the actions that cause it");
+                let mut total = Applied::default();
+                for (i, action) in batch.actions.iter().enumerate() {
+                    let alone = PartitionBatch {
+                        topic: batch.topic.clone(),
+                        partition: batch.partition,
+                        actions: vec![action.clone()],
+                        read_up_to: action.0,
+                    };
+                    match store.apply_actions(&alone).await {
+                        Ok(a) => {
+                            total.applied += a.applied;
+                            total.replayed += a.replayed;
+                            total.duplicates += a.duplicates;
+                            if !a.refused.is_empty() {
+                                refusals.push(refused(indices[i], &err_of_type(&action.1)));
+                            }
+                        }
+                        Err(err) if err.is_transient() => {
+                            return Err(SinkError::Transient(err.to_string()))
+                        }
+                        Err(err) => refusals.push(refused(indices[i], &err)),
+                    }
+                }
+                let read_up_to = BTreeMap::from([(batch.partition, batch.read_up_to)]);
+                store
+                    .advance_watermarks(&batch.topic, &read_up_to)
+                    .await
+                    .map_err(|e| SinkError::Transient(e.to_string()))?;
+                Ok(total)
+            }
+        }
+    }
+}
+
+fn err_of_type(action: &UserAction) -> String {
+    format!("history keys of user {} hold another type", action.user_id)
+}
+
+fn refused(index: usize, err: &dyn std::fmt::Display) -> Refusal {
+    tracing::error!(%err, index, "action refused by the store, dead-lettered");
+    Refusal {
+        index,
+        reason: RejectReason::StoreRejected,
+        detail: err.to_string(),
+    }
 }
 
 impl<S: Store> Sink<UserAction> for ActionSink<S> {
@@ -25,38 +95,63 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
         &mut self,
         topic: &str,
         records: &[Record<UserAction>],
-    ) -> Result<(), SinkError> {
-        let mut by_partition: BTreeMap<i32, Vec<(i64, UserAction)>> = BTreeMap::new();
-        for r in records {
-            by_partition
-                .entry(r.partition)
-                .or_default()
-                .push((r.offset, r.event.clone()));
+        read_up_to: &BTreeMap<i32, i64>,
+    ) -> Result<Vec<Refusal>, SinkError> {
+        let mut by_partition: BTreeMap<i32, (Vec<(i64, UserAction)>, Vec<usize>)> = read_up_to
+            .keys()
+            .map(|&p| (p, Default::default()))
+            .collect();
+        for (index, r) in records.iter().enumerate() {
+            let (actions, indices) = by_partition.entry(r.partition).or_default();
+            actions.push((r.offset, r.event.clone()));
+            indices.push(index);
         }
-        for (partition, actions) in by_partition {
-            let total = actions.len() as u64;
+        let mut refusals = Vec::new();
+        for (partition, (actions, indices)) in by_partition {
             let batch = PartitionBatch {
                 topic: topic.to_string(),
                 partition,
+                read_up_to: read_up_to
+                    .get(&partition)
+                    .copied()
+                    .unwrap_or_else(|| actions.last().map_or(-1, |a| a.0)),
                 actions,
             };
-            let applied = self
-                .shared
-                .store
-                .apply_actions(&batch)
-                .await
-                .map_err(|e| SinkError::Transient(e.to_string()))? as u64;
+            let applied = self.apply(&batch, &indices, &mut refusals).await?;
             self.shared.stats.emit(Event::ActionsApplied {
-                applied,
-                replayed: total - applied,
+                applied: applied.applied as u64,
+                replayed: applied.replayed as u64,
+                duplicates: applied.duplicates as u64,
             });
         }
+        let refused: Vec<usize> = refusals.iter().map(|r| r.index).collect();
+        let kept = || {
+            records
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !refused.contains(i))
+                .map(|(_, r)| r)
+        };
         self.shared
             .active
-            .touch(records.iter().map(|r| r.event.user_id.as_str()));
+            .touch(kept().map(|r| r.event.user_id.as_str()));
         self.shared
             .item_counts
-            .observe(records.iter().map(|r| r.event.item_id.as_str()));
-        Ok(())
+            .observe(kept().map(|r| r.event.item_id.as_str()));
+        Ok(refusals)
     }
+
+    fn watermarks(&self, topic: &str) -> WatermarkReader {
+        watermark_reader(&self.shared.store, topic)
+    }
+}
+
+/// A [`WatermarkReader`] over the store's watermarks of `topic`.
+pub(super) fn watermark_reader<S: Store>(store: &S, topic: &str) -> WatermarkReader {
+    let (store, topic) = (store.clone(), topic.to_string());
+    Box::new(move || {
+        store
+            .watermarks_blocking(&topic)
+            .map_err(|e: StoreError| e.to_string())
+    })
 }

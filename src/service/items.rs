@@ -2,6 +2,7 @@
 //! start), adds it to the catalogue, runs the current item tower on it, and stores and publishes
 //! both vectors (content, version 0; aligned, the serving model's version).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,8 +12,8 @@ use crate::encode::item_text;
 use crate::history::Store;
 use crate::metrics::Event;
 use crate::publish::EmbeddingPublisher;
-use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding, ItemUpload};
-use crate::source::{Record, Sink, SinkError};
+use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding, ItemUpload, RejectReason};
+use crate::source::{Record, Refusal, Sink, SinkError, WatermarkReader};
 
 pub struct ItemSink<S> {
     shared: Arc<Shared<S>>,
@@ -24,34 +25,52 @@ impl<S: Store> ItemSink<S> {
         Self { shared, publisher }
     }
 
-    /// Encoder and item tower, off the async runtime (both are CPU-bound).
-    async fn embed(&self, items: Vec<(String, String)>) -> Result<Vec<ItemEmbedding>, SinkError> {
+    /// Encoder and item tower, off the async runtime (both are CPU-bound). When the encoder fails
+    /// on the batch, each item is embedded alone and the ones that still fail are returned as
+    /// failures (`(index, error)`), so one bad item cannot hold up the others.
+    async fn embed(&self, items: Vec<(String, String)>) -> Result<Embedded, SinkError> {
         let shared = self.shared.clone();
         let _embedding = EmbeddingInFlight::enter(&self.shared.training.embedding);
         tokio::task::spawn_blocking(move || {
             let texts: Vec<String> = items.iter().map(|(_, text)| text.clone()).collect();
             let started = Instant::now();
-            let content = shared
-                .encoder
-                .embed(&texts)
-                .map_err(|e| SinkError::Fatal(e.to_string()))?;
+            let mut failures = Vec::new();
+            let content: Vec<Option<Vec<f32>>> = match shared.encoder.embed(&texts) {
+                Ok(vectors) => vectors.into_iter().map(Some).collect(),
+                Err(err) => {
+                    tracing::warn!(%err, items = texts.len(), "encoder failed on a batch; embedding its items one by one");
+                    (0..texts.len())
+                        .map(|i| match shared.encoder.embed(&texts[i..=i]) {
+                            Ok(mut v) => v.pop(),
+                            Err(err) => {
+                                failures.push((i, err.to_string()));
+                                None
+                            }
+                        })
+                        .collect()
+                }
+            };
             shared.stats.emit(Event::ItemsEmbedded {
-                count: texts.len() as u64,
+                count: (texts.len() - failures.len()) as u64,
                 seconds: started.elapsed().as_secs_f64(),
             });
-            let rows: Vec<u32> = items
+            let embedded: Vec<(&String, Vec<f32>)> = items
                 .iter()
-                .zip(&content)
-                .filter_map(|((id, _), v)| shared.catalogue.insert(id, v))
+                .zip(content)
+                .filter_map(|((id, _), v)| Some((id, v?)))
+                .collect();
+            let rows: Vec<u32> = embedded
+                .iter()
+                .filter_map(|(id, v)| shared.catalogue.insert(id, v))
                 .collect();
             let (version, aligned) = shared
                 .models
                 .embed_items(&shared.catalogue, &rows)
                 .map_err(|e| SinkError::Fatal(format!("item tower: {e}")))?;
             let ts_ms = now_ms();
-            let mut out = Vec::with_capacity(2 * items.len());
-            for ((id, _), vector) in items.iter().zip(content) {
-                out.push(ItemEmbedding {
+            let mut embeddings = Vec::with_capacity(2 * embedded.len());
+            for (id, vector) in embedded {
+                embeddings.push(ItemEmbedding {
                     item_id: id.clone(),
                     model: shared.encoder.model_id().to_string(),
                     space: EmbeddingSpace::Content,
@@ -61,34 +80,79 @@ impl<S: Store> ItemSink<S> {
                     ts_ms,
                 });
             }
-            out.extend(
+            embeddings.extend(
                 shared
                     .models
                     .records(&shared.catalogue, version, &rows, aligned),
             );
-            Ok(out)
+            Ok(Embedded {
+                embeddings,
+                failures,
+            })
         })
         .await
         .map_err(|e| SinkError::Fatal(format!("encoder task: {e}")))?
     }
 }
 
+/// A batch's embeddings (content and aligned) and the items the encoder failed on.
+struct Embedded {
+    embeddings: Vec<ItemEmbedding>,
+    failures: Vec<(usize, String)>,
+}
+
 impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
+    /// Embeddings to Redis, then to Kafka, then the watermark (a replay after a crash in between
+    /// embeds and publishes again: same vectors, at-least-once).
     async fn write(
         &mut self,
-        _topic: &str,
+        topic: &str,
         records: &[Record<ItemUpload>],
-    ) -> Result<(), SinkError> {
-        let items = records
-            .iter()
-            .map(|r| (r.event.item_id.clone(), item_text(&r.event)))
-            .collect();
-        let embeddings = self.embed(items).await?;
+        read_up_to: &BTreeMap<i32, i64>,
+    ) -> Result<Vec<Refusal>, SinkError> {
+        let transient = |e: &dyn std::fmt::Display| SinkError::Transient(e.to_string());
+        let mut refusals = Vec::new();
+        if !records.is_empty() {
+            let items = records
+                .iter()
+                .map(|r| (r.event.item_id.clone(), item_text(&r.event)))
+                .collect();
+            let Embedded {
+                embeddings,
+                failures,
+            } = self.embed(items).await?;
+            refusals.extend(failures.into_iter().map(|(index, detail)| Refusal {
+                index,
+                reason: RejectReason::EncoderFailed,
+                detail,
+            }));
+            self.shared
+                .store
+                .put_item_embeddings(&embeddings)
+                .await
+                .map_err(|e| transient(&e))?;
+            self.record_freshness(records);
+            self.publisher
+                .publish(&embeddings)
+                .await
+                .map_err(|e| transient(&e))?;
+        }
         self.shared
             .store
-            .put_item_embeddings(&embeddings)
+            .advance_watermarks(topic, read_up_to)
             .await
-            .map_err(|e| SinkError::Transient(e.to_string()))?;
+            .map_err(|e| transient(&e))?;
+        Ok(refusals)
+    }
+
+    fn watermarks(&self, topic: &str) -> WatermarkReader {
+        super::actions::watermark_reader(&self.shared.store, topic)
+    }
+}
+
+impl<S: Store> ItemSink<S> {
+    /// Upload → aligned embedding latency of each record (from its Kafka timestamp).
+    fn record_freshness(&self, records: &[Record<ItemUpload>]) {
         let written = now_ms();
         let mut slowest = 0;
         for r in records {
@@ -104,11 +168,6 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
             .knobs
             .upload_latency_ms
             .fetch_max(slowest, Ordering::Relaxed);
-        self.publisher
-            .publish(&embeddings)
-            .await
-            .map_err(|e| SinkError::Transient(e.to_string()))?;
-        Ok(())
     }
 }
 

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio::time::Instant;
 
-use crate::schemas::{now_ms, DeadLetter, Decode, Limits};
+use super::Refusal;
+use crate::schemas::{DeadLetter, Decode, Limits, Origin};
 
 /// A decoded event and where it came from.
 #[derive(Debug, Clone)]
@@ -14,11 +15,14 @@ pub struct Record<T> {
     pub offset: i64,
     /// The message's Kafka timestamp (producer create time), when it has one.
     pub timestamp_ms: Option<i64>,
+    /// The message's key (lossy UTF-8), kept for a dead letter should the sink refuse the record.
+    pub key: Option<String>,
     pub event: T,
 }
 
 pub(super) struct Batch<T> {
     pub records: Vec<Record<T>>,
+    /// Dead letters not sent yet (sent from the front, each removed once acknowledged).
     pub rejects: Vec<DeadLetter>,
     /// Partition → highest offset read (valid or not).
     pub highest: BTreeMap<i32, i64>,
@@ -40,8 +44,9 @@ impl<T: Decode> Batch<T> {
         self.records.len() + self.rejects.len()
     }
 
+    /// Nothing read: no records, no dead letters, no offsets to store.
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.highest.is_empty()
     }
 
     /// Decodes `message` into a record or a dead letter.
@@ -55,32 +60,50 @@ impl<T: Decode> Batch<T> {
                 partition,
                 offset,
                 timestamp_ms: message.timestamp().to_millis(),
+                key: message
+                    .key()
+                    .map(|k| String::from_utf8_lossy(k).into_owned()),
                 event,
             }),
-            Err(rejection) => {
-                let payload = message.payload().unwrap_or_default();
-                let text = std::str::from_utf8(payload).ok();
-                self.rejects.push(DeadLetter {
-                    source_topic: message.topic().to_string(),
+            Err(rejection) => self.rejects.push(DeadLetter::new(
+                Origin {
+                    topic: message.topic(),
                     partition,
                     offset,
-                    reason: rejection.reason,
-                    detail: rejection.detail,
-                    key: message
-                        .key()
-                        .map(|k| String::from_utf8_lossy(k).into_owned()),
-                    payload_text: text.map(str::to_string),
-                    payload_base64: match text {
-                        Some(_) => None,
-                        None => Some(base64::Engine::encode(
-                            &base64::engine::general_purpose::STANDARD,
-                            payload,
-                        )),
-                    },
-                    ts_ms: now_ms(),
-                })
-            }
+                    key: message.key(),
+                },
+                message.payload(),
+                rejection.reason,
+                rejection.detail,
+            )),
         }
+    }
+
+    /// After a write: the records are done; those the sink refused become dead letters (their
+    /// payload: the decoded event as JSON).
+    pub fn refuse(&mut self, topic: &str, refusals: Vec<Refusal>) {
+        for refusal in refusals {
+            let Some(record) = self.records.get(refusal.index) else {
+                tracing::error!(
+                    index = refusal.index,
+                    "refusal of a record not in the batch"
+                );
+                continue;
+            };
+            let payload = serde_json::to_vec(&record.event).ok();
+            self.rejects.push(DeadLetter::new(
+                Origin {
+                    topic,
+                    partition: record.partition,
+                    offset: record.offset,
+                    key: record.key.as_deref().map(str::as_bytes),
+                },
+                payload.as_deref(),
+                refusal.reason,
+                refusal.detail,
+            ));
+        }
+        self.records.clear();
     }
 
     /// Forgets everything read from `partitions` (they were revoked); returns how many messages.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
-use tokio::time::{sleep, sleep_until};
+use tokio::time::sleep_until;
 
 use super::batch::Batch;
 use super::context::SourceContext;
@@ -16,6 +16,20 @@ use crate::config::KafkaConfig;
 use crate::metrics::{Event, LagBoard, Stats};
 use crate::publish::DeadLetterProducer;
 use crate::schemas::{Decode, Limits};
+
+/// Producer errors that no retry can fix: the broker refuses this record as it is.
+fn permanent(err: &KafkaError) -> bool {
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::MessageBatchTooLarge
+        )
+    )
+}
 use crate::shutdown::Shutdown;
 
 /// What one source reads and how it batches.
@@ -42,6 +56,8 @@ struct Loop<T, S> {
     stats: Arc<Stats>,
     shutdown: Shutdown,
     batch: Batch<T>,
+    /// What arrived while a flush was retrying with the assignment paused: the next batch.
+    next: Batch<T>,
 }
 
 /// Consumes `settings.topic` until `shutdown`, writing batches to `sink`.
@@ -54,9 +70,9 @@ pub async fn run<T: Decode, S: Sink<T>>(
     stats: Arc<Stats>,
     shutdown: Shutdown,
 ) -> Result<(), SourceError> {
+    let context = SourceContext::new(settings.lag.clone(), sink.watermarks(&settings.topic));
     let consumer: StreamConsumer<SourceContext> =
-        crate::kafka::consumer_config(kafka, &settings.group_id)
-            .create_with_context(SourceContext::new(settings.lag.clone()))?;
+        crate::kafka::consumer_config(kafka, &settings.group_id).create_with_context(context)?;
     consumer.subscribe(&[&settings.topic])?;
     tracing::info!(topic = %settings.topic, group = %settings.group_id, "consuming");
     let mut state = Loop {
@@ -67,6 +83,7 @@ pub async fn run<T: Decode, S: Sink<T>>(
         stats,
         shutdown,
         batch: Batch::new(),
+        next: Batch::new(),
     };
     let result = state.consume().await;
     state.close().await;
@@ -84,6 +101,14 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                     self.flush().await?;
                 }
                 message = self.consumer.recv() => {
+                    // A revoke that this recv() ran came before its message, which belongs to the
+                    // new assignment: release the revoked partitions first, then keep the message.
+                    Self::release_revoked(
+                        &self.consumer,
+                        [&mut self.batch, &mut self.next],
+                        &self.stats,
+                        &self.settings.topic,
+                    );
                     match message {
                         Ok(message) => {
                             self.stats.emit(Event::Received { topic: &self.settings.topic, count: 1 });
@@ -91,7 +116,6 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                         }
                         Err(err) => tracing::warn!(%err, topic = %self.settings.topic, "consumer error"),
                     }
-                    self.release_revoked();
                     if self.batch.len() >= self.settings.max_batch.load(Ordering::Relaxed) {
                         self.flush().await?;
                     }
@@ -100,75 +124,172 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
         }
     }
 
-    fn release_revoked(&mut self) {
-        let revoked = self.consumer.context().take_revoked();
+    /// Releases from `batches` the partitions revoked since the last call (fields, not `self`:
+    /// the message just received still borrows the consumer).
+    fn release_revoked(
+        consumer: &StreamConsumer<SourceContext>,
+        batches: [&mut Batch<T>; 2],
+        stats: &Stats,
+        topic: &str,
+    ) {
+        let revoked = consumer.context().take_revoked();
         if revoked.is_empty() {
             return;
         }
-        let count = self.batch.release(&revoked) as u64;
+        let count: usize = batches.into_iter().map(|b| b.release(&revoked)).sum();
         if count > 0 {
-            self.stats.emit(Event::PendingDroppedOnRevoke {
-                topic: &self.settings.topic,
-                count,
+            stats.emit(Event::PendingDroppedOnRevoke {
+                topic,
+                count: count as u64,
             });
         }
     }
 
-    /// Dead letters, then the sink, then the offsets. Transient failures are retried with backoff
-    /// until they succeed or shutdown is requested; an interrupted batch's offsets are not stored.
+    /// Dead letters, then the sink, then the dead letters of what the sink refused, then the
+    /// offsets. Transient failures are retried with backoff until they succeed or shutdown is
+    /// requested (an interrupted batch's offsets are not stored); meanwhile the assignment is
+    /// paused and the consumer polled.
     async fn flush(&mut self) -> Result<(), SourceError> {
-        if self.batch.is_empty() {
-            self.batch.clear();
-            return Ok(());
-        }
         let topic = self.settings.topic.clone();
         let mut backoff = FIRST_BACKOFF;
-        let mut letters_sent = 0;
-        loop {
-            let attempt = async {
-                while letters_sent < self.batch.rejects.len() {
-                    let letter = &self.batch.rejects[letters_sent];
-                    self.dead_letters
-                        .send(letter)
-                        .await
-                        .map_err(|e| SinkError::Transient(format!("dead-letter topic: {e}")))?;
-                    self.stats.emit(Event::DeadLettered {
-                        topic: &topic,
-                        reason: letter.reason,
-                    });
-                    letters_sent += 1;
-                }
-                if self.batch.records.is_empty() {
-                    return Ok(());
-                }
-                self.sink.write(&topic, &self.batch.records).await
-            };
-            match attempt.await {
-                Ok(()) => break,
+        let mut written = false;
+        let mut paused = false;
+        let outcome = loop {
+            if self.batch.is_empty() {
+                break Ok(true);
+            }
+            match self.attempt(&topic, &mut written).await {
+                Ok(()) => break Ok(true),
                 Err(SinkError::Fatal(reason)) => {
-                    return Err(SourceError::Sink {
-                        topic,
+                    break Err(SourceError::Sink {
+                        topic: topic.clone(),
                         source: SinkError::Fatal(reason),
-                    });
+                    })
                 }
                 Err(SinkError::Transient(reason)) => {
                     self.stats.emit(Event::SinkRetry { topic: &topic });
                     tracing::warn!(%topic, %reason, ?backoff, "write failed, retrying");
-                    tokio::select! {
-                        _ = self.shutdown.recv() => {
-                            tracing::warn!(%topic, "shutdown during retries: batch left uncommitted, it will be redelivered");
-                            self.batch.clear();
-                            return Ok(());
-                        }
-                        _ = sleep(backoff) => {}
+                    paused |= self.pause();
+                    if !self.poll_for(backoff).await {
+                        tracing::warn!(%topic, "shutdown during retries: batch left uncommitted, it will be redelivered");
+                        break Ok(false);
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
+        };
+        if paused {
+            self.resume();
         }
-        self.store_offsets();
-        self.batch.clear();
+        if outcome? {
+            self.store_offsets();
+        }
+        self.batch = std::mem::replace(&mut self.next, Batch::new());
         Ok(())
+    }
+
+    /// One try of the batch; `written` remembers that the sink write succeeded already.
+    async fn attempt(&mut self, topic: &str, written: &mut bool) -> Result<(), SinkError> {
+        if !*written {
+            self.send_dead_letters(topic).await?;
+            let refusals = self
+                .sink
+                .write(topic, &self.batch.records, &self.batch.highest)
+                .await?;
+            self.batch.refuse(topic, refusals);
+            *written = true;
+        }
+        self.send_dead_letters(topic).await
+    }
+
+    /// Sends the batch's dead letters, front first, each removed once acknowledged. A letter the
+    /// broker refuses for good (size, invalid record) is sent again without its payload copy,
+    /// and dropped (counted, logged) if even that is refused: a dead letter never stalls a
+    /// partition.
+    async fn send_dead_letters(&mut self, topic: &str) -> Result<(), SinkError> {
+        while let Some(letter) = self.batch.rejects.first_mut() {
+            if let Err(err) = self.dead_letters.send(letter).await {
+                if !permanent(&err) {
+                    return Err(SinkError::Transient(format!("dead-letter topic: {err}")));
+                }
+                tracing::error!(%err, partition = letter.partition, offset = letter.offset, "dead letter refused; sending it without the payload copy");
+                letter.strip_payload();
+                if let Err(err) = self.dead_letters.send(letter).await {
+                    if !permanent(&err) {
+                        return Err(SinkError::Transient(format!("dead-letter topic: {err}")));
+                    }
+                    tracing::error!(%err, partition = letter.partition, offset = letter.offset, "dead letter undeliverable, dropped");
+                    self.stats.emit(Event::DeadLetterUndeliverable { topic });
+                    self.batch.rejects.remove(0);
+                    continue;
+                }
+            }
+            self.stats.emit(Event::DeadLettered {
+                topic,
+                reason: letter.reason,
+            });
+            self.batch.rejects.remove(0);
+        }
+        Ok(())
+    }
+
+    /// Pauses the whole assignment (fetching stops; polling goes on). True when paused.
+    fn pause(&self) -> bool {
+        match self.consumer.assignment() {
+            Ok(assignment) => match self.consumer.pause(&assignment) {
+                Ok(()) => true,
+                Err(err) => {
+                    tracing::warn!(%err, "cannot pause the assignment");
+                    false
+                }
+            },
+            Err(err) => {
+                tracing::warn!(%err, "cannot read the assignment");
+                false
+            }
+        }
+    }
+
+    fn resume(&self) {
+        let resumed = self
+            .consumer
+            .assignment()
+            .and_then(|assignment| self.consumer.resume(&assignment));
+        if let Err(err) = resumed {
+            tracing::warn!(%err, "cannot resume the assignment");
+        }
+    }
+
+    /// Polls the consumer for `duration` (rebalance callbacks, statistics, membership); messages
+    /// that still arrive go to the next batch. False when shutdown was requested.
+    async fn poll_for(&mut self, duration: Duration) -> bool {
+        let until = tokio::time::Instant::now() + duration;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.shutdown.recv() => return false,
+                _ = sleep_until(until) => return true,
+                message = self.consumer.recv() => {
+                    Self::release_revoked(
+                        &self.consumer,
+                        [&mut self.batch, &mut self.next],
+                        &self.stats,
+                        &self.settings.topic,
+                    );
+                    match message {
+                        Ok(message) => {
+                            self.stats.emit(Event::Received { topic: &self.settings.topic, count: 1 });
+                            self.next.push(&message, &self.settings.limits);
+                        }
+                        Err(err) => tracing::warn!(%err, topic = %self.settings.topic, "consumer error"),
+                    }
+                    // A partition assigned during the outage is not paused yet.
+                    if self.next.len() >= self.settings.max_batch.load(Ordering::Relaxed) {
+                        self.pause();
+                    }
+                }
+            }
+        }
     }
 
     fn store_offsets(&self) {
@@ -193,6 +314,7 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
         if !self.shutdown.is_shutdown() {
             // A fatal error: do not write anything more, just leave.
             self.batch.clear();
+            self.next.clear();
         }
         if let Err(err) = self.flush().await {
             tracing::error!(%err, "final flush failed");

@@ -2,14 +2,18 @@
 //! each message (or dead-letters it with the reason), hands the batch to a [`Sink`], and only then
 //! stores the offsets (at-least-once). Composed of small steps, as in arroyo:
 //!
-//! - [`context`]: the consumer context; on partition revoke it commits what is stored and tells
-//!   the loop which partitions left, so their unwritten messages are released, not written late;
+//! - [`context`]: the consumer context; on revoke it commits what is stored and tells the loop
+//!   which partitions left, so their unwritten messages are released before the next message is
+//!   taken; on assign it starts each partition right after the sink's watermark, so writes the
+//!   store lost after Kafka committed them are read again;
 //! - [`batch`]: the pending batch (decoded records, rejects, per-partition offsets);
 //! - [`consume`]: the loop itself: fill until `max_batch` or `max_wait`, flush, store, repeat;
 //!   on shutdown flush, commit synchronously and leave the group.
 //!
-//! Backpressure is the loop's structure: it does not read the next message while a flush (and its
-//! retries) is in progress.
+//! Backpressure is the loop's structure: while a flush retries, the assignment is paused and the
+//! consumer is still polled (rebalances, statistics, group membership), so an outage downstream
+//! neither evicts the member nor freezes the lag metrics; what arrives meanwhile waits as the next
+//! batch.
 
 mod batch;
 mod consume;
@@ -18,7 +22,10 @@ mod context;
 pub use batch::Record;
 pub use consume::{run, SourceSettings};
 
+use std::collections::BTreeMap;
 use std::future::Future;
+
+use crate::schemas::RejectReason;
 
 /// A failed downstream write.
 #[derive(Debug, thiserror::Error)]
@@ -39,11 +46,32 @@ pub enum SourceError {
     Sink { topic: String, source: SinkError },
 }
 
-/// Receives decoded batches. `write` returns `Ok` only once the batch is durable downstream.
+/// Reads, synchronously, the sink's watermarks of one topic: partition → highest offset it holds
+/// durably. It runs inside the consumer's rebalance callback, where each new assignment resumes
+/// right after it.
+pub type WatermarkReader = Box<dyn Fn() -> Result<BTreeMap<i32, i64>, String> + Send + Sync>;
+
+/// A record the sink refused for good: it goes to the dead-letter topic and the stream moves on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    /// Index into the written records.
+    pub index: usize,
+    pub reason: RejectReason,
+    pub detail: String,
+}
+
+/// Receives decoded batches.
 pub trait Sink<T>: Send {
+    /// Writes `records`; `read_up_to` is, per partition, the highest offset this batch read
+    /// (records, or messages already dead-lettered): the sink's watermark may move there. Returns
+    /// `Ok` only once the batch is durable downstream, with the records it refused for good.
     fn write(
         &mut self,
         topic: &str,
         records: &[Record<T>],
-    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+        read_up_to: &BTreeMap<i32, i64>,
+    ) -> impl Future<Output = Result<Vec<Refusal>, SinkError>> + Send;
+
+    /// The reader of this sink's watermarks of `topic`.
+    fn watermarks(&self, topic: &str) -> WatermarkReader;
 }
