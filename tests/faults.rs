@@ -126,9 +126,17 @@ async fn setup() -> Option<(Config, RedisStore, Arc<ContentEncoder>)> {
     Some((config, store, encoder))
 }
 
-/// Every user's history equals the produced actions `0..n`, in order, once each.
-async fn assert_histories_exact(store: &RedisStore, n: usize) -> (usize, usize) {
-    let (mut lost, mut duplicated) = (0, 0);
+/// How far every user's history is from the produced actions `0..n` (in order, once each).
+#[derive(Debug, Default, PartialEq)]
+struct Diff {
+    lost: usize,
+    duplicated: usize,
+    /// Users whose history has the right actions in the wrong order.
+    misordered: usize,
+}
+
+async fn diff_histories(store: &RedisStore, n: usize) -> Diff {
+    let mut diff = Diff::default();
     for user in 0..USERS {
         let want: Vec<String> = (user..n).step_by(USERS).map(|i| format!("i{i}")).collect();
         let got: Vec<String> = store
@@ -138,14 +146,18 @@ async fn assert_histories_exact(store: &RedisStore, n: usize) -> (usize, usize) 
             .into_iter()
             .map(|e| e.item_id)
             .collect();
-        if got != want {
-            let missing = want.iter().filter(|i| !got.contains(i)).count();
-            lost += missing;
-            // What is there beyond the wanted actions that are there: repeats (or strays).
-            duplicated += got.len() - (want.len() - missing).min(got.len());
+        if got == want {
+            continue;
+        }
+        let missing = want.iter().filter(|i| !got.contains(i)).count();
+        diff.lost += missing;
+        // Entries beyond the wanted ones that are there: repeats (or strays).
+        diff.duplicated += got.len() - (want.len() - missing).min(got.len());
+        if missing == 0 && got.len() == want.len() {
+            diff.misordered += 1;
         }
     }
-    (lost, duplicated)
+    diff
 }
 
 async fn histories_complete(store: &RedisStore, n: usize) -> bool {
@@ -229,9 +241,9 @@ async fn members_join_and_leave_mid_stream_lose_and_duplicate_nothing() {
     replayed += c.leave().await.snapshot().actions_replayed;
     replayed += a2.leave().await.snapshot().actions_replayed;
 
-    let (lost, duplicated) = assert_histories_exact(&store, n).await;
-    eprintln!("rebalance: {n} actions, {uploads} uploads, 5 membership changes: lost {lost}, duplicated {duplicated}, replays skipped {replayed}");
-    assert_eq!((lost, duplicated), (0, 0));
+    let diff = diff_histories(&store, n).await;
+    eprintln!("rebalance: {n} actions, {uploads} uploads, 5 membership changes: {diff:?}, replays skipped {replayed}");
+    assert_eq!(diff, Diff::default());
     for i in 0..uploads {
         let id = format!("new-{i}");
         assert!(
@@ -318,7 +330,7 @@ async fn poison_pills_are_dead_lettered_and_the_partition_moves_on() {
     )
     .await;
     let stats = member.leave().await.snapshot();
-    assert_eq!(assert_histories_exact(&store, good).await, (0, 0));
+    assert_eq!(diff_histories(&store, good).await, Diff::default());
     let letters: Vec<DeadLetter> = common::read_topic(
         &k.brokers,
         &k.dead_letter_topic,
@@ -485,7 +497,7 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
     // Redis crashes and comes back with the snapshot: the last 3,000 acknowledged writes are gone.
     redis.crash_and_restart();
     let store = connect(redis.url(), config.clone()).await;
-    let (lost_by_redis, _) = assert_histories_exact(&store, total).await;
+    let lost_by_redis = diff_histories(&store, total).await.lost;
     assert!(
         lost_by_redis > 0,
         "the restored snapshot lacks the later writes"
@@ -497,7 +509,7 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
     })
     .await;
     member.leave().await;
-    let (lost, duplicated) = assert_histories_exact(&store, total).await;
-    eprintln!("redis loss: {lost_by_redis} acknowledged actions lost by the restore; after replay lost {lost}, duplicated {duplicated}");
-    assert_eq!((lost, duplicated), (0, 0));
+    let diff = diff_histories(&store, total).await;
+    eprintln!("redis loss: {lost_by_redis} acknowledged actions lost by the restore; after replay {diff:?}");
+    assert_eq!(diff, Diff::default());
 }
