@@ -1,6 +1,7 @@
-//! Kill the service mid-stream (SIGKILL: no flush, no commit, no group leave) and restart it: no action
-//! is lost and none is duplicated in Redis, because the history write is idempotent (per-partition
-//! offset watermarks updated in the same Lua script as the appends).
+//! Kill the service five times at random points of a stream (SIGKILL: no flush, no commit, no group
+//! leave), restarting it each time: no action is lost and none is duplicated in Redis, because the
+//! history write is idempotent (per-partition offset watermarks updated in the same Lua script as
+//! the appends) and each restart resumes right after those watermarks.
 //!
 //! Broker: librdkafka's mock cluster, not tansu. tansu 0.6.0 never evicts a group member that died
 //! without leaving, so a restarted consumer would get no partitions there; the mock cluster evicts
@@ -45,6 +46,7 @@ fn spawn_serve(config: &learn_stream::config::Config, model_dir: &std::path::Pat
         .env("LEARN__KAFKA__AUTO_COMMIT_INTERVAL_MS", "3600000")
         .env("LEARN__KAFKA__SESSION_TIMEOUT_MS", "6000")
         .env("LEARN__INGEST__MAX_BATCH", "20")
+        .env("LEARN__HISTORY__CAP", "100000")
         .env("LEARN__REDIS__URL", &config.redis.url)
         .env("LEARN__REDIS__KEY_PREFIX", &config.redis.key_prefix)
         .stdout(Stdio::null())
@@ -92,7 +94,7 @@ fn sigkill_and_restart_loses_nothing_and_duplicates_nothing() {
             &redis_url,
             &config.redis.key_prefix,
             HistoryPolicy {
-                cap: 10_000,
+                cap: 100_000,
                 ttl_ms: 0,
                 dedupe_window: 16,
             },
@@ -111,36 +113,55 @@ fn sigkill_and_restart_loses_nothing_and_duplicates_nothing() {
             .collect()
     };
 
-    let first = actions(0..600);
-    runtime.block_on(common::produce(&config.kafka.brokers, &encode(&first)));
+    // The stream, produced up front; `LEARN_FAULTS_ACTIONS` scales it (scripts/chaos.sh: 100,000).
+    let total: usize = std::env::var("LEARN_FAULTS_ACTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3_000);
+    let all = actions(0..total);
+    // A producer paces the stream over ~45 s while the service is killed and restarted.
+    let producer = std::thread::spawn({
+        let (brokers, messages) = (config.kafka.brokers.clone(), encode(&all));
+        move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            for chunk in messages.chunks(messages.len().div_ceil(90)) {
+                runtime.block_on(common::produce(&brokers, chunk));
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+    });
+    // Five SIGKILLs, each at a random moment once the process is writing, each followed by a
+    // restart (the mock cluster hands the dead member's partitions over after the session timeout).
+    let mut kills = Vec::new();
+    for _ in 0..5 {
+        let before = runtime.block_on(history_len(&store));
+        let mut serve = spawn_serve(&config, &model_dir);
+        runtime.block_on(common::wait_until(
+            "the process to write",
+            Duration::from_secs(240),
+            || async { history_len(&store).await > before },
+        ));
+        std::thread::sleep(Duration::from_millis(rand::random_range(0..1500)));
+        serve.kill().expect("SIGKILL");
+        serve.wait().unwrap();
+        kills.push(runtime.block_on(history_len(&store)));
+    }
+    producer.join().unwrap();
     let mut serve = spawn_serve(&config, &model_dir);
     runtime.block_on(common::wait_until(
-        "the first process to write",
-        Duration::from_secs(120),
-        || async { history_len(&store).await >= 300 },
-    ));
-    serve.kill().expect("SIGKILL");
-    serve.wait().unwrap();
-    let written_before_kill = runtime.block_on(history_len(&store));
-
-    let second = actions(600..1000);
-    runtime.block_on(common::produce(&config.kafka.brokers, &encode(&second)));
-    let mut serve = spawn_serve(&config, &model_dir);
-    runtime.block_on(common::wait_until(
-        "the restarted process to catch up",
-        Duration::from_secs(120),
-        || async { history_len(&store).await >= 1000 },
+        "the last process to catch up",
+        Duration::from_secs(240),
+        || async { history_len(&store).await >= total },
     ));
     // Give a wrongly duplicating implementation time to show itself, then stop gracefully.
     std::thread::sleep(Duration::from_secs(2));
     sigterm(&serve);
     assert!(serve.wait().unwrap().success(), "graceful shutdown exits 0");
 
-    let all: Vec<UserAction> = first.into_iter().chain(second).collect();
     for u in 0..USERS {
         let user = format!("u{u}");
         let got: Vec<String> = runtime
-            .block_on(store.history(&user, 10_000))
+            .block_on(store.history(&user, 100_000))
             .unwrap()
             .into_iter()
             .map(|e| e.item_id)
@@ -152,9 +173,12 @@ fn sigkill_and_restart_loses_nothing_and_duplicates_nothing() {
             .collect();
         assert_eq!(
             got, want,
-            "history of {user} (written before kill: {written_before_kill})"
+            "history of {user} (written at each kill: {kills:?})"
         );
     }
+    eprintln!(
+        "crash loop: {total} actions, SIGKILL after {kills:?} were written: every history exact"
+    );
     drop(broker);
 }
 
