@@ -18,8 +18,6 @@ use learn_stream::schemas::{
 };
 use learn_stream::service::Shared;
 use learn_stream::shutdown::ShutdownTrigger;
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::ClientConfig;
 
 const USERS: usize = 200;
 
@@ -54,16 +52,18 @@ fn scale() -> usize {
         .unwrap_or(20_000)
 }
 
-fn producer(brokers: &str) -> FutureProducer {
-    ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("acks", "all")
-        .set("enable.idempotence", "false")
-        .set("max.in.flight.requests.per.connection", "1")
-        .set("message.max.bytes", "10000000")
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer")
+/// Actions `range` as messages for `topic`, keyed by user (one user's actions stay in order).
+fn actions(topic: &str, range: std::ops::Range<usize>) -> Vec<(String, String, Vec<u8>)> {
+    range
+        .map(|i| {
+            let a = action(i);
+            (
+                topic.to_string(),
+                a.user_id.clone(),
+                serde_json::to_vec(&a).unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// A service that only ingests (no trainer), sharing the test's encoder.
@@ -179,39 +179,18 @@ async fn members_join_and_leave_mid_stream_lose_and_duplicate_nothing() {
     };
     let (n, uploads) = (scale(), scale() / 100);
     let k = config.kafka.clone();
-    // The producer paces the stream over ~20 s so the membership changes land inside it.
+    // The producer paces the stream over ~20 s (100 chunks) so the membership changes land
+    // inside it; one upload per 100 actions.
     let produce = tokio::spawn(async move {
-        let producer = producer(&k.brokers);
-        let started = Instant::now();
-        for i in 0..n {
-            let a = action(i);
-            let payload = serde_json::to_vec(&a).unwrap();
-            producer
-                .send(
-                    FutureRecord::to(&k.actions_topic)
-                        .key(&a.user_id)
-                        .payload(&payload),
-                    Duration::from_secs(30),
-                )
-                .await
-                .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
-            if i % 100 == 0 {
-                let u = upload(i / 100);
+        for chunk in 0..100 {
+            let range = n * chunk / 100..n * (chunk + 1) / 100;
+            let mut messages = actions(&k.actions_topic, range.clone());
+            for u in range.step_by(100).map(|i| upload(i / 100)) {
                 let payload = serde_json::to_vec(&u).unwrap();
-                producer
-                    .send(
-                        FutureRecord::to(&k.items_topic)
-                            .key(&u.item_id)
-                            .payload(&payload),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
+                messages.push((k.items_topic.clone(), u.item_id.clone(), payload));
             }
-            let due = Duration::from_secs_f64(20.0 * i as f64 / n as f64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                tokio::time::sleep(wait).await;
-            }
+            common::produce(&k.brokers, &messages).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
     // Membership: a joins; b, c join; a leaves; a' joins; b leaves; c leaves at the end.
@@ -297,31 +276,17 @@ async fn poison_pills_are_dead_lettered_and_the_partition_moves_on() {
         ),
         ("tombstone", None, RejectReason::EmptyPayload, false),
     ];
-    let producer = producer(&k.brokers);
+    let mut messages = Vec::new();
     for (key, payload, _, _) in &pills {
-        let mut record = FutureRecord::<str, [u8]>::to(&k.actions_topic).key(*key);
-        if let Some(p) = payload {
-            record = record.payload(p.as_slice());
-        }
-        producer
-            .send(record, Duration::from_secs(60))
-            .await
-            .unwrap_or_else(|(e, _)| panic!("produce {key}: {e}"));
+        messages.push((
+            k.actions_topic.clone(),
+            key.to_string(),
+            payload.clone().unwrap_or_default(),
+        ));
     }
     let good = 20;
-    for i in 0..good {
-        let a = action(i);
-        let payload = serde_json::to_vec(&a).unwrap();
-        producer
-            .send(
-                FutureRecord::to(&k.actions_topic)
-                    .key(&a.user_id)
-                    .payload(&payload),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
-    }
+    messages.extend(actions(&k.actions_topic, 0..good));
+    common::produce(&k.brokers, &messages).await;
     let member = join(&config, &store, &encoder).await;
     common::wait_until(
         "the good actions behind the pills",
@@ -445,12 +410,7 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
     let Some((mut config, _, encoder)) = setup().await else {
         return;
     };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut redis = OwnRedis::start(tempfile::tempdir().unwrap(), port);
+    let mut redis = OwnRedis::start(tempfile::tempdir().unwrap(), free_port());
     config.redis.url = redis.url();
     let connect = |url: String, config: Config| async move {
         RedisStore::connect(&url, &config.redis.key_prefix, config.history.policy())
@@ -459,34 +419,15 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
     };
     let store = connect(redis.url(), config.clone()).await;
     let k = config.kafka.clone();
-    let send = |range: std::ops::Range<usize>| {
-        let k = k.clone();
-        async move {
-            let producer = producer(&k.brokers);
-            for i in range {
-                let a = action(i);
-                let payload = serde_json::to_vec(&a).unwrap();
-                producer
-                    .send(
-                        FutureRecord::to(&k.actions_topic)
-                            .key(&a.user_id)
-                            .payload(&payload),
-                        Duration::from_secs(30),
-                    )
-                    .await
-                    .unwrap_or_else(|(e, _)| panic!("produce: {e}"));
-            }
-        }
-    };
     let (first, total) = (2_000, 5_000);
-    send(0..first).await;
+    common::produce(&k.brokers, &actions(&k.actions_topic, 0..first)).await;
     let member = join(&config, &store, &encoder).await;
     common::wait_until("first part written", Duration::from_secs(120), || {
         histories_complete(&store, first)
     })
     .await;
     redis.cli(&["SAVE"]); // the snapshot the crash will go back to
-    send(first..total).await;
+    common::produce(&k.brokers, &actions(&k.actions_topic, first..total)).await;
     common::wait_until("second part written", Duration::from_secs(120), || {
         histories_complete(&store, total)
     })
@@ -511,5 +452,112 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
     member.leave().await;
     let diff = diff_histories(&store, total).await;
     eprintln!("redis loss: {lost_by_redis} acknowledged actions lost by the restore; after replay {diff:?}");
+    assert_eq!(diff, Diff::default());
+}
+
+/// A tansu broker of this test's own (SQLite in a temporary directory), so it can be stopped
+/// and started again mid-stream.
+struct OwnBroker {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Child,
+}
+
+impl OwnBroker {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Self::spawn(dir.path(), port);
+        Self { dir, port, child }
+    }
+
+    fn spawn(dir: &std::path::Path, port: u16) -> Child {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = Command::new("tansu")
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .args(["--storage-engine", "sqlite://tansu.db", "--silent"])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tansu on PATH (scripts/test-services.sh installs it)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "tansu did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
+
+    fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn stop(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn restart(&mut self) {
+        self.child = Self::spawn(self.dir.path(), self.port);
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_mid_stream_is_ridden_out() {
+    let Some((mut config, store, encoder)) = setup().await else {
+        return;
+    };
+    let mut broker = OwnBroker::start();
+    config.kafka.brokers = broker.brokers();
+    learn_stream::kafka::create_topics(&config.kafka, &common::topics(&config), 4)
+        .await
+        .expect("create topics");
+    let (first, total) = (2_000, 4_000);
+    let (brokers, topic) = (broker.brokers(), config.kafka.actions_topic.clone());
+    common::produce(&brokers, &actions(&topic, 0..first)).await;
+    let member = join(&config, &store, &encoder).await;
+    common::wait_until("first part written", Duration::from_secs(120), || {
+        histories_complete(&store, first)
+    })
+    .await;
+    // The broker goes away for 5 s, then comes back on the same storage.
+    broker.stop();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    broker.restart();
+    common::produce(&brokers, &actions(&topic, first..total)).await;
+    common::wait_until(
+        "the rest written after the restart",
+        Duration::from_secs(180),
+        || histories_complete(&store, total),
+    )
+    .await;
+    member.leave().await;
+    let diff = diff_histories(&store, total).await;
+    eprintln!("broker restart: {total} actions, broker down 5 s mid-stream: {diff:?}");
     assert_eq!(diff, Diff::default());
 }

@@ -73,23 +73,33 @@ pub fn topics(config: &Config) -> [&str; 5] {
     ]
 }
 
-/// Produces `(topic, key, payload)` messages in order and waits for every acknowledgement.
+/// Produces `(topic, key, payload)` messages in order and waits for every acknowledgement. All
+/// are queued at once (one request in flight per connection keeps each partition in order). An
+/// empty payload is sent as a tombstone (no payload at all).
 pub async fn produce(brokers: &str, messages: &[(String, String, Vec<u8>)]) {
     let producer: FutureProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("acks", "all")
+        .set("enable.idempotence", "false")
         .set("max.in.flight.requests.per.connection", "1")
+        .set("message.max.bytes", "10000000")
+        .set("linger.ms", "5")
         .create()
         .expect("producer");
-    for (topic, key, payload) in messages {
-        producer
-            .send(
-                FutureRecord::to(topic).key(key).payload(payload),
-                Duration::from_secs(30),
-            )
-            .await
-            .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
-    }
+    let sends = messages.iter().map(|(topic, key, payload)| {
+        let producer = &producer;
+        async move {
+            let mut record = FutureRecord::<str, [u8]>::to(topic).key(key.as_str());
+            if !payload.is_empty() {
+                record = record.payload(payload.as_slice());
+            }
+            producer
+                .send(record, Duration::from_secs(60))
+                .await
+                .unwrap_or_else(|(e, _)| panic!("produce to {topic}: {e}"));
+        }
+    });
+    futures::future::join_all(sends).await;
 }
 
 /// Reads `count` messages from all `partitions` of `topic` from the beginning (no group), or panics after `timeout`.
