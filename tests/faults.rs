@@ -221,7 +221,11 @@ async fn members_join_and_leave_mid_stream_lose_and_duplicate_nothing() {
     replayed += a2.leave().await.snapshot().actions_replayed;
 
     let diff = diff_histories(&store, n).await;
-    eprintln!("rebalance: {n} actions, {uploads} uploads, 5 membership changes: {diff:?}, replays skipped {replayed}");
+    eprintln!("rebalance: {diff:?}, replays skipped {replayed}");
+    eprintln!(
+        "chaos|rebalance|4 members join/leave 5× (graceful, SIGTERM path)|{n} actions + {uploads} uploads|{}|{}",
+        diff.lost, diff.duplicated
+    );
     assert_eq!(diff, Diff::default());
     for i in 0..uploads {
         let id = format!("new-{i}");
@@ -332,6 +336,7 @@ async fn poison_pills_are_dead_lettered_and_the_partition_moves_on() {
             letter.truncated
         );
     }
+    eprintln!("chaos|poison pills|5 MB garbage, 1 MB JSON array, control characters, invalid UTF-8, tombstone; 1 partition|5 pills + {good} actions ({} dead letters)|0|0", letters.len());
 }
 
 /// A redis-server of this test's own (RDB snapshots in a temporary directory), so it can be
@@ -451,7 +456,11 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
     .await;
     member.leave().await;
     let diff = diff_histories(&store, total).await;
-    eprintln!("redis loss: {lost_by_redis} acknowledged actions lost by the restore; after replay {diff:?}");
+    eprintln!("redis loss: after replay {diff:?}");
+    eprintln!(
+        "chaos|Redis restart with loss|SIGKILL, restart on an older RDB ({lost_by_redis} acknowledged writes gone)|{total} actions|{}|{}",
+        diff.lost, diff.duplicated
+    );
     assert_eq!(diff, Diff::default());
 }
 
@@ -558,6 +567,10 @@ async fn a_broker_restart_mid_stream_is_ridden_out() {
     .await;
     member.leave().await;
     let diff = diff_histories(&store, total).await;
-    eprintln!("broker restart: {total} actions, broker down 5 s mid-stream: {diff:?}");
+    eprintln!("broker restart: {diff:?}");
+    eprintln!(
+        "chaos|broker restart|tansu SIGKILLed mid-stream, back after 5 s|{total} actions|{}|{}",
+        diff.lost, diff.duplicated
+    );
     assert_eq!(diff, Diff::default());
 }

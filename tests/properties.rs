@@ -3,11 +3,11 @@
 //! - Fuzzing the input edge: arbitrary bytes, and JSON-shaped mutations of valid events, through
 //!   the action and upload decoders and the upload → item-text path: never a panic, every
 //!   rejection has a reason and a detail, every accepted upload has a bounded item text.
-//!   `PROPTEST_CASES` sets the count (`scripts/chaos.sh` runs 1,000,000; CI the default below).
+//!   `LEARN_FUZZ_CASES` sets the count per property (`scripts/chaos.sh`: 1,000,000; CI: 20,000).
 //! - Model-based: random sequences of action batches — with redelivered ranges (what a crash or
 //!   a rebalance before the commit causes), producer resends of recent events, and batches that
 //!   fail half-way and are retried whole — applied to the Redis store (a real redis-server) and to a plain in-memory model;
-//!   the histories must be identical.
+//!   the histories must be identical (`LEARN_MODEL_CASES` sequences, default 64).
 
 mod common;
 
@@ -22,8 +22,9 @@ const LIMITS: Limits = Limits {
     max_text_bytes: 4096,
 };
 
-fn cases(default: u32) -> ProptestConfig {
-    let cases = std::env::var("PROPTEST_CASES")
+/// `default` cases, or the number in the environment variable `var`.
+fn cases(var: &str, default: u32) -> ProptestConfig {
+    let cases = std::env::var(var)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default);
@@ -109,7 +110,7 @@ fn mangled_json() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(cases(20_000))]
+    #![proptest_config(cases("LEARN_FUZZ_CASES", 20_000))]
 
     #[test]
     fn decoders_never_panic_on_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -218,7 +219,9 @@ fn redis_histories_match_a_plain_model_under_replays_resends_and_retries() {
         return;
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let mut runner = proptest::test_runner::TestRunner::new(cases(64));
+    let config = cases("LEARN_MODEL_CASES", 64);
+    let sequences = config.cases;
+    let mut runner = proptest::test_runner::TestRunner::new(config);
     runner
         .run(&proptest::collection::vec(step(), 1..40), |steps| {
             runtime.block_on(async {
@@ -296,4 +299,5 @@ fn redis_histories_match_a_plain_model_under_replays_resends_and_retries() {
             })
         })
         .unwrap();
+    eprintln!("chaos|model-based store|random replays, resends, partial writes retried whole|{sequences} random sequences of ≤ 40 batches|0|0");
 }
