@@ -12,7 +12,7 @@ log=runs/chaos-$(date +%Y%m%d-%H%M%S).log
 started=$SECONDS
 status=0
 LEARN_FAULTS_ACTIONS=$actions LEARN_FUZZ_CASES=$fuzz LEARN_MODEL_CASES=$sequences \
-  scripts/test-services.sh --test faults --test crash_recovery --test properties \
+  scripts/test-services.sh --no-fail-fast --test faults --test crash_recovery --test properties \
   -- --nocapture --test-threads=1 >"$log" 2>&1 || status=$?
 {
   echo "| scenario | faults injected | events | lost | duplicated |"

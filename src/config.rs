@@ -108,16 +108,6 @@ pub struct HistoryConfig {
     pub dedupe_window: usize,
 }
 
-impl HistoryConfig {
-    pub fn policy(&self) -> crate::history::HistoryPolicy {
-        crate::history::HistoryPolicy {
-            cap: self.cap,
-            ttl_ms: self.ttl_secs * 1000,
-            dedupe_window: self.dedupe_window,
-        }
-    }
-}
-
 /// Consumer micro-batching and input limits.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]

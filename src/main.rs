@@ -9,7 +9,7 @@ use learn_stream::config::Config;
 use learn_stream::demo::{self, SyntheticOptions};
 use learn_stream::encode::ContentEncoder;
 use learn_stream::experiment::{self, ModelKind};
-use learn_stream::history::RedisStore;
+use learn_stream::history::{HistoryPolicy, RedisStore};
 use learn_stream::metrics::Stats;
 use learn_stream::service::Shared;
 use learn_stream::shutdown::ShutdownTrigger;
@@ -293,7 +293,7 @@ fn shutdown_on_signals(shutdown: ShutdownTrigger) {
 
 async fn serve(mut config: Config, args: ModelArgs) -> Result<()> {
     let encoder = load_encoder(&mut config, &args)?;
-    let policy = config.history.policy();
+    let policy = HistoryPolicy::from(&config.history);
     let store = RedisStore::connect(&config.redis.url, &config.redis.key_prefix, policy)
         .await
         .with_context(|| format!("connecting to Redis at {}", config.redis.url))?;

@@ -68,12 +68,17 @@ fn actions(range: std::ops::Range<usize>) -> Vec<UserAction> {
         .collect()
 }
 
-async fn history_len(store: &RedisStore) -> usize {
-    let mut total = 0;
-    for u in 0..USERS {
-        total += store.history(&format!("u{u}"), 10_000).await.unwrap().len();
-    }
-    total
+/// Entries in all histories (`LLEN` of each: the lists grow to 20,000 at full size).
+fn history_len(redis: &redis::Client, prefix: &str) -> usize {
+    let mut conn = redis.get_connection().unwrap();
+    (0..USERS)
+        .map(|u| {
+            redis::cmd("LLEN")
+                .arg(format!("{prefix}h:u{u}"))
+                .query::<usize>(&mut conn)
+                .unwrap()
+        })
+        .sum()
 }
 
 #[test]
@@ -119,6 +124,10 @@ fn sigkill_and_restart_loses_nothing_and_duplicates_nothing() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3_000);
     let all = actions(0..total);
+    let (redis, prefix) = (
+        redis::Client::open(redis_url.as_str()).unwrap(),
+        config.redis.key_prefix.as_str(),
+    );
     // A producer paces the stream over ~45 s while the service is killed and restarted.
     let producer = std::thread::spawn({
         let (brokers, messages) = (config.kafka.brokers.clone(), encode(&all));
@@ -134,24 +143,24 @@ fn sigkill_and_restart_loses_nothing_and_duplicates_nothing() {
     // restart (the mock cluster hands the dead member's partitions over after the session timeout).
     let mut kills = Vec::new();
     for _ in 0..5 {
-        let before = runtime.block_on(history_len(&store));
+        let before = history_len(&redis, prefix);
         let mut serve = spawn_serve(&config, &model_dir);
         runtime.block_on(common::wait_until(
             "the process to write",
             Duration::from_secs(240),
-            || async { history_len(&store).await > before },
+            || async { history_len(&redis, prefix) > before },
         ));
         std::thread::sleep(Duration::from_millis(rand::random_range(0..1500)));
         serve.kill().expect("SIGKILL");
         serve.wait().unwrap();
-        kills.push(runtime.block_on(history_len(&store)));
+        kills.push(history_len(&redis, prefix));
     }
     producer.join().unwrap();
     let mut serve = spawn_serve(&config, &model_dir);
     runtime.block_on(common::wait_until(
         "the last process to catch up",
         Duration::from_secs(240),
-        || async { history_len(&store).await >= total },
+        || async { history_len(&redis, prefix) >= total },
     ));
     // Give a wrongly duplicating implementation time to show itself, then stop gracefully.
     std::thread::sleep(Duration::from_secs(2));

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use learn_stream::config::{Config, Role};
 use learn_stream::encode::ContentEncoder;
-use learn_stream::history::{RedisStore, Store};
+use learn_stream::history::{HistoryPolicy, RedisStore, Store};
 use learn_stream::metrics::Stats;
 use learn_stream::schemas::{
     Action, DeadLetter, EmbeddingSpace, ItemUpload, RejectReason, UserAction,
@@ -118,7 +118,7 @@ async fn setup() -> Option<(Config, RedisStore, Arc<ContentEncoder>)> {
     let store = RedisStore::connect(
         &redis_url,
         &config.redis.key_prefix,
-        config.history.policy(),
+        HistoryPolicy::from(&config.history),
     )
     .await
     .expect("redis");
@@ -418,9 +418,13 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
     let mut redis = OwnRedis::start(tempfile::tempdir().unwrap(), free_port());
     config.redis.url = redis.url();
     let connect = |url: String, config: Config| async move {
-        RedisStore::connect(&url, &config.redis.key_prefix, config.history.policy())
-            .await
-            .unwrap()
+        RedisStore::connect(
+            &url,
+            &config.redis.key_prefix,
+            HistoryPolicy::from(&config.history),
+        )
+        .await
+        .unwrap()
     };
     let store = connect(redis.url(), config.clone()).await;
     let k = config.kafka.clone();

@@ -20,7 +20,7 @@ use rdkafka::producer::FutureRecord;
 
 use crate::config::Config;
 use crate::encode::ContentEncoder;
-use crate::history::{MemoryStore, Store};
+use crate::history::{HistoryPolicy, MemoryStore, Store};
 use crate::metrics::{Snapshot, Stats};
 use crate::service::Shared;
 use crate::shutdown::ShutdownTrigger;
@@ -143,7 +143,7 @@ pub async fn run(
     config.online.checkpoint_dir = checkpoints.clone();
     config.serving.addr = "127.0.0.1:0".into();
 
-    let store = MemoryStore::new(config.history.policy());
+    let store = MemoryStore::new(HistoryPolicy::from(&config.history));
     let stats = Arc::new(Stats::default());
     let shutdown = ShutdownTrigger::default();
     let shared = Arc::new(Shared::new(

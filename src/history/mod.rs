@@ -18,6 +18,7 @@ use std::future::Future;
 
 use std::collections::BTreeMap;
 
+use crate::config::HistoryConfig;
 use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserAction, UserEmbedding};
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +92,16 @@ pub struct HistoryPolicy {
     /// Recent `event_id`s remembered per user: an action whose id is among them is a producer's
     /// resend and is skipped. 0 = off.
     pub dedupe_window: usize,
+}
+
+impl From<&HistoryConfig> for HistoryPolicy {
+    fn from(config: &HistoryConfig) -> Self {
+        Self {
+            cap: config.cap,
+            ttl_ms: config.ttl_secs * 1000,
+            dedupe_window: config.dedupe_window,
+        }
+    }
 }
 
 /// The current model as the trainer published it, for the processes that do not train.

@@ -22,22 +22,6 @@ use redis::{AsyncCommands, Script};
 use super::{Applied, HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError, StoredModel};
 use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
 
-/// Moves watermarks up, never down: `HSET field max(current, new)` for each (field, new) pair.
-const ADVANCE_SCRIPT: &str = r#"
-for i = 1, #ARGV, 2 do
-  local current = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '-1')
-  if tonumber(ARGV[i + 1]) > current then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-end
-"#;
-
-/// Takes the lock when free, renews it when already ours.
-const LEAD_SCRIPT: &str = r#"
-local holder = redis.call('GET', KEYS[1])
-if holder == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0
-"#;
-
 #[derive(Clone)]
 pub struct RedisStore {
     /// For the blocking watermark read of the rebalance callback.
@@ -64,8 +48,8 @@ impl RedisStore {
             prefix: prefix.to_string(),
             policy,
             apply_script: Script::new(include_str!("apply_actions.lua")),
-            advance_script: Script::new(ADVANCE_SCRIPT),
-            lead_script: Script::new(LEAD_SCRIPT),
+            advance_script: Script::new(include_str!("advance_watermarks.lua")),
+            lead_script: Script::new(include_str!("lead.lua")),
         })
     }
 
