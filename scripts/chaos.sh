@@ -17,7 +17,7 @@ LEARN_FAULTS_ACTIONS=$actions LEARN_FUZZ_CASES=$fuzz LEARN_MODEL_CASES=$sequence
 {
   echo "| scenario | faults injected | events | lost | duplicated |"
   echo "|---|---|---|---|---|"
-  grep '^chaos|' "$log" | sed 's/^chaos//; s/$/|/'
+  grep -ao 'chaos|.*' "$log" | sed 's/^chaos//; s/$/|/'
   if grep -q '^test decoders_never_panic_on_mangled_events ... ok' "$log" &&
     grep -q '^test decoders_never_panic_on_bytes ... ok' "$log"; then
     echo "| fuzzing | decoders and upload → item text: random bytes, mangled events | $((2 * fuzz)) inputs | 0 panics | – |"
