@@ -5,11 +5,14 @@
 //! - [`config`]: the typed configuration tree (`config/default.toml`, `--config`, `LEARN__…` env vars).
 //! - [`schemas`]: the events on every topic (user actions, item uploads, embeddings, dead letters) and
 //!   the decoder that turns raw Kafka payloads into them or into a reasoned rejection.
-//! - [`source`]: Kafka consumers. A batching loop with at-least-once offsets, dead-lettering and
-//!   revoke handling, generic over the [`source::Sink`] that receives decoded batches.
+//! - [`source`]: Kafka consumers. A batching loop with at-least-once offsets, capped dead letters,
+//!   revoke handling, assignments resumed after the sink's watermarks and paused polling while a
+//!   write retries, generic over the [`source::Sink`] that receives decoded batches (and may refuse
+//!   single records for good).
 //! - [`encode`]: the frozen content encoder (a pretrained transformer run by candle) and the item text template.
 //! - [`history`]: the state store: rolling per-user histories and item embeddings, in Redis or in process,
-//!   behind one [`history::Store`] trait, with idempotent (replay-safe) writes.
+//!   behind one [`history::Store`] trait, with idempotent (replay-safe, resend-safe) writes and
+//!   transient/deterministic error classes.
 //! - [`publish`]: producers of outputs: the `item-embeddings` topic and the dead-letter topic.
 //! - [`service`]: wires the above into the running service: the two pipelines (actions → histories,
 //!   uploads → embeddings), the continual trainer (leader only) and model hot-swap, lag control and

@@ -128,13 +128,7 @@ impl Store for MemoryStore {
     }
 
     async fn watermarks(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
-        Ok(self
-            .state()
-            .watermarks
-            .iter()
-            .filter(|((t, _), _)| t == topic)
-            .map(|((_, p), o)| (*p, *o))
-            .collect())
+        self.watermarks_blocking(topic)
     }
 
     fn watermarks_blocking(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {

@@ -77,6 +77,9 @@ impl<S: Store> ActionSink<S> {
     }
 }
 
+/// One partition's `(offset, action)` pairs and, for each, its index among the written records.
+type PartitionRecords = (Vec<(i64, UserAction)>, Vec<usize>);
+
 fn err_of_type(action: &UserAction) -> String {
     format!("history keys of user {} hold another type", action.user_id)
 }
@@ -97,7 +100,7 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
         records: &[Record<UserAction>],
         read_up_to: &BTreeMap<i32, i64>,
     ) -> Result<Vec<Refusal>, SinkError> {
-        let mut by_partition: BTreeMap<i32, (Vec<(i64, UserAction)>, Vec<usize>)> = read_up_to
+        let mut by_partition: BTreeMap<i32, PartitionRecords> = read_up_to
             .keys()
             .map(|&p| (p, Default::default()))
             .collect();

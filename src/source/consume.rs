@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::sleep_until;
 
@@ -101,21 +102,8 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                     self.flush().await?;
                 }
                 message = self.consumer.recv() => {
-                    // A revoke that this recv() ran came before its message, which belongs to the
-                    // new assignment: release the revoked partitions first, then keep the message.
-                    Self::release_revoked(
-                        &self.consumer,
-                        [&mut self.batch, &mut self.next],
-                        &self.stats,
-                        &self.settings.topic,
-                    );
-                    match message {
-                        Ok(message) => {
-                            self.stats.emit(Event::Received { topic: &self.settings.topic, count: 1 });
-                            self.batch.push(&message, &self.settings.limits);
-                        }
-                        Err(err) => tracing::warn!(%err, topic = %self.settings.topic, "consumer error"),
-                    }
+                    let batches = [&mut self.batch, &mut self.next];
+                    Self::receive(&self.consumer, batches, &self.stats, &self.settings, message, 0);
                     if self.batch.len() >= self.settings.max_batch.load(Ordering::Relaxed) {
                         self.flush().await?;
                     }
@@ -124,24 +112,35 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
         }
     }
 
-    /// Releases from `batches` the partitions revoked since the last call (fields, not `self`:
-    /// the message just received still borrows the consumer).
-    fn release_revoked(
+    /// Takes what one `recv()` returned into `batches[into]` (0: the batch being filled, 1: the
+    /// next one, while a flush retries). A revoke that this `recv()` ran came before its message,
+    /// which belongs to the new assignment: the revoked partitions are released from both batches
+    /// first, then the message is kept. Fields, not `self`: the message still borrows the consumer.
+    fn receive(
         consumer: &StreamConsumer<SourceContext>,
-        batches: [&mut Batch<T>; 2],
+        mut batches: [&mut Batch<T>; 2],
         stats: &Stats,
-        topic: &str,
+        settings: &SourceSettings,
+        message: KafkaResult<BorrowedMessage<'_>>,
+        into: usize,
     ) {
+        let topic = settings.topic.as_str();
         let revoked = consumer.context().take_revoked();
-        if revoked.is_empty() {
-            return;
+        if !revoked.is_empty() {
+            let count: usize = batches.iter_mut().map(|b| b.release(&revoked)).sum();
+            if count > 0 {
+                stats.emit(Event::PendingDroppedOnRevoke {
+                    topic,
+                    count: count as u64,
+                });
+            }
         }
-        let count: usize = batches.into_iter().map(|b| b.release(&revoked)).sum();
-        if count > 0 {
-            stats.emit(Event::PendingDroppedOnRevoke {
-                topic,
-                count: count as u64,
-            });
+        match message {
+            Ok(message) => {
+                stats.emit(Event::Received { topic, count: 1 });
+                batches[into].push(&message, &settings.limits);
+            }
+            Err(err) => tracing::warn!(%err, %topic, "consumer error"),
         }
     }
 
@@ -270,19 +269,8 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                 _ = self.shutdown.recv() => return false,
                 _ = sleep_until(until) => return true,
                 message = self.consumer.recv() => {
-                    Self::release_revoked(
-                        &self.consumer,
-                        [&mut self.batch, &mut self.next],
-                        &self.stats,
-                        &self.settings.topic,
-                    );
-                    match message {
-                        Ok(message) => {
-                            self.stats.emit(Event::Received { topic: &self.settings.topic, count: 1 });
-                            self.next.push(&message, &self.settings.limits);
-                        }
-                        Err(err) => tracing::warn!(%err, topic = %self.settings.topic, "consumer error"),
-                    }
+                    let batches = [&mut self.batch, &mut self.next];
+                    Self::receive(&self.consumer, batches, &self.stats, &self.settings, message, 1);
                     // A partition assigned during the outage is not paused yet.
                     if self.next.len() >= self.settings.max_batch.load(Ordering::Relaxed) {
                         self.pause();
