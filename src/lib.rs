@@ -49,5 +49,6 @@ pub mod service;
 pub mod serving;
 pub mod shutdown;
 pub mod source;
+pub mod tensor;
 pub mod towers;
 pub mod train;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use learn_stream::config::EncoderConfig;
-use learn_stream::encode::{item_text, ContentEncoder};
+use learn_stream::encode::ContentEncoder;
 use learn_stream::history::{HistoryPolicy, RedisStore, Store};
 use learn_stream::metrics::Stats;
 use learn_stream::schemas::{
@@ -167,7 +167,7 @@ async fn stream_to_redis_with_dead_letters() {
     assert_eq!(snapshot.actions_replayed, 0);
 
     // Embeddings: in Redis, right dimension, equal to the encoder (and to `learn embed`) on the item text.
-    let texts: Vec<String> = uploads.iter().map(item_text).collect();
+    let texts: Vec<String> = uploads.iter().map(ItemUpload::text).collect();
     let direct = encoder.embed(&texts).unwrap();
     for (u, want) in uploads.iter().zip(&direct) {
         let got = store

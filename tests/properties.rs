@@ -13,7 +13,6 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 
-use learn_stream::encode::item_text;
 use learn_stream::history::{HistoryPolicy, PartitionBatch, RedisStore, Store};
 use learn_stream::schemas::{Action, Decode, ItemUpload, Limits, UserAction};
 use proptest::prelude::*;
@@ -43,7 +42,7 @@ fn check_payload(payload: Option<&[u8]>) {
     }
     match ItemUpload::decode(payload, &LIMITS) {
         Ok(u) => {
-            let text = item_text(&u);
+            let text = u.text();
             assert!(text.starts_with("Title: "));
             assert!(
                 text.len() <= 4 * LIMITS.max_text_bytes,

@@ -121,7 +121,7 @@ pub(crate) fn mean_pool_normalised(hidden: &Tensor, mask: &Tensor) -> candle_cor
     let mask = mask.to_dtype(hidden.dtype())?.unsqueeze(D::Minus1)?;
     let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
     let counts = mask.sum(1)?.clamp(1e-9, f64::MAX)?;
-    super::l2_normalise(&summed.broadcast_div(&counts)?)
+    crate::tensor::l2_normalise(&summed.broadcast_div(&counts)?)
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! The LLM is never trained (LEARN's premise): an item is embedded once, when it is uploaded, and an
 //! identical text is served from a cache keyed by its hash.
 //!
-//! - [`text`]: the paper's item text template.
 //! - [`weights`] / [`gguf`]: model files (Hugging Face directory or GGUF) → tensors, config, tokenizer.
 //! - [`bert`] / [`decoder`]: BERT-family encoders and llama/qwen2 decoder LLMs on the native CPU
 //!   kernels of the `learn-kernels` crate (packed tokens, no padding computed, run-time SIMD dispatch).
@@ -11,33 +10,20 @@
 
 mod bert;
 mod candle;
+mod config;
 mod decoder;
 mod gguf;
-mod text;
 mod weights;
 
-pub use text::item_text;
+pub use config::{EncoderBackend, EncoderConfig};
 pub use weights::Architecture;
 
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
-use candle_core::{Tensor, D};
 use learn_kernels::Team;
 use tokenizers::{Tokenizer, TruncationParams};
-
-use crate::config::{EncoderBackend, EncoderConfig};
-
-/// Scales every row (last dimension) of `xs` to unit L2 norm.
-pub fn l2_normalise(xs: &Tensor) -> candle_core::Result<Tensor> {
-    let norm = xs
-        .sqr()?
-        .sum_keepdim(D::Minus1)?
-        .sqrt()?
-        .clamp(1e-12, f64::MAX)?;
-    xs.broadcast_div(&norm)
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EncodeError {

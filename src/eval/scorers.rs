@@ -2,7 +2,7 @@
 
 use candle_core::{Device, Result, Tensor};
 
-use crate::encode::l2_normalise;
+use crate::tensor::l2_normalise;
 use crate::towers::Tower;
 
 pub trait Scorer {

@@ -24,8 +24,8 @@ use crate::config::Config;
 use crate::demo::{movielens_stream, Outgoing, Topic};
 use crate::eval::plot::{self, Panel};
 use crate::schemas::UserAction;
+use crate::service::Status;
 use crate::serving::recommend::Recommendation;
-use crate::serving::Status;
 use prequential::{windows, LagSample, Popularity, Probe};
 
 #[derive(Debug, thiserror::Error)]

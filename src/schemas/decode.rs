@@ -137,7 +137,7 @@ impl Decode for ItemUpload {
         if upload.title.trim().is_empty() {
             return Err(Rejection::new(RejectReason::EmptyText, "`title` is empty"));
         }
-        let text_len = crate::encode::item_text(&upload).len();
+        let text_len = upload.text().len();
         if text_len > limits.max_text_bytes {
             return Err(Rejection::new(
                 RejectReason::OversizeText,

@@ -8,6 +8,7 @@
 
 mod dead_letter;
 mod decode;
+mod text;
 
 pub use dead_letter::{DeadLetter, Origin, DEAD_LETTER_PAYLOAD_BYTES};
 pub use decode::{Decode, Limits, RejectReason, Rejection};

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Shared;
-use crate::encode::item_text;
 use crate::history::Store;
 use crate::metrics::Event;
 use crate::publish::EmbeddingPublisher;
@@ -115,7 +114,7 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
         if !records.is_empty() {
             let items = records
                 .iter()
-                .map(|r| (r.event.item_id.clone(), item_text(&r.event)))
+                .map(|r| (r.event.item_id.clone(), r.event.text()))
                 .collect();
             let Embedded {
                 embeddings,

@@ -15,12 +15,15 @@
 mod actions;
 mod active;
 mod follower;
+mod http;
 mod items;
 pub mod lag;
+mod status;
 mod trainer;
 
 pub use actions::ActionSink;
 pub use active::ActiveUsers;
+pub use http::Status;
 pub use items::ItemSink;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
@@ -275,7 +278,7 @@ pub async fn run<S: Store>(
             let (shared, mut stop) = (shared.clone(), shutdown.subscribe());
             async move {
                 let addr = config.serving.addr.clone();
-                axum::serve(listener, crate::serving::router(shared))
+                axum::serve(listener, http::router(shared))
                     .with_graceful_shutdown(async move { stop.recv().await })
                     .await
                     .map_err(|source| ServiceError::Http { addr, source })

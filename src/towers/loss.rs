@@ -2,7 +2,7 @@
 //! candidate items. Similarity is the cosine (inputs are unit vectors) times `scale` (= 1 /
 //! temperature; LEARN's code uses 20). Which candidates a pair sees — the whole catalogue, sampled
 //! items, the batch's targets — and their sampling-bias corrections are decided by
-//! [`crate::train::negatives`].
+//! `train::negatives`.
 
 use candle_core::{Result, Tensor};
 

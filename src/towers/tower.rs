@@ -13,7 +13,7 @@ use super::block::Block;
 use super::init::{seeded_init, SeededDropout};
 use super::norm::{layer_norm, LayerNorm};
 use super::padding::{gather_positions, pad_right};
-use crate::encode::l2_normalise;
+use crate::tensor::l2_normalise;
 
 /// Shape of a tower (`[towers]` in the config). Serialised into checkpoints and results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,6 +1,9 @@
 //! Owns the offline experiments behind `learn train` and `learn eval`: a dataset with its
 //! leave-one-out split and cold items, the models (LEARN, SASRec, raw content, popularity), and
-//! tower checkpoints (`<out>/<model>.safetensors` + `<out>/<model>.json`).
+//! tower checkpoints (`<out>/<model>.safetensors` + `<out>/<model>.json`); [`report`] writes
+//! `results.json`, `report.md` and `training.svg`.
+
+pub mod report;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -240,10 +243,10 @@ pub struct EvalOptions {
 pub fn eval_command(
     config: &Config,
     options: &EvalOptions,
-) -> Result<crate::eval::report::Results, ExperimentError> {
+) -> Result<report::Results, ExperimentError> {
     use crate::eval::evaluate;
-    use crate::eval::report::{ModelResult, Results};
     use crate::eval::scorers::{ContentScorer, PopularityScorer, TowerScorer};
+    use report::{ModelResult, Results};
 
     let exp = Experiment::prepare(
         &options.dataset,
@@ -325,7 +328,6 @@ pub fn eval_command(
         command: options.command.clone(),
         models,
     };
-    crate::eval::report::write(&results, &options.out)
-        .map_err(|e| checkpoint_error(&options.out, e))?;
+    report::write(&results, &options.out).map_err(|e| checkpoint_error(&options.out, e))?;
     Ok(results)
 }

@@ -12,11 +12,11 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::recommend::{recommend, Prior, Sources};
-use super::Which;
+use super::Shared;
 use crate::history::Store;
 use crate::schemas::now_ms;
-use crate::service::Shared;
+use crate::serving::recommend::{recommend, Prior, Sources};
+use crate::serving::Which;
 
 #[derive(Debug, Deserialize)]
 struct RecommendQuery {

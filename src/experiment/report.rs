@@ -7,8 +7,8 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::plot::{self, Panel};
-use super::{Evaluation, Metrics};
+use crate::eval::plot::{self, Panel};
+use crate::eval::{Evaluation, Metrics};
 use crate::train::TrainReport;
 
 #[derive(Debug, Serialize)]

@@ -1,25 +1,27 @@
 //! The item text fed to the frozen encoder, following the paper's template
 //! `Title: {title}. Brand: {brand}. Category: {category}`, extended with tags and description when present.
 
-use crate::schemas::ItemUpload;
+use super::ItemUpload;
 
-/// Builds the encoder input for an upload. Absent fields are left out rather than written empty.
-pub fn item_text(item: &ItemUpload) -> String {
-    let mut parts = vec![format!("Title: {}", item.title.trim())];
-    let brand = item.brand.as_deref().or(item.author_id.as_deref());
-    if let Some(brand) = brand.filter(|b| !b.trim().is_empty()) {
-        parts.push(format!("Brand: {}", brand.trim()));
+impl ItemUpload {
+    /// The encoder input for this upload. Absent fields are left out rather than written empty.
+    pub fn text(&self) -> String {
+        let mut parts = vec![format!("Title: {}", self.title.trim())];
+        let brand = self.brand.as_deref().or(self.author_id.as_deref());
+        if let Some(brand) = brand.filter(|b| !b.trim().is_empty()) {
+            parts.push(format!("Brand: {}", brand.trim()));
+        }
+        if let Some(category) = self.category.as_deref().filter(|c| !c.trim().is_empty()) {
+            parts.push(format!("Category: {}", category.trim()));
+        }
+        if !self.tags.is_empty() {
+            parts.push(format!("Tags: {}", self.tags.join(", ")));
+        }
+        if let Some(description) = self.description.as_deref().filter(|d| !d.trim().is_empty()) {
+            parts.push(format!("Description: {}", description.trim()));
+        }
+        parts.join(". ")
     }
-    if let Some(category) = item.category.as_deref().filter(|c| !c.trim().is_empty()) {
-        parts.push(format!("Category: {}", category.trim()));
-    }
-    if !item.tags.is_empty() {
-        parts.push(format!("Tags: {}", item.tags.join(", ")));
-    }
-    if let Some(description) = item.description.as_deref().filter(|d| !d.trim().is_empty()) {
-        parts.push(format!("Description: {}", description.trim()));
-    }
-    parts.join(". ")
 }
 
 #[cfg(test)]
@@ -42,7 +44,7 @@ mod tests {
     #[test]
     fn follows_the_paper_template() {
         assert_eq!(
-            item_text(&upload()),
+            upload().text(),
             "Title: Digital caliper. Brand: Neiko. Category: Measuring Tools"
         );
     }
@@ -56,7 +58,7 @@ mod tests {
         item.tags = vec!["diy".into(), "tools".into()];
         item.description = Some("A review.".into());
         assert_eq!(
-            item_text(&item),
+            item.text(),
             "Title: Digital caliper. Brand: creator42. Tags: diy, tools. Description: A review."
         );
     }

@@ -1,0 +1,75 @@
+//! `learn status` (a running service at a glance) and `learn checkpoint inspect`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use learn_stream::config::Config;
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// The service's HTTP API. Default: http://<serving.addr>.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Print the raw JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum CheckpointCommand {
+    /// Print the manifests of a checkpoint directory (one version) or of all versions under it.
+    Inspect {
+        /// A checkpoint (v00000012/) or the directory holding them. Default: online.checkpoint_dir.
+        path: Option<PathBuf>,
+    },
+}
+
+pub fn status(config: Config, args: StatusArgs) -> Result<()> {
+    let url = args
+        .url
+        .unwrap_or_else(|| format!("http://{}", config.serving.addr));
+    let url = format!("{}/v1/status", url.trim_end_matches('/'));
+    let status: learn_stream::service::Status = ureq::get(&url)
+        .call()
+        .with_context(|| format!("GET {url} (is `learn serve` running there?)"))?
+        .body_mut()
+        .read_json()
+        .with_context(|| format!("reading {url}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    print!("{status}");
+    Ok(())
+}
+
+pub fn inspect(config: Config, path: Option<PathBuf>) -> Result<()> {
+    use learn_stream::checkpoint::{read_manifest, CheckpointDir};
+    let path = path.unwrap_or_else(|| config.online.checkpoint_dir.clone());
+    let dirs = if path.join("manifest.json").exists() {
+        vec![path.clone()]
+    } else {
+        CheckpointDir::new(&path, usize::MAX)
+            .list()?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect()
+    };
+    if dirs.is_empty() {
+        bail!("no checkpoints under {}", path.display());
+    }
+    for dir in dirs {
+        let manifest = read_manifest(&dir)?;
+        let size = std::fs::metadata(dir.join("state.safetensors"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        println!(
+            "{}  ({} bytes of state)\n{}",
+            dir.display(),
+            size,
+            serde_json::to_string_pretty(&manifest)?
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! `learn serve` (the service against Kafka and Redis) and `learn demo` (everything in one process).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use learn_stream::config::Config;
+use learn_stream::demo::{self, SyntheticOptions};
+use learn_stream::history::{HistoryPolicy, RedisStore};
+use learn_stream::metrics::Stats;
+use learn_stream::service::Shared;
+use learn_stream::shutdown::ShutdownTrigger;
+
+use super::{load_encoder, ModelArgs};
+
+#[derive(Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Replay MovieLens 100K from this directory (u.item, u.genre, u.data) instead of a synthetic stream.
+    #[arg(long)]
+    pub movielens: Option<PathBuf>,
+    /// Synthetic stream: number of items uploaded.
+    #[arg(long, default_value_t = 1000)]
+    pub items: usize,
+    /// Synthetic stream: number of users.
+    #[arg(long, default_value_t = 500)]
+    pub users: usize,
+    /// Synthetic stream: number of user actions.
+    #[arg(long, default_value_t = 50_000)]
+    pub actions: usize,
+    /// Synthetic stream: fraction of events made malformed on purpose (they go to the dead-letter topic).
+    #[arg(long, default_value_t = 0.002)]
+    pub bad_fraction: f64,
+    /// Synthetic stream: random seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// Triggers `shutdown` on Ctrl-C or SIGTERM.
+fn shutdown_on_signals(shutdown: ShutdownTrigger) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    .expect("install SIGTERM handler");
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+        shutdown.trigger();
+    });
+}
+
+pub async fn serve(mut config: Config, args: ModelArgs) -> Result<()> {
+    let encoder = load_encoder(&mut config, &args)?;
+    let policy = HistoryPolicy::from(&config.history);
+    let store = RedisStore::connect(&config.redis.url, &config.redis.key_prefix, policy)
+        .await
+        .with_context(|| format!("connecting to Redis at {}", config.redis.url))?;
+    let shutdown = ShutdownTrigger::default();
+    shutdown_on_signals(shutdown.clone());
+    let stats = Arc::new(Stats::default());
+    let shared = Arc::new(Shared::new(config, store, encoder, stats.clone())?);
+    learn_stream::service::run(shared, &shutdown).await?;
+    tracing::info!(totals = ?stats.snapshot(), "stopped");
+    Ok(())
+}
+
+pub async fn demo(mut config: Config, args: DemoArgs) -> Result<()> {
+    let encoder = load_encoder(&mut config, &args.model)?;
+    let stream = match &args.movielens {
+        Some(dir) => demo::movielens_stream(dir)?,
+        None => demo::synthetic_stream(&SyntheticOptions {
+            items: args.items,
+            users: args.users,
+            actions: args.actions,
+            bad_fraction: args.bad_fraction,
+            seed: args.seed,
+        }),
+    };
+    eprintln!(
+        "demo: {} events, encoder {} ({}-d)",
+        stream.len(),
+        encoder.model_id(),
+        encoder.dim()
+    );
+    let summary = demo::run(config, stream, encoder).await?;
+    println!("{summary}");
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! `learn replay` (a timestamped dataset into Kafka, with prequential evaluation) and `learn loadgen`.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use learn_stream::config::Config;
+
+#[derive(Args)]
+pub struct ReplayArgs {
+    /// MovieLens 100K directory (u.item, u.genre, u.data).
+    #[arg(long)]
+    pub dataset: PathBuf,
+    /// Event-time seconds replayed per wall-clock second.
+    #[arg(long, default_value_t = 1e6)]
+    pub speed: f64,
+    /// Most events produced per second (0 = no cap).
+    #[arg(long, default_value_t = 300.0)]
+    pub max_rate: f64,
+    /// Replay only the first N events (0 = all).
+    #[arg(long, default_value_t = 0)]
+    pub limit: usize,
+    /// The service's HTTP API; prequential evaluation needs it. Default: http://<serving.addr>.
+    #[arg(long)]
+    pub serve_url: Option<String>,
+    /// Produce only, no evaluation.
+    #[arg(long)]
+    pub no_eval: bool,
+    /// Evaluate every Nth action.
+    #[arg(long, default_value_t = 5)]
+    pub eval_every: usize,
+    /// Probes per point of the recall-over-time curve.
+    #[arg(long, default_value_t = 500)]
+    pub window: usize,
+    /// Where replay.json, replay.md and replay.svg go.
+    #[arg(long, default_value = "runs/replay")]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct LoadArgs {
+    #[arg(long, default_value_t = 20.0)]
+    pub uploads_per_sec: f64,
+    #[arg(long, default_value_t = 500.0)]
+    pub actions_per_sec: f64,
+    #[arg(long, default_value_t = 60.0)]
+    pub seconds: f64,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}
+
+pub fn replay(config: Config, args: ReplayArgs) -> Result<()> {
+    let serve_url = (!args.no_eval).then(|| {
+        args.serve_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", config.serving.addr))
+    });
+    let options = learn_stream::replay::ReplayOptions {
+        dataset: args.dataset,
+        speed: args.speed,
+        max_rate: args.max_rate,
+        limit: args.limit,
+        serve_url,
+        eval_every: args.eval_every,
+        window: args.window,
+        out: args.out,
+    };
+    let report = learn_stream::replay::run(&config, &options)?;
+    learn_stream::replay::write(&report, options.window, &options.out)?;
+    println!(
+        "{}",
+        learn_stream::replay::markdown(&report, options.window)
+    );
+    println!(
+        "written: {}/{{replay.json,replay.md,replay.svg}}",
+        options.out.display()
+    );
+    Ok(())
+}
+
+pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
+    let options = learn_stream::replay::load::LoadOptions {
+        uploads_per_sec: args.uploads_per_sec,
+        actions_per_sec: args.actions_per_sec,
+        seconds: args.seconds,
+        seed: args.seed,
+    };
+    let started = std::time::Instant::now();
+    let (uploads, actions) = learn_stream::replay::load::run(&config, &options)?;
+    println!(
+        "sent {uploads} uploads and {actions} actions in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

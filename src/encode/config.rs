@@ -1,0 +1,61 @@
+//! The frozen encoder's configuration (`[encoder]`), beside the component it configures.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The frozen content encoder.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncoderConfig {
+    /// The frozen model: a Hugging Face directory (`config.json`, `tokenizer.json`,
+    /// `model.safetensors`; `model_type` bert, llama or qwen2) or a llama/qwen2 `.gguf` file.
+    /// `scripts/fetch-model.sh` fetches all-MiniLM-L6-v2 (default) or SmolLM2-135M.
+    pub model_dir: PathBuf,
+    /// Model id published with every embedding; empty means the directory's name.
+    pub model_id: String,
+    /// Item texts are truncated to this many tokens.
+    pub max_tokens: usize,
+    /// Largest number of texts in one forward pass.
+    pub max_batch: usize,
+    /// Longest an upload waits for others to share its encoder batch (the uploads consumer's
+    /// `max_wait`; the actions consumer uses `ingest.max_wait_ms`). Small: freshness first; under
+    /// lag, batches fill on their own.
+    pub max_wait_ms: u64,
+    /// `auto`: candle on the GPU when built with `--features cuda` and a CUDA device is present,
+    /// otherwise `native`. `native`: learn-stream's own CPU kernels (packed tokens, no padding
+    /// computed; the fastest on CPU). `candle`: candle-transformers' models (CUDA when available,
+    /// else CPU).
+    pub backend: EncoderBackend,
+    /// Threads of the encoder's own pool; 0 means one per CPU core.
+    pub threads: usize,
+    /// Embeddings kept by item-text hash (xxh3-128), so an identical text is never embedded twice;
+    /// 0 disables the cache.
+    pub cache_entries: usize,
+}
+
+/// Which implementation runs the frozen encoder (`encoder.backend`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderBackend {
+    Auto,
+    Native,
+    Candle,
+}
+
+impl EncoderConfig {
+    /// The id published with embeddings: `model_id`, or the model directory's name (a `.gguf`
+    /// file's name without the extension).
+    pub fn resolved_model_id(&self) -> String {
+        if !self.model_id.is_empty() {
+            return self.model_id.clone();
+        }
+        let name = if self.model_dir.extension().is_some_and(|e| e == "gguf") {
+            self.model_dir.file_stem()
+        } else {
+            self.model_dir.file_name()
+        };
+        name.map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "unknown".into())
+    }
+}

@@ -1,0 +1,217 @@
+//! The continual trainer task. On the process that holds the leader lock (or has
+//! `role = "trainer"`), it repeatedly takes a recent-weighted sample of users with fresh actions,
+//! reads their histories and content embeddings, and runs one AdamW step off the async runtime.
+//! Every `checkpoint_every_steps` steps or `checkpoint_interval_secs` it writes a checkpoint,
+//! publishes it to the store (followers swap to it), serves it itself, and re-publishes the
+//! aligned embeddings of the catalogue and of the recently active users with the new version.
+//! A process that becomes leader first restores the newest checkpoint (local directory or store).
+//!
+//! Here: the loop, leadership and the step; [`models`]: towers ↔ checkpoints; [`batch`]: batch
+//! assembly; [`publish`]: checkpoint and re-publication.
+
+mod batch;
+mod models;
+mod publish;
+
+use models::{check_compatible, newest_checkpoint};
+pub use models::{initial_models, serving_model};
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+
+use super::Shared;
+use crate::checkpoint::{CheckpointDir, CheckpointError};
+use crate::config::Role;
+use crate::history::{Store, StoreError};
+use crate::metrics::Event;
+use crate::publish::EmbeddingPublisher;
+use crate::shutdown::Shutdown;
+use crate::train::online::OnlineTrainer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainerError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] CheckpointError),
+    #[error("towers: {0}")]
+    Tensor(#[from] candle_core::Error),
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("checkpoint v{version} does not fit this configuration: {reason}")]
+    Incompatible { version: u64, reason: String },
+    #[error("training task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// Where re-published embeddings go.
+pub struct Publishers {
+    pub items: EmbeddingPublisher,
+    pub users: EmbeddingPublisher,
+}
+
+struct Loop<S> {
+    shared: Arc<Shared<S>>,
+    publishers: Publishers,
+    dir: CheckpointDir,
+    trainer: Option<OnlineTrainer>,
+    leading: bool,
+    rng: StdRng,
+    steps_since_checkpoint: u64,
+    loss_since_checkpoint: f64,
+    last_checkpoint: Instant,
+}
+
+pub async fn run<S: Store>(
+    shared: Arc<Shared<S>>,
+    publishers: Publishers,
+    mut shutdown: Shutdown,
+) -> Result<(), TrainerError> {
+    let online = shared.config.online.clone();
+    let mut state = Loop {
+        dir: CheckpointDir::new(&online.checkpoint_dir, online.keep_checkpoints),
+        rng: StdRng::seed_from_u64(shared.config.training.seed),
+        shared,
+        publishers,
+        trainer: None,
+        leading: false,
+        steps_since_checkpoint: 0,
+        loss_since_checkpoint: 0.0,
+        last_checkpoint: Instant::now(),
+    };
+    let renew_every = Duration::from_millis((online.leader_ttl_ms / 3).max(100));
+    let mut last_renewal: Option<Instant> = None;
+    let interval = Duration::from_millis(online.step_interval_ms);
+    loop {
+        tokio::select! {
+            _ = shutdown.recv() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if last_renewal.is_none_or(|t| t.elapsed() >= renew_every) {
+            last_renewal = Some(Instant::now());
+            state.renew_leadership().await?;
+        }
+        if !state.leading || state.shared.training.embedding.load(Ordering::SeqCst) > 0 {
+            continue;
+        }
+        state.step().await?;
+        let due = state.steps_since_checkpoint >= online.checkpoint_every_steps
+            || (state.steps_since_checkpoint > 0
+                && state.last_checkpoint.elapsed()
+                    >= Duration::from_secs(online.checkpoint_interval_secs));
+        if due {
+            state.checkpoint().await?;
+        }
+    }
+    if state.leading && state.steps_since_checkpoint > 0 {
+        state.checkpoint().await?;
+    }
+    Ok(())
+}
+
+impl<S: Store> Loop<S> {
+    async fn renew_leadership(&mut self) -> Result<(), TrainerError> {
+        let config = &self.shared.config;
+        let leading = match config.online.role {
+            Role::Trainer => true,
+            Role::Follower => false,
+            Role::Auto => match self
+                .shared
+                .store
+                .try_lead(&self.shared.instance, config.online.leader_ttl_ms)
+                .await
+            {
+                Ok(held) => held,
+                Err(err) => {
+                    // Without the store nobody can confirm the lock: stop training until it is back.
+                    tracing::warn!(%err, "leader lock unavailable");
+                    false
+                }
+            },
+        };
+        if leading && !self.leading {
+            tracing::info!(instance = %self.shared.instance, "leading: this process trains");
+            self.take_over().await?;
+        } else if !leading && self.leading {
+            tracing::warn!(instance = %self.shared.instance, "lost the leader lock: following");
+            self.trainer = None;
+        }
+        self.leading = leading;
+        self.shared
+            .training
+            .leading
+            .store(leading, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Becomes the trainer: restores the newest checkpoint, or starts from the initial weights.
+    async fn take_over(&mut self) -> Result<(), TrainerError> {
+        let config = self.shared.config.clone();
+        let dim = self.shared.catalogue.dim();
+        let mut trainer = OnlineTrainer::new(
+            &config.towers,
+            dim,
+            &config.training,
+            config.online.recent_targets,
+        )?;
+        if let Some(checkpoint) = newest_checkpoint(&self.shared, &self.dir).await? {
+            check_compatible(&config, dim, &checkpoint.manifest)?;
+            trainer.restore(&checkpoint)?;
+            let version = checkpoint.manifest.version;
+            if self
+                .shared
+                .models
+                .swap(serving_model(&config, dim, &checkpoint)?)
+            {
+                self.shared.stats.emit(Event::ModelServed { version });
+            }
+            self.shared
+                .training
+                .last_checkpoint_ms
+                .store(checkpoint.manifest.created_ms, Ordering::Relaxed);
+            tracing::info!(
+                version,
+                step = checkpoint.manifest.step,
+                "restored checkpoint"
+            );
+        }
+        self.trainer = Some(trainer);
+        self.last_checkpoint = Instant::now();
+        Ok(())
+    }
+
+    async fn step(&mut self) -> Result<(), TrainerError> {
+        let shared = self.shared.clone();
+        let limit = shared.knobs.train_batch.load(Ordering::Relaxed);
+        let users = shared.active.take_batch(limit, &mut self.rng);
+        shared
+            .training
+            .pending_users
+            .store(shared.active.pending(), Ordering::Relaxed);
+        let Some(batch) = self.batch(&users).await? else {
+            return Ok(());
+        };
+        let mut trainer = self.trainer.take().expect("a leader has a trainer");
+        let started = Instant::now();
+        let (trainer, loss) = tokio::task::spawn_blocking(move || {
+            let loss = trainer.step(&batch, limit);
+            (trainer, loss)
+        })
+        .await?;
+        self.trainer = Some(trainer);
+        if let Some(loss) = loss? {
+            shared.stats.emit(Event::TrainStep {
+                loss: loss as f64,
+                seconds: started.elapsed().as_secs_f64(),
+                users: users.len(),
+            });
+            self.steps_since_checkpoint += 1;
+            self.loss_since_checkpoint += loss as f64;
+        }
+        Ok(())
+    }
+}

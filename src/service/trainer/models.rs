@@ -1,0 +1,103 @@
+//! Towers ↔ checkpoints: the initial models, a serving model from a checkpoint, the
+//! compatibility check, and the newest checkpoint (local directory or store).
+
+use super::TrainerError;
+use crate::checkpoint::{self, Checkpoint, CheckpointDir, Manifest};
+use crate::config::Config;
+use crate::history::Store;
+use crate::schemas::now_ms;
+use crate::service::{ServiceError, Shared};
+use crate::serving::{Models, ServingModel};
+use crate::train::online::inference_tower;
+
+/// The models a process starts with: the initial towers (seeded, version 0) serve until a
+/// checkpoint is found; the same weights are kept as the frozen baseline.
+pub fn initial_models(
+    config: &Config,
+    content_dim: usize,
+    model_id: &str,
+) -> Result<Models, ServiceError> {
+    let build = || -> Result<ServingModel, TrainerError> {
+        Ok(ServingModel {
+            version: 0,
+            tower: inference_tower(&config.towers, content_dim, config.training.seed, None)?,
+            created_ms: now_ms(),
+        })
+    };
+    Ok(Models::new(
+        build()?,
+        build()?,
+        format!("learn-towers/{model_id}"),
+    ))
+}
+
+/// Hash of the settings the weights depend on.
+pub(super) fn config_hash(config: &Config) -> String {
+    let text = serde_json::to_string(&(&config.towers, &config.training)).expect("serialisable");
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
+}
+
+/// A serving model from a checkpoint's weights.
+pub fn serving_model(
+    config: &Config,
+    content_dim: usize,
+    checkpoint: &Checkpoint,
+) -> Result<ServingModel, TrainerError> {
+    check_compatible(config, content_dim, &checkpoint.manifest)?;
+    Ok(ServingModel {
+        version: checkpoint.manifest.version,
+        tower: inference_tower(
+            &config.towers,
+            content_dim,
+            config.training.seed,
+            Some(&checkpoint.weights),
+        )?,
+        created_ms: checkpoint.manifest.created_ms,
+    })
+}
+
+pub(super) fn check_compatible(
+    config: &Config,
+    content_dim: usize,
+    manifest: &Manifest,
+) -> Result<(), TrainerError> {
+    let incompatible = |reason: String| TrainerError::Incompatible {
+        version: manifest.version,
+        reason,
+    };
+    if manifest.towers != config.towers {
+        return Err(incompatible(format!(
+            "[towers] {:?} vs configured {:?}",
+            manifest.towers, config.towers
+        )));
+    }
+    if manifest.content_dim != content_dim {
+        return Err(incompatible(format!(
+            "content dim {} (encoder {}) vs this encoder's {content_dim}",
+            manifest.content_dim, manifest.model_id
+        )));
+    }
+    Ok(())
+}
+
+/// The newest checkpoint: the local directory's or the store's, whichever is newer.
+pub(super) async fn newest_checkpoint<S: Store>(
+    shared: &Shared<S>,
+    dir: &CheckpointDir,
+) -> Result<Option<Checkpoint>, TrainerError> {
+    let local = {
+        let dir = dir.clone();
+        tokio::task::spawn_blocking(move || dir.latest()).await??
+    };
+    let remote = match shared.store.current_model().await? {
+        Some(model)
+            if local
+                .as_ref()
+                .is_none_or(|l| l.manifest.version < model.version) =>
+        {
+            Some(checkpoint::from_bytes(&model.manifest, &model.state)?)
+        }
+        _ => None,
+    };
+    Ok(remote.or(local))
+}

@@ -1,0 +1,128 @@
+//! Checkpoint a new version (write, publish to the store, serve it) and re-publish the aligned
+//! embeddings of the catalogue and of recently active users under it.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use super::models::config_hash;
+use super::{serving_model, Loop, TrainerError};
+use crate::checkpoint::{self, CheckpointError, Manifest};
+use crate::history::{Store, StoredModel};
+use crate::metrics::Event;
+use crate::schemas::{now_ms, UserEmbedding};
+
+impl<S: Store> Loop<S> {
+    /// Writes, publishes and serves a new version, then re-publishes embeddings under it.
+    pub(super) async fn checkpoint(&mut self) -> Result<(), TrainerError> {
+        let started = Instant::now();
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        let version = shared.models.current().version + 1;
+        let offsets = BTreeMap::from([(
+            config.kafka.actions_topic.clone(),
+            shared.store.watermarks(&config.kafka.actions_topic).await?,
+        )]);
+        let manifest = Manifest {
+            version,
+            created_ms: now_ms(),
+            step: 0,
+            config_hash: config_hash(config),
+            model_id: shared.encoder.model_id().to_string(),
+            content_dim: shared.catalogue.dim(),
+            towers: config.towers.clone(),
+            loss: (self.steps_since_checkpoint > 0)
+                .then(|| self.loss_since_checkpoint / self.steps_since_checkpoint as f64),
+            offsets,
+        };
+        let trainer = self.trainer.as_ref().expect("a leader has a trainer");
+        let checkpoint = trainer.checkpoint(manifest)?;
+        let (dir, to_write) = (self.dir.clone(), checkpoint.clone());
+        let (path, state) = tokio::task::spawn_blocking(move || -> Result<_, CheckpointError> {
+            let path = dir.write(&to_write)?;
+            let state = checkpoint::state_bytes(&path)?;
+            Ok((path, state))
+        })
+        .await??;
+        shared
+            .store
+            .publish_model(&StoredModel {
+                version,
+                manifest: serde_json::to_vec(&checkpoint.manifest).expect("serialisable"),
+                state,
+            })
+            .await?;
+        shared
+            .models
+            .swap(serving_model(config, shared.catalogue.dim(), &checkpoint)?);
+        shared
+            .training
+            .last_checkpoint_ms
+            .store(checkpoint.manifest.created_ms, Ordering::Relaxed);
+        shared.stats.emit(Event::ModelServed { version });
+        shared.stats.emit(Event::Checkpointed {
+            version,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+        tracing::info!(version, step = checkpoint.manifest.step, loss = ?checkpoint.manifest.loss, path = %path.display(), "checkpoint");
+        self.steps_since_checkpoint = 0;
+        self.loss_since_checkpoint = 0.0;
+        self.last_checkpoint = Instant::now();
+        self.republish().await
+    }
+
+    /// Aligned embeddings of the whole catalogue and of the users active since the last checkpoint,
+    /// under the serving version.
+    async fn republish(&self) -> Result<(), TrainerError> {
+        let shared = self.shared.clone();
+        let model = shared.models.current();
+        let towers_id = shared.models.towers_id().to_string();
+        let all = shared.clone();
+        let (version, vectors) =
+            tokio::task::spawn_blocking(move || all.models.all_items(&all.catalogue)).await??;
+        let rows: Vec<u32> = (0..vectors.len() as u32).collect();
+        let embeddings = shared
+            .models
+            .records(&shared.catalogue, version, &rows, vectors);
+        for chunk in embeddings.chunks(1024) {
+            shared.store.put_item_embeddings(chunk).await?;
+            self.publishers.items.publish(chunk).await?;
+        }
+        let users = shared.active.drain_since_checkpoint();
+        let limit = shared.config.towers.max_len;
+        let histories =
+            futures::future::try_join_all(users.iter().map(|u| shared.store.history(u, limit)))
+                .await?;
+        let (shared2, model2) = (shared.clone(), model.clone());
+        let embeddings =
+            tokio::task::spawn_blocking(move || -> candle_core::Result<Vec<UserEmbedding>> {
+                let mut out = Vec::new();
+                for (user, history) in users.into_iter().zip(histories) {
+                    let rows: Vec<u32> = history
+                        .iter()
+                        .filter_map(|e| shared2.catalogue.row(&e.item_id))
+                        .collect();
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let vector = model2.user(&shared2.catalogue, &rows)?;
+                    out.push(UserEmbedding {
+                        user_id: user,
+                        model: towers_id.clone(),
+                        dim: vector.len(),
+                        vector,
+                        version: model2.version,
+                        history_len: rows.len(),
+                        ts_ms: now_ms(),
+                    });
+                }
+                Ok(out)
+            })
+            .await??;
+        for chunk in embeddings.chunks(1024) {
+            shared.store.put_user_embeddings(chunk).await?;
+            self.publishers.users.publish(chunk).await?;
+        }
+        Ok(())
+    }
+}
