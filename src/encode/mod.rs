@@ -161,8 +161,10 @@ impl ContentEncoder {
             None => vec![None; texts.len()],
         };
         let mut missing: Vec<usize> = (0..texts.len()).filter(|&i| out[i].is_none()).collect();
-        metrics::counter!("learn_encoder_cache_hits_total")
-            .increment((texts.len() - missing.len()) as u64);
+        crate::metrics::Event::EncoderCacheHits {
+            count: (texts.len() - missing.len()) as u64,
+        }
+        .record();
         // The same new text twice in one call is embedded once: `first` maps a key to the index
         // that carries it.
         let mut first: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();

@@ -66,7 +66,6 @@ async fn follow<S: Store>(
         shared.stats.emit(Event::ModelServed {
             version: stored.version,
         });
-        tracing::info!(version = stored.version, "serving new model version");
     }
     Ok(())
 }

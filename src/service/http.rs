@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Shared;
 use crate::history::Store;
+use crate::metrics::Event;
 use crate::schemas::now_ms;
 use crate::serving::recommend::{recommend, Prior, Sources};
 use crate::serving::Which;
@@ -125,13 +126,14 @@ async fn status_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Json<
 
 async fn metrics_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> String {
     let last_checkpoint = shared.training.last_checkpoint_ms.load(Ordering::Relaxed);
-    if last_checkpoint > 0 {
-        metrics::gauge!("learn_checkpoint_age_seconds")
-            .set((now_ms() - last_checkpoint) as f64 / 1000.0);
+    Event::ServiceState {
+        checkpoint_age_seconds: (last_checkpoint > 0)
+            .then(|| (now_ms() - last_checkpoint) as f64 / 1000.0),
+        model_version: shared.models.current().version,
+        catalogue_items: shared.catalogue.len(),
+        pending_train_users: shared.active.pending(),
     }
-    metrics::gauge!("learn_model_version").set(shared.models.current().version as f64);
-    metrics::gauge!("learn_catalogue_items").set(shared.catalogue.len() as f64);
-    metrics::gauge!("learn_pending_train_users").set(shared.active.pending() as f64);
+    .record();
     crate::metrics::prometheus().render()
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
-use crate::metrics::LagBoard;
+use crate::metrics::{Event, LagBoard};
 use crate::shutdown::Shutdown;
 
 /// The adaptive micro-batch sizes, read by the uploads source and the trainer.
@@ -137,8 +137,11 @@ pub async fn control(
         }
         knobs.embed_batch.store(new_embed, Ordering::Relaxed);
         knobs.train_batch.store(new_train, Ordering::Relaxed);
-        metrics::gauge!("learn_embed_batch_limit").set(new_embed as f64);
-        metrics::gauge!("learn_train_batch_limit").set(new_train as f64);
+        Event::BatchLimits {
+            embed: new_embed,
+            train: new_train,
+        }
+        .record();
     }
 }
 

@@ -166,8 +166,11 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                     })
                 }
                 Err(SinkError::Transient(reason)) => {
-                    self.stats.emit(Event::SinkRetry { topic: &topic });
-                    tracing::warn!(%topic, %reason, ?backoff, "write failed, retrying");
+                    self.stats.emit(Event::SinkRetry {
+                        topic: &topic,
+                        reason: &reason,
+                        backoff,
+                    });
                     paused |= self.pause();
                     if !self.poll_for(backoff).await {
                         tracing::warn!(%topic, "shutdown during retries: batch left uncommitted, it will be redelivered");

@@ -11,10 +11,12 @@
 
 mod batch;
 mod models;
+mod policy;
 mod publish;
 
 use models::{check_compatible, newest_checkpoint};
 pub use models::{initial_models, serving_model};
+use policy::CheckpointPolicy;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -54,12 +56,17 @@ pub struct Publishers {
     pub users: EmbeddingPublisher,
 }
 
+/// What this process is doing about training; a leader owns the trainer.
+enum Leadership {
+    Following,
+    Leading(Box<OnlineTrainer>),
+}
+
 struct Loop<S> {
     shared: Arc<Shared<S>>,
     publishers: Publishers,
     dir: CheckpointDir,
-    trainer: Option<OnlineTrainer>,
-    leading: bool,
+    leadership: Leadership,
     rng: StdRng,
     steps_since_checkpoint: u64,
     loss_since_checkpoint: f64,
@@ -77,8 +84,7 @@ pub async fn run<S: Store>(
         rng: StdRng::seed_from_u64(shared.config.training.seed),
         shared,
         publishers,
-        trainer: None,
-        leading: false,
+        leadership: Leadership::Following,
         steps_since_checkpoint: 0,
         loss_since_checkpoint: 0.0,
         last_checkpoint: Instant::now(),
@@ -86,6 +92,10 @@ pub async fn run<S: Store>(
     let renew_every = Duration::from_millis((online.leader_ttl_ms / 3).max(100));
     let mut last_renewal: Option<Instant> = None;
     let interval = Duration::from_millis(online.step_interval_ms);
+    let policy = CheckpointPolicy {
+        every_steps: online.checkpoint_every_steps,
+        interval: Duration::from_secs(online.checkpoint_interval_secs),
+    };
     loop {
         tokio::select! {
             _ = shutdown.recv() => break,
@@ -95,25 +105,28 @@ pub async fn run<S: Store>(
             last_renewal = Some(Instant::now());
             state.renew_leadership().await?;
         }
-        if !state.leading || state.shared.training.embedding.load(Ordering::SeqCst) > 0 {
+        if !state.leading() || state.shared.training.embedding.load(Ordering::SeqCst) > 0 {
             continue;
         }
         state.step().await?;
-        let due = state.steps_since_checkpoint >= online.checkpoint_every_steps
-            || (state.steps_since_checkpoint > 0
-                && state.last_checkpoint.elapsed()
-                    >= Duration::from_secs(online.checkpoint_interval_secs));
-        if due {
+        if policy.due(
+            state.steps_since_checkpoint,
+            state.last_checkpoint.elapsed(),
+        ) {
             state.checkpoint().await?;
         }
     }
-    if state.leading && state.steps_since_checkpoint > 0 {
+    if state.leading() && state.steps_since_checkpoint > 0 {
         state.checkpoint().await?;
     }
     Ok(())
 }
 
 impl<S: Store> Loop<S> {
+    fn leading(&self) -> bool {
+        matches!(self.leadership, Leadership::Leading(_))
+    }
+
     async fn renew_leadership(&mut self) -> Result<(), TrainerError> {
         let config = &self.shared.config;
         let leading = match config.online.role {
@@ -133,14 +146,13 @@ impl<S: Store> Loop<S> {
                 }
             },
         };
-        if leading && !self.leading {
+        if leading && !self.leading() {
             tracing::info!(instance = %self.shared.instance, "leading: this process trains");
-            self.take_over().await?;
-        } else if !leading && self.leading {
+            self.leadership = Leadership::Leading(Box::new(self.take_over().await?));
+        } else if !leading && self.leading() {
             tracing::warn!(instance = %self.shared.instance, "lost the leader lock: following");
-            self.trainer = None;
+            self.leadership = Leadership::Following;
         }
-        self.leading = leading;
         self.shared
             .training
             .leading
@@ -149,7 +161,7 @@ impl<S: Store> Loop<S> {
     }
 
     /// Becomes the trainer: restores the newest checkpoint, or starts from the initial weights.
-    async fn take_over(&mut self) -> Result<(), TrainerError> {
+    async fn take_over(&mut self) -> Result<OnlineTrainer, TrainerError> {
         let config = self.shared.config.clone();
         let dim = self.shared.catalogue.dim();
         let mut trainer = OnlineTrainer::new(
@@ -179,9 +191,8 @@ impl<S: Store> Loop<S> {
                 "restored checkpoint"
             );
         }
-        self.trainer = Some(trainer);
         self.last_checkpoint = Instant::now();
-        Ok(())
+        Ok(trainer)
     }
 
     async fn step(&mut self) -> Result<(), TrainerError> {
@@ -195,14 +206,18 @@ impl<S: Store> Loop<S> {
         let Some(batch) = self.batch(&users).await? else {
             return Ok(());
         };
-        let mut trainer = self.trainer.take().expect("a leader has a trainer");
+        let Leadership::Leading(mut trainer) =
+            std::mem::replace(&mut self.leadership, Leadership::Following)
+        else {
+            return Ok(());
+        };
         let started = Instant::now();
         let (trainer, loss) = tokio::task::spawn_blocking(move || {
             let loss = trainer.step(&batch, limit);
             (trainer, loss)
         })
         .await?;
-        self.trainer = Some(trainer);
+        self.leadership = Leadership::Leading(trainer);
         if let Some(loss) = loss? {
             shared.stats.emit(Event::TrainStep {
                 loss: loss as f64,

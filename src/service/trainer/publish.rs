@@ -35,7 +35,9 @@ impl<S: Store> Loop<S> {
                 .then(|| self.loss_since_checkpoint / self.steps_since_checkpoint as f64),
             offsets,
         };
-        let trainer = self.trainer.as_ref().expect("a leader has a trainer");
+        let super::Leadership::Leading(trainer) = &self.leadership else {
+            return Ok(()); // only a leader checkpoints
+        };
         let checkpoint = trainer.checkpoint(manifest)?;
         let (dir, to_write) = (self.dir.clone(), checkpoint.clone());
         let (path, state) = tokio::task::spawn_blocking(move || -> Result<_, CheckpointError> {
@@ -64,7 +66,7 @@ impl<S: Store> Loop<S> {
             version,
             seconds: started.elapsed().as_secs_f64(),
         });
-        tracing::info!(version, step = checkpoint.manifest.step, loss = ?checkpoint.manifest.loss, path = %path.display(), "checkpoint");
+        tracing::debug!(step = checkpoint.manifest.step, loss = ?checkpoint.manifest.loss, path = %path.display(), "checkpoint files");
         self.steps_since_checkpoint = 0;
         self.loss_since_checkpoint = 0.0;
         self.last_checkpoint = Instant::now();

@@ -1,0 +1,167 @@
+//! The typed internal events: each knows its metrics and its log line, so a call site reports
+//! something once and both appear (vector's `internal_events`). High-rate events log at `trace`.
+
+use std::time::Duration;
+
+use crate::schemas::RejectReason;
+
+/// Something worth counting happened.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// Messages read from a topic (valid or not).
+    Received { topic: &'a str, count: u64 },
+    /// Actions written to histories; `replayed` were already applied before (watermark),
+    /// `duplicates` were resends of a recent `event_id`.
+    ActionsApplied {
+        applied: u64,
+        replayed: u64,
+        duplicates: u64,
+    },
+    /// A forward pass of the frozen encoder.
+    ItemsEmbedded { count: u64, seconds: f64 },
+    /// Texts the encoder served from its cache, without a forward pass.
+    EncoderCacheHits { count: u64 },
+    /// One event sent to the dead-letter topic.
+    DeadLettered {
+        topic: &'a str,
+        reason: RejectReason,
+    },
+    /// A dead letter the broker refused even without its payload copy: dropped, so that the
+    /// partition moves on (alert on it: the event is only in the logs).
+    DeadLetterUndeliverable { topic: &'a str },
+    /// A downstream write failed transiently and is retried after `backoff`.
+    SinkRetry {
+        topic: &'a str,
+        reason: &'a str,
+        backoff: Duration,
+    },
+    /// Unwritten messages of revoked partitions were released to their next owner.
+    PendingDroppedOnRevoke { topic: &'a str, count: u64 },
+    /// An item's aligned embedding was written, `seconds` after its upload was produced.
+    Fresh { seconds: f64 },
+    /// One training step of the towers.
+    TrainStep {
+        loss: f64,
+        seconds: f64,
+        users: usize,
+    },
+    /// A checkpoint was written and published.
+    Checkpointed { version: u64, seconds: f64 },
+    /// This process serves a new model version.
+    ModelServed { version: u64 },
+    /// Lag control set the micro-batch limits.
+    BatchLimits { embed: usize, train: usize },
+    /// The service's state at a `/metrics` scrape.
+    ServiceState {
+        checkpoint_age_seconds: Option<f64>,
+        model_version: u64,
+        catalogue_items: usize,
+        pending_train_users: usize,
+    },
+}
+
+impl Event<'_> {
+    /// Updates the `metrics` facade and writes the event's log line.
+    pub fn record(&self) {
+        match *self {
+            Event::Received { topic, count } => {
+                metrics::counter!("learn_events_received_total", "topic" => topic.to_string())
+                    .increment(count);
+                tracing::trace!(%topic, count, "received");
+            }
+            Event::ActionsApplied {
+                applied,
+                replayed,
+                duplicates,
+            } => {
+                metrics::counter!("learn_actions_applied_total").increment(applied);
+                metrics::counter!("learn_actions_replayed_total").increment(replayed);
+                metrics::counter!("learn_actions_duplicate_total").increment(duplicates);
+                tracing::trace!(applied, replayed, duplicates, "actions applied");
+            }
+            Event::ItemsEmbedded { count, seconds } => {
+                metrics::counter!("learn_items_embedded_total").increment(count);
+                metrics::histogram!("learn_encoder_batch_seconds").record(seconds);
+                metrics::histogram!("learn_encoder_batch_size").record(count as f64);
+                tracing::debug!(count, seconds, "items embedded");
+            }
+            Event::EncoderCacheHits { count } => {
+                metrics::counter!("learn_encoder_cache_hits_total").increment(count);
+                tracing::trace!(count, "encoder cache hits");
+            }
+            Event::DeadLettered { topic, reason } => {
+                metrics::counter!("learn_dead_letters_total", "topic" => topic.to_string(), "reason" => reason.as_str())
+                    .increment(1);
+                tracing::warn!(%topic, reason = reason.as_str(), "event dead-lettered");
+            }
+            Event::DeadLetterUndeliverable { topic } => {
+                metrics::counter!("learn_dead_letters_undeliverable_total", "topic" => topic.to_string())
+                    .increment(1);
+                tracing::error!(%topic, "dead letter undeliverable, dropped");
+            }
+            Event::SinkRetry {
+                topic,
+                reason,
+                backoff,
+            } => {
+                metrics::counter!("learn_sink_retries_total", "topic" => topic.to_string())
+                    .increment(1);
+                tracing::warn!(%topic, %reason, ?backoff, "write failed, retrying");
+            }
+            Event::PendingDroppedOnRevoke { topic, count } => {
+                metrics::counter!("learn_pending_dropped_on_revoke_total", "topic" => topic.to_string())
+                    .increment(count);
+                tracing::info!(%topic, count, "unwritten messages of revoked partitions released");
+            }
+            Event::Fresh { seconds } => {
+                metrics::histogram!("learn_freshness_seconds").record(seconds);
+                tracing::trace!(seconds, "upload to aligned embedding");
+            }
+            Event::TrainStep {
+                loss,
+                seconds,
+                users,
+            } => {
+                metrics::counter!("learn_train_steps_total").increment(1);
+                metrics::gauge!("learn_train_loss").set(loss);
+                metrics::histogram!("learn_train_step_seconds").record(seconds);
+                metrics::histogram!("learn_train_batch_users").record(users as f64);
+                tracing::debug!(loss, seconds, users, "train step");
+            }
+            Event::Checkpointed { version, seconds } => {
+                metrics::counter!("learn_checkpoints_total").increment(1);
+                metrics::histogram!("learn_checkpoint_seconds").record(seconds);
+                metrics::gauge!("learn_checkpoint_version").set(version as f64);
+                tracing::info!(version, seconds, "checkpoint written and published");
+            }
+            Event::ModelServed { version } => {
+                metrics::gauge!("learn_model_version").set(version as f64);
+                tracing::info!(version, "serving model version");
+            }
+            Event::BatchLimits { embed, train } => {
+                metrics::gauge!("learn_embed_batch_limit").set(embed as f64);
+                metrics::gauge!("learn_train_batch_limit").set(train as f64);
+                tracing::trace!(embed, train, "batch limits");
+            }
+            Event::ServiceState {
+                checkpoint_age_seconds,
+                model_version,
+                catalogue_items,
+                pending_train_users,
+            } => {
+                if let Some(age) = checkpoint_age_seconds {
+                    metrics::gauge!("learn_checkpoint_age_seconds").set(age);
+                }
+                metrics::gauge!("learn_model_version").set(model_version as f64);
+                metrics::gauge!("learn_catalogue_items").set(catalogue_items as f64);
+                metrics::gauge!("learn_pending_train_users").set(pending_train_users as f64);
+                tracing::trace!(
+                    model_version,
+                    catalogue_items,
+                    pending_train_users,
+                    "service state"
+                );
+            }
+        }
+    }
+}
