@@ -11,8 +11,8 @@
 //!   write retries, generic over the [`source::Sink`] that receives decoded batches (and may refuse
 //!   single records for good).
 //! - [`encode`]: the frozen content encoder (our CPU kernels, or candle) and its configuration.
-//! - [`history`]: the state store: rolling per-user histories and item embeddings, in Redis or in process,
-//!   behind one [`history::Store`] trait, with idempotent (replay-safe, resend-safe) writes and
+//! - [`store`]: the state store: rolling per-user histories and item embeddings, in Redis or in process,
+//!   behind one [`store::Store`] trait, with idempotent (replay-safe, resend-safe) writes and
 //!   transient/deterministic error classes.
 //! - [`publish`]: producers of outputs: the `item-embeddings` topic and the dead-letter topic.
 //! - [`service`]: wires the above into the running service: the two pipelines (actions → histories,
@@ -37,7 +37,7 @@
 //!
 //! The order above is the data flow. The import stack (no cycles, checked by
 //! `tests/architecture.rs`), bottom to top: schemas/shutdown/tensor → encode/towers/metrics/publish
-//! → checkpoint/dataset/eval → train → config → history/kafka/experiment → serving/source →
+//! → checkpoint/dataset/eval → train → config → store/kafka/experiment → serving/source →
 //! service → demo → replay.
 
 pub mod checkpoint;
@@ -47,7 +47,6 @@ pub mod demo;
 pub mod encode;
 pub mod eval;
 pub mod experiment;
-pub mod history;
 pub mod kafka;
 pub mod metrics;
 pub mod publish;
@@ -57,6 +56,7 @@ pub mod service;
 pub mod serving;
 pub mod shutdown;
 pub mod source;
+pub mod store;
 pub mod tensor;
 pub mod towers;
 pub mod train;

@@ -13,8 +13,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use learn_stream::demo::MockBroker;
-use learn_stream::history::{HistoryPolicy, RedisStore, Store};
 use learn_stream::schemas::{Action, UserAction};
+use learn_stream::store::{HistoryPolicy, RedisStore, Store};
 
 const USERS: usize = 5;
 

@@ -11,13 +11,13 @@ use std::time::{Duration, Instant};
 
 use learn_stream::config::{Config, Role};
 use learn_stream::encode::ContentEncoder;
-use learn_stream::history::{HistoryPolicy, RedisStore, Store};
 use learn_stream::metrics::Stats;
 use learn_stream::schemas::{
     Action, DeadLetter, EmbeddingSpace, ItemUpload, RejectReason, UserAction,
 };
 use learn_stream::service::Shared;
 use learn_stream::shutdown::ShutdownTrigger;
+use learn_stream::store::{HistoryPolicy, RedisStore, Store};
 
 const USERS: usize = 200;
 

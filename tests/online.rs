@@ -14,13 +14,13 @@ use std::time::{Duration, Instant};
 use learn_stream::checkpoint::{read_manifest, Checkpoint, CheckpointDir, Manifest};
 use learn_stream::config::{Config, Role};
 use learn_stream::encode::ContentEncoder;
-use learn_stream::history::{HistoryPolicy, RedisStore, Store};
 use learn_stream::metrics::Stats;
 use learn_stream::replay::{self, ReplayOptions};
 use learn_stream::schemas::{EmbeddingSpace, ItemUpload};
 use learn_stream::service::Shared;
 use learn_stream::serving::recommend::Recommendation;
 use learn_stream::shutdown::ShutdownTrigger;
+use learn_stream::store::{HistoryPolicy, RedisStore, Store};
 use learn_stream::train::online::{OnlineBatch, OnlineTrainer};
 
 const TOPICS: [(&str, [&str; 8]); 4] = [

@@ -13,8 +13,8 @@ mod common;
 
 use std::collections::{BTreeMap, HashMap};
 
-use learn_stream::history::{HistoryPolicy, PartitionBatch, RedisStore, Store};
 use learn_stream::schemas::{Action, Decode, ItemUpload, Limits, UserAction};
+use learn_stream::store::{HistoryPolicy, PartitionBatch, RedisStore, Store};
 use proptest::prelude::*;
 
 const LIMITS: Limits = Limits {

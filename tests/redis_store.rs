@@ -3,8 +3,8 @@
 
 mod common;
 
-use learn_stream::history::{HistoryPolicy, PartitionBatch, RedisStore, Store, StoredModel};
 use learn_stream::schemas::{Action, EmbeddingSpace, ItemEmbedding, UserAction, UserEmbedding};
+use learn_stream::store::{HistoryPolicy, PartitionBatch, RedisStore, Store, StoredModel};
 
 fn batch(partition: i32, offsets: std::ops::Range<i64>) -> PartitionBatch {
     let read_up_to = offsets.end - 1;
@@ -50,7 +50,7 @@ async fn store(
     Some((store, conn, prefix))
 }
 
-fn items(entries: Vec<learn_stream::history::HistoryEntry>) -> Vec<String> {
+fn items(entries: Vec<learn_stream::store::HistoryEntry>) -> Vec<String> {
     entries.into_iter().map(|e| e.item_id).collect()
 }
 

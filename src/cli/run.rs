@@ -7,10 +7,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use learn_stream::config::Config;
 use learn_stream::demo::{self, SyntheticOptions};
-use learn_stream::history::{HistoryPolicy, RedisStore};
 use learn_stream::metrics::Stats;
 use learn_stream::service::Shared;
 use learn_stream::shutdown::ShutdownTrigger;
+use learn_stream::store::{HistoryPolicy, RedisStore};
 
 use super::{load_encoder, ModelArgs};
 

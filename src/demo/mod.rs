@@ -20,10 +20,10 @@ use rdkafka::producer::FutureRecord;
 
 use crate::config::Config;
 use crate::encode::ContentEncoder;
-use crate::history::{HistoryPolicy, MemoryStore, Store};
 use crate::metrics::{Snapshot, Stats};
 use crate::service::Shared;
 use crate::shutdown::ShutdownTrigger;
+use crate::store::{HistoryPolicy, MemoryStore, Store};
 
 /// One message to produce.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +49,7 @@ pub enum DemoError {
     #[error("service: {0}")]
     Service(#[from] crate::service::ServiceError),
     #[error("store: {0}")]
-    Store(#[from] crate::history::StoreError),
+    Store(#[from] crate::store::StoreError),
     #[error("dataset: {0}")]
     Dataset(String),
     #[error("the pipeline settled only {settled} of {total} events within {timeout:?}")]

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Shared;
-use crate::history::{Applied, PartitionBatch, Store, StoreError};
 use crate::metrics::Event;
 use crate::schemas::{RejectReason, UserAction};
 use crate::source::{Record, Refusal, Sink, SinkError, WatermarkReader};
+use crate::store::{Applied, PartitionBatch, Store, StoreError};
 
 pub struct ActionSink<S> {
     shared: Arc<Shared<S>>,

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use super::trainer::serving_model;
 use super::Shared;
 use crate::checkpoint;
-use crate::history::Store;
 use crate::metrics::Event;
 use crate::shutdown::Shutdown;
+use crate::store::Store;
 
 /// How often the catalogue is completed from the store.
 const CATALOGUE_SYNC: Duration = Duration::from_secs(5);

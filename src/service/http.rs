@@ -13,11 +13,11 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::Shared;
-use crate::history::Store;
 use crate::metrics::Event;
 use crate::schemas::now_ms;
 use crate::serving::recommend::{recommend, Prior, Sources};
 use crate::serving::Which;
+use crate::store::Store;
 
 #[derive(Debug, Deserialize)]
 struct RecommendQuery {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Shared;
-use crate::history::Store;
 use crate::metrics::Event;
 use crate::publish::EmbeddingPublisher;
 use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding, ItemUpload, RejectReason};
 use crate::source::{Record, Refusal, Sink, SinkError, WatermarkReader};
+use crate::store::Store;
 
 pub struct ItemSink<S> {
     shared: Arc<Shared<S>>,

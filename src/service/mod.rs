@@ -34,13 +34,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::{Config, Role};
 use crate::encode::ContentEncoder;
-use crate::history::Store;
 use crate::metrics::{LagBoard, Stats};
 use crate::publish::{DeadLetterProducer, EmbeddingPublisher};
 use crate::schemas::{Decode, ItemUpload, Limits, UserAction};
 use crate::serving::{Catalogue, ItemCounts, Models};
 use crate::shutdown::ShutdownTrigger;
 use crate::source::{self, Sink, SourceError, SourceSettings};
+use crate::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {

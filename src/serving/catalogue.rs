@@ -8,8 +8,8 @@ use std::sync::RwLock;
 
 use candle_core::{Device, Result as TensorResult, Tensor};
 
-use crate::history::{Store, StoreError};
 use crate::schemas::EmbeddingSpace;
+use crate::store::{Store, StoreError};
 
 #[derive(Default)]
 struct Rows {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::{Loop, TrainerError};
-use crate::history::Store;
+use crate::store::Store;
 use crate::train::negatives::draw_uniform;
 use crate::train::online::OnlineBatch;
 use crate::train::Negatives;

@@ -28,10 +28,10 @@ use rand::SeedableRng;
 use super::Shared;
 use crate::checkpoint::{CheckpointDir, CheckpointError};
 use crate::config::Role;
-use crate::history::{Store, StoreError};
 use crate::metrics::Event;
 use crate::publish::EmbeddingPublisher;
 use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreError};
 use crate::train::online::OnlineTrainer;
 
 #[derive(Debug, thiserror::Error)]

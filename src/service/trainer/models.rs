@@ -4,10 +4,10 @@
 use super::TrainerError;
 use crate::checkpoint::{self, Checkpoint, CheckpointDir, Manifest};
 use crate::config::Config;
-use crate::history::Store;
 use crate::schemas::now_ms;
 use crate::service::{ServiceError, Shared};
 use crate::serving::{Models, ServingModel};
+use crate::store::Store;
 use crate::train::online::inference_tower;
 
 /// The models a process starts with: the initial towers (seeded, version 0) serve until a

@@ -8,9 +8,9 @@ use std::time::Instant;
 use super::models::config_hash;
 use super::{serving_model, Loop, TrainerError};
 use crate::checkpoint::{self, CheckpointError, Manifest};
-use crate::history::{Store, StoredModel};
 use crate::metrics::Event;
 use crate::schemas::{now_ms, UserEmbedding};
+use crate::store::{Store, StoredModel};
 
 impl<S: Store> Loop<S> {
     /// Writes, publishes and serves a new version, then re-publishes embeddings under it.

@@ -19,6 +19,11 @@ use std::collections::{BTreeMap, HashMap};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 
+use super::fields::{
+    corrupt, item_from_fields, item_to_fields, model_from_fields, model_to_fields,
+    user_from_fields, user_to_fields, Fields, MODEL_VERSION,
+};
+use super::keys::Keys;
 use super::{Applied, HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError, StoredModel};
 use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
 
@@ -27,7 +32,7 @@ pub struct RedisStore {
     /// For the blocking watermark read of the rebalance callback.
     client: redis::Client,
     conn: ConnectionManager,
-    prefix: String,
+    keys: Keys,
     policy: HistoryPolicy,
     apply_script: Script,
     advance_script: Script,
@@ -45,36 +50,12 @@ impl RedisStore {
         Ok(Self {
             client,
             conn,
-            prefix: prefix.to_string(),
+            keys: Keys::new(prefix),
             policy,
             apply_script: Script::new(include_str!("apply_actions.lua")),
             advance_script: Script::new(include_str!("advance_watermarks.lua")),
             lead_script: Script::new(include_str!("lead.lua")),
         })
-    }
-
-    fn history_key(&self, user_id: &str) -> String {
-        format!("{}h:{}", self.prefix, user_id)
-    }
-
-    fn event_ids_key(&self, user_id: &str) -> String {
-        format!("{}e:{}", self.prefix, user_id)
-    }
-
-    fn item_key(&self, item_id: &str, space: EmbeddingSpace) -> String {
-        let kind = match space {
-            EmbeddingSpace::Content => "item",
-            EmbeddingSpace::Aligned => "aligned",
-        };
-        format!("{}{kind}:{item_id}", self.prefix)
-    }
-
-    fn key(&self, name: &str) -> String {
-        format!("{}{name}", self.prefix)
-    }
-
-    fn user_key(&self, user_id: &str) -> String {
-        format!("{}user:{user_id}", self.prefix)
     }
 
     /// The hash under `key`, or None when it does not exist.
@@ -83,65 +64,13 @@ impl RedisStore {
         let fields: HashMap<String, Vec<u8>> = conn.hgetall(key).await?;
         Ok((!fields.is_empty()).then_some(Fields { key, fields }))
     }
-
-    fn watermark_key(&self, topic: &str) -> String {
-        format!("{}wm:{}", self.prefix, topic)
-    }
-}
-
-fn vector_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-fn corrupt(key: &str, reason: impl Into<String>) -> StoreError {
-    StoreError::Corrupt {
-        key: key.to_string(),
-        reason: reason.into(),
-    }
-}
-
-/// The fields of one stored hash, read with the key for error messages.
-struct Fields<'a> {
-    key: &'a str,
-    fields: HashMap<String, Vec<u8>>,
-}
-
-impl Fields<'_> {
-    fn text(&self, name: &str) -> Result<String, StoreError> {
-        let bytes = self
-            .fields
-            .get(name)
-            .ok_or_else(|| corrupt(self.key, format!("missing field {name}")))?;
-        String::from_utf8(bytes.clone())
-            .map_err(|_| corrupt(self.key, format!("field {name} is not UTF-8")))
-    }
-
-    fn number(&self, name: &str) -> Result<i64, StoreError> {
-        self.text(name)?
-            .parse()
-            .map_err(|_| corrupt(self.key, format!("field {name} is not a number")))
-    }
-
-    fn vector(&self) -> Result<Vec<f32>, StoreError> {
-        let raw = self
-            .fields
-            .get("vec")
-            .ok_or_else(|| corrupt(self.key, "missing field vec"))?;
-        if raw.len() % 4 != 0 {
-            return Err(corrupt(self.key, "vec length is not a multiple of 4"));
-        }
-        Ok(raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
-    }
 }
 
 impl Store for RedisStore {
     async fn apply_actions(&self, batch: &PartitionBatch) -> Result<Applied, StoreError> {
         let mut invocation = self.apply_script.prepare_invoke();
         invocation
-            .key(self.watermark_key(&batch.topic))
+            .key(self.keys.watermarks(&batch.topic))
             .arg(batch.partition)
             .arg(self.policy.cap)
             .arg(self.policy.ttl_ms)
@@ -149,8 +78,8 @@ impl Store for RedisStore {
             .arg(batch.read_up_to);
         for (offset, action) in &batch.actions {
             invocation
-                .key(self.history_key(&action.user_id))
-                .key(self.event_ids_key(&action.user_id))
+                .key(self.keys.history(&action.user_id))
+                .key(self.keys.event_ids(&action.user_id))
                 .arg(*offset)
                 .arg(HistoryEntry::from(action).encode())
                 .arg(&action.event_id);
@@ -159,7 +88,7 @@ impl Store for RedisStore {
         let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
         let [applied, duplicates, refused @ ..] = reply.as_slice() else {
             return Err(corrupt(
-                &self.watermark_key(&batch.topic),
+                &self.keys.watermarks(&batch.topic),
                 "short script reply",
             ));
         };
@@ -177,7 +106,7 @@ impl Store for RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let key = self.history_key(user_id);
+        let key = self.keys.history(user_id);
         let mut conn = self.conn.clone();
         let raw: Vec<String> = conn.lrange(&key, -(limit as isize), -1).await?;
         raw.iter()
@@ -187,23 +116,13 @@ impl Store for RedisStore {
 
     async fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
-        let items_key = self.key("items");
+        let items_key = self.keys.items();
         for e in embeddings {
             if e.space == EmbeddingSpace::Content {
                 pipe.sadd(&items_key, &e.item_id).ignore();
             }
-            pipe.hset_multiple(
-                self.item_key(&e.item_id, e.space),
-                &[
-                    ("model", e.model.as_bytes().to_vec()),
-                    ("space", e.space.as_str().as_bytes().to_vec()),
-                    ("version", e.version.to_string().into_bytes()),
-                    ("dim", e.dim.to_string().into_bytes()),
-                    ("ts_ms", e.ts_ms.to_string().into_bytes()),
-                    ("vec", vector_bytes(&e.vector)),
-                ],
-            )
-            .ignore();
+            pipe.hset_multiple(self.keys.item(&e.item_id, e.space), &item_to_fields(e))
+                .ignore();
         }
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn).await?;
@@ -215,49 +134,23 @@ impl Store for RedisStore {
         item_id: &str,
         space: EmbeddingSpace,
     ) -> Result<Option<ItemEmbedding>, StoreError> {
-        let key = self.item_key(item_id, space);
+        let key = self.keys.item(item_id, space);
         let Some(fields) = self.read_hash(&key).await? else {
             return Ok(None);
         };
-        let stored = fields.text("space")?;
-        if stored != space.as_str() {
-            return Err(corrupt(
-                &key,
-                format!("space {stored} under a {} key", space.as_str()),
-            ));
-        }
-        Ok(Some(ItemEmbedding {
-            item_id: item_id.to_string(),
-            model: fields.text("model")?,
-            space,
-            dim: fields.number("dim")? as usize,
-            vector: fields.vector()?,
-            version: fields.number("version")? as u64,
-            ts_ms: fields.number("ts_ms")?,
-        }))
+        item_from_fields(item_id, space, &fields).map(Some)
     }
 
     async fn item_ids(&self) -> Result<Vec<String>, StoreError> {
         let mut conn = self.conn.clone();
-        Ok(conn.smembers(self.key("items")).await?)
+        Ok(conn.smembers(self.keys.items()).await?)
     }
 
     async fn put_user_embeddings(&self, embeddings: &[UserEmbedding]) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         for e in embeddings {
-            let key = self.user_key(&e.user_id);
-            pipe.hset_multiple(
-                &key,
-                &[
-                    ("model", e.model.as_bytes().to_vec()),
-                    ("version", e.version.to_string().into_bytes()),
-                    ("dim", e.dim.to_string().into_bytes()),
-                    ("history_len", e.history_len.to_string().into_bytes()),
-                    ("ts_ms", e.ts_ms.to_string().into_bytes()),
-                    ("vec", vector_bytes(&e.vector)),
-                ],
-            )
-            .ignore();
+            let key = self.keys.user(&e.user_id);
+            pipe.hset_multiple(&key, &user_to_fields(e)).ignore();
             if self.policy.ttl_ms > 0 {
                 pipe.pexpire(&key, self.policy.ttl_ms as i64).ignore();
             }
@@ -268,24 +161,16 @@ impl Store for RedisStore {
     }
 
     async fn user_embedding(&self, user_id: &str) -> Result<Option<UserEmbedding>, StoreError> {
-        let key = self.user_key(user_id);
+        let key = self.keys.user(user_id);
         let Some(fields) = self.read_hash(&key).await? else {
             return Ok(None);
         };
-        Ok(Some(UserEmbedding {
-            user_id: user_id.to_string(),
-            model: fields.text("model")?,
-            dim: fields.number("dim")? as usize,
-            vector: fields.vector()?,
-            version: fields.number("version")? as u64,
-            history_len: fields.number("history_len")? as usize,
-            ts_ms: fields.number("ts_ms")?,
-        }))
+        user_from_fields(user_id, &fields).map(Some)
     }
 
     async fn watermarks(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
         let mut conn = self.conn.clone();
-        Ok(conn.hgetall(self.watermark_key(topic)).await?)
+        Ok(conn.hgetall(self.keys.watermarks(topic)).await?)
     }
 
     fn watermarks_blocking(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
@@ -294,7 +179,7 @@ impl Store for RedisStore {
             .get_connection_with_timeout(std::time::Duration::from_secs(5))?;
         Ok(redis::Commands::hgetall(
             &mut conn,
-            self.watermark_key(topic),
+            self.keys.watermarks(topic),
         )?)
     }
 
@@ -306,7 +191,7 @@ impl Store for RedisStore {
         if offsets.is_empty() {
             return Ok(());
         }
-        let mut invocation = self.advance_script.key(self.watermark_key(topic));
+        let mut invocation = self.advance_script.key(self.keys.watermarks(topic));
         for (partition, offset) in offsets {
             invocation.arg(*partition).arg(*offset);
         }
@@ -319,14 +204,7 @@ impl Store for RedisStore {
         let mut conn = self.conn.clone();
         redis::pipe()
             .atomic()
-            .hset_multiple(
-                self.key("model"),
-                &[
-                    ("version", model.version.to_string().into_bytes()),
-                    ("manifest", model.manifest.clone()),
-                    ("state", model.state.clone()),
-                ],
-            )
+            .hset_multiple(self.keys.model(), &model_to_fields(model))
             .ignore()
             .query_async::<()>(&mut conn)
             .await?;
@@ -335,39 +213,28 @@ impl Store for RedisStore {
 
     async fn model_version(&self) -> Result<Option<u64>, StoreError> {
         let mut conn = self.conn.clone();
-        let version: Option<String> = conn.hget(self.key("model"), "version").await?;
+        let version: Option<String> = conn.hget(self.keys.model(), MODEL_VERSION).await?;
         version
             .map(|v| {
                 v.parse()
-                    .map_err(|_| corrupt(&self.key("model"), "version is not a number"))
+                    .map_err(|_| corrupt(&self.keys.model(), "version is not a number"))
             })
             .transpose()
     }
 
     async fn current_model(&self) -> Result<Option<StoredModel>, StoreError> {
-        let key = self.key("model");
+        let key = self.keys.model();
         let Some(fields) = self.read_hash(&key).await? else {
             return Ok(None);
         };
-        let bytes = |name: &str| {
-            fields
-                .fields
-                .get(name)
-                .cloned()
-                .ok_or_else(|| corrupt(&key, format!("missing field {name}")))
-        };
-        Ok(Some(StoredModel {
-            version: fields.number("version")? as u64,
-            manifest: bytes("manifest")?,
-            state: bytes("state")?,
-        }))
+        model_from_fields(&fields).map(Some)
     }
 
     async fn try_lead(&self, instance: &str, ttl_ms: u64) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let held: i64 = self
             .lead_script
-            .key(self.key("leader"))
+            .key(self.keys.leader())
             .arg(instance)
             .arg(ttl_ms)
             .invoke_async(&mut conn)
@@ -377,8 +244,7 @@ impl Store for RedisStore {
 
     async fn user_count(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn.clone();
-        let mut iter: redis::AsyncIter<String> =
-            conn.scan_match(format!("{}h:*", self.prefix)).await?;
+        let mut iter: redis::AsyncIter<String> = conn.scan_match(self.keys.histories()).await?;
         let mut count = 0;
         while let Some(item) = futures::StreamExt::next(&mut iter).await {
             item?;

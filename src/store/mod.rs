@@ -1,5 +1,8 @@
-//! Owns the service's state: rolling per-user histories and item embeddings, behind the [`Store`]
-//! trait, with two implementations: [`RedisStore`] (production) and [`MemoryStore`] (the `demo`).
+//! Owns the service's state: rolling per-user histories (with their watermarks and dedupe
+//! windows), item and user embeddings, the published model and the trainer lock, behind the
+//! [`Store`] trait, with two implementations: [`RedisStore`] (production) and [`MemoryStore`] (the
+//! `demo`). For Redis, `keys` builds every key, `fields` writes and reads every record's hash
+//! fields, and the scripts are `*.lua` files here.
 //!
 //! Replay safety: Kafka delivery is at-least-once, so after a crash the events between the last
 //! committed offset and the crash are delivered again. Both stores keep, per (topic, partition),
@@ -7,6 +10,8 @@
 //! the watermark in the same atomic write as the histories. See README "Idempotent histories".
 
 mod entry;
+mod fields;
+mod keys;
 mod memory;
 mod redis;
 
