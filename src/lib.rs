@@ -29,16 +29,17 @@
 //!   the written report (`results.json`, `report.md`, `training.svg`).
 //! - [`replay`]: `learn replay`: a timestamped dataset into Kafka in time order, with prequential
 //!   (test-then-train) evaluation of a running service and a report.
+//! - [`workload`]: the input streams the tools produce (synthetic; MovieLens 100K in time order).
 //! - [`demo`]: everything in one process with no servers: librdkafka's mock cluster, an in-process store
-//!   and a synthetic or MovieLens stream.
+//!   and a workload stream.
 //! - [`metrics`]: the typed internal events the pipelines emit, as `metrics` counters and as a snapshot.
 //! - [`shutdown`]: the broadcast signal that stops every task gracefully.
 //! - [`tensor`]: tensor helpers shared by the encoder, the towers and the scorers.
 //!
 //! The order above is the data flow. The import stack (no cycles, checked by
-//! `tests/architecture.rs`), bottom to top: schemas/shutdown/tensor → encode/towers/metrics/publish
-//! → checkpoint/dataset/eval → train → config → store/kafka/experiment → serving/source →
-//! service → demo → replay.
+//! `tests/architecture.rs`), bottom to top: schemas/shutdown/tensor → metrics/publish/towers →
+//! encode/checkpoint/eval → dataset/train → config/workload → store/kafka/experiment →
+//! serving/source → service → demo/replay.
 
 pub mod checkpoint;
 pub mod config;
@@ -60,3 +61,4 @@ pub mod store;
 pub mod tensor;
 pub mod towers;
 pub mod train;
+pub mod workload;

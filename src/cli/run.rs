@@ -6,11 +6,12 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Args;
 use learn_stream::config::Config;
-use learn_stream::demo::{self, SyntheticOptions};
+use learn_stream::demo;
 use learn_stream::metrics::Stats;
 use learn_stream::service::Shared;
 use learn_stream::shutdown::ShutdownTrigger;
 use learn_stream::store::{HistoryPolicy, RedisStore};
+use learn_stream::workload::{self, SyntheticOptions};
 
 use super::{load_encoder, ModelArgs};
 
@@ -74,8 +75,8 @@ pub async fn serve(mut config: Config, args: ModelArgs) -> Result<()> {
 pub async fn demo(mut config: Config, args: DemoArgs) -> Result<()> {
     let encoder = load_encoder(&mut config, &args.model)?;
     let stream = match &args.movielens {
-        Some(dir) => demo::movielens_stream(dir)?,
-        None => demo::synthetic_stream(&SyntheticOptions {
+        Some(dir) => workload::movielens_stream(dir)?,
+        None => workload::synthetic_stream(&SyntheticOptions {
             items: args.items,
             users: args.users,
             actions: args.actions,

@@ -1,14 +1,10 @@
 //! Owns `learn demo`: the whole service in one process with no servers. librdkafka's mock cluster
-//! is the broker ([`mock`]), a [`MemoryStore`] stands in for Redis, and the stream is either
-//! synthetic ([`synthetic`]) or a MovieLens 100K replay ([`movielens`]).
+//! is the broker ([`mock`]), a [`MemoryStore`] stands in for Redis, and the stream is a
+//! [`crate::workload`] (synthetic, or a MovieLens 100K replay).
 
 mod mock;
-mod movielens;
-mod synthetic;
 
 pub use mock::MockBroker;
-pub use movielens::movielens_stream;
-pub use synthetic::{synthetic_stream, SyntheticOptions};
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,21 +20,7 @@ use crate::metrics::{Snapshot, Stats};
 use crate::service::Shared;
 use crate::shutdown::ShutdownTrigger;
 use crate::store::{HistoryPolicy, MemoryStore, Store};
-
-/// One message to produce.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outgoing {
-    pub topic: Topic,
-    pub key: String,
-    pub payload: Vec<u8>,
-}
-
-/// Which input topic a message goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Topic {
-    Actions,
-    Items,
-}
+use crate::workload::{Outgoing, Topic};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -50,8 +32,8 @@ pub enum DemoError {
     Service(#[from] crate::service::ServiceError),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
-    #[error("dataset: {0}")]
-    Dataset(String),
+    #[error("workload: {0}")]
+    Workload(#[from] crate::workload::WorkloadError),
     #[error("the pipeline settled only {settled} of {total} events within {timeout:?}")]
     Stalled {
         settled: u64,

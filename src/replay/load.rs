@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{producer, send, ReplayError};
 use crate::config::Config;
-use crate::demo::{synthetic_stream, SyntheticOptions, Topic};
+use crate::workload::{synthetic_stream, SyntheticOptions, Topic};
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {

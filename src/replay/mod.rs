@@ -21,11 +21,11 @@ use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::demo::{movielens_stream, Outgoing, Topic};
 use crate::eval::plot::{self, Panel};
 use crate::schemas::UserAction;
 use crate::service::Status;
 use crate::serving::recommend::Recommendation;
+use crate::workload::{movielens_stream, Outgoing, Topic};
 use prequential::{windows, LagSample, Popularity, Probe};
 
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! Owns the running service: the pipelines, the trainer and the HTTP API, started together and
-//! stopped together.
+//! stopped together (`tasks`: named tasks under one supervisor).
 //!
 //! ```text
 //!   actions ─► source ─► ActionSink ─► Store: histories ─┐   (users with fresh actions)
@@ -19,6 +19,7 @@ mod http;
 mod items;
 pub mod lag;
 mod status;
+mod tasks;
 mod trainer;
 
 pub use actions::ActionSink;
@@ -30,7 +31,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinHandle;
+use tasks::Tasks;
 
 use crate::config::{Config, Role};
 use crate::encode::ContentEncoder;
@@ -124,8 +125,6 @@ impl<S: Store> Shared<S> {
     }
 }
 
-type Task = (&'static str, JoinHandle<Result<(), ServiceError>>);
-
 /// How one input stream is consumed.
 struct Stream<'a> {
     /// Names the consumer group (`<group_id>-<name>`) and the task.
@@ -138,12 +137,13 @@ struct Stream<'a> {
 
 /// A consumer task reading `stream` into `sink`.
 fn spawn_source<T: Decode, K: Sink<T> + 'static, S>(
+    tasks: &mut Tasks,
     shared: &Shared<S>,
     stream: Stream<'_>,
     sink: K,
     dead_letters: DeadLetterProducer,
     shutdown: &ShutdownTrigger,
-) -> Task {
+) {
     let config = &shared.config;
     let settings = SourceSettings {
         topic: stream.topic.to_string(),
@@ -161,7 +161,7 @@ fn spawn_source<T: Decode, K: Sink<T> + 'static, S>(
         shutdown.subscribe(),
         stream.name,
     );
-    let task = tokio::spawn(async move {
+    tasks.spawn(name, async move {
         source::run::<T, K>(&kafka, settings, sink, dead_letters, stats, stop)
             .await
             .map_err(|source| ServiceError::Pipeline {
@@ -169,7 +169,6 @@ fn spawn_source<T: Decode, K: Sink<T> + 'static, S>(
                 source,
             })
     });
-    (name, task)
 }
 
 /// Runs the pipelines, the trainer/follower, lag control and the HTTP API until `shutdown` is
@@ -205,53 +204,50 @@ pub async fn run<S: Store>(
         })?;
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
 
-    let mut tasks: Vec<Task> = vec![
-        spawn_source::<UserAction, _, _>(
-            &shared,
-            Stream {
-                name: "actions",
-                topic: &config.kafka.actions_topic,
-                max_batch: Arc::new(AtomicUsize::new(config.ingest.max_batch)),
-                max_wait_ms: config.ingest.max_wait_ms,
-            },
-            ActionSink::new(shared.clone()),
-            dead_letters.clone(),
-            shutdown,
-        ),
-        spawn_source::<ItemUpload, _, _>(
-            &shared,
-            Stream {
-                name: "items",
-                topic: &config.kafka.items_topic,
-                max_batch: shared.knobs.embed_batch.clone(),
-                max_wait_ms: config.encoder.max_wait_ms,
-            },
-            ItemSink::new(shared.clone(), items_out.clone()),
-            dead_letters,
-            shutdown,
-        ),
-    ];
+    let mut tasks = Tasks::default();
+    spawn_source::<UserAction, _, _>(
+        &mut tasks,
+        &shared,
+        Stream {
+            name: "actions",
+            topic: &config.kafka.actions_topic,
+            max_batch: Arc::new(AtomicUsize::new(config.ingest.max_batch)),
+            max_wait_ms: config.ingest.max_wait_ms,
+        },
+        ActionSink::new(shared.clone()),
+        dead_letters.clone(),
+        shutdown,
+    );
+    spawn_source::<ItemUpload, _, _>(
+        &mut tasks,
+        &shared,
+        Stream {
+            name: "items",
+            topic: &config.kafka.items_topic,
+            max_batch: shared.knobs.embed_batch.clone(),
+            max_wait_ms: config.encoder.max_wait_ms,
+        },
+        ItemSink::new(shared.clone(), items_out.clone()),
+        dead_letters,
+        shutdown,
+    );
     if config.online.role != Role::Follower {
         let (shared, stop) = (shared.clone(), shutdown.subscribe());
         let publishers = trainer::Publishers {
             items: items_out,
             users: users_out,
         };
-        tasks.push((
-            "trainer",
-            tokio::spawn(async move { Ok(trainer::run(shared, publishers, stop).await?) }),
-        ));
+        tasks.spawn("trainer", async move {
+            Ok(trainer::run(shared, publishers, stop).await?)
+        });
     }
-    tasks.push((
-        "follower",
-        tokio::spawn({
-            let (shared, stop) = (shared.clone(), shutdown.subscribe());
-            async move {
-                follower::run(shared, stop).await;
-                Ok(())
-            }
-        }),
-    ));
+    tasks.spawn("follower", {
+        let (shared, stop) = (shared.clone(), shutdown.subscribe());
+        async move {
+            follower::run(shared, stop).await;
+            Ok(())
+        }
+    });
     if config.kafka.statistics_interval_ms > 0 {
         let policy = lag::LagPolicy::from_config(&config);
         let topics = (
@@ -264,48 +260,20 @@ pub async fn run<S: Store>(
             shutdown.subscribe(),
         );
         let interval = Duration::from_millis(config.kafka.statistics_interval_ms as u64);
-        tasks.push((
-            "lag control",
-            tokio::spawn(async move {
-                lag::control(policy, topics, board, knobs, interval, stop).await;
-                Ok(())
-            }),
-        ));
+        tasks.spawn("lag control", async move {
+            lag::control(policy, topics, board, knobs, interval, stop).await;
+            Ok(())
+        });
     }
-    tasks.push((
-        "http",
-        tokio::spawn({
-            let (shared, mut stop) = (shared.clone(), shutdown.subscribe());
-            async move {
-                let addr = config.serving.addr.clone();
-                axum::serve(listener, http::router(shared))
-                    .with_graceful_shutdown(async move { stop.recv().await })
-                    .await
-                    .map_err(|source| ServiceError::Http { addr, source })
-            }
-        }),
-    ));
-
-    // Whichever task ends first (normally because of shutdown) stops the others.
-    let (names, handles): (Vec<_>, Vec<_>) = tasks.into_iter().unzip();
-    let (first, index, rest) = futures::future::select_all(handles).await;
-    shutdown.trigger();
-    let mut outcome = flatten(names[index], first);
-    for (handle, name) in rest.into_iter().zip(
-        names
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != index)
-            .map(|(_, n)| *n),
-    ) {
-        outcome = outcome.and(flatten(name, handle.await));
-    }
-    outcome
-}
-
-fn flatten(
-    name: &'static str,
-    joined: Result<Result<(), ServiceError>, tokio::task::JoinError>,
-) -> Result<(), ServiceError> {
-    joined.map_err(|_| ServiceError::Panicked(name))?
+    tasks.spawn("http", {
+        let (shared, mut stop) = (shared.clone(), shutdown.subscribe());
+        async move {
+            let addr = config.serving.addr.clone();
+            axum::serve(listener, http::router(shared))
+                .with_graceful_shutdown(async move { stop.recv().await })
+                .await
+                .map_err(|source| ServiceError::Http { addr, source })
+        }
+    });
+    tasks.supervise(shutdown).await
 }

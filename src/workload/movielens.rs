@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{DemoError, Outgoing, Topic};
+use super::{Outgoing, Topic, WorkloadError};
 use crate::dataset::movielens::{movies, ratings};
 use crate::schemas::{Action, ItemUpload, UserAction};
 
@@ -17,8 +17,8 @@ fn action_for(rating: u8) -> Action {
     }
 }
 
-pub fn movielens_stream(dir: &Path) -> Result<Vec<Outgoing>, DemoError> {
-    let dataset_error = |e: crate::dataset::DatasetError| DemoError::Dataset(e.to_string());
+pub fn movielens_stream(dir: &Path) -> Result<Vec<Outgoing>, WorkloadError> {
+    let dataset_error = |e: crate::dataset::DatasetError| WorkloadError::Dataset(e.to_string());
     let ratings = ratings(dir).map_err(dataset_error)?;
     let mut first_seen: HashMap<&str, i64> = HashMap::new();
     for r in &ratings {
