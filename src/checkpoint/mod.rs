@@ -141,6 +141,16 @@ impl CheckpointDir {
     }
 }
 
+/// Whether `dir` is one checkpoint (rather than a directory of them).
+pub fn is_checkpoint(dir: &Path) -> bool {
+    dir.join(MANIFEST).exists()
+}
+
+/// Size of a checkpoint's state file in bytes (0 when unreadable).
+pub fn state_size(dir: &Path) -> u64 {
+    std::fs::metadata(dir.join(STATE)).map_or(0, |m| m.len())
+}
+
 /// Reads a checkpoint's manifest only.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, CheckpointError> {
     let path = dir.join(MANIFEST);

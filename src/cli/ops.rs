@@ -45,9 +45,9 @@ pub fn status(config: Config, args: StatusArgs) -> Result<()> {
 }
 
 pub fn inspect(config: Config, path: Option<PathBuf>) -> Result<()> {
-    use learn_stream::checkpoint::{read_manifest, CheckpointDir};
+    use learn_stream::checkpoint::{is_checkpoint, read_manifest, state_size, CheckpointDir};
     let path = path.unwrap_or_else(|| config.online.checkpoint_dir.clone());
-    let dirs = if path.join("manifest.json").exists() {
+    let dirs = if is_checkpoint(&path) {
         vec![path.clone()]
     } else {
         CheckpointDir::new(&path, usize::MAX)
@@ -61,13 +61,10 @@ pub fn inspect(config: Config, path: Option<PathBuf>) -> Result<()> {
     }
     for dir in dirs {
         let manifest = read_manifest(&dir)?;
-        let size = std::fs::metadata(dir.join("state.safetensors"))
-            .map(|m| m.len())
-            .unwrap_or(0);
         println!(
             "{}  ({} bytes of state)\n{}",
             dir.display(),
-            size,
+            state_size(&dir),
             serde_json::to_string_pretty(&manifest)?
         );
     }
