@@ -1,5 +1,6 @@
 //! Checkpoints: stopping, restoring and continuing gives bit-for-bit the weights and optimizer
-//! state of a run that never stopped; writes are atomic and only the last K are kept.
+//! state of a run that never stopped; writes are atomic and only the last K are kept; a diverging
+//! (non-finite) step changes nothing.
 
 use candle_core::{Device, Tensor};
 use learn_stream::checkpoint::{self, CheckpointDir, Manifest};
@@ -52,6 +53,7 @@ fn manifest(config: &Config, version: u64) -> Manifest {
         towers: config.towers.clone(),
         loss: None,
         offsets: Default::default(),
+        state_sha256: None,
     }
 }
 
@@ -139,4 +141,56 @@ fn keeps_the_last_k_and_leaves_no_temporaries() {
     let manifest = serde_json::to_vec(&latest).unwrap();
     let from_bytes = checkpoint::from_bytes(&manifest, &bytes).unwrap();
     assert_eq!(from_bytes.weights.len(), t.weights().unwrap().len());
+}
+
+#[test]
+fn a_non_finite_step_is_refused_and_changes_nothing() {
+    let config = config();
+    let mut trainer = trainer(&config);
+    trainer.step(&batch(0), 64).unwrap();
+    let before = state(&trainer, &config);
+    // A NaN in the content table (a corrupt vector) makes the loss NaN.
+    let mut poisoned = batch(1);
+    let mut values = poisoned
+        .table
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    values[5] = f32::NAN;
+    poisoned.table = Tensor::from_vec(values, (20, DIM), &Device::Cpu).unwrap();
+    let err = trainer.step(&poisoned, 64).unwrap_err().to_string();
+    assert!(err.contains("non-finite"), "{err}");
+    assert_eq!(
+        state(&trainer, &config),
+        before,
+        "weights and moments unchanged"
+    );
+    assert_eq!(trainer.steps(), 1);
+}
+
+#[test]
+fn a_truncated_newest_checkpoint_falls_back_to_the_previous_one() {
+    let config = config();
+    let dir = tempfile::tempdir().unwrap();
+    let checkpoints = CheckpointDir::new(dir.path(), 5);
+    let t = trainer(&config);
+    for version in 1..=2 {
+        checkpoints
+            .write(&t.checkpoint(manifest(&config, version)).unwrap())
+            .unwrap();
+    }
+    let newest = dir.path().join("v00000002");
+    let manifest = checkpoint::read_manifest(&newest).unwrap();
+    assert_eq!(manifest.state_sha256.as_ref().map(String::len), Some(64));
+    // Power loss mid-write of the data blocks: the state file is cut short.
+    let state = checkpoint::state_bytes(&newest).unwrap();
+    std::fs::write(newest.join("state.safetensors"), &state[..state.len() / 2]).unwrap();
+    let err = checkpoint::read(&newest).unwrap_err().to_string();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    // The store path verifies too (what followers load).
+    let published = checkpoint::manifest_bytes(&newest).unwrap();
+    assert!(checkpoint::from_bytes(&published, &state[..state.len() / 2]).is_err());
+    let restored = checkpoints.latest().unwrap().expect("an older checkpoint");
+    assert_eq!(restored.manifest.version, 1);
 }

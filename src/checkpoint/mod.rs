@@ -2,8 +2,11 @@
 //! `state.safetensors` (the weights under `weights/…`, AdamW's moments under `adam_m/…` and
 //! `adam_v/…`) and `manifest.json` ([`Manifest`]: version, time, optimizer step, config hash,
 //! encoder model id, the stream watermarks the model had seen). A checkpoint is written into a
-//! hidden temporary directory and renamed into place, so a reader never sees half of one; the last
-//! `keep` are kept.
+//! hidden temporary directory, fsynced (files, then the directory), renamed into place and the
+//! parent fsynced, so neither a reader nor a power loss leaves half of one; the manifest carries a
+//! SHA-256 of the state, verified on every read, and [`CheckpointDir::latest`] skips (loudly) a
+//! checkpoint that fails it, falling back to the next newest. The last `keep` are kept; temporary
+//! directories left by a crash are swept.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -52,6 +55,10 @@ pub struct Manifest {
     pub loss: Option<f64>,
     /// Actions topic → partition → highest offset applied to histories when the checkpoint was taken.
     pub offsets: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// SHA-256 of `state.safetensors` (hex), set when written and verified on every read; absent
+    /// in checkpoints written before it existed (read unverified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_sha256: Option<String>,
 }
 
 /// A whole checkpoint: manifest, named weights, and the optimizer moments in the weights' order.
@@ -95,13 +102,46 @@ impl CheckpointDir {
             tensors.insert(format!("adam_v/{name}"), checkpoint.adam_v[i].clone());
         }
         candle_core::safetensors::save(&tensors, tmp.join(STATE))?;
-        let manifest = serde_json::to_vec_pretty(&checkpoint.manifest).expect("serialisable");
+        let state = std::fs::read(tmp.join(STATE)).map_err(io(&tmp))?;
+        let manifest = Manifest {
+            state_sha256: Some(sha256_hex(&state)),
+            ..checkpoint.manifest.clone()
+        };
+        let manifest = serde_json::to_vec_pretty(&manifest).expect("serialisable");
         std::fs::write(tmp.join(MANIFEST), manifest).map_err(io(&tmp))?;
+        for file in [STATE, MANIFEST] {
+            sync(&tmp.join(file))?;
+        }
+        sync(&tmp)?;
         let target = self.dir.join(&name);
         let _ = std::fs::remove_dir_all(&target);
         std::fs::rename(&tmp, &target).map_err(io(&target))?;
+        sync(&self.dir)?;
         self.prune()?;
+        self.sweep_temporaries();
         Ok(target)
+    }
+
+    /// Removes temporary directories older than ten minutes (left by a crash mid-write).
+    fn sweep_temporaries(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for path in entries.filter_map(|e| e.ok()).map(|e| e.path()) {
+            let temporary = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(".tmp-"));
+            let stale = std::fs::metadata(&path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > std::time::Duration::from_secs(600));
+            if temporary && stale {
+                tracing::info!(path = %path.display(), "removing a stale temporary checkpoint");
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
     }
 
     /// Checkpoint directories, oldest first.
@@ -125,11 +165,17 @@ impl CheckpointDir {
         Ok(found)
     }
 
+    /// The newest checkpoint that reads back whole; unreadable ones are skipped with an error log.
     pub fn latest(&self) -> Result<Option<Checkpoint>, CheckpointError> {
-        match self.list()?.pop() {
-            Some((_, path)) => read(&path).map(Some),
-            None => Ok(None),
+        for (version, path) in self.list()?.into_iter().rev() {
+            match read(&path) {
+                Ok(checkpoint) => return Ok(Some(checkpoint)),
+                Err(err) => {
+                    tracing::error!(version, %err, "skipping an unreadable checkpoint; trying the previous one")
+                }
+            }
         }
+        Ok(None)
     }
 
     fn prune(&self) -> Result<(), CheckpointError> {
@@ -183,6 +229,14 @@ pub fn from_bytes(manifest: &[u8], state: &[u8]) -> Result<Checkpoint, Checkpoin
     };
     let manifest: Manifest =
         serde_json::from_slice(manifest).map_err(|e| invalid(format!("manifest: {e}")))?;
+    if let Some(expected) = &manifest.state_sha256 {
+        let actual = sha256_hex(state);
+        if &actual != expected {
+            return Err(invalid(format!(
+                "state checksum mismatch (manifest {expected}, file {actual}): truncated or corrupt"
+            )));
+        }
+    }
     let mut tensors = candle_core::safetensors::load_buffer(state, &Device::Cpu)?;
     let mut names: Vec<String> = tensors
         .keys()
@@ -206,6 +260,27 @@ pub fn from_bytes(manifest: &[u8], state: &[u8]) -> Result<Checkpoint, Checkpoin
         adam_m,
         adam_v,
     })
+}
+
+/// The manifest file of a checkpoint directory, as bytes (published with the state).
+pub fn manifest_bytes(dir: &Path) -> Result<Vec<u8>, CheckpointError> {
+    let path = dir.join(MANIFEST);
+    std::fs::read(&path).map_err(io(&path))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// fsync of a file or a directory.
+fn sync(path: &Path) -> Result<(), CheckpointError> {
+    std::fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(io(path))
 }
 
 /// The weights file of a checkpoint directory, as bytes (what followers load).

@@ -45,6 +45,13 @@ pub enum Event<'a> {
         seconds: f64,
         users: usize,
     },
+    /// A training round failed (`stage`: leadership, step or checkpoint); the trainer stepped
+    /// down and retries after `backoff` — the rest of the process goes on.
+    TrainerSetback {
+        stage: &'static str,
+        error: &'a str,
+        backoff: Duration,
+    },
     /// A checkpoint was written and published.
     Checkpointed { version: u64, seconds: f64 },
     /// This process serves a new model version.
@@ -127,6 +134,14 @@ impl Event<'_> {
                 metrics::histogram!("learn_train_step_seconds").record(seconds);
                 metrics::histogram!("learn_train_batch_users").record(users as f64);
                 tracing::debug!(loss, seconds, users, "train step");
+            }
+            Event::TrainerSetback {
+                stage,
+                error,
+                backoff,
+            } => {
+                metrics::counter!("learn_trainer_errors_total", "stage" => stage).increment(1);
+                tracing::error!(stage, %error, ?backoff, "trainer error: stepping down, retrying");
             }
             Event::Checkpointed { version, seconds } => {
                 metrics::counter!("learn_checkpoints_total").increment(1);

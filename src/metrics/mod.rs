@@ -14,7 +14,7 @@
 //! `learn_train_batch_users`, `learn_checkpoints_total`, `learn_checkpoint_seconds`,
 //! `learn_checkpoint_version`, `learn_checkpoint_age_seconds`, `learn_model_version`,
 //! `learn_catalogue_items`, `learn_pending_train_users`, `learn_embed_batch_limit`,
-//! `learn_train_batch_limit`; and `learn_consumer_lag{topic,partition}` from librdkafka
+//! `learn_train_batch_limit`, `learn_trainer_errors_total{stage}`; and `learn_consumer_lag{topic,partition}` from librdkafka
 //! statistics ([`LagBoard`]).
 //!
 //! [`prometheus`] installs the Prometheus recorder that `/metrics` renders.

@@ -119,15 +119,23 @@ impl OnlineTrainer {
     }
 
     /// One contrastive step; returns the loss, or None when the batch has fewer than two usable users.
+    /// A step whose loss or gradient norm is not finite changes nothing and is an error: a diverging
+    /// step must never reach a checkpoint.
     pub fn step(&mut self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<f32>> {
         let Some(loss) = self.batch_loss(batch, batch_limit)? else {
             return Ok(None);
         };
+        let value = loss.to_scalar::<f32>()?;
         let mut grads = loss.backward()?;
         let vars: Vec<Var> = self.vars.iter().map(|(_, v)| v.clone()).collect();
-        clip_gradients(&mut grads, &vars, self.config.clip_norm)?;
+        let norm = clip_gradients(&mut grads, &vars, self.config.clip_norm)?;
+        if !value.is_finite() || !norm.is_finite() {
+            return Err(candle_core::Error::Msg(format!(
+                "non-finite step (loss {value}, gradient norm {norm}): weights left unchanged"
+            )));
+        }
         self.optimizer.step(&grads)?;
-        Ok(Some(loss.to_scalar::<f32>()?))
+        Ok(Some(value))
     }
 
     /// Copies of the named weights, sorted by name.

@@ -96,31 +96,64 @@ pub async fn run<S: Store>(
         every_steps: online.checkpoint_every_steps,
         interval: Duration::from_secs(online.checkpoint_interval_secs),
     };
+    let mut backoff = SETBACK_BACKOFF.0;
     loop {
         tokio::select! {
             _ = shutdown.recv() => break,
             _ = tokio::time::sleep(interval) => {}
         }
-        if last_renewal.is_none_or(|t| t.elapsed() >= renew_every) {
-            last_renewal = Some(Instant::now());
-            state.renew_leadership().await?;
-        }
-        if !state.leading() || state.shared.training.embedding.load(Ordering::SeqCst) > 0 {
-            continue;
-        }
-        state.step().await?;
-        if policy.due(
-            state.steps_since_checkpoint,
-            state.last_checkpoint.elapsed(),
-        ) {
-            state.checkpoint().await?;
+        let round = async {
+            if last_renewal.is_none_or(|t| t.elapsed() >= renew_every) {
+                last_renewal = Some(Instant::now());
+                state
+                    .renew_leadership()
+                    .await
+                    .map_err(|e| ("leadership", e))?;
+            }
+            if !state.leading() || state.shared.training.embedding.load(Ordering::SeqCst) > 0 {
+                return Ok(());
+            }
+            state.step().await.map_err(|e| ("step", e))?;
+            if policy.due(
+                state.steps_since_checkpoint,
+                state.last_checkpoint.elapsed(),
+            ) {
+                state.checkpoint().await.map_err(|e| ("checkpoint", e))?;
+            }
+            Ok::<(), (&'static str, TrainerError)>(())
+        };
+        match round.await {
+            Ok(()) => backoff = SETBACK_BACKOFF.0,
+            Err((stage, err)) => {
+                // Contained: ingestion and serving go on. The in-memory trainer (possibly the
+                // cause) is dropped; the next round takes over again from the newest checkpoint.
+                state.shared.stats.emit(Event::TrainerSetback {
+                    stage,
+                    error: &err.to_string(),
+                    backoff,
+                });
+                state.leadership = Leadership::Following;
+                state.steps_since_checkpoint = 0;
+                state.loss_since_checkpoint = 0.0;
+                last_renewal = None;
+                tokio::select! {
+                    _ = shutdown.recv() => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(SETBACK_BACKOFF.1);
+            }
         }
     }
     if state.leading() && state.steps_since_checkpoint > 0 {
-        state.checkpoint().await?;
+        if let Err(err) = state.checkpoint().await {
+            tracing::error!(%err, "final checkpoint failed; the newest one stays");
+        }
     }
     Ok(())
 }
+
+/// First and longest wait after a trainer error.
+const SETBACK_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(30));
 
 impl<S: Store> Loop<S> {
     fn leading(&self) -> bool {

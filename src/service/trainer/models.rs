@@ -95,7 +95,13 @@ pub(super) async fn newest_checkpoint<S: Store>(
                 .as_ref()
                 .is_none_or(|l| l.manifest.version < model.version) =>
         {
-            Some(checkpoint::from_bytes(&model.manifest, &model.state)?)
+            match checkpoint::from_bytes(&model.manifest, &model.state) {
+                Ok(checkpoint) => Some(checkpoint),
+                Err(err) => {
+                    tracing::error!(version = model.version, %err, "the store's model is unreadable; using the newest local checkpoint");
+                    None
+                }
+            }
         }
         _ => None,
     };

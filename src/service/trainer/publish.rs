@@ -34,23 +34,26 @@ impl<S: Store> Loop<S> {
             loss: (self.steps_since_checkpoint > 0)
                 .then(|| self.loss_since_checkpoint / self.steps_since_checkpoint as f64),
             offsets,
+            state_sha256: None, // set by the write
         };
         let super::Leadership::Leading(trainer) = &self.leadership else {
             return Ok(()); // only a leader checkpoints
         };
         let checkpoint = trainer.checkpoint(manifest)?;
         let (dir, to_write) = (self.dir.clone(), checkpoint.clone());
-        let (path, state) = tokio::task::spawn_blocking(move || -> Result<_, CheckpointError> {
-            let path = dir.write(&to_write)?;
-            let state = checkpoint::state_bytes(&path)?;
-            Ok((path, state))
-        })
-        .await??;
+        let (path, manifest, state) =
+            tokio::task::spawn_blocking(move || -> Result<_, CheckpointError> {
+                let path = dir.write(&to_write)?;
+                let manifest = checkpoint::manifest_bytes(&path)?;
+                let state = checkpoint::state_bytes(&path)?;
+                Ok((path, manifest, state))
+            })
+            .await??;
         shared
             .store
             .publish_model(&StoredModel {
                 version,
-                manifest: serde_json::to_vec(&checkpoint.manifest).expect("serialisable"),
+                manifest,
                 state,
             })
             .await?;
