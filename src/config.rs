@@ -11,6 +11,18 @@ use serde::{Deserialize, Serialize};
 
 pub use crate::encode::{EncoderBackend, EncoderConfig};
 
+/// `url` with any credentials (`user:password@`) masked, for messages and logs.
+pub fn redacted_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority = &rest[..rest.find('/').unwrap_or(rest.len())];
+    match authority.rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_string(),
+    }
+}
+
 /// The defaults, compiled into the binary so it runs from any directory.
 pub const DEFAULT_TOML: &str = include_str!("../config/default.toml");
 
@@ -251,12 +263,31 @@ impl Config {
                 ),
             });
         }
+        // The delivery guarantees rest on these: the pass-through may not change them.
+        const PROTECTED: [&str; 4] = [
+            "group.id",
+            "enable.auto.offset.store",
+            "enable.auto.commit",
+            "bootstrap.servers",
+        ];
+        if let Some(key) = PROTECTED
+            .iter()
+            .find(|k| self.kafka.librdkafka.contains_key(**k))
+        {
+            return Err(ConfigError::Invalid {
+                key: "kafka.librdkafka",
+                reason: format!(
+                    "`{key}` cannot be overridden here: offsets are stored only after the \
+                     downstream write (use kafka.brokers / kafka.group_id for the others)"
+                ),
+            });
+        }
         if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
             return Err(ConfigError::Invalid {
                 key: "redis.url",
                 reason: format!(
                     "must start with redis:// or rediss://, got `{}`",
-                    self.redis.url
+                    redacted_url(&self.redis.url)
                 ),
             });
         }

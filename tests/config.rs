@@ -89,3 +89,29 @@ fn missing_model_directory_says_how_to_get_one() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("scripts/fetch-model.sh"), "{stderr}");
 }
+
+#[test]
+fn credentials_never_reach_messages() {
+    use learn_stream::config::redacted_url;
+    assert_eq!(
+        redacted_url("redis://:s3cret@cache:6379/0"),
+        "redis://***@cache:6379/0"
+    );
+    assert_eq!(redacted_url("rediss://app:pw@h/1"), "rediss://***@h/1");
+    assert_eq!(redacted_url("redis://cache:6379/"), "redis://cache:6379/");
+    assert_eq!(redacted_url("redis://cache/a@b"), "redis://cache/a@b");
+    let err = load_toml("[redis]\nurl = \"http://user:hunter2@cache\"\n");
+    assert!(
+        err.contains("redis.url") && !err.contains("hunter2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_pass_through_cannot_undo_the_delivery_guarantees() {
+    let msg = load_toml("[kafka.librdkafka]\n\"enable.auto.offset.store\" = \"true\"\n");
+    assert!(
+        msg.contains("kafka.librdkafka") && msg.contains("enable.auto.offset.store"),
+        "{msg}"
+    );
+}

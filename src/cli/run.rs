@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
-use learn_stream::config::Config;
+use learn_stream::config::{redacted_url, Config};
 use learn_stream::demo;
 use learn_stream::metrics::Stats;
 use learn_stream::service::Shared;
@@ -57,14 +58,33 @@ fn shutdown_on_signals(shutdown: ShutdownTrigger) {
     });
 }
 
+/// Connects to Redis, retrying with backoff (1 s → 30 s) until it answers: a service started
+/// before its Redis waits for it instead of crash-looping. None when shutdown came first.
+async fn connect_redis(config: &Config, shutdown: &ShutdownTrigger) -> Option<RedisStore> {
+    let url = redacted_url(&config.redis.url);
+    let mut stop = shutdown.subscribe();
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let policy = HistoryPolicy::from(&config.history);
+        match RedisStore::connect(&config.redis.url, &config.redis.key_prefix, policy).await {
+            Ok(store) => return Some(store),
+            Err(err) => tracing::warn!(%url, %err, ?backoff, "Redis unavailable; retrying"),
+        }
+        tokio::select! {
+            _ = stop.recv() => return None,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
 pub async fn serve(mut config: Config, args: ModelArgs) -> Result<()> {
     let encoder = load_encoder(&mut config, &args)?;
-    let policy = HistoryPolicy::from(&config.history);
-    let store = RedisStore::connect(&config.redis.url, &config.redis.key_prefix, policy)
-        .await
-        .with_context(|| format!("connecting to Redis at {}", config.redis.url))?;
     let shutdown = ShutdownTrigger::default();
     shutdown_on_signals(shutdown.clone());
+    let Some(store) = connect_redis(&config, &shutdown).await else {
+        return Ok(()); // stopped while waiting for Redis
+    };
     let stats = Arc::new(Stats::default());
     let shared = Arc::new(Shared::new(config, store, encoder, stats.clone())?);
     learn_stream::service::run(shared, &shutdown).await?;
