@@ -177,7 +177,7 @@ pub struct OnlineConfig {
     pub model_poll_ms: u64,
 }
 
-/// The HTTP API (`/v1/recommend`, `/v1/status`, `/healthz`, `/metrics`).
+/// The HTTP API (`/v1/recommend`, `/v1/status`, `/livez`, `/readyz`, `/metrics`).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServingConfig {

@@ -17,7 +17,7 @@
 //! - [`publish`]: producers of outputs: the `item-embeddings` topic and the dead-letter topic.
 //! - [`service`]: wires the above into the running service: the two pipelines (actions → histories,
 //!   uploads → embeddings), the continual trainer (leader only) and model hot-swap, lag control and
-//!   the HTTP API (`/v1/recommend`, `/v1/status`, `/healthz`, `/metrics`), until shutdown.
+//!   the HTTP API (`/v1/recommend`, `/v1/status`, `/livez`, `/readyz`, `/metrics`), until shutdown.
 //! - [`serving`]: the catalogue, the models at their versions, top-K recommendation.
 //! - [`checkpoint`]: towers + optimizer state on disk, atomically, with a manifest.
 //! - [`towers`]: LEARN's preference-alignment towers (candle-nn) and the contrastive losses.

@@ -390,8 +390,16 @@ impl OwnRedis {
 
     /// SIGKILL, then start again on the same directory: it loads the last snapshot.
     fn crash_and_restart(&mut self) {
+        self.crash();
+        self.restart();
+    }
+
+    fn crash(&mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
+    }
+
+    fn restart(&mut self) {
         self.child = Self::spawn(self.dir.path(), self.port);
     }
 }
@@ -572,6 +580,80 @@ async fn a_broker_restart_mid_stream_is_ridden_out() {
     eprintln!("broker restart: {diff:?}");
     eprintln!(
         "chaos|broker restart|tansu SIGKILLed mid-stream, back after 5 s|{total} actions|{}|{}",
+        diff.lost, diff.duplicated
+    );
+    assert_eq!(diff, Diff::default());
+}
+
+fn http_get(url: &str) -> (u16, String) {
+    match ureq::get(url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+    {
+        Ok(mut response) => (
+            response.status().as_u16(),
+            response.body_mut().read_to_string().unwrap_or_default(),
+        ),
+        Err(err) => (0, err.to_string()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_degrades_readiness_and_recovers_by_itself() {
+    let Some((mut config, _, encoder)) = setup().await else {
+        return;
+    };
+    let mut redis = OwnRedis::start(tempfile::tempdir().unwrap(), free_port());
+    config.redis.url = redis.url();
+    config.serving.addr = format!("127.0.0.1:{}", free_port());
+    let api = format!("http://{}", config.serving.addr);
+    let policy = HistoryPolicy::from(&config.history);
+    let store = RedisStore::connect(&redis.url(), &config.redis.key_prefix, policy)
+        .await
+        .unwrap();
+    let k = config.kafka.clone();
+    let (first, total) = (1_000, 2_000);
+    common::produce(&k.brokers, &actions(&k.actions_topic, 0..first)).await;
+    let member = join(&config, &store, &encoder).await;
+    common::wait_until("first part written", Duration::from_secs(120), || {
+        histories_complete(&store, first)
+    })
+    .await;
+    assert_eq!(http_get(&format!("{api}/readyz")).0, 200);
+    redis.cli(&["SAVE"]);
+    // Redis goes away for 10 s while actions keep arriving.
+    redis.crash();
+    common::produce(&k.brokers, &actions(&k.actions_topic, first..total)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (status, body) = http_get(&format!("{api}/readyz"));
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("unavailable") || body.contains("no answer"),
+        "{body}"
+    );
+    assert_eq!(
+        http_get(&format!("{api}/livez")).0,
+        200,
+        "the process stays up"
+    );
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    redis.restart();
+    common::wait_until("ingestion resumed", Duration::from_secs(120), || {
+        histories_complete(&store, total)
+    })
+    .await;
+    common::wait_until("ready again", Duration::from_secs(30), || {
+        let url = format!("{api}/readyz");
+        async move { http_get(&url).0 == 200 }
+    })
+    .await;
+    member.leave().await;
+    let diff = diff_histories(&store, total).await;
+    eprintln!("redis outage: {diff:?}");
+    eprintln!(
+        "chaos|Redis outage|redis-server SIGKILLed for 10 s under load (readyz 503 meanwhile), restarted|{total} actions|{}|{}",
         diff.lost, diff.duplicated
     );
     assert_eq!(diff, Diff::default());

@@ -1,5 +1,5 @@
 //! The HTTP API (axum). `GET /v1/recommend?user_id=…&k=…[&model=frozen][&popularity_weight=w]`, `GET /v1/status`
-//! (what `learn status` prints), `GET /healthz`, `GET /metrics` (Prometheus text).
+//! (what `learn status` prints), `GET /livez` (= `/healthz`), `GET /readyz`, `GET /metrics` (Prometheus text).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::Shared;
+use super::{health, Shared};
 use crate::metrics::Event;
 use crate::schemas::now_ms;
 use crate::serving::recommend::{recommend, Prior, Sources};
@@ -142,7 +142,9 @@ pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
     Router::new()
         .route("/v1/recommend", get(recommend_handler::<S>))
         .route("/v1/status", get(status_handler::<S>))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(health::livez))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(metrics_handler::<S>))
         .with_state(shared)
 }

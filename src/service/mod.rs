@@ -9,12 +9,13 @@
 //!   trainer (leader only) ◄───────────────────────────────────────┘ micro-batch AdamW steps
 //!      └─► checkpoint ─► Store `model` ─► every process swaps to the new version
 //!                    └─► re-publish aligned items and recently active users
-//!   HTTP: /v1/recommend  /v1/status  /healthz  /metrics
+//!   HTTP: /v1/recommend  /v1/status  /livez (/healthz)  /readyz  /metrics
 //! ```
 
 mod actions;
 mod active;
 mod follower;
+mod health;
 mod http;
 mod items;
 pub mod lag;

@@ -176,6 +176,10 @@ impl Store for MemoryStore {
         Ok(state.leader.get_or_insert_with(|| instance.to_string()) == instance)
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     async fn user_count(&self) -> Result<usize, StoreError> {
         Ok(self.state().histories.len())
     }

@@ -198,6 +198,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         ttl_ms: u64,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Whether the store answers (readiness).
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Number of users with a history (for summaries; may be approximate on large stores).
     fn user_count(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
 }

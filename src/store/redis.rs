@@ -242,6 +242,12 @@ impl Store for RedisStore {
         Ok(held == 1)
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
     async fn user_count(&self) -> Result<usize, StoreError> {
         let mut conn = self.conn.clone();
         let mut iter: redis::AsyncIter<String> = conn.scan_match(self.keys.histories()).await?;

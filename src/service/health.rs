@@ -1,0 +1,54 @@
+//! Liveness and readiness: `/livez` answers while the process serves requests; `/readyz` answers
+//! 200 only when the store answers within a second (what every pipeline, the trainer and
+//! recommendations need), else 503 with the failing check — so a load balancer or an operator sees
+//! an outage while it lasts, and the process stays up to recover by itself.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+
+use super::Shared;
+use crate::store::Store;
+
+const STORE_TIMEOUT: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    /// `"ok"` or what failed.
+    pub store: String,
+    pub model_version: u64,
+}
+
+pub async fn livez() -> &'static str {
+    "ok"
+}
+
+pub async fn readyz<S: Store>(
+    State(shared): State<Arc<Shared<S>>>,
+) -> (StatusCode, Json<Readiness>) {
+    let store = match tokio::time::timeout(STORE_TIMEOUT, shared.store.ping()).await {
+        Ok(Ok(())) => "ok".to_string(),
+        Ok(Err(err)) => format!("unavailable: {err}"),
+        Err(_) => format!("no answer within {STORE_TIMEOUT:?}"),
+    };
+    let ready = store == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let model_version = shared.models.current().version;
+    (
+        status,
+        Json(Readiness {
+            ready,
+            store,
+            model_version,
+        }),
+    )
+}
