@@ -188,6 +188,11 @@ pub struct ServingConfig {
     /// Weight of the popularity prior in ranking: score = logit_scale · cos + weight · ln(item's
     /// share of actions). 0 ranks by the embeddings alone. See README "Ranking".
     pub popularity_weight: f32,
+    /// Longest a `/v1/recommend` request may take before it is answered 503 (`timeout`).
+    pub request_timeout_ms: u64,
+    /// Requests scored at once; beyond that a request is shed at once with 503 (`overloaded`)
+    /// rather than queued behind the others.
+    pub max_concurrent_requests: usize,
 }
 
 /// Lag control: micro-batch sizes adapt to hold consumer lag under a target.
@@ -329,6 +334,14 @@ impl Config {
         positive("online.pending_users", self.online.pending_users)?;
         positive("online.keep_checkpoints", self.online.keep_checkpoints)?;
         positive("serving.max_k", self.serving.max_k)?;
+        positive(
+            "serving.max_concurrent_requests",
+            self.serving.max_concurrent_requests,
+        )?;
+        positive(
+            "serving.request_timeout_ms",
+            self.serving.request_timeout_ms as usize,
+        )?;
         positive("lag.embed_batch_min", self.lag.embed_batch_min)?;
         if self.online.min_batch_size > self.online.batch_size {
             return Err(ConfigError::Invalid {

@@ -4,18 +4,23 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::Extension;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use super::{health, Shared};
 use crate::metrics::Event;
-use crate::schemas::now_ms;
-use crate::serving::recommend::{recommend, Prior, Sources};
+use crate::schemas::{now_ms, MAX_ID_BYTES};
+use crate::serving::recommend::{recommend, Prior, RecommendError, Sources};
 use crate::serving::Which;
 use crate::store::Store;
 
@@ -52,41 +57,82 @@ pub struct Status {
     pub lag: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(serde_json::json!({ "error": message.into() }))).into_response()
+/// Every error is JSON: a stable machine-readable `code` and a message for people.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    let body = serde_json::json!({ "code": code, "error": message.into() });
+    (status, Json(body)).into_response()
 }
 
 async fn recommend_handler<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
-    Query(q): Query<RecommendQuery>,
+    Extension(slots): Extension<Arc<Semaphore>>,
+    query: Result<Query<RecommendQuery>, QueryRejection>,
 ) -> Response {
+    let Query(q) = match query {
+        Ok(q) => q,
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                rejection.body_text(),
+            )
+        }
+    };
     let k = q.k.unwrap_or(10);
-    if q.user_id.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "user_id must not be empty");
+    let max_k = shared.config.serving.max_k;
+    let weight = q
+        .popularity_weight
+        .unwrap_or(shared.config.serving.popularity_weight);
+    let invalid = |message: String| error(StatusCode::BAD_REQUEST, "invalid_parameter", message);
+    if q.user_id.trim().is_empty() || q.user_id.len() > MAX_ID_BYTES {
+        return invalid(format!(
+            "user_id must be 1..={MAX_ID_BYTES} bytes, not blank"
+        ));
     }
-    if k == 0 || k > shared.config.serving.max_k {
+    if k == 0 || k > max_k {
+        return invalid(format!("k must be in 1..={max_k}"));
+    }
+    if !weight.is_finite() {
+        return invalid("popularity_weight must be a finite number".into());
+    }
+    // Load shedding: beyond the limit answer at once instead of queueing.
+    let Ok(_slot) = slots.try_acquire() else {
         return error(
-            StatusCode::BAD_REQUEST,
-            format!("k must be in 1..={}", shared.config.serving.max_k),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "too many requests in flight; retry shortly",
         );
-    }
-    let which = q.model.unwrap_or(Which::Current);
+    };
     let sources = Sources {
         store: &shared.store,
         catalogue: &shared.catalogue,
         models: &shared.models,
         prior: Some(Prior {
             counts: &shared.item_counts,
-            weight: q
-                .popularity_weight
-                .unwrap_or(shared.config.serving.popularity_weight),
+            weight,
             logit_scale: shared.config.training.logit_scale as f32,
         }),
         history_cap: shared.config.history.cap,
     };
-    match recommend(&sources, &q.user_id, k, which).await {
-        Ok(rec) => Json(rec).into_response(),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()),
+    let timeout = Duration::from_millis(shared.config.serving.request_timeout_ms);
+    let which = q.model.unwrap_or(Which::Current);
+    match tokio::time::timeout(timeout, recommend(&sources, &q.user_id, k, which)).await {
+        Ok(Ok(rec)) => Json(rec).into_response(),
+        Ok(Err(err @ RecommendError::Store(_))) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            err.to_string(),
+        ),
+        Ok(Err(err)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            err.to_string(),
+        ),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            format!("no answer within {timeout:?}"),
+        ),
     }
 }
 
@@ -139,6 +185,9 @@ async fn metrics_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Stri
 
 pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
     crate::metrics::prometheus();
+    let slots = Arc::new(Semaphore::new(
+        shared.config.serving.max_concurrent_requests,
+    ));
     Router::new()
         .route("/v1/recommend", get(recommend_handler::<S>))
         .route("/v1/status", get(status_handler::<S>))
@@ -146,5 +195,13 @@ pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz::<S>))
         .route("/metrics", get(metrics_handler::<S>))
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such endpoint: see /v1/recommend, /v1/status, /livez, /readyz, /metrics",
+            )
+        })
+        .layer(Extension(slots))
         .with_state(shared)
 }

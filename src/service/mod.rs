@@ -25,7 +25,7 @@ mod trainer;
 
 pub use actions::ActionSink;
 pub use active::ActiveUsers;
-pub use http::Status;
+pub use http::{router, Status};
 pub use items::ItemSink;
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};

@@ -1,0 +1,94 @@
+//! The HTTP API explains itself: every error is JSON with a stable `code`, parameters are checked
+//! (missing, malformed, oversize, non-finite), unknown paths answer JSON 404, and the health
+//! endpoints answer. Served by the real router over TCP, on an in-process store (no Kafka needed).
+
+mod common;
+
+use std::sync::Arc;
+
+use learn_stream::encode::ContentEncoder;
+use learn_stream::metrics::Stats;
+use learn_stream::service::Shared;
+use learn_stream::store::{HistoryPolicy, MemoryStore};
+
+fn get(url: &str) -> (u16, serde_json::Value) {
+    let mut response = ureq::get(url)
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_json_with_a_code() {
+    let Some(model_dir) = common::model_dir() else {
+        return;
+    };
+    let config = common::config("unused:9092", "redis://unused/", &model_dir);
+    let encoder = Arc::new(ContentEncoder::from_config(&config.encoder).expect("model"));
+    let store = MemoryStore::new(HistoryPolicy::from(&config.history));
+    let shared = Arc::new(Shared::new(config, store, encoder, Arc::new(Stats::default())).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, learn_stream::service::router(shared))
+            .await
+            .unwrap()
+    });
+
+    let checks: Vec<(String, u16, &str)> = vec![
+        (format!("{base}/v1/recommend"), 400, "invalid_query"),
+        (
+            format!("{base}/v1/recommend?user_id=u&k=ten"),
+            400,
+            "invalid_query",
+        ),
+        (
+            format!("{base}/v1/recommend?user_id=u&k=0"),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            format!("{base}/v1/recommend?user_id=%20"),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            format!("{base}/v1/recommend?user_id={}", "x".repeat(300)),
+            400,
+            "invalid_parameter",
+        ),
+        (
+            format!("{base}/v1/recommend?user_id=u&popularity_weight=NaN"),
+            400,
+            "invalid_parameter",
+        ),
+        (format!("{base}/v1/nothing"), 404, "not_found"),
+    ];
+    for (url, status, code) in checks {
+        let (got, body) = tokio::task::spawn_blocking({
+            let url = url.clone();
+            move || get(&url)
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, status, "{url}: {body}");
+        assert_eq!(body["code"], code, "{url}: {body}");
+        assert!(
+            body["error"].as_str().is_some_and(|m| !m.is_empty()),
+            "{url}: {body}"
+        );
+    }
+    let (ok, body) = tokio::task::spawn_blocking(move || {
+        get(&format!("{base}/v1/recommend?user_id=new-user&k=3"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(ok, 200, "{body}");
+    assert_eq!(body["cold_user"], true, "{body}");
+}
