@@ -182,9 +182,31 @@ async fn model_registry_and_leader_lock() {
         manifest: b"{}".to_vec(),
         state: vec![0, 1, 2, 255],
     };
-    store.publish_model(&model).await.unwrap();
+    assert!(store.publish_model(&model).await.unwrap());
     assert_eq!(store.model_version().await.unwrap(), Some(3));
+    assert_eq!(store.current_model().await.unwrap(), Some(model.clone()));
+    // A second trainer with its own version 3 (or an older one) is fenced: one model per version.
+    let rival = StoredModel {
+        state: vec![9, 9],
+        ..model.clone()
+    };
+    assert!(!store.publish_model(&rival).await.unwrap());
+    assert!(!store
+        .publish_model(&StoredModel {
+            version: 2,
+            ..rival.clone()
+        })
+        .await
+        .unwrap());
     assert_eq!(store.current_model().await.unwrap(), Some(model));
+    assert!(store
+        .publish_model(&StoredModel {
+            version: 4,
+            ..rival
+        })
+        .await
+        .unwrap());
+    assert_eq!(store.model_version().await.unwrap(), Some(4));
 
     assert!(
         store.try_lead("a", 300).await.unwrap(),

@@ -157,9 +157,17 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn publish_model(&self, model: &StoredModel) -> Result<(), StoreError> {
-        self.state().model = Some(model.clone());
-        Ok(())
+    async fn publish_model(&self, model: &StoredModel) -> Result<bool, StoreError> {
+        let mut state = self.state();
+        if state
+            .model
+            .as_ref()
+            .is_some_and(|m| m.version >= model.version)
+        {
+            return Ok(false);
+        }
+        state.model = Some(model.clone());
+        Ok(true)
     }
 
     async fn model_version(&self) -> Result<Option<u64>, StoreError> {

@@ -179,11 +179,13 @@ pub trait Store: Clone + Send + Sync + 'static {
         offsets: &BTreeMap<i32, i64>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Makes `model` the current one (atomically: version, manifest and state together).
+    /// Makes `model` the current one (atomically: version, manifest and state together) if its
+    /// version is above the published one; false when fenced (another trainer published this
+    /// version or a later one), so no two models ever share a version.
     fn publish_model(
         &self,
         model: &StoredModel,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// The current model's version, if any was published.
     fn model_version(&self) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;

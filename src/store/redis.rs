@@ -36,6 +36,7 @@ pub struct RedisStore {
     policy: HistoryPolicy,
     apply_script: Script,
     advance_script: Script,
+    publish_script: Script,
     lead_script: Script,
 }
 
@@ -54,6 +55,7 @@ impl RedisStore {
             policy,
             apply_script: Script::new(include_str!("apply_actions.lua")),
             advance_script: Script::new(include_str!("advance_watermarks.lua")),
+            publish_script: Script::new(include_str!("publish_model.lua")),
             lead_script: Script::new(include_str!("lead.lua")),
         })
     }
@@ -200,15 +202,15 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn publish_model(&self, model: &StoredModel) -> Result<(), StoreError> {
+    async fn publish_model(&self, model: &StoredModel) -> Result<bool, StoreError> {
+        let mut invocation = self.publish_script.key(self.keys.model());
+        invocation.arg(model.version);
+        for (field, value) in model_to_fields(model) {
+            invocation.arg(field).arg(value);
+        }
         let mut conn = self.conn.clone();
-        redis::pipe()
-            .atomic()
-            .hset_multiple(self.keys.model(), &model_to_fields(model))
-            .ignore()
-            .query_async::<()>(&mut conn)
-            .await?;
-        Ok(())
+        let written: i64 = invocation.invoke_async(&mut conn).await?;
+        Ok(written == 1)
     }
 
     async fn model_version(&self) -> Result<Option<u64>, StoreError> {

@@ -48,6 +48,8 @@ pub enum TrainerError {
     Incompatible { version: u64, reason: String },
     #[error("training task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    #[error("version {version} was published by another trainer first; stepping down")]
+    Fenced { version: u64 },
 }
 
 /// Where re-published embeddings go.

@@ -49,7 +49,7 @@ impl<S: Store> Loop<S> {
                 Ok((path, manifest, state))
             })
             .await??;
-        shared
+        let published = shared
             .store
             .publish_model(&StoredModel {
                 version,
@@ -57,6 +57,12 @@ impl<S: Store> Loop<S> {
                 state,
             })
             .await?;
+        if !published {
+            // Another trainer published this version first: ours must never be served. The
+            // setback drops this trainer; the next round restores the published one.
+            let _ = std::fs::remove_dir_all(&path);
+            return Err(TrainerError::Fenced { version });
+        }
         shared
             .models
             .swap(serving_model(config, shared.catalogue.dim(), &checkpoint)?);
