@@ -185,6 +185,10 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
         }
         if outcome? {
             self.store_offsets();
+        } else {
+            // Abandoned: what arrived behind it must not be written either (its watermark would
+            // pass the unwritten batch). Both are read again after the restart.
+            self.next.clear();
         }
         self.batch = std::mem::replace(&mut self.next, Batch::new());
         Ok(())
