@@ -58,6 +58,12 @@ impl<S: Store> ItemSink<S> {
                 .zip(content)
                 .filter_map(|((id, _), v)| Some((id, v?)))
                 .collect();
+            if embedded.is_empty() {
+                return Ok(Embedded {
+                    embeddings: Vec::new(),
+                    failures,
+                });
+            }
             let rows: Vec<u32> = embedded
                 .iter()
                 .filter_map(|(id, v)| shared.catalogue.insert(id, v))
@@ -125,16 +131,18 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
                 reason: RejectReason::EncoderFailed,
                 detail,
             }));
-            self.shared
-                .store
-                .put_item_embeddings(&embeddings)
-                .await
-                .map_err(|e| transient(&e))?;
-            self.record_freshness(records);
-            self.publisher
-                .publish(&embeddings)
-                .await
-                .map_err(|e| transient(&e))?;
+            if !embeddings.is_empty() {
+                self.shared
+                    .store
+                    .put_item_embeddings(&embeddings)
+                    .await
+                    .map_err(|e| transient(&e))?;
+                self.record_freshness(records);
+                self.publisher
+                    .publish(&embeddings)
+                    .await
+                    .map_err(|e| transient(&e))?;
+            }
         }
         self.shared
             .store
