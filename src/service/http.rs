@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{health, Shared};
 use crate::metrics::Event;
 use crate::schemas::{now_ms, MAX_ID_BYTES};
-use crate::serving::recommend::{recommend, Prior, RecommendError, Sources};
+use crate::serving::recommend::{score, user_rows, Prior, RecommendError, Sources};
 use crate::serving::Which;
 use crate::store::Store;
 
@@ -103,20 +103,18 @@ async fn recommend_handler<S: Store>(
             "too many requests in flight; retry shortly",
         );
     };
-    let sources = Sources {
-        store: &shared.store,
-        catalogue: &shared.catalogue,
-        models: &shared.models,
-        prior: Some(Prior {
-            counts: &shared.item_counts,
-            weight,
-            logit_scale: shared.config.training.logit_scale as f32,
-        }),
-        history_cap: shared.config.history.cap,
-    };
     let timeout = Duration::from_millis(shared.config.serving.request_timeout_ms);
     let which = q.model.unwrap_or(Which::Current);
-    match tokio::time::timeout(timeout, recommend(&sources, &q.user_id, k, which)).await {
+    let scored = async {
+        let user = user_rows(&sources(&shared, weight), &q.user_id).await?;
+        // Scoring the catalogue is CPU work: off the async runtime, so ingestion and other
+        // requests keep their threads.
+        let shared = shared.clone();
+        tokio::task::spawn_blocking(move || score(&sources(&shared, weight), user, k, which))
+            .await
+            .map_err(|e| RecommendError::Task(e.to_string()))?
+    };
+    match tokio::time::timeout(timeout, scored).await {
         Ok(Ok(rec)) => Json(rec).into_response(),
         Ok(Err(err @ RecommendError::Store(_))) => error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -133,6 +131,21 @@ async fn recommend_handler<S: Store>(
             "timeout",
             format!("no answer within {timeout:?}"),
         ),
+    }
+}
+
+/// What recommendation reads, borrowed from the shared state.
+fn sources<S: Store>(shared: &Shared<S>, weight: f32) -> Sources<'_, S> {
+    Sources {
+        store: &shared.store,
+        catalogue: &shared.catalogue,
+        models: &shared.models,
+        prior: Some(Prior {
+            counts: &shared.item_counts,
+            weight,
+            logit_scale: shared.config.training.logit_scale as f32,
+        }),
+        history_cap: shared.config.history.cap,
     }
 }
 

@@ -17,6 +17,8 @@ pub enum RecommendError {
     Store(#[from] StoreError),
     #[error("towers: {0}")]
     Tensor(#[from] candle_core::Error),
+    #[error("scoring task: {0}")]
+    Task(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,24 +55,46 @@ pub struct Sources<'a, S> {
     pub history_cap: usize,
 }
 
-/// The `k` best unseen items for `user_id` under `which` model.
-pub async fn recommend<S: Store>(
+/// What scoring needs from the store: the user's history as catalogue rows (fetched async).
+pub struct UserRows {
+    user_id: String,
+    rows: Vec<u32>,
+}
+
+/// Reads the user's history and makes sure its items are in the catalogue (the async part).
+pub async fn user_rows<S: Store>(
     sources: &Sources<'_, S>,
     user_id: &str,
+) -> Result<UserRows, RecommendError> {
+    let history = sources.store.history(user_id, sources.history_cap).await?;
+    let ids: Vec<String> = history.iter().map(|e| e.item_id.clone()).collect();
+    sources.catalogue.fetch_missing(sources.store, &ids).await?;
+    let rows = ids
+        .iter()
+        .filter_map(|id| sources.catalogue.row(id))
+        .collect();
+    Ok(UserRows {
+        user_id: user_id.to_string(),
+        rows,
+    })
+}
+
+/// The `k` best unseen items for `user` under `which` model: scores the whole catalogue (CPU
+/// only: the HTTP handler runs it off the async runtime, after [`user_rows`]).
+pub fn score<S: Store>(
+    sources: &Sources<'_, S>,
+    user: UserRows,
     k: usize,
     which: Which,
 ) -> Result<Recommendation, RecommendError> {
     let Sources {
-        store,
         catalogue,
         models,
         ref prior,
-        history_cap,
+        ..
     } = *sources;
-    let history = store.history(user_id, history_cap).await?;
-    let ids: Vec<String> = history.iter().map(|e| e.item_id.clone()).collect();
-    catalogue.fetch_missing(store, &ids).await?;
-    let rows: Vec<u32> = ids.iter().filter_map(|id| catalogue.row(id)).collect();
+    let UserRows { user_id, rows } = user;
+    let user_id = user_id.as_str();
     let seen: HashSet<u32> = rows.iter().copied().collect();
     let model = models.get(which);
     if rows.is_empty() {
