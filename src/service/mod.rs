@@ -238,8 +238,24 @@ pub async fn run<S: Store>(
             items: items_out,
             users: users_out,
         };
+        let lease = Arc::new(trainer::Lease::new(
+            config.online.role,
+            config.online.leader_ttl_ms,
+        ));
+        if config.online.role == Role::Auto {
+            let (store, instance, lease, stop) = (
+                shared.store.clone(),
+                shared.instance.clone(),
+                lease.clone(),
+                shutdown.subscribe(),
+            );
+            tasks.spawn("leader lease", async move {
+                trainer::renew_lease(store, instance, lease, stop).await;
+                Ok(())
+            });
+        }
         tasks.spawn("trainer", async move {
-            Ok(trainer::run(shared, publishers, stop).await?)
+            Ok(trainer::run(shared, lease, publishers, stop).await?)
         });
     }
     tasks.spawn("follower", {

@@ -10,10 +10,12 @@
 //! assembly; [`publish`]: checkpoint and re-publication.
 
 mod batch;
+mod lease;
 mod models;
 mod policy;
 mod publish;
 
+pub use lease::{renew as renew_lease, Lease};
 use models::{check_compatible, newest_checkpoint};
 pub use models::{initial_models, serving_model};
 use policy::CheckpointPolicy;
@@ -27,7 +29,6 @@ use rand::SeedableRng;
 
 use super::Shared;
 use crate::checkpoint::{CheckpointDir, CheckpointError};
-use crate::config::Role;
 use crate::metrics::Event;
 use crate::publish::EmbeddingPublisher;
 use crate::shutdown::Shutdown;
@@ -50,6 +51,8 @@ pub enum TrainerError {
     Join(#[from] tokio::task::JoinError),
     #[error("version {version} was published by another trainer first; stepping down")]
     Fenced { version: u64 },
+    #[error("the leader lease may have lapsed during the round: not publishing version {version}")]
+    LeaseLapsed { version: u64 },
 }
 
 /// Where re-published embeddings go.
@@ -66,6 +69,7 @@ enum Leadership {
 
 struct Loop<S> {
     shared: Arc<Shared<S>>,
+    lease: Arc<Lease>,
     publishers: Publishers,
     dir: CheckpointDir,
     leadership: Leadership,
@@ -77,6 +81,7 @@ struct Loop<S> {
 
 pub async fn run<S: Store>(
     shared: Arc<Shared<S>>,
+    lease: Arc<Lease>,
     publishers: Publishers,
     mut shutdown: Shutdown,
 ) -> Result<(), TrainerError> {
@@ -85,14 +90,13 @@ pub async fn run<S: Store>(
         dir: CheckpointDir::new(&online.checkpoint_dir, online.keep_checkpoints),
         rng: StdRng::seed_from_u64(shared.config.training.seed),
         shared,
+        lease,
         publishers,
         leadership: Leadership::Following,
         steps_since_checkpoint: 0,
         loss_since_checkpoint: 0.0,
         last_checkpoint: Instant::now(),
     };
-    let renew_every = Duration::from_millis((online.leader_ttl_ms / 3).max(100));
-    let mut last_renewal: Option<Instant> = None;
     let interval = Duration::from_millis(online.step_interval_ms);
     let policy = CheckpointPolicy {
         every_steps: online.checkpoint_every_steps,
@@ -105,13 +109,10 @@ pub async fn run<S: Store>(
             _ = tokio::time::sleep(interval) => {}
         }
         let round = async {
-            if last_renewal.is_none_or(|t| t.elapsed() >= renew_every) {
-                last_renewal = Some(Instant::now());
-                state
-                    .renew_leadership()
-                    .await
-                    .map_err(|e| ("leadership", e))?;
-            }
+            state
+                .renew_leadership()
+                .await
+                .map_err(|e| ("leadership", e))?;
             if !state.leading() || state.shared.training.embedding.load(Ordering::SeqCst) > 0 {
                 return Ok(());
             }
@@ -137,7 +138,6 @@ pub async fn run<S: Store>(
                 state.leadership = Leadership::Following;
                 state.steps_since_checkpoint = 0;
                 state.loss_since_checkpoint = 0.0;
-                last_renewal = None;
                 tokio::select! {
                     _ = shutdown.recv() => break,
                     _ = tokio::time::sleep(backoff) => {}
@@ -162,25 +162,9 @@ impl<S: Store> Loop<S> {
         matches!(self.leadership, Leadership::Leading(_))
     }
 
+    /// Follows the lease: takes over when it is held, steps down when it is not.
     async fn renew_leadership(&mut self) -> Result<(), TrainerError> {
-        let config = &self.shared.config;
-        let leading = match config.online.role {
-            Role::Trainer => true,
-            Role::Follower => false,
-            Role::Auto => match self
-                .shared
-                .store
-                .try_lead(&self.shared.instance, config.online.leader_ttl_ms)
-                .await
-            {
-                Ok(held) => held,
-                Err(err) => {
-                    // Without the store nobody can confirm the lock: stop training until it is back.
-                    tracing::warn!(%err, "leader lock unavailable");
-                    false
-                }
-            },
-        };
+        let leading = self.lease.held();
         if leading && !self.leading() {
             tracing::info!(instance = %self.shared.instance, "leading: this process trains");
             self.leadership = Leadership::Leading(Box::new(self.take_over().await?));

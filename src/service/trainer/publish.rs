@@ -49,6 +49,10 @@ impl<S: Store> Loop<S> {
                 Ok((path, manifest, state))
             })
             .await??;
+        if !self.lease.held() {
+            let _ = std::fs::remove_dir_all(&path);
+            return Err(TrainerError::LeaseLapsed { version });
+        }
         let published = shared
             .store
             .publish_model(&StoredModel {
