@@ -339,85 +339,13 @@ async fn poison_pills_are_dead_lettered_and_the_partition_moves_on() {
     eprintln!("chaos|poison pills|5 MB garbage, 1 MB JSON array, control characters, invalid UTF-8, tombstone; 1 partition|5 pills + {good} actions ({} dead letters)|0|0", letters.len());
 }
 
-/// A redis-server of this test's own (RDB snapshots in a temporary directory), so it can be
-/// killed and brought back with an older snapshot.
-struct OwnRedis {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Child,
-}
-
-impl OwnRedis {
-    fn start(dir: tempfile::TempDir, port: u16) -> Self {
-        let child = Self::spawn(dir.path(), port);
-        Self { dir, port, child }
-    }
-
-    fn spawn(dir: &std::path::Path, port: u16) -> Child {
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        wait_for_port(port, "redis-server");
-        child
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn cli(&self, args: &[&str]) {
-        let status = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .stdout(Stdio::null())
-            .status()
-            .expect("redis-cli");
-        assert!(status.success(), "redis-cli {args:?}");
-    }
-
-    /// SIGKILL, then start again on the same directory: it loads the last snapshot.
-    fn crash_and_restart(&mut self) {
-        self.crash();
-        self.restart();
-    }
-
-    fn crash(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn restart(&mut self) {
-        self.child = Self::spawn(self.dir.path(), self.port);
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
     let Some((mut config, _, encoder)) = setup().await else {
         return;
     };
-    let mut redis = OwnRedis::start(tempfile::tempdir().unwrap(), free_port());
-    config.redis.url = redis.url();
+    let mut redis = OwnServer::start(redis_server);
+    config.redis.url = redis.redis_url();
     let connect = |url: String, config: Config| async move {
         RedisStore::connect(
             &url,
@@ -427,7 +355,7 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
         .await
         .unwrap()
     };
-    let store = connect(redis.url(), config.clone()).await;
+    let store = connect(redis.redis_url(), config.clone()).await;
     let k = config.kafka.clone();
     let (first, total) = (2_000, 5_000);
     common::produce(&k.brokers, &actions(&k.actions_topic, 0..first)).await;
@@ -436,7 +364,7 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
         histories_complete(&store, first)
     })
     .await;
-    redis.cli(&["SAVE"]); // the snapshot the crash will go back to
+    redis.redis_cli(&["SAVE"]); // the snapshot the crash will go back to
     common::produce(&k.brokers, &actions(&k.actions_topic, first..total)).await;
     common::wait_until("second part written", Duration::from_secs(120), || {
         histories_complete(&store, total)
@@ -447,7 +375,7 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
     member.leave().await;
     // Redis crashes and comes back with the snapshot: the last 3,000 acknowledged writes are gone.
     redis.crash_and_restart();
-    let store = connect(redis.url(), config.clone()).await;
+    let store = connect(redis.redis_url(), config.clone()).await;
     let lost_by_redis = diff_histories(&store, total).await.lost;
     assert!(
         lost_by_redis > 0,
@@ -469,61 +397,108 @@ async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
     assert_eq!(diff, Diff::default());
 }
 
-/// A tansu broker of this test's own (SQLite in a temporary directory), so it can be stopped
-/// and started again mid-stream.
-struct OwnBroker {
+/// A server process of this test's own — redis-server or tansu — on a free loopback port with its
+/// data in a temporary directory, so it can be killed (SIGKILL) and started again on that data.
+struct OwnServer {
     dir: tempfile::TempDir,
     port: u16,
+    command: fn(&std::path::Path, u16) -> Command,
     child: Child,
 }
 
-impl OwnBroker {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Self::spawn(dir.path(), port);
-        Self { dir, port, child }
+impl OwnServer {
+    fn start(command: fn(&std::path::Path, u16) -> Command) -> Self {
+        let (dir, port) = (tempfile::tempdir().unwrap(), free_port());
+        let child = Self::spawn(command, dir.path(), port);
+        Self {
+            dir,
+            port,
+            command,
+            child,
+        }
     }
 
-    fn spawn(dir: &std::path::Path, port: u16) -> Child {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db", "--silent"])
-            .current_dir(dir)
+    fn spawn(
+        command: fn(&std::path::Path, u16) -> Command,
+        dir: &std::path::Path,
+        port: u16,
+    ) -> Child {
+        let mut command = command(dir, port);
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("tansu on PATH (scripts/test-services.sh installs it)");
-        wait_for_port(port, "tansu");
+            .unwrap_or_else(|e| panic!("{command:?} (scripts/test-services.sh installs it): {e}"));
+        wait_for_port(port, &format!("{command:?}"));
         child
+    }
+
+    fn crash(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn restart(&mut self) {
+        self.child = Self::spawn(self.command, self.dir.path(), self.port);
+    }
+
+    /// SIGKILL, then start again on the same directory (redis-server loads its last snapshot).
+    fn crash_and_restart(&mut self) {
+        self.crash();
+        self.restart();
+    }
+
+    fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
     }
 
     fn brokers(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
-    fn stop(&mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-
-    fn restart(&mut self) {
-        self.child = Self::spawn(self.dir.path(), self.port);
+    fn redis_cli(&self, args: &[&str]) {
+        let status = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .stdout(Stdio::null())
+            .status()
+            .expect("redis-cli");
+        assert!(status.success(), "redis-cli {args:?}");
     }
 }
 
-impl Drop for OwnBroker {
+impl Drop for OwnServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// redis-server with RDB snapshots only when asked (`SAVE`).
+fn redis_server(dir: &std::path::Path, port: u16) -> Command {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no", "--dir"])
+        .arg(dir);
+    command
+}
+
+/// tansu on its SQLite engine.
+fn tansu(dir: &std::path::Path, port: u16) -> Command {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut command = Command::new("tansu");
+    command
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+        ])
+        .args(["--storage-engine", "sqlite://tansu.db", "--silent"])
+        .current_dir(dir);
+    command
 }
 
 /// Waits (≤ 30 s) until something listens on `port`.
@@ -551,7 +526,7 @@ async fn a_broker_restart_mid_stream_is_ridden_out() {
     let Some((mut config, store, encoder)) = setup().await else {
         return;
     };
-    let mut broker = OwnBroker::start();
+    let mut broker = OwnServer::start(tansu);
     config.kafka.brokers = broker.brokers();
     learn_stream::kafka::create_topics(&config.kafka, &common::topics(&config), 4)
         .await
@@ -565,7 +540,7 @@ async fn a_broker_restart_mid_stream_is_ridden_out() {
     })
     .await;
     // The broker goes away for 5 s, then comes back on the same storage.
-    broker.stop();
+    broker.crash();
     tokio::time::sleep(Duration::from_secs(5)).await;
     broker.restart();
     common::produce(&brokers, &actions(&topic, first..total)).await;
@@ -605,12 +580,12 @@ async fn a_redis_outage_degrades_readiness_and_recovers_by_itself() {
     let Some((mut config, _, encoder)) = setup().await else {
         return;
     };
-    let mut redis = OwnRedis::start(tempfile::tempdir().unwrap(), free_port());
-    config.redis.url = redis.url();
+    let mut redis = OwnServer::start(redis_server);
+    config.redis.url = redis.redis_url();
     config.serving.addr = format!("127.0.0.1:{}", free_port());
     let api = format!("http://{}", config.serving.addr);
     let policy = HistoryPolicy::from(&config.history);
-    let store = RedisStore::connect(&redis.url(), &config.redis.key_prefix, policy)
+    let store = RedisStore::connect(&redis.redis_url(), &config.redis.key_prefix, policy)
         .await
         .unwrap();
     let k = config.kafka.clone();
@@ -622,7 +597,7 @@ async fn a_redis_outage_degrades_readiness_and_recovers_by_itself() {
     })
     .await;
     assert_eq!(http_get(&format!("{api}/readyz")).0, 200);
-    redis.cli(&["SAVE"]);
+    redis.redis_cli(&["SAVE"]);
     // Redis goes away for 10 s while actions keep arriving.
     redis.crash();
     common::produce(&k.brokers, &actions(&k.actions_topic, first..total)).await;

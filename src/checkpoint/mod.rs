@@ -73,6 +73,15 @@ pub struct Checkpoint {
 const STATE: &str = "state.safetensors";
 const MANIFEST: &str = "manifest.json";
 
+/// A checkpoint as written: its directory and the bytes of its two files (what the store
+/// publishes, without reading them back).
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub dir: PathBuf,
+    pub manifest: Vec<u8>,
+    pub state: Vec<u8>,
+}
+
 /// A directory of checkpoints.
 #[derive(Debug, Clone)]
 pub struct CheckpointDir {
@@ -88,8 +97,8 @@ impl CheckpointDir {
         }
     }
 
-    /// Writes `checkpoint` atomically and prunes old ones; returns its directory.
-    pub fn write(&self, checkpoint: &Checkpoint) -> Result<PathBuf, CheckpointError> {
+    /// Writes `checkpoint` atomically and prunes old ones.
+    pub fn write(&self, checkpoint: &Checkpoint) -> Result<Written, CheckpointError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let name = format!("v{:08}", checkpoint.manifest.version);
         let tmp = self.dir.join(format!(".tmp-{name}-{}", std::process::id()));
@@ -108,7 +117,7 @@ impl CheckpointDir {
             ..checkpoint.manifest.clone()
         };
         let manifest = serde_json::to_vec_pretty(&manifest).expect("serialisable");
-        std::fs::write(tmp.join(MANIFEST), manifest).map_err(io(&tmp))?;
+        std::fs::write(tmp.join(MANIFEST), &manifest).map_err(io(&tmp))?;
         for file in [STATE, MANIFEST] {
             sync(&tmp.join(file))?;
         }
@@ -119,7 +128,11 @@ impl CheckpointDir {
         sync(&self.dir)?;
         self.prune()?;
         self.sweep_temporaries();
-        Ok(target)
+        Ok(Written {
+            dir: target,
+            manifest,
+            state,
+        })
     }
 
     /// Removes temporary directories older than ten minutes (left by a crash mid-write).
@@ -262,12 +275,6 @@ pub fn from_bytes(manifest: &[u8], state: &[u8]) -> Result<Checkpoint, Checkpoin
     })
 }
 
-/// The manifest file of a checkpoint directory, as bytes (published with the state).
-pub fn manifest_bytes(dir: &Path) -> Result<Vec<u8>, CheckpointError> {
-    let path = dir.join(MANIFEST);
-    std::fs::read(&path).map_err(io(&path))
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes)
@@ -281,10 +288,4 @@ fn sync(path: &Path) -> Result<(), CheckpointError> {
     std::fs::File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(io(path))
-}
-
-/// The weights file of a checkpoint directory, as bytes (what followers load).
-pub fn state_bytes(dir: &Path) -> Result<Vec<u8>, CheckpointError> {
-    let path = dir.join(STATE);
-    std::fs::read(&path).map_err(io(&path))
 }

@@ -25,9 +25,7 @@ pub struct ModelArgs {
 }
 
 pub fn load_encoder(config: &mut Config, args: &ModelArgs) -> Result<Arc<ContentEncoder>> {
-    if let Some(dir) = &args.model_dir {
-        config.encoder.model_dir = dir.clone();
-    }
+    apply_model_dir(config, &args.model_dir);
     let encoder = ContentEncoder::from_config(&config.encoder)?;
     tracing::info!(
         model = encoder.model_id(),

@@ -102,9 +102,9 @@ impl Event<'_> {
                 tracing::warn!(%topic, reason = reason.as_str(), "event dead-lettered");
             }
             Event::DeadLetterUndeliverable { topic } => {
+                // Logged with its partition and offset by `DeadLetterProducer::deliver`.
                 metrics::counter!("learn_dead_letters_undeliverable_total", "topic" => topic.to_string())
                     .increment(1);
-                tracing::error!(%topic, "dead letter undeliverable, dropped");
             }
             Event::SinkRetry {
                 topic,

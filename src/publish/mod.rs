@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use futures::future::try_join_all;
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde::Serialize;
@@ -84,11 +84,55 @@ impl DeadLetterProducer {
         Self { producer, topic }
     }
 
-    pub async fn send(&self, letter: &DeadLetter) -> Result<(), KafkaError> {
+    async fn send(&self, letter: &DeadLetter) -> Result<(), KafkaError> {
         let key = letter
             .key
             .clone()
             .unwrap_or_else(|| format!("{}:{}", letter.partition, letter.offset));
         send_json(&self.producer, &self.topic, &key, letter).await
     }
+
+    /// Sends `letter` so that it never stalls its partition: a letter the broker refuses for good
+    /// (size, invalid record) is sent again without its payload copy, and dropped (logged) if even
+    /// that is refused. Errs only when retrying can help (broker unreachable, timeout).
+    pub async fn deliver(&self, letter: &mut DeadLetter) -> Result<Delivery, KafkaError> {
+        match self.send(letter).await {
+            Ok(()) => return Ok(Delivery::Sent),
+            Err(err) if !permanent(&err) => return Err(err),
+            Err(err) => {
+                tracing::error!(%err, partition = letter.partition, offset = letter.offset, "dead letter refused; sending it without the payload copy")
+            }
+        }
+        letter.strip_payload();
+        match self.send(letter).await {
+            Ok(()) => Ok(Delivery::Sent),
+            Err(err) if !permanent(&err) => Err(err),
+            Err(err) => {
+                tracing::error!(%err, partition = letter.partition, offset = letter.offset, "dead letter undeliverable, dropped");
+                Ok(Delivery::Dropped)
+            }
+        }
+    }
+}
+
+/// What became of a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    /// Refused by the broker even without its payload copy.
+    Dropped,
+}
+
+/// Producer errors that no retry can fix: the broker refuses this record as it is.
+fn permanent(err: &KafkaError) -> bool {
+    matches!(
+        err.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidMessage
+                | RDKafkaErrorCode::InvalidMessageSize
+                | RDKafkaErrorCode::MessageBatchTooLarge
+        )
+    )
 }

@@ -4,14 +4,14 @@
 //! retries it), deterministic ones are isolated to the actions that cause them, which are refused
 //! (dead-lettered) while the rest of the batch is written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
 use super::Shared;
 use crate::metrics::Event;
 use crate::schemas::{RejectReason, UserAction};
 use crate::source::{Record, Refusal, Sink, SinkError, WatermarkReader};
-use crate::store::{Applied, PartitionBatch, Store, StoreError};
+use crate::store::{Applied, PartitionBatch, Store};
 
 pub struct ActionSink<S> {
     shared: Arc<Shared<S>>,
@@ -100,24 +100,20 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
         records: &[Record<UserAction>],
         read_up_to: &BTreeMap<i32, i64>,
     ) -> Result<Vec<Refusal>, SinkError> {
-        let mut by_partition: BTreeMap<i32, PartitionRecords> = read_up_to
-            .keys()
-            .map(|&p| (p, Default::default()))
-            .collect();
+        let mut by_partition: BTreeMap<i32, PartitionRecords> = BTreeMap::new();
         for (index, r) in records.iter().enumerate() {
             let (actions, indices) = by_partition.entry(r.partition).or_default();
             actions.push((r.offset, r.event.clone()));
             indices.push(index);
         }
         let mut refusals = Vec::new();
-        for (partition, (actions, indices)) in by_partition {
+        // Every partition the batch read, records or not: its watermark moves to `read_up_to`.
+        for (&partition, &read_up_to) in read_up_to {
+            let (actions, indices) = by_partition.remove(&partition).unwrap_or_default();
             let batch = PartitionBatch {
                 topic: topic.to_string(),
                 partition,
-                read_up_to: read_up_to
-                    .get(&partition)
-                    .copied()
-                    .unwrap_or_else(|| actions.last().map_or(-1, |a| a.0)),
+                read_up_to,
                 actions,
             };
             let applied = self.apply(&batch, &indices, &mut refusals).await?;
@@ -127,7 +123,7 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
                 duplicates: applied.duplicates as u64,
             });
         }
-        let refused: Vec<usize> = refusals.iter().map(|r| r.index).collect();
+        let refused: HashSet<usize> = refusals.iter().map(|r| r.index).collect();
         let kept = || {
             records
                 .iter()
@@ -145,16 +141,6 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
     }
 
     fn watermarks(&self, topic: &str) -> WatermarkReader {
-        watermark_reader(&self.shared.store, topic)
+        super::watermark_reader(&self.shared.store, topic)
     }
-}
-
-/// A [`WatermarkReader`] over the store's watermarks of `topic`.
-pub(super) fn watermark_reader<S: Store>(store: &S, topic: &str) -> WatermarkReader {
-    let (store, topic) = (store.clone(), topic.to_string());
-    Box::new(move || {
-        store
-            .watermarks_blocking(&topic)
-            .map_err(|e: StoreError| e.to_string())
-    })
 }

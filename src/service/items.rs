@@ -98,6 +98,25 @@ impl<S: Store> ItemSink<S> {
         .await
         .map_err(|e| SinkError::Fatal(format!("encoder task: {e}")))?
     }
+
+    /// Upload → aligned embedding latency of each record (from its Kafka timestamp).
+    fn record_freshness(&self, records: &[Record<ItemUpload>]) {
+        let written = now_ms();
+        let mut slowest = 0;
+        for r in records {
+            if let Some(produced) = r.timestamp_ms {
+                let latency = (written - produced).max(0);
+                slowest = slowest.max(latency as u64);
+                self.shared.stats.emit(Event::Fresh {
+                    seconds: latency as f64 / 1000.0,
+                });
+            }
+        }
+        self.shared
+            .knobs
+            .upload_latency_ms
+            .fetch_max(slowest, Ordering::Relaxed);
+    }
 }
 
 /// A batch's embeddings (content and aligned) and the items the encoder failed on.
@@ -153,28 +172,7 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
     }
 
     fn watermarks(&self, topic: &str) -> WatermarkReader {
-        super::actions::watermark_reader(&self.shared.store, topic)
-    }
-}
-
-impl<S: Store> ItemSink<S> {
-    /// Upload → aligned embedding latency of each record (from its Kafka timestamp).
-    fn record_freshness(&self, records: &[Record<ItemUpload>]) {
-        let written = now_ms();
-        let mut slowest = 0;
-        for r in records {
-            if let Some(produced) = r.timestamp_ms {
-                let latency = (written - produced).max(0);
-                slowest = slowest.max(latency as u64);
-                self.shared.stats.emit(Event::Fresh {
-                    seconds: latency as f64 / 1000.0,
-                });
-            }
-        }
-        self.shared
-            .knobs
-            .upload_latency_ms
-            .fetch_max(slowest, Ordering::Relaxed);
+        super::watermark_reader(&self.shared.store, topic)
     }
 }
 

@@ -41,8 +41,8 @@ use crate::publish::{DeadLetterProducer, EmbeddingPublisher};
 use crate::schemas::{Decode, ItemUpload, Limits, UserAction};
 use crate::serving::{Catalogue, ItemCounts, Models};
 use crate::shutdown::ShutdownTrigger;
-use crate::source::{self, Sink, SourceError, SourceSettings};
-use crate::store::Store;
+use crate::source::{self, Sink, SourceError, SourceSettings, WatermarkReader};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
@@ -124,6 +124,16 @@ impl<S: Store> Shared<S> {
             stats,
         })
     }
+}
+
+/// A [`WatermarkReader`] over the store's watermarks of `topic`.
+fn watermark_reader<S: Store>(store: &S, topic: &str) -> WatermarkReader {
+    let (store, topic) = (store.clone(), topic.to_string());
+    Box::new(move || {
+        store
+            .watermarks_blocking(&topic)
+            .map_err(|e: StoreError| e.to_string())
+    })
 }
 
 /// How one input stream is consumed.

@@ -1,6 +1,6 @@
 //! The batch being filled: decoded records, dead letters, and the offsets to store once written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio::time::Instant;
@@ -23,7 +23,7 @@ pub struct Record<T> {
 pub(super) struct Batch<T> {
     pub records: Vec<Record<T>>,
     /// Dead letters not sent yet (sent from the front, each removed once acknowledged).
-    pub rejects: Vec<DeadLetter>,
+    pub rejects: VecDeque<DeadLetter>,
     /// Partition → highest offset read (valid or not).
     pub highest: BTreeMap<i32, i64>,
     /// When the first message of this batch arrived.
@@ -34,7 +34,7 @@ impl<T: Decode> Batch<T> {
     pub fn new() -> Self {
         Self {
             records: Vec::new(),
-            rejects: Vec::new(),
+            rejects: VecDeque::new(),
             highest: BTreeMap::new(),
             started: None,
         }
@@ -65,7 +65,7 @@ impl<T: Decode> Batch<T> {
                     .map(|k| String::from_utf8_lossy(k).into_owned()),
                 event,
             }),
-            Err(rejection) => self.rejects.push(DeadLetter::new(
+            Err(rejection) => self.rejects.push_back(DeadLetter::new(
                 Origin {
                     topic: message.topic(),
                     partition,
@@ -91,7 +91,7 @@ impl<T: Decode> Batch<T> {
                 continue;
             };
             let payload = serde_json::to_vec(&record.event).ok();
-            self.rejects.push(DeadLetter::new(
+            self.rejects.push_back(DeadLetter::new(
                 Origin {
                     topic,
                     partition: record.partition,

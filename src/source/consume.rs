@@ -15,22 +15,9 @@ use super::context::SourceContext;
 use super::{Sink, SinkError, SourceError};
 use crate::config::KafkaConfig;
 use crate::metrics::{Event, LagBoard, Stats};
-use crate::publish::DeadLetterProducer;
+use crate::publish::{DeadLetterProducer, Delivery};
 use crate::schemas::{Decode, Limits};
 
-/// Producer errors that no retry can fix: the broker refuses this record as it is.
-fn permanent(err: &KafkaError) -> bool {
-    matches!(
-        err.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::MessageSizeTooLarge
-                | RDKafkaErrorCode::InvalidRecord
-                | RDKafkaErrorCode::InvalidMessage
-                | RDKafkaErrorCode::InvalidMessageSize
-                | RDKafkaErrorCode::MessageBatchTooLarge
-        )
-    )
-}
 use crate::shutdown::Shutdown;
 
 /// What one source reads and how it batches.
@@ -208,33 +195,23 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
         self.send_dead_letters(topic).await
     }
 
-    /// Sends the batch's dead letters, front first, each removed once acknowledged. A letter the
-    /// broker refuses for good (size, invalid record) is sent again without its payload copy,
-    /// and dropped (counted, logged) if even that is refused: a dead letter never stalls a
-    /// partition.
+    /// Sends the batch's dead letters, front first, each removed once delivered (or dropped as
+    /// undeliverable: a dead letter never stalls a partition, see [`DeadLetterProducer::deliver`]).
     async fn send_dead_letters(&mut self, topic: &str) -> Result<(), SinkError> {
-        while let Some(letter) = self.batch.rejects.first_mut() {
-            if let Err(err) = self.dead_letters.send(letter).await {
-                if !permanent(&err) {
-                    return Err(SinkError::Transient(format!("dead-letter topic: {err}")));
-                }
-                tracing::error!(%err, partition = letter.partition, offset = letter.offset, "dead letter refused; sending it without the payload copy");
-                letter.strip_payload();
-                if let Err(err) = self.dead_letters.send(letter).await {
-                    if !permanent(&err) {
-                        return Err(SinkError::Transient(format!("dead-letter topic: {err}")));
-                    }
-                    tracing::error!(%err, partition = letter.partition, offset = letter.offset, "dead letter undeliverable, dropped");
-                    self.stats.emit(Event::DeadLetterUndeliverable { topic });
-                    self.batch.rejects.remove(0);
-                    continue;
-                }
+        while let Some(letter) = self.batch.rejects.front_mut() {
+            let delivery = self
+                .dead_letters
+                .deliver(letter)
+                .await
+                .map_err(|e| SinkError::Transient(format!("dead-letter topic: {e}")))?;
+            match delivery {
+                Delivery::Sent => self.stats.emit(Event::DeadLettered {
+                    topic,
+                    reason: letter.reason,
+                }),
+                Delivery::Dropped => self.stats.emit(Event::DeadLetterUndeliverable { topic }),
             }
-            self.stats.emit(Event::DeadLettered {
-                topic,
-                reason: letter.reason,
-            });
-            self.batch.rejects.remove(0);
+            self.batch.rejects.pop_front();
         }
         Ok(())
     }

@@ -16,7 +16,7 @@ mod policy;
 mod publish;
 
 pub use lease::{renew as renew_lease, Lease};
-use models::{check_compatible, newest_checkpoint};
+use models::newest_checkpoint;
 pub use models::{initial_models, serving_model};
 use policy::CheckpointPolicy;
 
@@ -190,14 +190,11 @@ impl<S: Store> Loop<S> {
             config.online.recent_targets,
         )?;
         if let Some(checkpoint) = newest_checkpoint(&self.shared, &self.dir).await? {
-            check_compatible(&config, dim, &checkpoint.manifest)?;
+            // Checks the checkpoint fits this configuration before anything is restored.
+            let serving = serving_model(&config, dim, &checkpoint)?;
             trainer.restore(&checkpoint)?;
             let version = checkpoint.manifest.version;
-            if self
-                .shared
-                .models
-                .swap(serving_model(&config, dim, &checkpoint)?)
-            {
+            if self.shared.models.swap(serving) {
                 self.shared.stats.emit(Event::ModelServed { version });
             }
             self.shared

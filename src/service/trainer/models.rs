@@ -56,7 +56,7 @@ pub fn serving_model(
     })
 }
 
-pub(super) fn check_compatible(
+fn check_compatible(
     config: &Config,
     content_dim: usize,
     manifest: &Manifest,

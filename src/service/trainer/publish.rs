@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::models::config_hash;
 use super::{serving_model, Loop, TrainerError};
-use crate::checkpoint::{self, CheckpointError, Manifest};
+use crate::checkpoint::Manifest;
 use crate::metrics::Event;
 use crate::schemas::{now_ms, UserEmbedding};
 use crate::store::{Store, StoredModel};
@@ -41,31 +41,24 @@ impl<S: Store> Loop<S> {
         };
         let checkpoint = trainer.checkpoint(manifest)?;
         let (dir, to_write) = (self.dir.clone(), checkpoint.clone());
-        let (path, manifest, state) =
-            tokio::task::spawn_blocking(move || -> Result<_, CheckpointError> {
-                let path = dir.write(&to_write)?;
-                let manifest = checkpoint::manifest_bytes(&path)?;
-                let state = checkpoint::state_bytes(&path)?;
-                Ok((path, manifest, state))
-            })
-            .await??;
-        if !self.lease.held() {
-            let _ = std::fs::remove_dir_all(&path);
-            return Err(TrainerError::LeaseLapsed { version });
-        }
-        let published = shared
-            .store
-            .publish_model(&StoredModel {
+        let written = tokio::task::spawn_blocking(move || dir.write(&to_write)).await??;
+        let path = written.dir;
+        // Re-checked right before publishing: a lease that lapsed during the round, or another
+        // trainer that published this version first, means ours must never be served. The setback
+        // drops this trainer; the next round restores the published one.
+        let refused = if !self.lease.held() {
+            Some(TrainerError::LeaseLapsed { version })
+        } else {
+            let model = StoredModel {
                 version,
-                manifest,
-                state,
-            })
-            .await?;
-        if !published {
-            // Another trainer published this version first: ours must never be served. The
-            // setback drops this trainer; the next round restores the published one.
+                manifest: written.manifest,
+                state: written.state,
+            };
+            (!shared.store.publish_model(&model).await?).then_some(TrainerError::Fenced { version })
+        };
+        if let Some(err) = refused {
             let _ = std::fs::remove_dir_all(&path);
-            return Err(TrainerError::Fenced { version });
+            return Err(err);
         }
         shared
             .models
