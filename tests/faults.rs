@@ -21,6 +21,10 @@ use learn_stream::store::{HistoryPolicy, RedisStore, Store};
 
 const USERS: usize = 200;
 
+/// The scenarios run one at a time: each starts several consumers, encoders and servers, and
+/// two at once on a 2-core machine starve each other's group heartbeats.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn action(n: usize) -> UserAction {
     UserAction {
         event_id: format!("e{n}"),
@@ -174,6 +178,7 @@ async fn histories_complete(store: &RedisStore, n: usize) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_join_and_leave_mid_stream_lose_and_duplicate_nothing() {
+    let _serial = SERIAL.lock().await;
     let Some((config, store, encoder)) = setup().await else {
         return;
     };
@@ -242,6 +247,7 @@ async fn members_join_and_leave_mid_stream_lose_and_duplicate_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poison_pills_are_dead_lettered_and_the_partition_moves_on() {
+    let _serial = SERIAL.lock().await;
     let Some((mut config, store, encoder)) = setup().await else {
         return;
     };
@@ -341,6 +347,7 @@ async fn poison_pills_are_dead_lettered_and_the_partition_moves_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_lost_committed_writes_is_repaired_by_replay() {
+    let _serial = SERIAL.lock().await;
     let Some((mut config, _, encoder)) = setup().await else {
         return;
     };
@@ -523,6 +530,7 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_restart_mid_stream_is_ridden_out() {
+    let _serial = SERIAL.lock().await;
     let Some((mut config, store, encoder)) = setup().await else {
         return;
     };
@@ -577,6 +585,7 @@ fn http_get(url: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_outage_degrades_readiness_and_recovers_by_itself() {
+    let _serial = SERIAL.lock().await;
     let Some((mut config, _, encoder)) = setup().await else {
         return;
     };

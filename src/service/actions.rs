@@ -100,20 +100,25 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
         records: &[Record<UserAction>],
         read_up_to: &BTreeMap<i32, i64>,
     ) -> Result<Vec<Refusal>, SinkError> {
-        let mut by_partition: BTreeMap<i32, PartitionRecords> = BTreeMap::new();
+        // Every partition the batch read, records or not: its watermark moves to `read_up_to`.
+        let mut by_partition: BTreeMap<i32, PartitionRecords> = read_up_to
+            .keys()
+            .map(|&p| (p, Default::default()))
+            .collect();
         for (index, r) in records.iter().enumerate() {
             let (actions, indices) = by_partition.entry(r.partition).or_default();
             actions.push((r.offset, r.event.clone()));
             indices.push(index);
         }
         let mut refusals = Vec::new();
-        // Every partition the batch read, records or not: its watermark moves to `read_up_to`.
-        for (&partition, &read_up_to) in read_up_to {
-            let (actions, indices) = by_partition.remove(&partition).unwrap_or_default();
+        for (partition, (actions, indices)) in by_partition {
             let batch = PartitionBatch {
                 topic: topic.to_string(),
                 partition,
-                read_up_to,
+                read_up_to: read_up_to
+                    .get(&partition)
+                    .copied()
+                    .unwrap_or_else(|| actions.last().map_or(-1, |a| a.0)),
                 actions,
             };
             let applied = self.apply(&batch, &indices, &mut refusals).await?;
