@@ -19,36 +19,11 @@ use learn_stream::store::{HistoryPolicy, RedisStore, Store};
 const USERS: usize = 5;
 
 fn spawn_serve(config: &learn_stream::config::Config, model_dir: &std::path::Path) -> Child {
-    let k = &config.kafka;
-    Command::new(env!("CARGO_BIN_EXE_learn"))
-        .args(["serve", "--model-dir"])
-        .arg(model_dir)
-        .env("LEARN__KAFKA__BROKERS", &k.brokers)
-        .env("LEARN__KAFKA__GROUP_ID", &k.group_id)
-        .env("LEARN__KAFKA__ACTIONS_TOPIC", &k.actions_topic)
-        .env("LEARN__KAFKA__ITEMS_TOPIC", &k.items_topic)
-        .env("LEARN__KAFKA__DEAD_LETTER_TOPIC", &k.dead_letter_topic)
-        .env(
-            "LEARN__KAFKA__ITEM_EMBEDDINGS_TOPIC",
-            &k.item_embeddings_topic,
-        )
-        .env(
-            "LEARN__KAFKA__USER_EMBEDDINGS_TOPIC",
-            &k.user_embeddings_topic,
-        )
-        .env(
-            "LEARN__ONLINE__CHECKPOINT_DIR",
-            &config.online.checkpoint_dir,
-        )
-        .env("LEARN__SERVING__ADDR", &config.serving.addr)
-        .env("LEARN__KAFKA__CREATE_TOPICS", "false")
+    common::serve_command(config, model_dir)
         // Never commit on a timer: everything the first process wrote is replayed after the kill.
         .env("LEARN__KAFKA__AUTO_COMMIT_INTERVAL_MS", "3600000")
-        .env("LEARN__KAFKA__SESSION_TIMEOUT_MS", "6000")
         .env("LEARN__INGEST__MAX_BATCH", "20")
         .env("LEARN__HISTORY__CAP", "100000")
-        .env("LEARN__REDIS__URL", &config.redis.url)
-        .env("LEARN__REDIS__KEY_PREFIX", &config.redis.key_prefix)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -4,7 +4,9 @@
 mod common;
 
 use learn_stream::schemas::{Action, EmbeddingSpace, ItemEmbedding, UserAction, UserEmbedding};
-use learn_stream::store::{HistoryPolicy, PartitionBatch, RedisStore, Store, StoredModel};
+use learn_stream::store::{
+    Fence, HistoryPolicy, PartitionBatch, Publication, RedisStore, Store, StoredModel,
+};
 
 fn batch(partition: i32, offsets: std::ops::Range<i64>) -> PartitionBatch {
     let read_up_to = offsets.end - 1;
@@ -177,48 +179,98 @@ async fn model_registry_and_leader_lock() {
         return;
     };
     assert_eq!(store.model_version().await.unwrap(), None);
+    let a = store
+        .try_lead("a", 300)
+        .await
+        .unwrap()
+        .expect("a free lock is taken");
+    assert_eq!(store.try_lead("b", 300).await.unwrap(), None, "held by a");
+    assert_eq!(
+        store.try_lead("a", 300).await.unwrap().as_ref(),
+        Some(&a),
+        "a renews, same epoch"
+    );
     let model = StoredModel {
         version: 3,
         manifest: b"{}".to_vec(),
         state: vec![0, 1, 2, 255],
     };
-    assert!(store.publish_model(&model).await.unwrap());
+    assert_eq!(
+        store.publish_model(&model, &a).await.unwrap(),
+        Publication::Published
+    );
     assert_eq!(store.model_version().await.unwrap(), Some(3));
     assert_eq!(store.current_model().await.unwrap(), Some(model.clone()));
-    // A second trainer with its own version 3 (or an older one) is fenced: one model per version.
+    // Its own version 3 again (or an older one) is superseded: one model per version.
     let rival = StoredModel {
         state: vec![9, 9],
         ..model.clone()
     };
-    assert!(!store.publish_model(&rival).await.unwrap());
-    assert!(!store
-        .publish_model(&StoredModel {
-            version: 2,
-            ..rival.clone()
-        })
-        .await
-        .unwrap());
-    assert_eq!(store.current_model().await.unwrap(), Some(model));
-    assert!(store
-        .publish_model(&StoredModel {
-            version: 4,
-            ..rival
-        })
-        .await
-        .unwrap());
-    assert_eq!(store.model_version().await.unwrap(), Some(4));
+    assert_eq!(
+        store.publish_model(&rival, &a).await.unwrap(),
+        Publication::Superseded
+    );
+    let older = StoredModel {
+        version: 2,
+        ..rival.clone()
+    };
+    assert_eq!(
+        store.publish_model(&older, &a).await.unwrap(),
+        Publication::Superseded
+    );
+    assert_eq!(store.current_model().await.unwrap(), Some(model.clone()));
+    // b does not hold the lock: whatever its version, it is not the leader.
+    let b_fence = Fence {
+        instance: "b".into(),
+        epoch: a.epoch,
+    };
+    let newer = StoredModel {
+        version: 4,
+        ..rival.clone()
+    };
+    assert_eq!(
+        store.publish_model(&newer, &b_fence).await.unwrap(),
+        Publication::NotLeader
+    );
 
-    assert!(
-        store.try_lead("a", 300).await.unwrap(),
-        "free lock is taken"
-    );
-    assert!(!store.try_lead("b", 300).await.unwrap(), "held by a");
-    assert!(store.try_lead("a", 300).await.unwrap(), "a renews");
+    // a's lease lapses, b takes over (a new epoch), then a takes the lock back: a's old term is
+    // fenced although a holds the lock again.
     tokio::time::sleep(std::time::Duration::from_millis(450)).await;
-    assert!(
-        store.try_lead("b", 300).await.unwrap(),
-        "expired: b takes over"
+    let b = store
+        .try_lead("b", 300)
+        .await
+        .unwrap()
+        .expect("expired: b takes over");
+    assert!(b.epoch > a.epoch, "a new epoch per acquisition");
+    assert_eq!(
+        store.publish_model(&newer, &a).await.unwrap(),
+        Publication::NotLeader
     );
+    assert_eq!(
+        store.publish_model(&newer, &b).await.unwrap(),
+        Publication::Published
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    let a_again = store
+        .try_lead("a", 300)
+        .await
+        .unwrap()
+        .expect("expired: a takes it back");
+    assert!(a_again.epoch > b.epoch);
+    let stale = StoredModel {
+        version: 5,
+        ..model
+    };
+    assert_eq!(
+        store.publish_model(&stale, &a).await.unwrap(),
+        Publication::NotLeader,
+        "a's old epoch"
+    );
+    assert_eq!(
+        store.publish_model(&stale, &a_again).await.unwrap(),
+        Publication::Published
+    );
+    assert_eq!(store.model_version().await.unwrap(), Some(5));
 }
 
 #[tokio::test]

@@ -54,6 +54,7 @@ fn config(loss: Targets, negatives: Negatives) -> TrainingConfig {
         history_positions: 4,
         target_items: 3,
         patience: 10,
+        candidate_dropout: true,
         seed: 9,
     }
 }
@@ -152,6 +153,7 @@ fn early_stopping_keeps_the_best_validation_weights() {
     let config = TrainingConfig {
         epochs: 12,
         patience: 3,
+        candidate_dropout: true,
         lr: 0.2,
         warmup_frac: 0.0,
         ..config(Targets::AllPositions, Negatives::AllItems)

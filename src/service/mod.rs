@@ -252,7 +252,7 @@ pub async fn run<S: Store>(
             config.online.role,
             config.online.leader_ttl_ms,
         ));
-        if config.online.role == Role::Auto {
+        {
             let (store, instance, lease, stop) = (
                 shared.store.clone(),
                 shared.instance.clone(),

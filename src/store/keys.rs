@@ -58,6 +58,11 @@ impl Keys {
         format!("{}leader", self.prefix)
     }
 
+    /// `leader_epoch`: the fencing token, incremented on every acquisition of the lock.
+    pub fn leader_epoch(&self) -> String {
+        format!("{}leader_epoch", self.prefix)
+    }
+
     /// `wm:{topic}`: partition → highest offset handled.
     pub fn watermarks(&self, topic: &str) -> String {
         format!("{}wm:{topic}", self.prefix)

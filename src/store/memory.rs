@@ -4,7 +4,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use super::{Applied, HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError, StoredModel};
+use super::{
+    Applied, Fence, HistoryEntry, HistoryPolicy, PartitionBatch, Publication, Store, StoreError,
+    StoredModel,
+};
 use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
 
 #[derive(Default)]
@@ -157,17 +160,24 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn publish_model(&self, model: &StoredModel) -> Result<bool, StoreError> {
+    async fn publish_model(
+        &self,
+        model: &StoredModel,
+        fence: &Fence,
+    ) -> Result<Publication, StoreError> {
         let mut state = self.state();
+        if state.leader.as_deref() != Some(fence.instance.as_str()) {
+            return Ok(Publication::NotLeader);
+        }
         if state
             .model
             .as_ref()
             .is_some_and(|m| m.version >= model.version)
         {
-            return Ok(false);
+            return Ok(Publication::Superseded);
         }
         state.model = Some(model.clone());
-        Ok(true)
+        Ok(Publication::Published)
     }
 
     async fn model_version(&self) -> Result<Option<u64>, StoreError> {
@@ -178,10 +188,15 @@ impl Store for MemoryStore {
         Ok(self.state().model.clone())
     }
 
-    /// One process: the first instance to ask leads for the process's lifetime.
-    async fn try_lead(&self, instance: &str, _ttl_ms: u64) -> Result<bool, StoreError> {
+    /// One process: the first instance to ask leads for the process's lifetime (epoch 1).
+    async fn try_lead(&self, instance: &str, _ttl_ms: u64) -> Result<Option<Fence>, StoreError> {
         let mut state = self.state();
-        Ok(state.leader.get_or_insert_with(|| instance.to_string()) == instance)
+        Ok(
+            (state.leader.get_or_insert_with(|| instance.to_string()) == instance).then(|| Fence {
+                instance: instance.to_string(),
+                epoch: 1,
+            }),
+        )
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -119,6 +119,25 @@ pub struct StoredModel {
     pub state: Vec<u8>,
 }
 
+/// The leader's fencing token: who holds the trainer lock, and the epoch it was taken in (a
+/// counter incremented on every acquisition, so a trainer whose lease lapsed and was taken back
+/// carries an older epoch than the lock's).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    pub instance: String,
+    pub epoch: u64,
+}
+
+/// What a model publication did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publication {
+    Published,
+    /// The published version is this one or later (another trainer got there first).
+    Superseded,
+    /// The fence no longer holds the lock (the lease lapsed, or another instance or epoch leads).
+    NotLeader,
+}
+
 /// Where histories and embeddings live. Clones share the same underlying state.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Appends the batch's actions to their users' histories, skipping offsets at or below the
@@ -179,13 +198,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         offsets: &BTreeMap<i32, i64>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Makes `model` the current one (atomically: version, manifest and state together) if its
-    /// version is above the published one; false when fenced (another trainer published this
-    /// version or a later one), so no two models ever share a version.
+    /// Makes `model` the current one (atomically: version, manifest and state together) if
+    /// `fence` still holds the trainer lock and its version is above the published one, so no two
+    /// models ever share a version and a deposed leader never publishes.
     fn publish_model(
         &self,
         model: &StoredModel,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+        fence: &Fence,
+    ) -> impl Future<Output = Result<Publication, StoreError>> + Send;
 
     /// The current model's version, if any was published.
     fn model_version(&self) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
@@ -193,12 +213,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn current_model(&self)
         -> impl Future<Output = Result<Option<StoredModel>, StoreError>> + Send;
 
-    /// Takes or renews the leader lock for `instance` for `ttl_ms`; true while `instance` holds it.
+    /// Takes or renews the leader lock for `instance` for `ttl_ms`; the fence while `instance`
+    /// holds it (a new epoch on each acquisition), None while another does.
     fn try_lead(
         &self,
         instance: &str,
         ttl_ms: u64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<Fence>, StoreError>> + Send;
 
     /// Whether the store answers (readiness).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

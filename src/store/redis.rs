@@ -24,7 +24,10 @@ use super::fields::{
     user_from_fields, user_to_fields, Fields, MODEL_VERSION,
 };
 use super::keys::Keys;
-use super::{Applied, HistoryEntry, HistoryPolicy, PartitionBatch, Store, StoreError, StoredModel};
+use super::{
+    Applied, Fence, HistoryEntry, HistoryPolicy, PartitionBatch, Publication, Store, StoreError,
+    StoredModel,
+};
 use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
 
 #[derive(Clone)]
@@ -202,15 +205,27 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn publish_model(&self, model: &StoredModel) -> Result<bool, StoreError> {
+    async fn publish_model(
+        &self,
+        model: &StoredModel,
+        fence: &Fence,
+    ) -> Result<Publication, StoreError> {
         let mut invocation = self.publish_script.key(self.keys.model());
-        invocation.arg(model.version);
+        invocation
+            .key(self.keys.leader())
+            .arg(&fence.instance)
+            .arg(fence.epoch)
+            .arg(model.version);
         for (field, value) in model_to_fields(model) {
             invocation.arg(field).arg(value);
         }
         let mut conn = self.conn.clone();
         let written: i64 = invocation.invoke_async(&mut conn).await?;
-        Ok(written == 1)
+        Ok(match written {
+            1 => Publication::Published,
+            0 => Publication::Superseded,
+            _ => Publication::NotLeader,
+        })
     }
 
     async fn model_version(&self) -> Result<Option<u64>, StoreError> {
@@ -232,16 +247,20 @@ impl Store for RedisStore {
         model_from_fields(&fields).map(Some)
     }
 
-    async fn try_lead(&self, instance: &str, ttl_ms: u64) -> Result<bool, StoreError> {
+    async fn try_lead(&self, instance: &str, ttl_ms: u64) -> Result<Option<Fence>, StoreError> {
         let mut conn = self.conn.clone();
-        let held: i64 = self
+        let epoch: u64 = self
             .lead_script
             .key(self.keys.leader())
+            .key(self.keys.leader_epoch())
             .arg(instance)
             .arg(ttl_ms)
             .invoke_async(&mut conn)
             .await?;
-        Ok(held == 1)
+        Ok((epoch > 0).then(|| Fence {
+            instance: instance.to_string(),
+            epoch,
+        }))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -51,7 +51,15 @@ pub struct TrainingConfig {
     pub target_items: usize,
     /// Stop after this many epochs without a better validation NDCG@10.
     pub patience: usize,
+    /// Dropout also on the item tower's pass over the candidates (true), or on the user side only
+    /// (false: every candidate is its clean vector, as at serving).
+    #[serde(default = "candidate_dropout_default")]
+    pub candidate_dropout: bool,
     pub seed: u64,
+}
+
+fn candidate_dropout_default() -> bool {
+    true
 }
 
 impl TrainingConfig {

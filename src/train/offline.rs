@@ -71,7 +71,7 @@ pub fn batch_loss(
         }
     }
     let set = config.negatives.candidates(&targets, &anchors, pool);
-    let candidates = tower.items(&set.items, true)?;
+    let candidates = tower.items(&set.items, config.candidate_dropout)?;
     let (b, l, d) = out.dims3()?;
     let flat: Vec<u32> = anchors.iter().map(|&a| a as u32).collect();
     let anchors = out

@@ -155,6 +155,39 @@ where
     }
 }
 
+/// `learn serve` on `config`'s broker, topics, Redis and checkpoint directory (topics created by
+/// the test; a session timeout of 6 s so a killed or stopped member's partitions move on).
+pub fn serve_command(config: &Config, model_dir: &std::path::Path) -> std::process::Command {
+    let k = &config.kafka;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_learn"));
+    command
+        .args(["serve", "--model-dir"])
+        .arg(model_dir)
+        .env("LEARN__KAFKA__BROKERS", &k.brokers)
+        .env("LEARN__KAFKA__GROUP_ID", &k.group_id)
+        .env("LEARN__KAFKA__ACTIONS_TOPIC", &k.actions_topic)
+        .env("LEARN__KAFKA__ITEMS_TOPIC", &k.items_topic)
+        .env("LEARN__KAFKA__DEAD_LETTER_TOPIC", &k.dead_letter_topic)
+        .env(
+            "LEARN__KAFKA__ITEM_EMBEDDINGS_TOPIC",
+            &k.item_embeddings_topic,
+        )
+        .env(
+            "LEARN__KAFKA__USER_EMBEDDINGS_TOPIC",
+            &k.user_embeddings_topic,
+        )
+        .env(
+            "LEARN__ONLINE__CHECKPOINT_DIR",
+            &config.online.checkpoint_dir,
+        )
+        .env("LEARN__SERVING__ADDR", &config.serving.addr)
+        .env("LEARN__KAFKA__CREATE_TOPICS", "false")
+        .env("LEARN__KAFKA__SESSION_TIMEOUT_MS", "6000")
+        .env("LEARN__REDIS__URL", &config.redis.url)
+        .env("LEARN__REDIS__KEY_PREFIX", &config.redis.key_prefix);
+    command
+}
+
 /// A llama/qwen2 GGUF decoder (SmolLM2-135M: `scripts/fetch-model.sh smollm2`).
 pub fn decoder_model() -> Option<PathBuf> {
     required("LEARN_TEST_DECODER_MODEL").map(PathBuf::from)

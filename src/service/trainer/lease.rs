@@ -1,14 +1,15 @@
-//! The leader lease: with `online.role = "auto"` the Redis lock is renewed by a task of its own
-//! every third of its TTL, so a long training step cannot let it lapse unnoticed; the trainer asks
-//! [`Lease::held`] each round and once more right before it publishes a model. A pinned trainer
-//! (`role = "trainer"`) always holds it.
+//! The leader lease: the Redis lock is taken and renewed by a task of its own every third of its
+//! TTL, so a long training step cannot let it lapse unnoticed; the trainer asks [`Lease::held`]
+//! each round and once more right before it publishes a model, and publishes with the lease's
+//! fencing token (the epoch it was taken in). `role = "trainer"` takes the same lock (a second
+//! pinned trainer waits as a standby); a follower never does.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::config::Role;
 use crate::shutdown::Shutdown;
-use crate::store::Store;
+use crate::store::{Fence, Store};
 
 /// Share of the TTL after the last successful renewal during which the lease counts as held (the
 /// rest is margin for clock drift and the renewal's own round trip).
@@ -17,8 +18,8 @@ const VALID_SHARE: f64 = 0.8;
 pub struct Lease {
     role: Role,
     ttl: Duration,
-    /// When the last successful renewal was sent.
-    renewed: Mutex<Option<Instant>>,
+    /// When the last successful renewal was sent, and the fence it confirmed.
+    renewed: Mutex<Option<(Instant, Fence)>>,
 }
 
 impl Lease {
@@ -30,22 +31,23 @@ impl Lease {
         }
     }
 
-    pub fn held(&self) -> bool {
-        match self.role {
-            Role::Trainer => true,
-            Role::Follower => false,
-            Role::Auto => self
-                .lock()
-                .is_some_and(|t| t.elapsed() < self.ttl.mul_f64(VALID_SHARE)),
+    /// The fence while the lease surely holds (never for a follower).
+    pub fn held(&self) -> Option<Fence> {
+        if self.role == Role::Follower {
+            return None;
         }
+        self.lock()
+            .as_ref()
+            .filter(|(sent, _)| sent.elapsed() < self.ttl.mul_f64(VALID_SHARE))
+            .map(|(_, fence)| fence.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<(Instant, Fence)>> {
         self.renewed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn record(&self, held: bool, sent: Instant) {
-        *self.lock() = held.then_some(sent);
+    fn record(&self, held: Option<Fence>, sent: Instant) {
+        *self.lock() = held.map(|fence| (sent, fence));
     }
 }
 
@@ -71,17 +73,27 @@ pub async fn renew<S: Store>(store: S, instance: String, lease: Arc<Lease>, mut 
 mod tests {
     use super::*;
 
+    fn fence(epoch: u64) -> Option<Fence> {
+        Some(Fence {
+            instance: "a".into(),
+            epoch,
+        })
+    }
+
     #[test]
-    fn an_auto_lease_is_held_only_for_most_of_the_ttl_after_a_renewal() {
-        let lease = Lease::new(Role::Auto, 1000);
-        assert!(!lease.held(), "never renewed");
-        lease.record(true, Instant::now());
-        assert!(lease.held());
-        lease.record(true, Instant::now() - Duration::from_millis(850));
-        assert!(!lease.held(), "past 80 % of the TTL: may have lapsed");
-        lease.record(false, Instant::now());
-        assert!(!lease.held(), "someone else holds it");
-        assert!(Lease::new(Role::Trainer, 1000).held());
-        assert!(!Lease::new(Role::Follower, 1000).held());
+    fn a_lease_is_held_only_for_most_of_the_ttl_after_a_renewal() {
+        for role in [Role::Auto, Role::Trainer] {
+            let lease = Lease::new(role, 1000);
+            assert_eq!(lease.held(), None, "never renewed");
+            lease.record(fence(3), Instant::now());
+            assert_eq!(lease.held(), fence(3));
+            lease.record(fence(3), Instant::now() - Duration::from_millis(850));
+            assert_eq!(lease.held(), None, "past 80 % of the TTL: may have lapsed");
+            lease.record(None, Instant::now());
+            assert_eq!(lease.held(), None, "someone else holds it");
+        }
+        let follower = Lease::new(Role::Follower, 1000);
+        follower.record(fence(1), Instant::now());
+        assert_eq!(follower.held(), None);
     }
 }

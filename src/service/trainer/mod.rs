@@ -32,7 +32,7 @@ use crate::checkpoint::{CheckpointDir, CheckpointError};
 use crate::metrics::Event;
 use crate::publish::EmbeddingPublisher;
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreError};
+use crate::store::{Fence, Store, StoreError};
 use crate::train::online::OnlineTrainer;
 
 #[derive(Debug, thiserror::Error)]
@@ -51,8 +51,8 @@ pub enum TrainerError {
     Join(#[from] tokio::task::JoinError),
     #[error("version {version} was published by another trainer first; stepping down")]
     Fenced { version: u64 },
-    #[error("the leader lease may have lapsed during the round: not publishing version {version}")]
-    LeaseLapsed { version: u64 },
+    #[error("the leader lease (epoch {epoch}) may have lapsed: not publishing version {version}")]
+    LeaseLapsed { version: u64, epoch: u64 },
 }
 
 /// Where re-published embeddings go.
@@ -61,10 +61,11 @@ pub struct Publishers {
     pub users: EmbeddingPublisher,
 }
 
-/// What this process is doing about training; a leader owns the trainer.
+/// What this process is doing about training; a leader owns the trainer and the fence of the
+/// term it was taken in (a publication carries it).
 enum Leadership {
     Following,
-    Leading(Box<OnlineTrainer>),
+    Leading(Box<OnlineTrainer>, Fence),
 }
 
 struct Loop<S> {
@@ -159,23 +160,28 @@ const SETBACK_BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration:
 
 impl<S: Store> Loop<S> {
     fn leading(&self) -> bool {
-        matches!(self.leadership, Leadership::Leading(_))
+        matches!(self.leadership, Leadership::Leading(..))
     }
 
-    /// Follows the lease: takes over when it is held, steps down when it is not.
+    /// Follows the lease: takes over when it is held, steps down when it is not — or when it is
+    /// held in a new epoch (the lease lapsed and was taken back: another trainer may have
+    /// published meanwhile, so this term starts again from the newest checkpoint).
     async fn renew_leadership(&mut self) -> Result<(), TrainerError> {
-        let leading = self.lease.held();
-        if leading && !self.leading() {
-            tracing::info!(instance = %self.shared.instance, "leading: this process trains");
-            self.leadership = Leadership::Leading(Box::new(self.take_over().await?));
-        } else if !leading && self.leading() {
-            tracing::warn!(instance = %self.shared.instance, "lost the leader lock: following");
-            self.leadership = Leadership::Following;
+        let fence = self.lease.held();
+        if let Leadership::Leading(_, term) = &self.leadership {
+            if fence.as_ref() != Some(term) {
+                tracing::warn!(instance = %self.shared.instance, epoch = term.epoch, "lost the leader lock: following");
+                self.leadership = Leadership::Following;
+            }
+        }
+        if let (Some(fence), false) = (&fence, self.leading()) {
+            tracing::info!(instance = %self.shared.instance, epoch = fence.epoch, "leading: this process trains");
+            self.leadership = Leadership::Leading(Box::new(self.take_over().await?), fence.clone());
         }
         self.shared
             .training
             .leading
-            .store(leading, Ordering::Relaxed);
+            .store(fence.is_some(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -222,7 +228,7 @@ impl<S: Store> Loop<S> {
         let Some(batch) = self.batch(&users).await? else {
             return Ok(());
         };
-        let Leadership::Leading(mut trainer) =
+        let Leadership::Leading(mut trainer, fence) =
             std::mem::replace(&mut self.leadership, Leadership::Following)
         else {
             return Ok(());
@@ -233,7 +239,7 @@ impl<S: Store> Loop<S> {
             (trainer, loss)
         })
         .await?;
-        self.leadership = Leadership::Leading(trainer);
+        self.leadership = Leadership::Leading(trainer, fence);
         if let Some(loss) = loss? {
             shared.stats.emit(Event::TrainStep {
                 loss: loss as f64,

@@ -10,7 +10,7 @@ use super::{serving_model, Loop, TrainerError};
 use crate::checkpoint::Manifest;
 use crate::metrics::Event;
 use crate::schemas::{now_ms, UserEmbedding};
-use crate::store::{Store, StoredModel};
+use crate::store::{Publication, Store, StoredModel};
 
 impl<S: Store> Loop<S> {
     /// Writes, publishes and serves a new version, then re-publishes embeddings under it.
@@ -36,7 +36,7 @@ impl<S: Store> Loop<S> {
             offsets,
             state_sha256: None, // set by the write
         };
-        let super::Leadership::Leading(trainer) = &self.leadership else {
+        let super::Leadership::Leading(trainer, fence) = &self.leadership else {
             return Ok(()); // only a leader checkpoints
         };
         let checkpoint = trainer.checkpoint(manifest)?;
@@ -46,15 +46,23 @@ impl<S: Store> Loop<S> {
         // Re-checked right before publishing: a lease that lapsed during the round, or another
         // trainer that published this version first, means ours must never be served. The setback
         // drops this trainer; the next round restores the published one.
-        let refused = if !self.lease.held() {
-            Some(TrainerError::LeaseLapsed { version })
+        let lapsed = TrainerError::LeaseLapsed {
+            version,
+            epoch: fence.epoch,
+        };
+        let refused = if self.lease.held().as_ref() != Some(fence) {
+            Some(lapsed)
         } else {
             let model = StoredModel {
                 version,
                 manifest: written.manifest,
                 state: written.state,
             };
-            (!shared.store.publish_model(&model).await?).then_some(TrainerError::Fenced { version })
+            match shared.store.publish_model(&model, fence).await? {
+                Publication::Published => None,
+                Publication::Superseded => Some(TrainerError::Fenced { version }),
+                Publication::NotLeader => Some(lapsed),
+            }
         };
         if let Some(err) = refused {
             let _ = std::fs::remove_dir_all(&path);
