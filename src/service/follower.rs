@@ -25,7 +25,17 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
             last_sync = Some(Instant::now());
             match shared.catalogue.sync(&shared.store).await {
                 Ok(0) => {}
-                Ok(added) => tracing::debug!(added, "catalogue completed from the store"),
+                Ok(added) => {
+                    tracing::debug!(added, "catalogue completed from the store");
+                    // Their aligned vectors join the index here, not in the next request.
+                    let warm = shared.clone();
+                    let done =
+                        tokio::task::spawn_blocking(move || warm.models.warm(&warm.catalogue))
+                            .await;
+                    if let Ok(Err(err)) = done {
+                        tracing::warn!(%err, "aligned index not extended; requests will");
+                    }
+                }
                 Err(err) => tracing::warn!(%err, "catalogue sync failed"),
             }
         }
@@ -42,7 +52,7 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
 }
 
 async fn follow<S: Store>(
-    shared: &Shared<S>,
+    shared: &Arc<Shared<S>>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let serving = shared.models.current().version;
     if shared
@@ -58,7 +68,7 @@ async fn follow<S: Store>(
     };
     let checkpoint = checkpoint::from_bytes(&stored.manifest, &stored.state)?;
     let model = serving_model(&shared.config, shared.catalogue.dim(), &checkpoint)?;
-    if shared.models.swap(model) {
+    if shared.serve_model(model).await? {
         shared
             .training
             .last_checkpoint_ms

@@ -39,7 +39,7 @@ use crate::encode::ContentEncoder;
 use crate::metrics::{LagBoard, Stats};
 use crate::publish::{DeadLetterProducer, EmbeddingPublisher};
 use crate::schemas::{Decode, ItemUpload, Limits, UserAction};
-use crate::serving::{Catalogue, ItemCounts, Models};
+use crate::serving::{Catalogue, ItemCounts, Models, ServingModel};
 use crate::shutdown::ShutdownTrigger;
 use crate::source::{self, Sink, SourceError, SourceSettings, WatermarkReader};
 use crate::store::{Store, StoreError};
@@ -123,6 +123,15 @@ impl<S: Store> Shared<S> {
             encoder,
             stats,
         })
+    }
+
+    /// Serves `model` from now on if it is newer than the current one, its aligned index built
+    /// first on a blocking thread (never on the runtime, never by a request). True when swapped.
+    pub async fn serve_model(self: &Arc<Self>, model: ServingModel) -> candle_core::Result<bool> {
+        let shared = self.clone();
+        tokio::task::spawn_blocking(move || shared.models.swap(model, &shared.catalogue))
+            .await
+            .map_err(|e| candle_core::Error::Msg(format!("index build task: {e}")))?
     }
 }
 

@@ -3,6 +3,7 @@
 //! recommendation ([`recommend`]). The HTTP API that serves them lives in `service::http`.
 
 mod catalogue;
+mod index;
 mod model;
 mod popularity;
 pub mod recommend;

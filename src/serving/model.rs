@@ -1,14 +1,16 @@
 //! Owns the towers used for inference: the current model version (hot-swapped at each checkpoint,
 //! or when a follower sees a new version), the frozen initial model (version 0, never trained: the
-//! prequential baseline), and per model the aligned embeddings of the whole catalogue, extended as
-//! items arrive and recomputed when the version changes.
+//! prequential baseline), and per model its aligned index ([`AlignedIndex`]): built before a new
+//! version is swapped in, extended as items arrive, read by requests without waiting.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwap;
 use candle_core::{Result, Tensor};
 
 use super::catalogue::Catalogue;
+use super::index::AlignedIndex;
 use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding};
 use crate::towers::Tower;
 
@@ -55,68 +57,38 @@ impl ServingModel {
     }
 }
 
-/// The catalogue's aligned embeddings under one model version.
-#[derive(Default)]
-struct AlignedIndex {
-    version: Option<u64>,
-    rows: usize,
-    /// rows × out_dim, row-major.
-    matrix: Vec<f32>,
-}
-
-/// How many items one item-tower call embeds when the index is (re)built.
-const INDEX_CHUNK: usize = 1024;
-
-impl AlignedIndex {
-    fn refresh(&mut self, model: &ServingModel, catalogue: &Catalogue) -> Result<()> {
-        if self.version != Some(model.version) {
-            *self = AlignedIndex {
-                version: Some(model.version),
-                ..Default::default()
-            };
-        }
-        let total = catalogue.len();
-        while self.rows < total {
-            let end = total.min(self.rows + INDEX_CHUNK);
-            let rows: Vec<u32> = (self.rows as u32..end as u32).collect();
-            for v in model.items(catalogue, &rows)? {
-                self.matrix.extend(v);
-            }
-            self.rows = end;
-        }
-        Ok(())
-    }
-
-    /// Keeps vectors just computed for `rows` under `version`: overwrites known rows (an edited
-    /// item), appends the next row; anything else is left for `refresh`.
-    fn record(&mut self, version: u64, rows: &[u32], vectors: &[Vec<f32>]) {
-        if self.version != Some(version) {
-            return;
-        }
-        for (&row, vector) in rows.iter().zip(vectors) {
-            let (row, dim) = (row as usize, vector.len());
-            if row < self.rows {
-                self.matrix[row * dim..(row + 1) * dim].copy_from_slice(vector);
-            } else if row == self.rows {
-                self.matrix.extend_from_slice(vector);
-                self.rows += 1;
-            }
-        }
-    }
-}
-
-/// A model and its aligned index.
+/// A model and its aligned index: readers load the index snapshot without waiting; writers (the
+/// upload path, a request that finds rows missing) make the next snapshot one at a time.
 struct Slot {
     model: Arc<ServingModel>,
-    index: Mutex<AlignedIndex>,
+    index: ArcSwap<AlignedIndex>,
+    writer: Mutex<()>,
 }
 
 impl Slot {
-    fn new(model: ServingModel) -> Self {
+    fn new(model: ServingModel, index: AlignedIndex) -> Self {
         Self {
             model: Arc::new(model),
-            index: Mutex::default(),
+            index: ArcSwap::from_pointee(index),
+            writer: Mutex::default(),
         }
+    }
+
+    /// The index covering the whole catalogue: the snapshot, plus the rows it lacks (items
+    /// another process embedded since the last sync, or the frozen model's new rows).
+    fn index(&self, catalogue: &Catalogue) -> Result<Arc<AlignedIndex>> {
+        let index = self.index.load_full();
+        let (rows, vectors) = index.missing(&self.model, catalogue)?;
+        if rows.is_empty() {
+            return Ok(index);
+        }
+        let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let latest = self.index.load_full();
+        // Rows the upload path appended meanwhile are kept; only the rest of the tail is added.
+        let skip = latest.rows().saturating_sub(index.rows()).min(rows.len());
+        let next = Arc::new(latest.with_rows(&rows[skip..], &vectors[skip..]));
+        self.index.store(next.clone());
+        Ok(next)
     }
 }
 
@@ -129,7 +101,7 @@ pub enum Which {
 }
 
 pub struct Models {
-    current: RwLock<Arc<Slot>>,
+    current: ArcSwap<Slot>,
     frozen: Arc<Slot>,
     /// Published as the `model` of aligned embeddings.
     towers_id: String,
@@ -138,9 +110,13 @@ pub struct Models {
 impl Models {
     /// `initial` serves until the first swap; `frozen` is the never-trained model.
     pub fn new(initial: ServingModel, frozen: ServingModel, towers_id: String) -> Self {
+        let (current_index, frozen_index) = (
+            AlignedIndex::empty(initial.tower.spec().out_dim),
+            AlignedIndex::empty(frozen.tower.spec().out_dim),
+        );
         Self {
-            current: RwLock::new(Arc::new(Slot::new(initial))),
-            frozen: Arc::new(Slot::new(frozen)),
+            current: ArcSwap::from_pointee(Slot::new(initial, current_index)),
+            frozen: Arc::new(Slot::new(frozen, frozen_index)),
             towers_id,
         }
     }
@@ -151,11 +127,7 @@ impl Models {
 
     fn slot(&self, which: Which) -> Arc<Slot> {
         match which {
-            Which::Current => self
-                .current
-                .read()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone(),
+            Which::Current => self.current.load_full(),
             Which::Frozen => self.frozen.clone(),
         }
     }
@@ -168,41 +140,47 @@ impl Models {
         self.slot(which).model.clone()
     }
 
-    /// Serves `model` from now on (ignored if not newer than the current one).
-    pub fn swap(&self, model: ServingModel) -> bool {
-        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        if model.version <= current.model.version {
-            return false;
+    /// Serves `model` from now on (ignored if not newer than the current one). Its aligned index
+    /// is built here, before the swap, so no request waits for it: CPU-heavy on large catalogues,
+    /// call it off the async runtime.
+    pub fn swap(&self, model: ServingModel, catalogue: &Catalogue) -> Result<bool> {
+        if model.version <= self.current.load().model.version {
+            return Ok(false);
         }
-        *current = Arc::new(Slot::new(model));
-        true
+        let index = AlignedIndex::build(&model, catalogue)?;
+        let slot = Arc::new(Slot::new(model, index));
+        let previous = self.current.rcu(|current| {
+            if slot.model.version > current.model.version {
+                slot.clone()
+            } else {
+                current.clone()
+            }
+        });
+        Ok(previous.model.version < slot.model.version)
     }
 
     /// Aligned embeddings of `rows` (new or edited items) under the current model, kept in its
-    /// index (when it is not busy) so they are not computed again for this version.
+    /// index so they are not computed again for this version.
     pub fn embed_items(&self, catalogue: &Catalogue, rows: &[u32]) -> Result<(u64, Vec<Vec<f32>>)> {
         let slot = self.slot(Which::Current);
         let vectors = slot.model.items(catalogue, rows)?;
-        // Never wait here (the upload path): while the index is being rebuilt, it will compute
-        // these rows itself.
-        if let Ok(mut index) = slot.index.try_lock() {
-            index.record(slot.model.version, rows, &vectors);
+        {
+            let _writer = slot.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let next = slot.index.load().with_rows(rows, &vectors);
+            slot.index.store(Arc::new(next));
         }
         Ok((slot.model.version, vectors))
+    }
+
+    /// Extends the current model's index by the catalogue rows it lacks.
+    pub fn warm(&self, catalogue: &Catalogue) -> Result<()> {
+        self.slot(Which::Current).index(catalogue).map(drop)
     }
 
     /// The whole catalogue's aligned embeddings under the current model (from its index).
     pub fn all_items(&self, catalogue: &Catalogue) -> Result<(u64, Vec<Vec<f32>>)> {
         let slot = self.slot(Which::Current);
-        let mut index = slot.index.lock().unwrap_or_else(|p| p.into_inner());
-        index.refresh(&slot.model, catalogue)?;
-        let dim = index.matrix.len() / index.rows.max(1);
-        let vectors = index
-            .matrix
-            .chunks_exact(dim.max(1))
-            .map(<[f32]>::to_vec)
-            .collect();
-        Ok((slot.model.version, vectors))
+        Ok((slot.model.version, slot.index(catalogue)?.vectors()))
     }
 
     /// Output records of aligned embeddings: catalogue `rows` and their `vectors` at `version`.
@@ -239,14 +217,6 @@ impl Models {
         user: &[f32],
     ) -> Result<(u64, Vec<f32>)> {
         let slot = self.slot(which);
-        let mut index = slot.index.lock().unwrap_or_else(|p| p.into_inner());
-        index.refresh(&slot.model, catalogue)?;
-        let dim = user.len();
-        let scores = index
-            .matrix
-            .chunks_exact(dim)
-            .map(|row| row.iter().zip(user).map(|(a, b)| a * b).sum())
-            .collect();
-        Ok((slot.model.version, scores))
+        Ok((slot.model.version, slot.index(catalogue)?.scores(user)))
     }
 }

@@ -200,7 +200,7 @@ impl<S: Store> Loop<S> {
             let serving = serving_model(&config, dim, &checkpoint)?;
             trainer.restore(&checkpoint)?;
             let version = checkpoint.manifest.version;
-            if self.shared.models.swap(serving) {
+            if self.shared.serve_model(serving).await? {
                 self.shared.stats.emit(Event::ModelServed { version });
             }
             self.shared

@@ -69,8 +69,8 @@ impl<S: Store> Loop<S> {
             return Err(err);
         }
         shared
-            .models
-            .swap(serving_model(config, shared.catalogue.dim(), &checkpoint)?);
+            .serve_model(serving_model(config, shared.catalogue.dim(), &checkpoint)?)
+            .await?;
         shared
             .training
             .last_checkpoint_ms
