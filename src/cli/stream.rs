@@ -47,6 +47,13 @@ pub struct LoadArgs {
     pub seconds: f64,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+    /// First write this many random content vectors (`bulk-<n>`) straight to Redis: a large
+    /// catalogue for serving benchmarks.
+    #[arg(long, default_value_t = 0)]
+    pub catalogue: usize,
+    /// Width of those vectors (the encoder's: 384 for MiniLM-L6).
+    #[arg(long, default_value_t = 384)]
+    pub catalogue_dim: usize,
 }
 
 pub fn replay(config: Config, args: ReplayArgs) -> Result<()> {
@@ -85,6 +92,29 @@ pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
         seconds: args.seconds,
         seed: args.seed,
     };
+    if args.catalogue > 0 {
+        let started = std::time::Instant::now();
+        tokio::runtime::Runtime::new()?.block_on(async {
+            let store = learn_stream::store::RedisStore::connect(
+                &config.redis.url,
+                &config.redis.key_prefix,
+                learn_stream::store::HistoryPolicy::from(&config.history),
+            )
+            .await?;
+            learn_stream::replay::load::seed_catalogue(
+                &store,
+                args.catalogue,
+                args.catalogue_dim,
+                args.seed,
+            )
+            .await
+        })?;
+        println!(
+            "wrote {} catalogue items in {:.1} s",
+            args.catalogue,
+            started.elapsed().as_secs_f64()
+        );
+    }
     let started = std::time::Instant::now();
     let (uploads, actions) = learn_stream::replay::load::run(&config, &options)?;
     println!(

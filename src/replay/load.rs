@@ -1,11 +1,18 @@
 //! `learn loadgen`: a steady synthetic load (uploads and actions at fixed rates, Kafka timestamps
 //! = send time) for measuring a running service, e.g. upload → aligned-embedding freshness at
-//! 20 uploads/s while actions stream in (`scripts/bench-freshness.sh`).
+//! 20 uploads/s while actions stream in (`scripts/bench-freshness.sh`); and a large synthetic
+//! catalogue written straight to the store ([`seed_catalogue`]) for serving benchmarks
+//! (`scripts/bench-http.sh`: 100,000 items without embedding 100,000 texts first).
 
 use std::time::{Duration, Instant};
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
 use super::{producer, send, ReplayError};
 use crate::config::Config;
+use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding};
+use crate::store::{Store, StoreError};
 use crate::workload::{synthetic_stream, SyntheticOptions, Topic};
 
 #[derive(Debug, Clone)]
@@ -51,4 +58,37 @@ pub fn run(config: &Config, options: &LoadOptions) -> Result<(usize, usize), Rep
     }
     deliveries.finish(&producer)?;
     Ok((uploads.len(), actions.len()))
+}
+
+/// Writes `items` random unit content vectors of width `dim` (ids `bulk-<n>`) to the store, as
+/// the uploads path would; every process's catalogue sync then picks them up.
+pub async fn seed_catalogue<S: Store>(
+    store: &S,
+    items: usize,
+    dim: usize,
+    seed: u64,
+) -> Result<(), StoreError> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let ids: Vec<usize> = (0..items).collect();
+    for chunk in ids.chunks(2000) {
+        let batch: Vec<ItemEmbedding> = chunk
+            .iter()
+            .map(|n| {
+                let mut vector: Vec<f32> = (0..dim).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-12);
+                vector.iter_mut().for_each(|x| *x /= norm);
+                ItemEmbedding {
+                    item_id: format!("bulk-{n}"),
+                    model: "synthetic".into(),
+                    space: EmbeddingSpace::Content,
+                    dim,
+                    vector,
+                    version: 0,
+                    ts_ms: now_ms(),
+                }
+            })
+            .collect();
+        store.put_item_embeddings(&batch).await?;
+    }
+    Ok(())
 }

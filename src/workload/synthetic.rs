@@ -254,7 +254,8 @@ pub fn synthetic_stream(options: &SyntheticOptions) -> Vec<Outgoing> {
         let item =
             (rng.random_range(0..per_category) * CATEGORIES.len() + category).min(uploaded - 1);
         let action = UserAction {
-            event_id: format!("e{}", out.len()),
+            // Unique per seed: two runs with different seeds are different events.
+            event_id: format!("s{}-e{}", options.seed, out.len()),
             user_id: format!("u{user}"),
             item_id: format!("v{item}"),
             action: pick_action(&mut rng),
