@@ -190,9 +190,23 @@ pub struct ServingConfig {
     pub popularity_weight: f32,
     /// Longest a `/v1/recommend` request may take before it is answered 503 (`timeout`).
     pub request_timeout_ms: u64,
-    /// Requests scored at once; beyond that a request is shed at once with 503 (`overloaded`)
+    /// Requests in flight at once; beyond that a request is shed at once with 503 (`overloaded`)
     /// rather than queued behind the others.
     pub max_concurrent_requests: usize,
+    /// Requests scoring the catalogue at once (CPU threads given to serving; the others wait
+    /// their turn within `request_timeout_ms`). 0 = half the CPUs, at least 1: ingestion, the
+    /// encoder and the trainer keep the rest under any HTTP load.
+    pub scoring_threads: usize,
+}
+
+impl ServingConfig {
+    /// `scoring_threads` with 0 resolved.
+    pub fn scorers(&self) -> usize {
+        match self.scoring_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            n => n,
+        }
+    }
 }
 
 /// Lag control: micro-batch sizes adapt to hold consumer lag under a target.

@@ -25,19 +25,16 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
             last_sync = Some(Instant::now());
             match shared.catalogue.sync(&shared.store).await {
                 Ok(0) => {}
-                Ok(added) => {
-                    tracing::debug!(added, "catalogue completed from the store");
-                    // Their aligned vectors join the index here, not in the next request.
-                    let warm = shared.clone();
-                    let done =
-                        tokio::task::spawn_blocking(move || warm.models.warm(&warm.catalogue))
-                            .await;
-                    if let Ok(Err(err)) = done {
-                        tracing::warn!(%err, "aligned index not extended; requests will");
-                    }
-                }
+                Ok(added) => tracing::debug!(added, "catalogue completed from the store"),
                 Err(err) => tracing::warn!(%err, "catalogue sync failed"),
             }
+        }
+        // Rows the catalogue gained join the aligned index here, not in a request.
+        let warm = shared.clone();
+        if let Ok(Err(err)) =
+            tokio::task::spawn_blocking(move || warm.models.warm(&warm.catalogue)).await
+        {
+            tracing::warn!(%err, "aligned index not extended");
         }
         if !shared.training.leading.load(Ordering::Relaxed) {
             if let Err(err) = follow(&shared).await {

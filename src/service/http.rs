@@ -57,6 +57,13 @@ pub struct Status {
     pub lag: BTreeMap<String, BTreeMap<i32, i64>>,
 }
 
+/// What bounds `/v1/recommend`: requests in flight (beyond: shed) and requests scoring at once
+/// (beyond: wait their turn).
+struct Limits {
+    requests: Semaphore,
+    scorers: Arc<Semaphore>,
+}
+
 /// Every error is JSON: a stable machine-readable `code` and a message for people.
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = serde_json::json!({ "code": code, "error": message.into() });
@@ -65,7 +72,7 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
 
 async fn recommend_handler<S: Store>(
     State(shared): State<Arc<Shared<S>>>,
-    Extension(slots): Extension<Arc<Semaphore>>,
+    Extension(limits): Extension<Arc<Limits>>,
     query: Result<Query<RecommendQuery>, QueryRejection>,
 ) -> Response {
     let Query(q) = match query {
@@ -96,7 +103,7 @@ async fn recommend_handler<S: Store>(
         return invalid("popularity_weight must be a finite number".into());
     }
     // Load shedding: beyond the limit answer at once instead of queueing.
-    let Ok(_slot) = slots.try_acquire() else {
+    let Ok(_slot) = limits.requests.try_acquire() else {
         return error(
             StatusCode::SERVICE_UNAVAILABLE,
             "overloaded",
@@ -110,9 +117,15 @@ async fn recommend_handler<S: Store>(
         // Scoring the catalogue is CPU work: off the async runtime, so ingestion and other
         // requests keep their threads.
         let shared = shared.clone();
-        tokio::task::spawn_blocking(move || score(&sources(&shared, weight), user, k, which))
-            .await
-            .map_err(|e| RecommendError::Task(e.to_string()))?
+        // Held by the scoring thread itself: a request that times out does not free its turn
+        // before its CPU work is done.
+        let scorer = limits.scorers.clone().acquire_owned().await;
+        tokio::task::spawn_blocking(move || {
+            let _scorer = scorer;
+            score(&sources(&shared, weight), user, k, which)
+        })
+        .await
+        .map_err(|e| RecommendError::Task(e.to_string()))?
     };
     match tokio::time::timeout(timeout, scored).await {
         Ok(Ok(rec)) => Json(rec).into_response(),
@@ -198,9 +211,10 @@ async fn metrics_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Stri
 
 pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
     crate::metrics::prometheus();
-    let slots = Arc::new(Semaphore::new(
-        shared.config.serving.max_concurrent_requests,
-    ));
+    let limits = Arc::new(Limits {
+        requests: Semaphore::new(shared.config.serving.max_concurrent_requests),
+        scorers: Arc::new(Semaphore::new(shared.config.serving.scorers())),
+    });
     Router::new()
         .route("/v1/recommend", get(recommend_handler::<S>))
         .route("/v1/status", get(status_handler::<S>))
@@ -215,6 +229,6 @@ pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
                 "no such endpoint: see /v1/recommend, /v1/status, /livez, /readyz, /metrics",
             )
         })
-        .layer(Extension(slots))
+        .layer(Extension(limits))
         .with_state(shared)
 }

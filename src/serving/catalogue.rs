@@ -109,9 +109,14 @@ impl Catalogue {
                 .collect()
         };
         let mut added = 0;
-        for id in missing {
-            if let Some(e) = store.item_embedding(id, EmbeddingSpace::Content).await? {
-                added += usize::from(self.insert(id, &e.vector).is_some());
+        // One pipelined round trip per chunk, not one per item.
+        for chunk in missing.chunks(1000) {
+            let ids: Vec<String> = chunk.iter().map(|id| id.to_string()).collect();
+            let found = store.item_embeddings(&ids, EmbeddingSpace::Content).await?;
+            for (id, e) in ids.iter().zip(found) {
+                if let Some(e) = e {
+                    added += usize::from(self.insert(id, &e.vector).is_some());
+                }
             }
         }
         Ok(added)

@@ -88,7 +88,7 @@ impl AlignedIndex {
         self.chunks
             .iter()
             .flat_map(|chunk| chunk.chunks_exact(self.dim))
-            .map(|row| row.iter().zip(user).map(|(a, b)| a * b).sum())
+            .map(|row| dot(row, user))
             .collect()
     }
 
@@ -102,12 +102,39 @@ impl AlignedIndex {
     }
 }
 
+/// Dot product in eight independent lanes, which the compiler vectorises (a single running sum
+/// cannot be reordered, so it stays scalar).
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in a8.zip(b8) {
+        for i in 0..8 {
+            lanes[i] += x[i] * y[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn unit(row: u32) -> Vec<f32> {
         vec![row as f32, 1.0]
+    }
+
+    #[test]
+    fn dot_matches_the_plain_sum() {
+        let a: Vec<f32> = (0..21).map(|i| i as f32 * 0.5).collect();
+        let b: Vec<f32> = (0..21).map(|i| 1.0 - i as f32 * 0.1).collect();
+        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - plain).abs() < 1e-4);
     }
 
     #[test]

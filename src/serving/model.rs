@@ -4,6 +4,7 @@
 //! version is swapped in, extended as items arrive, read by requests without waiting.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -58,12 +59,20 @@ impl ServingModel {
 }
 
 /// A model and its aligned index: readers load the index snapshot without waiting; writers (the
-/// upload path, a request that finds rows missing) make the next snapshot one at a time.
+/// upload path, the follower's warm-up, a request that finds a few rows missing) make the next
+/// snapshot one at a time.
 struct Slot {
     model: Arc<ServingModel>,
     index: ArcSwap<AlignedIndex>,
     writer: Mutex<()>,
+    /// A request asked for this model (the frozen one is warmed only once it is used).
+    asked: AtomicBool,
 }
+
+/// The most rows a request embeds itself when the index lags the catalogue (a few milliseconds);
+/// beyond it the request scores the snapshot and the follower's warm-up adds the rest, so no
+/// request does a whole-catalogue build (nor do eight of them at once).
+const REQUEST_EXTEND_MAX: usize = 256;
 
 impl Slot {
     fn new(model: ServingModel, index: AlignedIndex) -> Self {
@@ -71,17 +80,19 @@ impl Slot {
             model: Arc::new(model),
             index: ArcSwap::from_pointee(index),
             writer: Mutex::default(),
+            asked: AtomicBool::new(false),
         }
     }
 
-    /// The index covering the whole catalogue: the snapshot, plus the rows it lacks (items
-    /// another process embedded since the last sync, or the frozen model's new rows).
-    fn index(&self, catalogue: &Catalogue) -> Result<Arc<AlignedIndex>> {
+    /// The index extended by the catalogue rows it lacks (items another process embedded since
+    /// the last sync, or the frozen model's new rows) when there are at most `limit` of them;
+    /// the snapshot as it is otherwise.
+    fn index(&self, catalogue: &Catalogue, limit: usize) -> Result<Arc<AlignedIndex>> {
         let index = self.index.load_full();
-        let (rows, vectors) = index.missing(&self.model, catalogue)?;
-        if rows.is_empty() {
+        if catalogue.len() <= index.rows() || catalogue.len() - index.rows() > limit {
             return Ok(index);
         }
+        let (rows, vectors) = index.missing(&self.model, catalogue)?;
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let latest = self.index.load_full();
         // Rows the upload path appended meanwhile are kept; only the rest of the tail is added.
@@ -173,14 +184,23 @@ impl Models {
     }
 
     /// Extends the current model's index by the catalogue rows it lacks.
+    /// Off the request path (the follower, after a catalogue sync); the frozen model too once a
+    /// request has asked for it.
     pub fn warm(&self, catalogue: &Catalogue) -> Result<()> {
-        self.slot(Which::Current).index(catalogue).map(drop)
+        self.slot(Which::Current).index(catalogue, usize::MAX)?;
+        if self.frozen.asked.load(Ordering::Relaxed) {
+            self.frozen.index(catalogue, usize::MAX)?;
+        }
+        Ok(())
     }
 
     /// The whole catalogue's aligned embeddings under the current model (from its index).
     pub fn all_items(&self, catalogue: &Catalogue) -> Result<(u64, Vec<Vec<f32>>)> {
         let slot = self.slot(Which::Current);
-        Ok((slot.model.version, slot.index(catalogue)?.vectors()))
+        Ok((
+            slot.model.version,
+            slot.index(catalogue, usize::MAX)?.vectors(),
+        ))
     }
 
     /// Output records of aligned embeddings: catalogue `rows` and their `vectors` at `version`.
@@ -217,6 +237,8 @@ impl Models {
         user: &[f32],
     ) -> Result<(u64, Vec<f32>)> {
         let slot = self.slot(which);
-        Ok((slot.model.version, slot.index(catalogue)?.scores(user)))
+        slot.asked.store(true, Ordering::Relaxed);
+        let index = slot.index(catalogue, REQUEST_EXTEND_MAX)?;
+        Ok((slot.model.version, index.scores(user)))
     }
 }

@@ -121,10 +121,9 @@ pub fn score<S: Store>(
     let (version, mut scores) = models.scores(which, catalogue, &user)?;
     if let Some(prior) = prior.as_ref().filter(|p| p.weight != 0.0) {
         let factor = prior.weight / prior.logit_scale;
-        let log_q =
-            catalogue.with_ids(|ids| prior.counts.log_share(ids.iter().map(String::as_str)));
-        for (score, log_q) in scores.iter_mut().zip(log_q) {
-            *score += factor * log_q;
+        let log_q = prior.counts.by_row(catalogue);
+        for (row, score) in scores.iter_mut().enumerate() {
+            *score += factor * log_q.get(row);
         }
     }
     let mut ranked: Vec<(u32, f32)> = scores

@@ -96,16 +96,16 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    async fn item_embedding(
+    async fn item_embeddings(
         &self,
-        item_id: &str,
+        item_ids: &[String],
         space: EmbeddingSpace,
-    ) -> Result<Option<ItemEmbedding>, StoreError> {
-        Ok(self
-            .state()
-            .items
-            .get(&(item_id.to_string(), space))
-            .cloned())
+    ) -> Result<Vec<Option<ItemEmbedding>>, StoreError> {
+        let state = self.state();
+        Ok(item_ids
+            .iter()
+            .map(|id| state.items.get(&(id.clone(), space)).cloned())
+            .collect())
     }
 
     async fn item_ids(&self) -> Result<Vec<String>, StoreError> {

@@ -165,7 +165,17 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         item_id: &str,
         space: EmbeddingSpace,
-    ) -> impl Future<Output = Result<Option<ItemEmbedding>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<ItemEmbedding>, StoreError>> + Send {
+        let ids = [item_id.to_string()];
+        async move { Ok(self.item_embeddings(&ids, space).await?.pop().flatten()) }
+    }
+
+    /// Many items' embeddings in one round trip (a pipeline), by position of `item_ids`.
+    fn item_embeddings(
+        &self,
+        item_ids: &[String],
+        space: EmbeddingSpace,
+    ) -> impl Future<Output = Result<Vec<Option<ItemEmbedding>>, StoreError>> + Send;
 
     /// Ids of every item with a content embedding.
     fn item_ids(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;

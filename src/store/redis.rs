@@ -134,16 +134,32 @@ impl Store for RedisStore {
         Ok(())
     }
 
-    async fn item_embedding(
+    async fn item_embeddings(
         &self,
-        item_id: &str,
+        item_ids: &[String],
         space: EmbeddingSpace,
-    ) -> Result<Option<ItemEmbedding>, StoreError> {
-        let key = self.keys.item(item_id, space);
-        let Some(fields) = self.read_hash(&key).await? else {
-            return Ok(None);
-        };
-        item_from_fields(item_id, space, &fields).map(Some)
+    ) -> Result<Vec<Option<ItemEmbedding>>, StoreError> {
+        let keys: Vec<String> = item_ids
+            .iter()
+            .map(|id| self.keys.item(id, space))
+            .collect();
+        let mut pipe = redis::pipe();
+        for key in &keys {
+            pipe.hgetall(key);
+        }
+        let mut conn = self.conn.clone();
+        let hashes: Vec<HashMap<String, Vec<u8>>> = pipe.query_async(&mut conn).await?;
+        item_ids
+            .iter()
+            .zip(&keys)
+            .zip(hashes)
+            .map(|((id, key), fields)| {
+                if fields.is_empty() {
+                    return Ok(None);
+                }
+                item_from_fields(id, space, &Fields { key, fields }).map(Some)
+            })
+            .collect()
     }
 
     async fn item_ids(&self) -> Result<Vec<String>, StoreError> {
