@@ -9,7 +9,10 @@ cd "$(dirname "$0")/.."
 root="$PWD"
 redis_port="${LEARN_TEST_REDIS_PORT:-6390}"
 kafka_port="${LEARN_TEST_KAFKA_PORT:-9093}"
+redis_tls_port=$((redis_port + 2))
+kafka_tls_port=$((kafka_port + 2)) # the TLS endpoint; the second tansu listens one above it
 state="$root/.services"
+tls="$state/tls"
 export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { echo "[test-services] $*"; }
@@ -17,6 +20,14 @@ log() { echo "[test-services] $*"; }
 if ! command -v redis-server >/dev/null; then
   log "installing redis-server (Debian)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+fi
+need_apt=()
+command -v socat >/dev/null || need_apt+=(socat)
+command -v openssl >/dev/null || need_apt+=(openssl)
+pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev pkg-config)
+if ((${#need_apt[@]})); then
+  log "installing ${need_apt[*]} (Debian): TLS for the clients and the TLS test endpoints"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 if ! command -v tansu >/dev/null; then
   log "building tansu from crates.io (first run only, ~20 min)"
@@ -28,8 +39,11 @@ scripts/fetch-model.sh smollm2
 rm -rf "$state" && mkdir -p "$state"
 stop() {
   log "stopping services"
-  [[ -f "$state/tansu.pid" ]] && kill "$(cat "$state/tansu.pid")" 2>/dev/null || true
+  for pid in tansu tansu-tls socat; do
+    [[ -f "$state/$pid.pid" ]] && kill "$(cat "$state/$pid.pid")" 2>/dev/null || true
+  done
   redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
+  redis-cli -p "$redis_tls_port" --tls --cacert "$tls/ca.pem" shutdown nosave >/dev/null 2>&1 || true
 }
 trap stop EXIT
 
@@ -48,6 +62,34 @@ done
 redis-cli -p "$redis_port" ping | grep -q PONG || { log "redis did not start"; exit 1; }
 (exec 3<>"/dev/tcp/127.0.0.1/$kafka_port") 2>/dev/null || { log "tansu did not start:"; cat "$state/tansu.log"; exit 1; }
 log "redis on 127.0.0.1:$redis_port, tansu on 127.0.0.1:$kafka_port"
+
+# TLS endpoints (tests/tls.rs): a throwaway CA and a server certificate for 127.0.0.1, redis-server
+# with a TLS port, and a second tansu behind socat's OpenSSL listener (tansu 0.6 does not use --cert).
+mkdir -p "$tls"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tls/ca.key" -out "$tls/ca.pem" -days 2 \
+  -subj "/CN=learn-test-ca" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -keyout "$tls/server.key" -out "$tls/server.csr" -subj "/CN=127.0.0.1" 2>/dev/null
+openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 2 \
+  -extfile <(printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n') -out "$tls/server.pem" 2>/dev/null
+redis-server --bind 127.0.0.1 --port 0 --tls-port "$redis_tls_port" --tls-cert-file "$tls/server.pem" \
+  --tls-key-file "$tls/server.key" --tls-ca-cert-file "$tls/ca.pem" --tls-auth-clients no --save '' \
+  --appendonly no --dir "$state" --daemonize yes --pidfile "$state/redis-tls.pid" --logfile "$state/redis-tls.log"
+mkdir -p "$state/tls-broker"
+(cd "$state/tls-broker" && exec tansu broker --listener-url "tcp://127.0.0.1:$((kafka_tls_port + 1))" \
+  --advertised-listener-url "tcp://127.0.0.1:$kafka_tls_port" \
+  --storage-engine "sqlite://tansu.db" --silent >"$state/tansu-tls.log" 2>&1) &
+echo $! >"$state/tansu-tls.pid"
+socat "OPENSSL-LISTEN:$kafka_tls_port,bind=127.0.0.1,reuseaddr,fork,cert=$tls/server.pem,key=$tls/server.key,verify=0" \
+  "TCP:127.0.0.1:$((kafka_tls_port + 1))" 2>"$state/socat.log" &
+echo $! >"$state/socat.pid"
+for _ in $(seq 1 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$((kafka_tls_port + 1))") 2>/dev/null && break
+  sleep 0.2
+done
+log "TLS: redis on 127.0.0.1:$redis_tls_port, tansu behind TLS on 127.0.0.1:$kafka_tls_port"
+export LEARN_TEST_REDIS_TLS="rediss://127.0.0.1:$redis_tls_port/"
+export LEARN_TEST_KAFKA_TLS="127.0.0.1:$kafka_tls_port"
+export LEARN_TEST_TLS_CA="$tls/ca.pem"
 
 export LEARN_TEST_REDIS="redis://127.0.0.1:$redis_port/"
 export LEARN_TEST_KAFKA="127.0.0.1:$kafka_port"

@@ -94,19 +94,36 @@ pub struct KafkaConfig {
     pub create_topics: bool,
     /// Partitions of topics created at start-up (the most processes that can share a stream).
     pub topic_partitions: i32,
+    /// Replication factor of topics created at start-up; -1 = the broker's default
+    /// (`default.replication.factor`).
+    #[serde(default = "broker_default")]
+    pub topic_replication: i32,
     /// Extra librdkafka properties for every client (security, tuning), applied last.
     #[serde(default)]
     pub librdkafka: BTreeMap<String, String>,
+}
+
+fn broker_default() -> i32 {
+    -1
 }
 
 /// The Redis server that holds histories and embeddings.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// Connection URL, `redis://[user:pass@]host:port[/db]`.
+    /// Connection URL, `redis://[user:pass@]host:port[/db]`, or `rediss://…` for TLS.
     pub url: String,
     /// Prefix of every key this service writes, so several deployments can share one server.
     pub key_prefix: String,
+    /// TLS (`rediss://`): a PEM file of the CA(s) that signed the server's certificate, when it
+    /// is not in the system trust store.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// TLS client certificate and key (PEM), for servers that verify clients (`tls-auth-clients`).
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 /// Rolling per-user histories.
@@ -308,6 +325,39 @@ impl Config {
                     "must start with redis:// or rediss://, got `{}`",
                     redacted_url(&self.redis.url)
                 ),
+            });
+        }
+        let tls = [
+            ("redis.tls_ca_file", &self.redis.tls_ca_file),
+            ("redis.tls_cert_file", &self.redis.tls_cert_file),
+            ("redis.tls_key_file", &self.redis.tls_key_file),
+        ];
+        for (key, file) in tls {
+            let Some(file) = file else { continue };
+            if !self.redis.url.starts_with("rediss://") {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: "is for TLS: the URL must start with rediss://".into(),
+                });
+            }
+            if !file.is_file() {
+                return Err(ConfigError::Invalid {
+                    key,
+                    reason: format!("no such file: {}", file.display()),
+                });
+            }
+        }
+        if self.redis.tls_cert_file.is_some() != self.redis.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid {
+                key: "redis.tls_key_file",
+                reason: "a client certificate needs its key (tls_cert_file and tls_key_file go together)"
+                    .into(),
+            });
+        }
+        if self.kafka.topic_replication == 0 || self.kafka.topic_replication < -1 {
+            return Err(ConfigError::Invalid {
+                key: "kafka.topic_replication",
+                reason: "must be -1 (the broker's default) or at least 1".into(),
             });
         }
         if self.kafka.create_topics && self.kafka.topic_partitions < 1 {

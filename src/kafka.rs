@@ -49,12 +49,14 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
     )
 }
 
-/// Producer that waits for all in-sync replicas.
+/// Producer that waits for all in-sync replicas, idempotent (a retried send is written once and
+/// in order).
 pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
     client_config(
         kafka,
         &[
             ("acks", "all".into()),
+            ("enable.idempotence", "true".into()),
             ("linger.ms", "5".into()),
             ("message.timeout.ms", "30000".into()),
         ],
@@ -71,7 +73,13 @@ pub async fn create_topics(
     let admin: AdminClient<DefaultClientContext> = client_config(kafka, &[]).create()?;
     let new_topics: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, partitions, TopicReplication::Fixed(1)))
+        .map(|t| {
+            NewTopic::new(
+                t,
+                partitions,
+                TopicReplication::Fixed(kafka.topic_replication),
+            )
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin.create_topics(&new_topics, &options).await? {

@@ -66,7 +66,7 @@ async fn connect_redis(config: &Config, shutdown: &ShutdownTrigger) -> Option<Re
     let mut backoff = Duration::from_secs(1);
     loop {
         let policy = HistoryPolicy::from(&config.history);
-        match RedisStore::connect(&config.redis.url, &config.redis.key_prefix, policy).await {
+        match RedisStore::open(&config.redis, policy).await {
             Ok(store) => return Some(store),
             Err(err) => tracing::warn!(%url, %err, ?backoff, "Redis unavailable; retrying"),
         }

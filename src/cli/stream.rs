@@ -95,9 +95,8 @@ pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
     if args.catalogue > 0 {
         let started = std::time::Instant::now();
         tokio::runtime::Runtime::new()?.block_on(async {
-            let store = learn_stream::store::RedisStore::connect(
-                &config.redis.url,
-                &config.redis.key_prefix,
+            let store = learn_stream::store::RedisStore::open(
+                &config.redis,
                 learn_stream::store::HistoryPolicy::from(&config.history),
             )
             .await?;

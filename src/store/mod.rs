@@ -32,6 +32,8 @@ pub enum StoreError {
     Redis(#[from] ::redis::RedisError),
     #[error("corrupt stored value under {key}: {reason}")]
     Corrupt { key: String, reason: String },
+    #[error("redis TLS files: {0}")]
+    Tls(String),
 }
 
 impl StoreError {
@@ -41,7 +43,7 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         use ::redis::{ErrorKind, ServerErrorKind};
         match self {
-            StoreError::Corrupt { .. } => false,
+            StoreError::Corrupt { .. } | StoreError::Tls(_) => false,
             StoreError::Redis(e) => {
                 let deterministic = matches!(
                     e.kind(),

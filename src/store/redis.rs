@@ -17,7 +17,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Script};
+use redis::{AsyncCommands, ClientTlsConfig, Script, TlsCertificates};
 
 use super::fields::{
     corrupt, item_from_fields, item_to_fields, model_from_fields, model_to_fields,
@@ -28,6 +28,7 @@ use super::{
     Applied, Fence, HistoryEntry, HistoryPolicy, PartitionBatch, Publication, Store, StoreError,
     StoredModel,
 };
+use crate::config::RedisConfig;
 use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
 
 #[derive(Clone)]
@@ -49,7 +50,49 @@ impl RedisStore {
         prefix: &str,
         policy: HistoryPolicy,
     ) -> Result<Self, StoreError> {
-        let client = redis::Client::open(url)?;
+        Self::with_client(redis::Client::open(url)?, prefix, policy).await
+    }
+
+    /// Connects as `[redis]` says: plain or TLS (`rediss://`, with a private CA and a client
+    /// certificate when configured).
+    pub async fn open(config: &RedisConfig, policy: HistoryPolicy) -> Result<Self, StoreError> {
+        let read = |path: &Option<std::path::PathBuf>| -> Result<Option<Vec<u8>>, StoreError> {
+            path.as_ref()
+                .map(|p| {
+                    std::fs::read(p).map_err(|e| StoreError::Tls(format!("{}: {e}", p.display())))
+                })
+                .transpose()
+        };
+        let (ca, cert, key) = (
+            read(&config.tls_ca_file)?,
+            read(&config.tls_cert_file)?,
+            read(&config.tls_key_file)?,
+        );
+        let client = if ca.is_none() && cert.is_none() {
+            redis::Client::open(config.url.as_str())?
+        } else {
+            let client_tls = cert
+                .zip(key)
+                .map(|(client_cert, client_key)| ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                });
+            redis::Client::build_with_tls(
+                config.url.as_str(),
+                TlsCertificates {
+                    client_tls,
+                    root_cert: ca,
+                },
+            )?
+        };
+        Self::with_client(client, &config.key_prefix, policy).await
+    }
+
+    async fn with_client(
+        client: redis::Client,
+        prefix: &str,
+        policy: HistoryPolicy,
+    ) -> Result<Self, StoreError> {
         let conn = ConnectionManager::new(client.clone()).await?;
         Ok(Self {
             client,

@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: where the real services are, unique names, produce
 //! and read-back helpers. Services come from env vars set by `scripts/test-services.sh`:
-//! `LEARN_TEST_KAFKA` (bootstrap servers), `LEARN_TEST_REDIS` (URL), `LEARN_TEST_MODEL_DIR`.
+//! `LEARN_TEST_KAFKA` (bootstrap servers), `LEARN_TEST_REDIS` (URL), `LEARN_TEST_MODEL_DIR`, and the
+//! TLS endpoints `LEARN_TEST_KAFKA_TLS`, `LEARN_TEST_REDIS_TLS`, `LEARN_TEST_TLS_CA`.
 //! Without them a test is skipped, except under CI (`CI` set), where a missing service fails it.
 #![allow(dead_code)]
 
@@ -186,6 +187,15 @@ pub fn serve_command(config: &Config, model_dir: &std::path::Path) -> std::proce
         .env("LEARN__REDIS__URL", &config.redis.url)
         .env("LEARN__REDIS__KEY_PREFIX", &config.redis.key_prefix);
     command
+}
+
+/// The TLS services: (Kafka bootstrap servers over TLS, `rediss://` URL, the CA's PEM file).
+pub fn tls() -> Option<(String, String, PathBuf)> {
+    Some((
+        required("LEARN_TEST_KAFKA_TLS")?,
+        required("LEARN_TEST_REDIS_TLS")?,
+        PathBuf::from(required("LEARN_TEST_TLS_CA")?),
+    ))
 }
 
 /// A llama/qwen2 GGUF decoder (SmolLM2-135M: `scripts/fetch-model.sh smollm2`).
