@@ -592,7 +592,20 @@ async fn a_redis_outage_degrades_readiness_and_recovers_by_itself() {
     let mut redis = OwnServer::start(redis_server);
     config.redis.url = redis.redis_url();
     config.serving.addr = format!("127.0.0.1:{}", free_port());
+    // This member may train: its leadership must lapse with Redis and come back by itself.
+    config.online.role = Role::Auto;
+    config.online.leader_ttl_ms = 3000;
     let api = format!("http://{}", config.serving.addr);
+    let leading = |api: &str| {
+        let (_, body) = http_get(&format!("{api}/v1/status"));
+        serde_json::from_str::<serde_json::Value>(&body).ok()?["leading"].as_bool()
+    };
+    let outage = Duration::from_secs(
+        std::env::var("LEARN_FAULTS_OUTAGE_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30),
+    );
     let policy = HistoryPolicy::from(&config.history);
     let store = RedisStore::connect(&redis.redis_url(), &config.redis.key_prefix, policy)
         .await
@@ -606,8 +619,12 @@ async fn a_redis_outage_degrades_readiness_and_recovers_by_itself() {
     })
     .await;
     assert_eq!(http_get(&format!("{api}/readyz")).0, 200);
+    common::wait_until("leadership", Duration::from_secs(30), || {
+        std::future::ready(leading(&api) == Some(true))
+    })
+    .await;
     redis.redis_cli(&["SAVE"]);
-    // Redis goes away for 10 s while actions keep arriving.
+    // Redis goes away for `outage` (30 s) while actions keep arriving.
     redis.crash();
     common::produce(&k.brokers, &actions(&k.actions_topic, first..total)).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -622,7 +639,12 @@ async fn a_redis_outage_degrades_readiness_and_recovers_by_itself() {
         200,
         "the process stays up"
     );
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    tokio::time::sleep(outage.saturating_sub(Duration::from_secs(3))).await;
+    assert_eq!(
+        leading(&api),
+        Some(false),
+        "the lease cannot be renewed: the trainer steps down"
+    );
     redis.restart();
     common::wait_until("ingestion resumed", Duration::from_secs(120), || {
         histories_complete(&store, total)
@@ -633,12 +655,16 @@ async fn a_redis_outage_degrades_readiness_and_recovers_by_itself() {
         async move { http_get(&url).0 == 200 }
     })
     .await;
+    common::wait_until("the trainer leads again", Duration::from_secs(30), || {
+        std::future::ready(leading(&api) == Some(true))
+    })
+    .await;
     member.leave().await;
     let diff = diff_histories(&store, total).await;
     eprintln!("redis outage: {diff:?}");
     eprintln!(
-        "chaos|Redis outage|redis-server SIGKILLed for 10 s under load (readyz 503 meanwhile), restarted|{total} actions|{}|{}",
-        diff.lost, diff.duplicated
+        "chaos|Redis outage|redis-server SIGKILLed for {} s under load (readyz 503 and leadership lost meanwhile), restarted; leadership back|{total} actions|{}|{}",
+        outage.as_secs(), diff.lost, diff.duplicated
     );
     assert_eq!(diff, Diff::default());
 }
