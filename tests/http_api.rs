@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use learn_stream::encode::ContentEncoder;
@@ -35,11 +36,36 @@ async fn errors_are_json_with_a_code() {
     let shared = Arc::new(Shared::new(config, store, encoder, Arc::new(Stats::default())).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, learn_stream::service::router(shared))
-            .await
-            .unwrap()
+    tokio::spawn({
+        let shared = shared.clone();
+        async move {
+            axum::serve(listener, learn_stream::service::router(shared))
+                .await
+                .unwrap()
+        }
     });
+
+    // Not ready until the catalogue was synced once and the published model is loaded.
+    let readyz = format!("{base}/readyz");
+    let fetch = |url: String| tokio::task::spawn_blocking(move || get(&url));
+    let (status, body) = fetch(readyz.clone()).await.unwrap();
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        (body["store"].as_str(), body["catalogue_synced"].as_bool()),
+        (Some("ok"), Some(false)),
+        "{body}"
+    );
+    shared
+        .warmup
+        .catalogue_synced
+        .store(true, Ordering::Relaxed);
+    shared.warmup.model_loaded.store(true, Ordering::Relaxed);
+    let (status, body) = fetch(readyz).await.unwrap();
+    assert_eq!(
+        (status, body["ready"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
 
     let checks: Vec<(String, u16, &str)> = vec![
         (format!("{base}/v1/recommend"), 400, "invalid_query"),

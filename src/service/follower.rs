@@ -24,8 +24,15 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
         if last_sync.is_none_or(|t| t.elapsed() >= CATALOGUE_SYNC) {
             last_sync = Some(Instant::now());
             match shared.catalogue.sync(&shared.store).await {
-                Ok(0) => {}
-                Ok(added) => tracing::debug!(added, "catalogue completed from the store"),
+                Ok(added) => {
+                    shared
+                        .warmup
+                        .catalogue_synced
+                        .store(true, Ordering::Relaxed);
+                    if added > 0 {
+                        tracing::debug!(added, "catalogue completed from the store");
+                    }
+                }
                 Err(err) => tracing::warn!(%err, "catalogue sync failed"),
             }
         }
@@ -37,8 +44,11 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
             tracing::warn!(%err, "aligned index not extended");
         }
         if !shared.training.leading.load(Ordering::Relaxed) {
-            if let Err(err) = follow(&shared).await {
-                tracing::warn!(%err, "cannot load the published model; serving the previous version");
+            match follow(&shared).await {
+                Ok(()) => shared.warmup.model_loaded.store(true, Ordering::Relaxed),
+                Err(err) => {
+                    tracing::warn!(%err, "cannot load the published model; serving the previous version")
+                }
             }
         }
         tokio::select! {

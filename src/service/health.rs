@@ -1,8 +1,11 @@
 //! Liveness and readiness: `/livez` answers while the process serves requests; `/readyz` answers
 //! 200 only when the store answers within a second (what every pipeline, the trainer and
-//! recommendations need), else 503 with the failing check — so a load balancer or an operator sees
-//! an outage while it lasts, and the process stays up to recover by itself.
+//! recommendations need), the catalogue has been synced from the store once and the published
+//! model is loaded, else 503 with each check — so a load balancer sends no traffic to a process
+//! still warming up, an operator sees an outage while it lasts, and the process stays up to
+//! recover by itself.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +24,10 @@ pub struct Readiness {
     pub ready: bool,
     /// `"ok"` or what failed.
     pub store: String,
+    pub catalogue_synced: bool,
+    pub model_loaded: bool,
     pub model_version: u64,
+    pub catalogue_items: usize,
 }
 
 pub async fn livez() -> &'static str {
@@ -36,7 +42,9 @@ pub async fn readyz<S: Store>(
         Ok(Err(err)) => format!("unavailable: {err}"),
         Err(_) => format!("no answer within {STORE_TIMEOUT:?}"),
     };
-    let ready = store == "ok";
+    let catalogue_synced = shared.warmup.catalogue_synced.load(Ordering::Relaxed);
+    let model_loaded = shared.warmup.model_loaded.load(Ordering::Relaxed);
+    let ready = store == "ok" && catalogue_synced && model_loaded;
     let status = if ready {
         StatusCode::OK
     } else {
@@ -48,7 +56,10 @@ pub async fn readyz<S: Store>(
         Json(Readiness {
             ready,
             store,
+            catalogue_synced,
+            model_loaded,
             model_version,
+            catalogue_items: shared.catalogue.len(),
         }),
     )
 }

@@ -76,6 +76,16 @@ pub struct TrainingState {
     pub embedding: AtomicUsize,
 }
 
+/// What `/readyz` waits for besides the store: the first catalogue sync and the first look at the
+/// published model (a process restarted into a running deployment must not answer with an empty
+/// catalogue or the untrained towers).
+#[derive(Default)]
+pub struct Warmup {
+    pub catalogue_synced: AtomicBool,
+    /// The published model (if any) is served: the follower checked, or the trainer restored it.
+    pub model_loaded: AtomicBool,
+}
+
 /// Everything the tasks and the HTTP handlers share.
 pub struct Shared<S> {
     pub config: Config,
@@ -89,6 +99,7 @@ pub struct Shared<S> {
     pub item_counts: ItemCounts,
     pub knobs: Arc<lag::Knobs>,
     pub training: TrainingState,
+    pub warmup: Warmup,
     /// This process's name in the leader lock.
     pub instance: String,
     pub started: Instant,
@@ -112,6 +123,7 @@ impl<S: Store> Shared<S> {
             knobs: Arc::new(lag::Knobs::new(&config)),
             lag: Arc::default(),
             training: TrainingState::default(),
+            warmup: Warmup::default(),
             instance: format!(
                 "{}-{}",
                 std::env::var("HOSTNAME").unwrap_or_else(|_| "learn".into()),
