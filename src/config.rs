@@ -214,6 +214,34 @@ pub struct ServingConfig {
     /// their turn within `request_timeout_ms`). 0 = half the CPUs, at least 1: ingestion, the
     /// encoder and the trainer keep the rest under any HTTP load.
     pub scoring_threads: usize,
+    /// When set, `/v1/*` and `/metrics` need `Authorization: Bearer <token>` (the probes stay
+    /// open). Set it through `LEARN__SERVING__AUTH_TOKEN`, not a committed file.
+    #[serde(default, skip_serializing)]
+    pub auth_token: Option<Secret>,
+}
+
+/// A credential read from the configuration: never printed (`Debug` shows `***`), never
+/// serialised.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_string())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
 }
 
 impl ServingConfig {
@@ -398,6 +426,14 @@ impl Config {
         positive("online.pending_users", self.online.pending_users)?;
         positive("online.keep_checkpoints", self.online.keep_checkpoints)?;
         positive("serving.max_k", self.serving.max_k)?;
+        if let Some(token) = &self.serving.auth_token {
+            if token.expose().len() < 16 {
+                return Err(ConfigError::Invalid {
+                    key: "serving.auth_token",
+                    reason: "must be at least 16 characters (use a random token)".into(),
+                });
+            }
+        }
         positive(
             "serving.max_concurrent_requests",
             self.serving.max_concurrent_requests,

@@ -118,3 +118,49 @@ async fn errors_are_json_with_a_code() {
     assert_eq!(ok, 200, "{body}");
     assert_eq!(body["cold_user"], true, "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_token_guards_the_api_but_not_the_probes() {
+    let Some(model_dir) = common::model_dir() else {
+        return;
+    };
+    let mut config = common::config("unused:9092", "redis://unused/", &model_dir);
+    let token = "0123456789abcdef-test";
+    config.serving.auth_token = Some(token.into());
+    let encoder = Arc::new(ContentEncoder::from_config(&config.encoder).expect("model"));
+    let store = MemoryStore::new(HistoryPolicy::from(&config.history));
+    let shared = Arc::new(Shared::new(config, store, encoder, Arc::new(Stats::default())).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, learn_stream::service::router(shared))
+            .await
+            .unwrap()
+    });
+    let results = tokio::task::spawn_blocking(move || {
+        let with = |path: &str, header: Option<String>| {
+            let mut request = ureq::get(format!("{base}{path}"))
+                .config()
+                .http_status_as_error(false)
+                .build();
+            if let Some(h) = header {
+                request = request.header("Authorization", h);
+            }
+            request.call().unwrap().status().as_u16()
+        };
+        [
+            with("/v1/status", None),
+            with(
+                "/v1/status",
+                Some("Bearer wrong-token-of-some-length".into()),
+            ),
+            with("/metrics", None),
+            with("/v1/status", Some(format!("Bearer {token}"))),
+            with("/metrics", Some(format!("Bearer {token}"))),
+            with("/livez", None),
+        ]
+    })
+    .await
+    .unwrap();
+    assert_eq!(results, [401, 401, 401, 200, 200, 200]);
+}

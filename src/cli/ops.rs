@@ -30,7 +30,11 @@ pub fn status(config: Config, args: StatusArgs) -> Result<()> {
         .url
         .unwrap_or_else(|| format!("http://{}", config.serving.addr));
     let url = format!("{}/v1/status", url.trim_end_matches('/'));
-    let status: learn_stream::service::Status = ureq::get(&url)
+    let mut request = ureq::get(&url);
+    if let Some(token) = &config.serving.auth_token {
+        request = request.header("Authorization", format!("Bearer {}", token.expose()));
+    }
+    let status: learn_stream::service::Status = request
         .call()
         .with_context(|| format!("GET {url} (is `learn serve` running there?)"))?
         .body_mut()

@@ -155,6 +155,8 @@ fn event_time(o: &Outgoing) -> i64 {
 struct Client {
     agent: ureq::Agent,
     url: String,
+    /// `Authorization` header value when the service wants a token (`serving.auth_token`).
+    auth: Option<String>,
 }
 
 impl Client {
@@ -168,9 +170,11 @@ impl Client {
             url: url.clone(),
             reason,
         };
-        self.agent
-            .get(&url)
-            .query_pairs(query.iter().copied())
+        let mut request = self.agent.get(&url).query_pairs(query.iter().copied());
+        if let Some(auth) = &self.auth {
+            request = request.header("Authorization", auth);
+        }
+        request
             .call()
             .map_err(|e| failed(e.to_string()))?
             .body_mut()
@@ -235,6 +239,11 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
             .build()
             .into(),
         url: url.trim_end_matches('/').to_string(),
+        auth: config
+            .serving
+            .auth_token
+            .as_ref()
+            .map(|t| format!("Bearer {}", t.expose())),
     });
 
     let started = Instant::now();

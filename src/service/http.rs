@@ -65,7 +65,7 @@ struct Limits {
 }
 
 /// Every error is JSON: a stable machine-readable `code` and a message for people.
-fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     let body = serde_json::json!({ "code": code, "error": message.into() });
     (status, Json(body)).into_response()
 }
@@ -215,13 +215,22 @@ pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
         requests: Semaphore::new(shared.config.serving.max_concurrent_requests),
         scorers: Arc::new(Semaphore::new(shared.config.serving.scorers())),
     });
-    Router::new()
+    let mut api = Router::new()
         .route("/v1/recommend", get(recommend_handler::<S>))
         .route("/v1/status", get(status_handler::<S>))
+        .route("/metrics", get(metrics_handler::<S>));
+    if let Some(token) = &shared.config.serving.auth_token {
+        let token: Arc<str> = token.expose().into();
+        api = api.route_layer(axum::middleware::from_fn_with_state(
+            token,
+            super::auth::require_token,
+        ));
+    }
+    Router::new()
+        .merge(api)
         .route("/healthz", get(health::livez))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz::<S>))
-        .route("/metrics", get(metrics_handler::<S>))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,

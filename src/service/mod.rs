@@ -14,6 +14,7 @@
 
 mod actions;
 mod active;
+mod auth;
 mod follower;
 mod health;
 mod http;
