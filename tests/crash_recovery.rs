@@ -12,7 +12,6 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use learn_stream::demo::MockBroker;
 use learn_stream::schemas::{Action, UserAction};
 use learn_stream::store::{HistoryPolicy, RedisStore, Store};
 
@@ -63,12 +62,7 @@ fn sigkill_and_restart_loses_nothing_and_duplicates_nothing() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut config = common::config("unused", &redis_url, &model_dir);
-    let topics: Vec<String> = common::topics(&config)
-        .iter()
-        .map(|t| t.to_string())
-        .collect();
-    let broker = MockBroker::start(&topics, 3).expect("mock cluster");
-    config.kafka.brokers = broker.bootstrap_servers().to_string();
+    let broker = common::mock_cluster(&mut config, 3);
     let store = runtime
         .block_on(RedisStore::connect(
             &redis_url,

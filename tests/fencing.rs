@@ -16,7 +16,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use learn_stream::demo::MockBroker;
 use learn_stream::service::Status;
 use learn_stream::workload::{synthetic_stream, SyntheticOptions, Topic};
 
@@ -122,12 +121,7 @@ fn a_frozen_leader_is_fenced_and_exactly_one_model_exists_per_version() {
     };
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let mut config = common::config("unused", &redis_url, &model_dir);
-    let topics: Vec<String> = common::topics(&config)
-        .iter()
-        .map(|t| t.to_string())
-        .collect();
-    let broker = MockBroker::start(&topics, 4).expect("mock cluster");
-    config.kafka.brokers = broker.bootstrap_servers().to_string();
+    let broker = common::mock_cluster(&mut config, 4);
     let prefix = config.redis.key_prefix.clone();
     let mut conn = redis::Client::open(redis_url.as_str())
         .unwrap()

@@ -156,6 +156,15 @@ where
     }
 }
 
+/// librdkafka's mock cluster with `config`'s topics (`partitions` each), `config` pointed at it:
+/// for the tests tansu cannot serve (it never evicts a member that died or froze).
+pub fn mock_cluster(config: &mut Config, partitions: i32) -> learn_stream::demo::MockBroker {
+    let topics: Vec<String> = topics(config).iter().map(|t| t.to_string()).collect();
+    let broker = learn_stream::demo::MockBroker::start(&topics, partitions).expect("mock cluster");
+    config.kafka.brokers = broker.bootstrap_servers().to_string();
+    broker
+}
+
 /// `learn serve` on `config`'s broker, topics, Redis and checkpoint directory (topics created by
 /// the test; a session timeout of 6 s so a killed or stopped member's partitions move on).
 pub fn serve_command(config: &Config, model_dir: &std::path::Path) -> std::process::Command {
