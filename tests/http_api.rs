@@ -7,6 +7,7 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use learn_stream::config::Config;
 use learn_stream::encode::ContentEncoder;
 use learn_stream::metrics::Stats;
 use learn_stream::service::Shared;
@@ -25,12 +26,8 @@ fn get(url: &str) -> (u16, serde_json::Value) {
     (status, body)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn errors_are_json_with_a_code() {
-    let Some(model_dir) = common::model_dir() else {
-        return;
-    };
-    let config = common::config("unused:9092", "redis://unused/", &model_dir);
+/// The router over TCP on an in-process store: (base URL, the shared state).
+async fn start(config: Config) -> (String, Arc<Shared<MemoryStore>>) {
     let encoder = Arc::new(ContentEncoder::from_config(&config.encoder).expect("model"));
     let store = MemoryStore::new(HistoryPolicy::from(&config.history));
     let shared = Arc::new(Shared::new(config, store, encoder, Arc::new(Stats::default())).unwrap());
@@ -44,6 +41,38 @@ async fn errors_are_json_with_a_code() {
                 .unwrap()
         }
     });
+    (base, shared)
+}
+
+/// A validator for `#/components/schemas/<name>` of the served OpenAPI document.
+fn component(doc: &serde_json::Value, name: &str) -> jsonschema::Validator {
+    let schema = serde_json::json!({
+        "$ref": format!("#/components/schemas/{name}"),
+        "components": doc["components"],
+    });
+    jsonschema::validator_for(&schema).expect("a valid schema")
+}
+
+fn conforms(validator: &jsonschema::Validator, body: &serde_json::Value, what: &str) {
+    let errors: Vec<String> = validator.iter_errors(body).map(|e| e.to_string()).collect();
+    assert!(errors.is_empty(), "{what}: {errors:?} in {body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_are_json_with_a_code() {
+    let Some(model_dir) = common::model_dir() else {
+        return;
+    };
+    let config = common::config("unused:9092", "redis://unused/", &model_dir);
+    let (base, shared) = start(config).await;
+    let doc = {
+        let url = format!("{base}/openapi.json");
+        tokio::task::spawn_blocking(move || get(&url))
+            .await
+            .unwrap()
+            .1
+    };
+    let error_schema = component(&doc, "Error");
 
     // Not ready until the catalogue was synced once and the published model is loaded.
     let readyz = format!("{base}/readyz");
@@ -105,6 +134,7 @@ async fn errors_are_json_with_a_code() {
         .unwrap();
         assert_eq!(got, status, "{url}: {body}");
         assert_eq!(body["code"], code, "{url}: {body}");
+        conforms(&error_schema, &body, &url);
         assert!(
             body["error"].as_str().is_some_and(|m| !m.is_empty()),
             "{url}: {body}"
@@ -117,6 +147,71 @@ async fn errors_are_json_with_a_code() {
     .unwrap();
     assert_eq!(ok, 200, "{body}");
     assert_eq!(body["cold_user"], true, "{body}");
+    conforms(&component(&doc, "Recommendation"), &body, "/v1/recommend");
+}
+
+/// `schemas/openapi.json` (served at `/openapi.json`) describes exactly the routes the router
+/// serves, and real answers conform to its schemas.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_api() {
+    let Some(model_dir) = common::model_dir() else {
+        return;
+    };
+    let config = common::config("unused:9092", "redis://unused/", &model_dir);
+    let (base, shared) = start(config).await;
+    shared
+        .warmup
+        .catalogue_synced
+        .store(true, Ordering::Relaxed);
+    shared.warmup.model_loaded.store(true, Ordering::Relaxed);
+    let answers = tokio::task::spawn_blocking(move || {
+        let (status, doc) = get(&format!("{base}/openapi.json"));
+        assert_eq!(status, 200);
+        let paths: Vec<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
+        let answers: Vec<(String, u16, serde_json::Value)> = paths
+            .iter()
+            .map(|path| {
+                let query = if path == "/v1/recommend" {
+                    "?user_id=someone"
+                } else {
+                    ""
+                };
+                let (status, body) = get(&format!("{base}{path}{query}"));
+                (path.clone(), status, body)
+            })
+            .collect();
+        (doc, answers)
+    })
+    .await
+    .unwrap();
+    let (doc, answers) = answers;
+    let described: Vec<&str> = answers.iter().map(|(p, _, _)| p.as_str()).collect();
+    let mut expected = [
+        "/v1/recommend",
+        "/v1/status",
+        "/metrics",
+        "/livez",
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+    ];
+    expected.sort_unstable();
+    let mut described_sorted = described.clone();
+    described_sorted.sort_unstable();
+    assert_eq!(
+        described_sorted, expected,
+        "every route described, nothing else"
+    );
+    for (path, status, body) in &answers {
+        assert_eq!(*status, 200, "{path}: {body}");
+        let schema = doc["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]
+            ["schema"]["$ref"]
+            .as_str()
+            .and_then(|r| r.rsplit('/').next());
+        if let Some(name) = schema {
+            conforms(&component(&doc, name), body, path);
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,16 +222,7 @@ async fn a_configured_token_guards_the_api_but_not_the_probes() {
     let mut config = common::config("unused:9092", "redis://unused/", &model_dir);
     let token = "0123456789abcdef-test";
     config.serving.auth_token = Some(token.into());
-    let encoder = Arc::new(ContentEncoder::from_config(&config.encoder).expect("model"));
-    let store = MemoryStore::new(HistoryPolicy::from(&config.history));
-    let shared = Arc::new(Shared::new(config, store, encoder, Arc::new(Stats::default())).unwrap());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        axum::serve(listener, learn_stream::service::router(shared))
-            .await
-            .unwrap()
-    });
+    let (base, _) = start(config).await;
     let results = tokio::task::spawn_blocking(move || {
         let with = |path: &str, header: Option<String>| {
             let mut request = ureq::get(format!("{base}{path}"))

@@ -209,6 +209,17 @@ async fn metrics_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Stri
     crate::metrics::prometheus().render()
 }
 
+/// The API described (`schemas/openapi.json`, kept in sync by `tests/http_api.rs`).
+const OPENAPI: &str = include_str!("../../schemas/openapi.json");
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI,
+    )
+        .into_response()
+}
+
 pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
     crate::metrics::prometheus();
     let limits = Arc::new(Limits {
@@ -231,11 +242,12 @@ pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
         .route("/healthz", get(health::livez))
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz::<S>))
+        .route("/openapi.json", get(openapi))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                "no such endpoint: see /v1/recommend, /v1/status, /livez, /readyz, /metrics",
+                "no such endpoint: see /openapi.json (/v1/recommend, /v1/status, /livez, /readyz, /metrics)",
             )
         })
         .layer(Extension(limits))
