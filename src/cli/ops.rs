@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use learn_stream::config::Config;
+use learn_stream::service::Status;
 
 #[derive(Args)]
 pub struct StatusArgs {
@@ -14,6 +15,10 @@ pub struct StatusArgs {
     /// Print the raw JSON.
     #[arg(long)]
     pub json: bool,
+    /// Refresh in place every SECS seconds (default 2) with rates over the interval and freshness
+    /// percentiles, until Ctrl-C.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
+    pub watch: Option<f64>,
 }
 
 #[derive(Subcommand)]
@@ -26,26 +31,98 @@ pub enum CheckpointCommand {
 }
 
 pub fn status(config: Config, args: StatusArgs) -> Result<()> {
-    let url = args
+    let base = args
         .url
         .unwrap_or_else(|| format!("http://{}", config.serving.addr));
-    let url = format!("{}/v1/status", url.trim_end_matches('/'));
-    let mut request = ureq::get(&url);
-    if let Some(token) = &config.serving.auth_token {
-        request = request.header("Authorization", format!("Bearer {}", token.expose()));
-    }
-    let status: learn_stream::service::Status = request
-        .call()
-        .with_context(|| format!("GET {url} (is `learn serve` running there?)"))?
-        .body_mut()
-        .read_json()
-        .with_context(|| format!("reading {url}"))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+    let base = base.trim_end_matches('/').to_string();
+    let get = |path: &str| -> Result<ureq::Body> {
+        let url = format!("{base}{path}");
+        let mut request = ureq::get(&url);
+        if let Some(token) = &config.serving.auth_token {
+            request = request.header("Authorization", format!("Bearer {}", token.expose()));
+        }
+        Ok(request
+            .call()
+            .with_context(|| format!("GET {url} (is `learn serve` running there?)"))?
+            .into_body())
+    };
+    let read = || -> Result<Status> {
+        get("/v1/status")?
+            .read_json()
+            .with_context(|| format!("reading {base}/v1/status"))
+    };
+    let Some(every) = args.watch else {
+        let status = read()?;
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&status)?);
+        } else {
+            print!("{status}");
+        }
         return Ok(());
+    };
+    let every = std::time::Duration::from_secs_f64(every.max(0.2));
+    let mut previous = read()?;
+    loop {
+        std::thread::sleep(every);
+        let status = read()?;
+        let seconds = (status.uptime_secs - previous.uptime_secs).max(1e-9);
+        let rate = |now: u64, before: u64| now.saturating_sub(before) as f64 / seconds;
+        let metrics = get("/metrics")?.read_to_string().unwrap_or_default();
+        // Clear the screen and go home, then one frame.
+        print!("\x1b[2J\x1b[H{status}");
+        println!(
+            "over the last {seconds:.1} s: {:.0} events/s, {:.0} actions/s, {:.1} items/s, {:.2} steps/s",
+            rate(status.events_received, previous.events_received),
+            rate(status.actions_applied, previous.actions_applied),
+            rate(status.items_embedded, previous.items_embedded),
+            rate(status.train_steps, previous.train_steps),
+        );
+        println!(
+            "freshness (upload → aligned embedding in Redis): {}",
+            freshness(&metrics)
+        );
+        previous = status;
     }
-    print!("{status}");
-    Ok(())
+}
+
+/// The `learn_freshness_seconds` quantiles of a Prometheus text exposition, in milliseconds.
+fn freshness(metrics: &str) -> String {
+    let quantiles: Vec<String> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("learn_freshness_seconds{quantile=\""))
+        .filter_map(|rest| {
+            let (quantile, value) = rest.split_once("\"} ")?;
+            let ms = value.trim().parse::<f64>().ok()? * 1000.0;
+            let label = match quantile {
+                "0.5" => "p50",
+                "0.9" => "p90",
+                "0.99" => "p99",
+                "1" => "max",
+                _ => return None,
+            };
+            Some(format!("{label} {ms:.0} ms"))
+        })
+        .collect();
+    if quantiles.is_empty() {
+        "no uploads yet".into()
+    } else {
+        quantiles.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_reads_the_summary_quantiles() {
+        let metrics = "# TYPE learn_freshness_seconds summary\n\
+            learn_freshness_seconds{quantile=\"0.5\"} 0.046\n\
+            learn_freshness_seconds{quantile=\"0.99\"} 0.112\n\
+            learn_freshness_seconds_sum 1.5\n";
+        assert_eq!(freshness(metrics), "p50 46 ms, p99 112 ms");
+        assert_eq!(freshness(""), "no uploads yet");
+    }
 }
 
 pub fn inspect(config: Config, path: Option<PathBuf>) -> Result<()> {
