@@ -38,6 +38,12 @@ pub struct DemoArgs {
     /// Synthetic stream: random seed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Skip the walkthrough printed after the stream (counters only).
+    #[arg(long)]
+    pub no_walkthrough: bool,
+    /// Keep the HTTP API up on serving.addr after the stream, until Ctrl-C.
+    #[arg(long)]
+    pub serve: bool,
 }
 
 /// Triggers `shutdown` on Ctrl-C or SIGTERM.
@@ -110,7 +116,25 @@ pub async fn demo(mut config: Config, args: DemoArgs) -> Result<()> {
         encoder.model_id(),
         encoder.dim()
     );
-    let summary = demo::run(config, stream, encoder).await?;
-    println!("{summary}");
+    let addr = config.serving.addr.clone();
+    let options = demo::DemoOptions {
+        walkthrough: !args.no_walkthrough,
+        serve: args.serve,
+    };
+    demo::run(config, stream, encoder, options, |summary, walkthrough| {
+        println!("{summary}");
+        if let Some(text) = walkthrough {
+            println!("{text}");
+        }
+        if args.serve {
+            println!("\nThe HTTP API stays up on {addr} (Ctrl-C stops it). Try:");
+            println!("  curl -s 'http://{addr}/v1/recommend?user_id=u1&k=5'");
+            println!("  curl -s 'http://{addr}/v1/recommend?user_id=u1&k=5&model=frozen'   # the never-trained towers");
+            println!("  curl -s http://{addr}/v1/status");
+            println!("  curl -s http://{addr}/metrics | grep ^learn_");
+            println!("  curl -s http://{addr}/openapi.json");
+        }
+    })
+    .await?;
     Ok(())
 }

@@ -1,8 +1,11 @@
 //! Owns `learn demo`: the whole service in one process with no servers. librdkafka's mock cluster
 //! is the broker ([`mock`]), a [`MemoryStore`] stands in for Redis, and the stream is a
-//! [`crate::workload`] (synthetic, or a MovieLens 100K replay).
+//! [`crate::workload`] (synthetic, or a MovieLens 100K replay). Once the stream has settled,
+//! [`story`] walks through what LEARN does from the service's real state; with `serve` the HTTP
+//! API stays up until Ctrl-C.
 
 mod mock;
+mod story;
 
 pub use mock::MockBroker;
 
@@ -12,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use indicatif::{ProgressBar, ProgressStyle};
-use rdkafka::producer::FutureRecord;
+use rdkafka::producer::{FutureProducer, FutureRecord};
 
 use crate::config::Config;
 use crate::encode::ContentEncoder;
@@ -34,6 +37,8 @@ pub enum DemoError {
     Store(#[from] crate::store::StoreError),
     #[error("workload: {0}")]
     Workload(#[from] crate::workload::WorkloadError),
+    #[error("walkthrough: {0}")]
+    Walkthrough(String),
     #[error("the pipeline settled only {settled} of {total} events within {timeout:?}")]
     Stalled {
         settled: u64,
@@ -105,10 +110,20 @@ fn tempfile_dir() -> Result<std::path::PathBuf, DemoError> {
     Ok(dir)
 }
 
+/// What the demo does after the stream settles.
+pub struct DemoOptions {
+    /// Print the walkthrough.
+    pub walkthrough: bool,
+    /// Keep the HTTP API up on `serving.addr` until Ctrl-C.
+    pub serve: bool,
+}
+
 pub async fn run(
     mut config: Config,
     stream: Vec<Outgoing>,
     encoder: Arc<ContentEncoder>,
+    options: DemoOptions,
+    report: impl FnOnce(&DemoSummary, Option<&str>),
 ) -> Result<DemoSummary, DemoError> {
     let topics = [
         config.kafka.actions_topic.clone(),
@@ -123,7 +138,9 @@ pub async fn run(
                                         // The demo keeps nothing: checkpoints go to a temporary directory, HTTP to a free port.
     let checkpoints = tempfile_dir()?;
     config.online.checkpoint_dir = checkpoints.clone();
-    config.serving.addr = "127.0.0.1:0".into();
+    if !options.serve {
+        config.serving.addr = "127.0.0.1:0".into();
+    }
 
     let store = MemoryStore::new(HistoryPolicy::from(&config.history));
     let stats = Arc::new(Stats::default());
@@ -135,7 +152,7 @@ pub async fn run(
         stats.clone(),
     )?);
     let service = tokio::spawn({
-        let shutdown = shutdown.clone();
+        let (shutdown, shared) = (shutdown.clone(), shared.clone());
         async move { crate::service::run(shared, &shutdown).await }
     });
 
@@ -172,38 +189,74 @@ pub async fn run(
     }
     let elapsed = started.elapsed();
     progress.finish();
-    shutdown.trigger();
-    service
-        .await
-        .map_err(|e| DemoError::Mock(e.to_string()))??;
-    let _ = std::fs::remove_dir_all(&checkpoints);
-    Ok(DemoSummary {
+    let summary = DemoSummary {
         produced_actions,
         produced_uploads: total - produced_actions,
         stats: stats.snapshot(),
         users_with_history: store.user_count().await?,
         elapsed,
-    })
+    };
+    let walkthrough = if options.walkthrough {
+        let story = story::Story {
+            shared: &shared,
+            titles: titles(&stream),
+            users: users(&stream),
+            producer: crate::kafka::producer(&config.kafka)?,
+        };
+        Some(story.tell().await?)
+    } else {
+        None
+    };
+    report(&summary, walkthrough.as_deref());
+    if options.serve {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    shutdown.trigger();
+    service
+        .await
+        .map_err(|e| DemoError::Mock(e.to_string()))??;
+    let _ = std::fs::remove_dir_all(&checkpoints);
+    Ok(summary)
+}
+
+/// Item id → title, from the stream's uploads.
+fn titles(stream: &[Outgoing]) -> std::collections::HashMap<String, String> {
+    stream
+        .iter()
+        .filter(|o| o.topic == Topic::Items)
+        .filter_map(|o| serde_json::from_slice::<crate::schemas::ItemUpload>(&o.payload).ok())
+        .map(|u| (u.item_id, u.title))
+        .collect()
+}
+
+/// The stream's users (action keys), in order of first appearance.
+fn users(stream: &[Outgoing]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    stream
+        .iter()
+        .filter(|o| o.topic == Topic::Actions && seen.insert(o.key.clone()))
+        .map(|o| o.key.clone())
+        .collect()
 }
 
 async fn produce(config: &Config, stream: &[Outgoing]) -> Result<(), DemoError> {
     let producer = crate::kafka::producer(&config.kafka)?;
     for chunk in stream.chunks(10_000) {
-        try_join_all(chunk.iter().map(|o| {
-            let topic = match o.topic {
-                Topic::Actions => &config.kafka.actions_topic,
-                Topic::Items => &config.kafka.items_topic,
-            };
-            let record = FutureRecord::to(topic).key(&o.key).payload(&o.payload);
-            let producer = &producer;
-            async move {
-                producer
-                    .send(record, Duration::from_secs(30))
-                    .await
-                    .map_err(|(e, _)| e)
-            }
-        }))
-        .await?;
+        try_join_all(chunk.iter().map(|o| send(&producer, config, o))).await?;
     }
     Ok(())
+}
+
+/// Sends one message and waits for its acknowledgement.
+async fn send(producer: &FutureProducer, config: &Config, o: &Outgoing) -> Result<(), DemoError> {
+    let topic = match o.topic {
+        Topic::Actions => &config.kafka.actions_topic,
+        Topic::Items => &config.kafka.items_topic,
+    };
+    let record = FutureRecord::to(topic).key(&o.key).payload(&o.payload);
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .map(drop)
+        .map_err(|(e, _)| e.into())
 }
