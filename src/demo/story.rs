@@ -20,6 +20,9 @@ use crate::workload::{Outgoing, Topic};
 
 /// Users scanned for who the new upload reaches.
 const AUDIENCE_SCAN: usize = 200;
+/// Training the story waits for once the stream is over: this many steps, or this long.
+const CATCH_UP_STEPS: u64 = 300;
+const CATCH_UP_WAIT: Duration = Duration::from_secs(15);
 
 fn loss(l: Option<f64>) -> String {
     l.map_or("-".into(), |l| format!("{l:.3}"))
@@ -37,6 +40,33 @@ impl Story<'_> {
     /// Tells the story; returns the text to print.
     pub async fn tell(mut self) -> Result<String, DemoError> {
         let mut out = String::new();
+        // During the burst the trainer yields the cores to ingestion; now it catches up on the
+        // users who acted (their histories are the training data), for a few seconds.
+        let (before, started) = (self.shared.stats.snapshot(), Instant::now());
+        while self.shared.stats.snapshot().train_steps < before.train_steps + CATCH_UP_STEPS
+            && started.elapsed() < CATCH_UP_WAIT
+        {
+            if self.shared.active.pending() == 0 {
+                self.shared
+                    .active
+                    .touch(self.users.iter().map(String::as_str));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let after = self.shared.stats.snapshot();
+        let _ = writeln!(
+            out,
+            "\n0. While the stream poured in, the trainer yielded the cores to ingestion ({} contrastive \
+             steps). Now it catches up on the users who acted: {} steps in {:.1} s, loss {} → {} \
+             (ln of the catalogue size, {:.2}, is chance), serving model version {}.",
+            before.train_steps,
+            after.train_steps - before.train_steps,
+            started.elapsed().as_secs_f64(),
+            loss(before.train_loss),
+            loss(after.train_loss),
+            (self.shared.catalogue.len().max(1) as f64).ln(),
+            self.shared.models.current().version
+        );
         let Some(user) = self.most_active_user().await? else {
             return Ok("no user has a history yet: nothing to walk through".into());
         };
