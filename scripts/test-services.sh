@@ -21,12 +21,13 @@ if ! command -v redis-server >/dev/null; then
   log "installing redis-server (Debian)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
 fi
+source scripts/lib/build-deps.sh
+build_deps
 need_apt=()
 command -v socat >/dev/null || need_apt+=(socat)
 command -v openssl >/dev/null || need_apt+=(openssl)
-pkg-config --exists openssl 2>/dev/null || need_apt+=(libssl-dev pkg-config)
 if ((${#need_apt[@]})); then
-  log "installing ${need_apt[*]} (Debian): TLS for the clients and the TLS test endpoints"
+  log "installing ${need_apt[*]} (Debian): the TLS test endpoints"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 if ! command -v tansu >/dev/null; then
