@@ -103,4 +103,6 @@ fn train_then_eval_writes_the_report() {
     );
     let svg = std::fs::read_to_string(Path::new(out).join("training.svg")).unwrap();
     assert!(svg.starts_with("<svg") && svg.contains("polyline"));
+    let png = std::fs::read(Path::new(out).join("training.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "training.png is a PNG");
 }

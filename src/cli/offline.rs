@@ -123,7 +123,7 @@ pub fn eval(mut config: Config, args: EvalArgs) -> Result<()> {
     let results = experiment::eval_command(&config, &options)?;
     println!("{}", learn_stream::experiment::report::markdown(&results));
     println!(
-        "written: {}/{{results.json,report.md,training.svg}}",
+        "written: {}/{{results.json,report.md,training.svg,training.png}}",
         options.out.display()
     );
     Ok(())

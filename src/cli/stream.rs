@@ -32,7 +32,7 @@ pub struct ReplayArgs {
     /// Probes per point of the recall-over-time curve.
     #[arg(long, default_value_t = 500)]
     pub window: usize,
-    /// Where replay.json, replay.md and replay.svg go.
+    /// Where replay.json, replay.md and replay.svg / replay.png go.
     #[arg(long, default_value = "runs/replay")]
     pub out: PathBuf,
 }
@@ -79,7 +79,7 @@ pub fn replay(config: Config, args: ReplayArgs) -> Result<()> {
         learn_stream::replay::markdown(&report, options.window)
     );
     println!(
-        "written: {}/{{replay.json,replay.md,replay.svg}}",
+        "written: {}/{{replay.json,replay.md,replay.svg,replay.png}}",
         options.out.display()
     );
     Ok(())

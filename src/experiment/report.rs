@@ -1,4 +1,4 @@
-//! The written results of `learn eval`: `results.json`, `report.md` (tables) and `training.svg`
+//! The written results of `learn eval`: `results.json`, `report.md` (tables) and `training.svg` / `training.png`
 //! (validation NDCG@10 and loss per epoch of each trained model).
 
 use std::collections::BTreeMap;
@@ -82,18 +82,22 @@ pub fn markdown(results: &Results) -> String {
 }
 
 /// Two panels: validation NDCG@10 and training loss per epoch, one line per trained model.
-pub fn training_svg(results: &Results) -> String {
+pub fn training_panels(results: &Results) -> Vec<Panel> {
     type Value = fn(&crate::train::EpochLog) -> f64;
-    let panels: [(&str, Value); 2] = [
-        ("validation NDCG@10 (selection metric) vs epoch", |e| {
-            e.valid_ndcg_10
-        }),
-        ("training loss vs epoch", |e| e.loss),
+    let panels: [(&str, &str, Value); 2] = [
+        (
+            "validation NDCG@10 (the selection metric)",
+            "NDCG@10 (validation, nothing masked)",
+            |e| e.valid_ndcg_10,
+        ),
+        ("training loss", "softmax cross-entropy (nats)", |e| e.loss),
     ];
-    let panels: Vec<Panel> = panels
+    panels
         .iter()
-        .map(|(title, value)| Panel {
+        .map(|(title, y_label, value)| Panel {
             title: title.to_string(),
+            x_label: "epoch".into(),
+            y_label: y_label.to_string(),
             series: results
                 .models
                 .iter()
@@ -104,8 +108,7 @@ pub fn training_svg(results: &Results) -> String {
                 })
                 .collect(),
         })
-        .collect();
-    plot::svg(&panels)
+        .collect()
 }
 
 pub fn write(results: &Results, dir: &Path) -> std::io::Result<()> {
@@ -115,5 +118,5 @@ pub fn write(results: &Results, dir: &Path) -> std::io::Result<()> {
         serde_json::to_string_pretty(results).expect("serialisable"),
     )?;
     std::fs::write(dir.join("report.md"), markdown(results))?;
-    std::fs::write(dir.join("training.svg"), training_svg(results))
+    plot::write(&training_panels(results), &dir.join("training"))
 }

@@ -340,7 +340,7 @@ pub fn markdown(report: &ReplayReport, window: usize) -> String {
 }
 
 /// Prequential recall per window and consumer lag over the replay.
-pub fn svg(report: &ReplayReport, window: usize) -> String {
+pub fn panels(report: &ReplayReport, window: usize) -> Vec<Panel> {
     let w = windows(&report.probes, window);
     let series = |name: &str, pick: fn(&(usize, f64, f64, f64)) -> f64| {
         (
@@ -358,9 +358,11 @@ pub fn svg(report: &ReplayReport, window: usize) -> String {
                 .collect(),
         )
     };
-    plot::svg(&[
+    vec![
         Panel {
-            title: format!("prequential Recall@10 (windows of {window} probes) vs actions"),
+            title: format!("prequential Recall@10, windows of {window} probes"),
+            x_label: "actions replayed".into(),
+            y_label: "Recall@10".into(),
             series: vec![
                 series("online LEARN", |p| p.1),
                 series("frozen", |p| p.2),
@@ -368,16 +370,18 @@ pub fn svg(report: &ReplayReport, window: usize) -> String {
             ],
         },
         Panel {
-            title: "consumer lag (messages) vs seconds".into(),
+            title: "consumer lag".into(),
+            x_label: "time since the replay started (s)".into(),
+            y_label: "lag (messages)".into(),
             series: vec![
                 lag("actions", |s| s.actions_lag),
                 lag("uploads", |s| s.uploads_lag),
             ],
         },
-    ])
+    ]
 }
 
-/// Writes replay.json, replay.md and replay.svg into `dir`.
+/// Writes replay.json, replay.md and replay.svg / replay.png into `dir`.
 pub fn write(report: &ReplayReport, window: usize, dir: &Path) -> Result<(), ReplayError> {
     let io = |path: PathBuf| move |source| ReplayError::Write { path, source };
     std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
@@ -387,11 +391,11 @@ pub fn write(report: &ReplayReport, window: usize, dir: &Path) -> Result<(), Rep
             serde_json::to_string_pretty(report).expect("serialisable"),
         ),
         ("replay.md", markdown(report, window)),
-        ("replay.svg", svg(report, window)),
     ];
     for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).map_err(io(path.clone()))?;
     }
-    Ok(())
+    let stem = dir.join("replay");
+    plot::write(&panels(report, window), &stem).map_err(io(stem.with_extension("svg")))
 }
