@@ -13,7 +13,7 @@ use rdkafka::producer::FutureProducer;
 use super::{send, DemoError};
 use crate::schemas::{now_ms, Action, ItemUpload, UserAction};
 use crate::service::Shared;
-use crate::serving::recommend::{score, user_rows, Prior, Recommendation, Sources};
+use crate::serving::recommend::{score, user_rows, Recommendation};
 use crate::serving::Which;
 use crate::store::{MemoryStore, Store};
 use crate::workload::{Outgoing, Topic};
@@ -175,21 +175,6 @@ impl Story<'_> {
         Ok(self.shared.store.history(user, cap).await?.len())
     }
 
-    fn sources(&self, popularity_weight: f32) -> Sources<'_, MemoryStore> {
-        let shared = self.shared;
-        Sources {
-            store: &shared.store,
-            catalogue: &shared.catalogue,
-            models: &shared.models,
-            prior: Some(Prior {
-                counts: &shared.item_counts,
-                weight: popularity_weight,
-                logit_scale: shared.config.training.logit_scale as f32,
-            }),
-            history_cap: shared.config.history.cap,
-        }
-    }
-
     /// The top `k` as `/v1/recommend` answers it (the configured popularity prior).
     async fn top(&self, user: &str, k: usize) -> Result<Recommendation, DemoError> {
         self.ranked(user, k, self.shared.config.serving.popularity_weight)
@@ -202,7 +187,7 @@ impl Story<'_> {
         k: usize,
         popularity_weight: f32,
     ) -> Result<Recommendation, DemoError> {
-        let sources = self.sources(popularity_weight);
+        let sources = self.shared.sources(popularity_weight);
         let rows = user_rows(&sources, user).await.map_err(recommend_error)?;
         score(&sources, rows, k, Which::Current).map_err(recommend_error)
     }

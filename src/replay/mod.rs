@@ -5,6 +5,7 @@
 //! `replay.svg` (prequential Recall@10 and consumer lag over the replay). [`load`] is the steady
 //! synthetic load generator used for freshness measurements.
 
+mod figure;
 pub mod load;
 pub mod prequential;
 
@@ -21,7 +22,7 @@ use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::eval::plot::{self, Panel};
+use crate::eval::plot;
 use crate::schemas::UserAction;
 use crate::service::Status;
 use crate::serving::recommend::Recommendation;
@@ -339,48 +340,6 @@ pub fn markdown(report: &ReplayReport, window: usize) -> String {
     md
 }
 
-/// Prequential recall per window and consumer lag over the replay.
-pub fn panels(report: &ReplayReport, window: usize) -> Vec<Panel> {
-    let w = windows(&report.probes, window);
-    let series = |name: &str, pick: fn(&(usize, f64, f64, f64)) -> f64| {
-        (
-            name.to_string(),
-            w.iter().map(|p| (p.0 as f64, pick(p))).collect(),
-        )
-    };
-    let lag = |name: &str, pick: fn(&LagSample) -> i64| {
-        (
-            name.to_string(),
-            report
-                .lag
-                .iter()
-                .map(|s| (s.elapsed_secs, pick(s) as f64))
-                .collect(),
-        )
-    };
-    vec![
-        Panel {
-            title: format!("prequential Recall@10, windows of {window} probes"),
-            x_label: "actions replayed".into(),
-            y_label: "Recall@10".into(),
-            series: vec![
-                series("online LEARN", |p| p.1),
-                series("frozen", |p| p.2),
-                series("popularity", |p| p.3),
-            ],
-        },
-        Panel {
-            title: "consumer lag".into(),
-            x_label: "time since the replay started (s)".into(),
-            y_label: "lag (messages)".into(),
-            series: vec![
-                lag("actions", |s| s.actions_lag),
-                lag("uploads", |s| s.uploads_lag),
-            ],
-        },
-    ]
-}
-
 /// Writes replay.json, replay.md and replay.svg / replay.png into `dir`.
 pub fn write(report: &ReplayReport, window: usize, dir: &Path) -> Result<(), ReplayError> {
     let io = |path: PathBuf| move |source| ReplayError::Write { path, source };
@@ -397,5 +356,5 @@ pub fn write(report: &ReplayReport, window: usize, dir: &Path) -> Result<(), Rep
         std::fs::write(&path, text).map_err(io(path.clone()))?;
     }
     let stem = dir.join("replay");
-    plot::write(&panels(report, window), &stem).map_err(io(stem.with_extension("svg")))
+    plot::write(&figure::panels(report, window), &stem).map_err(io(stem.with_extension("svg")))
 }

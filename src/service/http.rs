@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::{health, Shared};
 use crate::metrics::Event;
 use crate::schemas::{now_ms, MAX_ID_BYTES};
-use crate::serving::recommend::{score, user_rows, Prior, RecommendError, Sources};
+use crate::serving::recommend::{score, user_rows, RecommendError};
 use crate::serving::Which;
 use crate::store::Store;
 
@@ -113,7 +113,7 @@ async fn recommend_handler<S: Store>(
     let timeout = Duration::from_millis(shared.config.serving.request_timeout_ms);
     let which = q.model.unwrap_or(Which::Current);
     let scored = async {
-        let user = user_rows(&sources(&shared, weight), &q.user_id).await?;
+        let user = user_rows(&shared.sources(weight), &q.user_id).await?;
         // Scoring the catalogue is CPU work: off the async runtime, so ingestion and other
         // requests keep their threads.
         let shared = shared.clone();
@@ -122,7 +122,7 @@ async fn recommend_handler<S: Store>(
         let scorer = limits.scorers.clone().acquire_owned().await;
         tokio::task::spawn_blocking(move || {
             let _scorer = scorer;
-            score(&sources(&shared, weight), user, k, which)
+            score(&shared.sources(weight), user, k, which)
         })
         .await
         .map_err(|e| RecommendError::Task(e.to_string()))?
@@ -144,21 +144,6 @@ async fn recommend_handler<S: Store>(
             "timeout",
             format!("no answer within {timeout:?}"),
         ),
-    }
-}
-
-/// What recommendation reads, borrowed from the shared state.
-fn sources<S: Store>(shared: &Shared<S>, weight: f32) -> Sources<'_, S> {
-    Sources {
-        store: &shared.store,
-        catalogue: &shared.catalogue,
-        models: &shared.models,
-        prior: Some(Prior {
-            counts: &shared.item_counts,
-            weight,
-            logit_scale: shared.config.training.logit_scale as f32,
-        }),
-        history_cap: shared.config.history.cap,
     }
 }
 

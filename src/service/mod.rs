@@ -40,6 +40,7 @@ use crate::encode::ContentEncoder;
 use crate::metrics::{LagBoard, Stats};
 use crate::publish::{DeadLetterProducer, EmbeddingPublisher};
 use crate::schemas::{Decode, ItemUpload, Limits, UserAction};
+use crate::serving::recommend::{Prior, Sources};
 use crate::serving::{Catalogue, ItemCounts, Models, ServingModel};
 use crate::shutdown::ShutdownTrigger;
 use crate::source::{self, Sink, SourceError, SourceSettings, WatermarkReader};
@@ -136,6 +137,21 @@ impl<S: Store> Shared<S> {
             encoder,
             stats,
         })
+    }
+
+    /// What recommendation reads, borrowed from the shared state, with this popularity weight.
+    pub fn sources(&self, popularity_weight: f32) -> Sources<'_, S> {
+        Sources {
+            store: &self.store,
+            catalogue: &self.catalogue,
+            models: &self.models,
+            prior: Some(Prior {
+                counts: &self.item_counts,
+                weight: popularity_weight,
+                logit_scale: self.config.training.logit_scale as f32,
+            }),
+            history_cap: self.config.history.cap,
+        }
     }
 
     /// Serves `model` from now on if it is newer than the current one, its aligned index built
