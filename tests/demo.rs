@@ -31,6 +31,16 @@ fn demo(model_dir: &std::path::Path, addr: &str, serve: bool) -> Command {
     command
 }
 
+/// The demo process, killed if the test fails before it stops it (it serves until Ctrl-C).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn the_walkthrough_tells_the_cold_start_story_and_the_api_stays_up() {
     let Some(model_dir) = common::model_dir() else {
@@ -40,8 +50,8 @@ fn the_walkthrough_tells_the_cold_start_story_and_the_api_stays_up() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap().to_string()
     };
-    let mut child = demo(&model_dir, &addr, true).spawn().expect("learn demo");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut child = Running(demo(&model_dir, &addr, true).spawn().expect("learn demo"));
+    let mut lines = BufReader::new(child.0.stdout.take().unwrap()).lines();
     let mut text = String::new();
     let started = Instant::now();
     while !text.contains("/openapi.json") {
@@ -82,12 +92,12 @@ fn the_walkthrough_tells_the_cold_start_story_and_the_api_stays_up() {
     let rec: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(rec["items"].as_array().map(Vec::len), Some(5), "{body}");
     let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-INT", &child.0.id().to_string()])
         .status()
         .unwrap();
     assert!(status.success());
     assert!(
-        child.wait().unwrap().success(),
+        child.0.wait().unwrap().success(),
         "Ctrl-C ends the demo cleanly"
     );
 }

@@ -140,6 +140,31 @@ async fn errors_are_json_with_a_code() {
             "{url}: {body}"
         );
     }
+    let (status, body) = {
+        let url = format!("{base}/v1/recommend?user_id=u");
+        tokio::task::spawn_blocking(move || {
+            let mut response = ureq::post(&url)
+                .config()
+                .http_status_as_error(false)
+                .build()
+                .send_empty()
+                .unwrap();
+            let status = response.status().as_u16();
+            let text = response.body_mut().read_to_string().unwrap();
+            (
+                status,
+                serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+            )
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (405, Some("method_not_allowed")),
+        "{body}"
+    );
+    conforms(&error_schema, &body, "POST /v1/recommend");
     let (ok, body) = tokio::task::spawn_blocking(move || {
         get(&format!("{base}/v1/recommend?user_id=new-user&k=3"))
     })

@@ -126,6 +126,9 @@ pub async fn demo(mut config: Config, args: DemoArgs) -> Result<()> {
         if let Some(text) = walkthrough {
             println!("{text}");
         }
+        if !args.serve {
+            println!("\nRun it with --serve to keep the HTTP API up afterwards and query it with curl.");
+        }
         if args.serve {
             println!("\nThe HTTP API stays up on {addr} (Ctrl-C stops it). Try:");
             println!("  curl -s 'http://{addr}/v1/recommend?user_id=u1&k=5'");

@@ -228,6 +228,13 @@ pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
         .route("/livez", get(health::livez))
         .route("/readyz", get(health::readyz::<S>))
         .route("/openapi.json", get(openapi))
+        .method_not_allowed_fallback(|| async {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "every endpoint answers GET only (see /openapi.json)",
+            )
+        })
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,
