@@ -58,7 +58,7 @@ impl AlignedIndex {
     }
 
     /// The next snapshot with `vectors` for `rows`: known rows overwritten (an edited item), the
-    /// next row appended; rows beyond it are left out (the next `extended` embeds them).
+    /// next row appended; rows beyond it are left out (`missing` lists them for a later extension).
     pub fn with_rows(&self, rows: &[u32], vectors: &[Vec<f32>]) -> Self {
         let mut next = self.clone();
         for (&row, vector) in rows.iter().zip(vectors) {
