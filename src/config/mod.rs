@@ -161,7 +161,7 @@ pub struct IngestConfig {
 pub enum Role {
     /// Whoever holds the leader lock in Redis trains; the others follow (take over on failure).
     Auto,
-    /// Always trains (run exactly one).
+    /// A dedicated trainer: takes the same lock, so a second one waits as a standby.
     Trainer,
     /// Never trains: ingests, embeds, serves, and hot-swaps to each new model version.
     Follower,
@@ -192,7 +192,7 @@ pub struct OnlineConfig {
     pub keep_checkpoints: usize,
     /// Most recently active users whose embeddings are re-published after each checkpoint.
     pub republish_users: usize,
-    /// Leader lock lifetime (`role = "auto"`); renewed every third of it.
+    /// Leader lock lifetime (`auto` and `trainer`); renewed every third of it.
     pub leader_ttl_ms: u64,
     /// How often non-training processes look for a new model version.
     pub model_poll_ms: u64,
