@@ -38,8 +38,8 @@ pub fn status(config: Config, args: StatusArgs) -> Result<()> {
     let get = |path: &str| -> Result<ureq::Body> {
         let url = format!("{base}{path}");
         let mut request = ureq::get(&url);
-        if let Some(token) = &config.serving.auth_token {
-            request = request.header("Authorization", format!("Bearer {}", token.expose()));
+        if let Some(auth) = config.serving.authorization() {
+            request = request.header("Authorization", auth);
         }
         Ok(request
             .call()

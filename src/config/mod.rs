@@ -225,6 +225,13 @@ pub struct ServingConfig {
 }
 
 impl ServingConfig {
+    /// The `Authorization` header value clients of this service send (`serving.auth_token`).
+    pub fn authorization(&self) -> Option<String> {
+        self.auth_token
+            .as_ref()
+            .map(|token| format!("Bearer {}", token.expose()))
+    }
+
     /// `scoring_threads` with 0 resolved.
     pub fn scorers(&self) -> usize {
         match self.scoring_threads {

@@ -76,7 +76,7 @@ impl Story<'_> {
             "\n1. {user}'s top 5 now ({} actions in their history):",
             self.history_len(&user).await?
         );
-        self.list(&mut out, &before);
+        self.list(&mut out, &before, None);
 
         // Cold start: a new upload, recommendable within milliseconds of arriving.
         let new_item = format!("new-{}", now_ms());
@@ -129,21 +129,7 @@ impl Story<'_> {
              reflects it (the user tower reads the history at request time):",
             burst.len()
         );
-        let was: Vec<&str> = before.items.iter().map(|s| s.item_id.as_str()).collect();
-        for s in &after.items {
-            let mark = if was.contains(&s.item_id.as_str()) {
-                " "
-            } else {
-                "+"
-            };
-            let _ = writeln!(
-                out,
-                "   {mark} {:<12} {:.3}  {}",
-                s.item_id,
-                s.score,
-                self.title(&s.item_id)
-            );
-        }
+        self.list(&mut out, &after, Some(&before));
 
         let stats = self.shared.stats.snapshot();
         let _ = writeln!(
@@ -208,11 +194,15 @@ impl Story<'_> {
         self.titles.get(item).map_or("", String::as_str)
     }
 
-    fn list(&self, out: &mut String, rec: &Recommendation) {
+    /// One line per item; with `previous`, items new since then are marked `+`.
+    fn list(&self, out: &mut String, rec: &Recommendation, previous: Option<&Recommendation>) {
+        let is_new =
+            |item: &str| previous.is_some_and(|p| p.items.iter().all(|s| s.item_id != item));
         for s in &rec.items {
+            let mark = if is_new(&s.item_id) { '+' } else { ' ' };
             let _ = writeln!(
                 out,
-                "     {:<12} {:.3}  {}",
+                "   {mark} {:<12} {:.3}  {}",
                 s.item_id,
                 s.score,
                 self.title(&s.item_id)

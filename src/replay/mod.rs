@@ -240,11 +240,7 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
             .build()
             .into(),
         url: url.trim_end_matches('/').to_string(),
-        auth: config
-            .serving
-            .auth_token
-            .as_ref()
-            .map(|t| format!("Bearer {}", t.expose())),
+        auth: config.serving.authorization(),
     });
 
     let started = Instant::now();
