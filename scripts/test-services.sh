@@ -26,8 +26,9 @@ build_deps
 need_apt=()
 command -v socat >/dev/null || need_apt+=(socat)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v promtool >/dev/null || need_apt+=(prometheus) # promtool: tests/ops_kit.rs
 if ((${#need_apt[@]})); then
-  log "installing ${need_apt[*]} (Debian): the TLS test endpoints"
+  log "installing ${need_apt[*]} (Debian): the TLS test endpoints, promtool"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 if ! command -v tansu >/dev/null; then
@@ -92,6 +93,7 @@ export LEARN_TEST_REDIS_TLS="rediss://127.0.0.1:$redis_tls_port/"
 export LEARN_TEST_KAFKA_TLS="127.0.0.1:$kafka_tls_port"
 export LEARN_TEST_TLS_CA="$tls/ca.pem"
 
+export LEARN_TEST_PROMTOOL="$(command -v promtool)"
 export LEARN_TEST_REDIS="redis://127.0.0.1:$redis_port/"
 export LEARN_TEST_KAFKA="127.0.0.1:$kafka_port"
 export LEARN_TEST_MODEL_DIR="$root/models/all-MiniLM-L6-v2"

@@ -57,6 +57,8 @@ pub fn status(config: Config, args: StatusArgs) -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&status)?);
         } else {
             print!("{status}");
+            let metrics = get("/metrics")?.read_to_string().unwrap_or_default();
+            println!("freshness (upload → aligned embedding in Redis): {}", freshness(&metrics));
         }
         return Ok(());
     };
@@ -85,29 +87,23 @@ pub fn status(config: Config, args: StatusArgs) -> Result<()> {
     }
 }
 
-/// The `learn_freshness_seconds` quantiles of a Prometheus text exposition, in milliseconds.
+/// Freshness percentiles (from `learn_freshness_seconds`'s buckets) and where the time goes (the
+/// median of each `learn_freshness_stage_seconds` stage), in milliseconds.
 fn freshness(metrics: &str) -> String {
-    let quantiles: Vec<String> = metrics
-        .lines()
-        .filter_map(|line| line.strip_prefix("learn_freshness_seconds{quantile=\""))
-        .filter_map(|rest| {
-            let (quantile, value) = rest.split_once("\"} ")?;
-            let ms = value.trim().parse::<f64>().ok()? * 1000.0;
-            let label = match quantile {
-                "0.5" => "p50",
-                "0.9" => "p90",
-                "0.99" => "p99",
-                "1" => "max",
-                _ => return None,
-            };
-            Some(format!("{label} {ms:.0} ms"))
+    use learn_stream::metrics::exposition::{buckets, percentiles_ms, quantile};
+    use learn_stream::metrics::Stage;
+    let Some(total) = percentiles_ms(&buckets(metrics, "learn_freshness_seconds", &[])) else {
+        return "no uploads yet".into();
+    };
+    let stages: Vec<String> = Stage::ALL
+        .iter()
+        .filter_map(|stage| {
+            let series = buckets(metrics, "learn_freshness_stage_seconds", &[("stage", stage.as_str())]);
+            let ms = |q| quantile(&series, q).map(|s| s * 1000.0);
+            Some(format!("{} {:.0}/{:.0}", stage.as_str(), ms(0.5)?, ms(0.99)?))
         })
         .collect();
-    if quantiles.is_empty() {
-        "no uploads yet".into()
-    } else {
-        quantiles.join(", ")
-    }
+    format!("{total}; stages p50/p99 ms: {}", stages.join(", "))
 }
 
 #[cfg(test)]
@@ -115,12 +111,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn freshness_reads_the_summary_quantiles() {
-        let metrics = "# TYPE learn_freshness_seconds summary\n\
-            learn_freshness_seconds{quantile=\"0.5\"} 0.046\n\
-            learn_freshness_seconds{quantile=\"0.99\"} 0.112\n\
-            learn_freshness_seconds_sum 1.5\n";
-        assert_eq!(freshness(metrics), "p50 46 ms, p99 112 ms");
+    fn freshness_reads_the_histograms() {
+        let metrics = "learn_freshness_seconds_bucket{le=\"0.05\"} 50\n\
+            learn_freshness_seconds_bucket{le=\"0.1\"} 100\n\
+            learn_freshness_seconds_bucket{le=\"+Inf\"} 100\n\
+            learn_freshness_stage_seconds_bucket{stage=\"encode\",le=\"0.02\"} 100\n\
+            learn_freshness_stage_seconds_bucket{stage=\"encode\",le=\"+Inf\"} 100\n";
+        assert_eq!(
+            freshness(metrics),
+            "p50 50 ms, p90 90 ms, p99 99 ms; stages p50/p99 ms: encode 10/20"
+        );
         assert_eq!(freshness(""), "no uploads yet");
     }
 }

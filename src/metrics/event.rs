@@ -39,6 +39,8 @@ pub enum Event<'a> {
     PendingDroppedOnRevoke { topic: &'a str, count: u64 },
     /// An item's aligned embedding was written, `seconds` after its upload was produced.
     Fresh { seconds: f64 },
+    /// One stage of an upload's way to its aligned embedding took `seconds` ([`Stage`]).
+    FreshnessStage { stage: Stage, seconds: f64 },
     /// One training step of the towers.
     TrainStep {
         loss: f64,
@@ -64,7 +66,49 @@ pub enum Event<'a> {
         model_version: u64,
         catalogue_items: usize,
         pending_train_users: usize,
+        /// Whether this process holds the trainer lock.
+        leading: bool,
     },
+}
+
+/// Where an upload's milliseconds go, in order; together they make `learn_freshness_seconds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Produced (the Kafka timestamp) → read by this process's consumer: the producer's linger,
+    /// the broker, and the fetch wait.
+    Delivery,
+    /// Read → handed to the sink: waiting for the micro-batch to fill or its `max_wait_ms`.
+    Batching,
+    /// Handed to the sink → the encoder starts: a free blocking thread.
+    Queue,
+    /// The frozen encoder's forward pass over the batch.
+    Encode,
+    /// The item tower over the batch's new rows.
+    ItemTower,
+    /// Both vectors written to Redis.
+    Store,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Delivery,
+        Stage::Batching,
+        Stage::Queue,
+        Stage::Encode,
+        Stage::ItemTower,
+        Stage::Store,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Delivery => "delivery",
+            Stage::Batching => "batching",
+            Stage::Queue => "queue",
+            Stage::Encode => "encode",
+            Stage::ItemTower => "item_tower",
+            Stage::Store => "store",
+        }
+    }
 }
 
 impl Event<'_> {
@@ -124,6 +168,10 @@ impl Event<'_> {
                 metrics::histogram!("learn_freshness_seconds").record(seconds);
                 tracing::trace!(seconds, "upload to aligned embedding");
             }
+            Event::FreshnessStage { stage, seconds } => {
+                metrics::histogram!("learn_freshness_stage_seconds", "stage" => stage.as_str())
+                    .record(seconds);
+            }
             Event::TrainStep {
                 loss,
                 seconds,
@@ -163,6 +211,7 @@ impl Event<'_> {
                 model_version,
                 catalogue_items,
                 pending_train_users,
+                leading,
             } => {
                 if let Some(age) = checkpoint_age_seconds {
                     metrics::gauge!("learn_checkpoint_age_seconds").set(age);
@@ -170,6 +219,7 @@ impl Event<'_> {
                 metrics::gauge!("learn_model_version").set(model_version as f64);
                 metrics::gauge!("learn_catalogue_items").set(catalogue_items as f64);
                 metrics::gauge!("learn_pending_train_users").set(pending_train_users as f64);
+                metrics::gauge!("learn_leader").set(if leading { 1.0 } else { 0.0 });
                 tracing::trace!(
                     model_version,
                     catalogue_items,

@@ -10,13 +10,24 @@ pub struct LagBoard {
 }
 
 impl LagBoard {
-    /// Replaces `topic`'s partitions (those this process has assigned) and sets the gauges.
+    /// Replaces `topic`'s partitions (those this process has assigned) and sets the gauges; a
+    /// partition no longer assigned here reads 0, so its old lag does not stay on this instance
+    /// (the member-stalled alert reads lag per instance).
     pub fn report(&self, topic: &str, partitions: BTreeMap<i32, i64>) {
-        for (partition, lag) in &partitions {
+        let gauge = |partition: i32, lag: i64| {
             metrics::gauge!("learn_consumer_lag", "topic" => topic.to_string(), "partition" => partition.to_string())
-                .set(*lag as f64);
+                .set(lag as f64);
+        };
+        for (partition, lag) in &partitions {
+            gauge(*partition, *lag);
         }
-        self.lock().insert(topic.to_string(), partitions);
+        let mut topics = self.lock();
+        if let Some(before) = topics.get(topic) {
+            for partition in before.keys().filter(|p| !partitions.contains_key(p)) {
+                gauge(*partition, 0);
+            }
+        }
+        topics.insert(topic.to_string(), partitions);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeMap<i32, i64>>> {

@@ -13,7 +13,8 @@
 //! written), `learn_train_steps_total`, `learn_train_loss`, `learn_train_step_seconds`,
 //! `learn_train_batch_users`, `learn_checkpoints_total`, `learn_checkpoint_seconds`,
 //! `learn_checkpoint_version`, `learn_checkpoint_age_seconds`, `learn_model_version`,
-//! `learn_catalogue_items`, `learn_pending_train_users`, `learn_embed_batch_limit`,
+//! `learn_catalogue_items`, `learn_pending_train_users`, `learn_leader` (1 while this process
+//! holds the trainer lock), `learn_freshness_stage_seconds{stage}` (where the milliseconds go), `learn_embed_batch_limit`,
 //! `learn_train_batch_limit`, `learn_trainer_errors_total{stage}`; and `learn_consumer_lag{topic,partition}` from librdkafka
 //! statistics ([`LagBoard`]).
 //!
@@ -23,12 +24,13 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 mod event;
+pub mod exposition;
 mod lag;
 
-pub use event::Event;
+pub use event::{Event, Stage};
 pub use lag::LagBoard;
 
 /// Totals since the process started.
@@ -127,11 +129,22 @@ impl Stats {
     }
 }
 
+/// Bucket bounds (seconds) of the freshness histograms: fine around the 60 ms objective.
+pub const FRESHNESS_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.06, 0.08, 0.1, 0.125, 0.15, 0.2, 0.25,
+    0.3, 0.4, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0,
+];
+
 /// The process-wide Prometheus recorder (installed on first use) whose handle renders `/metrics`.
 pub fn prometheus() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Freshness as bucketed histograms (not summaries): Prometheus aggregates them across
+        // processes and computes SLO burn rates from the bucket at the target (60 ms).
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Prefix("learn_freshness".into()), FRESHNESS_BUCKETS)
+            .expect("freshness buckets are not empty")
+            .build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!(

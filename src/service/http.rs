@@ -189,6 +189,7 @@ async fn metrics_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Stri
         model_version: shared.models.current().version,
         catalogue_items: shared.catalogue.len(),
         pending_train_users: shared.active.pending(),
+        leading: shared.training.leading.load(Ordering::Relaxed),
     }
     .record();
     crate::metrics::prometheus().render()

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::Shared;
-use crate::metrics::Event;
+use crate::metrics::{Event, Stage};
 use crate::publish::EmbeddingPublisher;
 use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding, ItemUpload, RejectReason};
 use crate::source::{Record, Refusal, Sink, SinkError, WatermarkReader};
@@ -30,7 +30,15 @@ impl<S: Store> ItemSink<S> {
     async fn embed(&self, items: Vec<(String, String)>) -> Result<Embedded, SinkError> {
         let shared = self.shared.clone();
         let _embedding = EmbeddingInFlight::enter(&self.shared.training.embedding);
+        let handed = Instant::now();
         tokio::task::spawn_blocking(move || {
+            let stage = |stage, since: Instant| {
+                shared.stats.emit(Event::FreshnessStage {
+                    stage,
+                    seconds: since.elapsed().as_secs_f64(),
+                })
+            };
+            stage(Stage::Queue, handed);
             let texts: Vec<String> = items.iter().map(|(_, text)| text.clone()).collect();
             let started = Instant::now();
             let mut failures = Vec::new();
@@ -64,6 +72,8 @@ impl<S: Store> ItemSink<S> {
                     failures,
                 });
             }
+            stage(Stage::Encode, started);
+            let started = Instant::now();
             let rows: Vec<u32> = embedded
                 .iter()
                 .filter_map(|(id, v)| shared.catalogue.insert(id, v))
@@ -72,6 +82,7 @@ impl<S: Store> ItemSink<S> {
                 .models
                 .embed_items(&shared.catalogue, &rows)
                 .map_err(|e| SinkError::Fatal(format!("item tower: {e}")))?;
+            stage(Stage::ItemTower, started);
             let ts_ms = now_ms();
             let mut embeddings = Vec::with_capacity(2 * embedded.len());
             for (id, vector) in embedded {
@@ -97,6 +108,23 @@ impl<S: Store> ItemSink<S> {
         })
         .await
         .map_err(|e| SinkError::Fatal(format!("encoder task: {e}")))?
+    }
+
+    /// How long each record took to be read and to reach the sink (`handed`, Unix ms).
+    fn record_arrival(&self, records: &[Record<ItemUpload>], handed: i64) {
+        let seconds = |from: i64, to: i64| (to - from).max(0) as f64 / 1000.0;
+        for r in records {
+            if let Some(produced) = r.timestamp_ms {
+                self.shared.stats.emit(Event::FreshnessStage {
+                    stage: Stage::Delivery,
+                    seconds: seconds(produced, r.received_ms),
+                });
+            }
+            self.shared.stats.emit(Event::FreshnessStage {
+                stage: Stage::Batching,
+                seconds: seconds(r.received_ms, handed),
+            });
+        }
     }
 
     /// Upload → aligned embedding latency of each record (from its Kafka timestamp).
@@ -137,6 +165,7 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
         let transient = |e: &dyn std::fmt::Display| SinkError::Transient(e.to_string());
         let mut refusals = Vec::new();
         if !records.is_empty() {
+            self.record_arrival(records, now_ms());
             let items = records
                 .iter()
                 .map(|r| (r.event.item_id.clone(), r.event.text()))
@@ -151,11 +180,16 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
                 detail,
             }));
             if !embeddings.is_empty() {
+                let started = Instant::now();
                 self.shared
                     .store
                     .put_item_embeddings(&embeddings)
                     .await
                     .map_err(|e| transient(&e))?;
+                self.shared.stats.emit(Event::FreshnessStage {
+                    stage: Stage::Store,
+                    seconds: started.elapsed().as_secs_f64(),
+                });
                 self.record_freshness(records);
                 self.publisher
                     .publish(&embeddings)

@@ -6,7 +6,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use tokio::time::Instant;
 
 use super::Refusal;
-use crate::schemas::{DeadLetter, Decode, Limits, Origin};
+use crate::schemas::{now_ms, DeadLetter, Decode, Limits, Origin};
 
 /// A decoded event and where it came from.
 #[derive(Debug, Clone)]
@@ -15,6 +15,8 @@ pub struct Record<T> {
     pub offset: i64,
     /// The message's Kafka timestamp (producer create time), when it has one.
     pub timestamp_ms: Option<i64>,
+    /// When this process read it (Unix ms), for the freshness stages.
+    pub received_ms: i64,
     /// The message's key (lossy UTF-8), kept for a dead letter should the sink refuse the record.
     pub key: Option<String>,
     pub event: T,
@@ -60,6 +62,7 @@ impl<T: Decode> Batch<T> {
                 partition,
                 offset,
                 timestamp_ms: message.timestamp().to_millis(),
+                received_ms: now_ms(),
                 key: message
                     .key()
                     .map(|k| String::from_utf8_lossy(k).into_owned()),

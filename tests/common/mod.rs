@@ -1,7 +1,7 @@
 //! Shared helpers for the integration tests: where the real services are, unique names, produce
 //! and read-back helpers. Services come from env vars set by `scripts/test-services.sh`:
 //! `LEARN_TEST_KAFKA` (bootstrap servers), `LEARN_TEST_REDIS` (URL), `LEARN_TEST_MODEL_DIR`, and the
-//! TLS endpoints `LEARN_TEST_KAFKA_TLS`, `LEARN_TEST_REDIS_TLS`, `LEARN_TEST_TLS_CA`.
+//! TLS endpoints `LEARN_TEST_KAFKA_TLS`, `LEARN_TEST_REDIS_TLS`, `LEARN_TEST_TLS_CA`, and `LEARN_TEST_PROMTOOL`.
 //! Without them a test is skipped, except under CI (`CI` set), where a missing service fails it.
 #![allow(dead_code)]
 
@@ -33,6 +33,11 @@ pub fn kafka() -> Option<String> {
 
 pub fn redis() -> Option<String> {
     required("LEARN_TEST_REDIS")
+}
+
+/// Prometheus's `promtool` (Debian's `prometheus` package), for the alert-rule tests.
+pub fn promtool() -> Option<PathBuf> {
+    required("LEARN_TEST_PROMTOOL").map(PathBuf::from)
 }
 
 pub fn model_dir() -> Option<PathBuf> {
