@@ -54,6 +54,10 @@ pub struct LoadArgs {
     /// Width of those vectors (the encoder's: 384 for MiniLM-L6).
     #[arg(long, default_value_t = 384)]
     pub catalogue_dim: usize,
+    /// Also measure freshness from outside: poll Redis for each upload's aligned embedding and
+    /// print produce → readable percentiles.
+    #[arg(long)]
+    pub probe: bool,
 }
 
 pub fn replay(config: Config, args: ReplayArgs) -> Result<()> {
@@ -86,6 +90,7 @@ pub fn replay(config: Config, args: ReplayArgs) -> Result<()> {
 }
 
 pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
+    use learn_stream::replay::probe::FreshnessProbe;
     let options = learn_stream::replay::load::LoadOptions {
         uploads_per_sec: args.uploads_per_sec,
         actions_per_sec: args.actions_per_sec,
@@ -115,10 +120,26 @@ pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
         );
     }
     let started = std::time::Instant::now();
-    let (uploads, actions) = learn_stream::replay::load::run(&config, &options)?;
+    let probe = args
+        .probe
+        .then(|| FreshnessProbe::start(&config, std::time::Duration::from_secs(10)));
+    let (uploads, actions) = learn_stream::replay::load::run(&config, &options, probe.as_ref())?;
     println!(
         "sent {uploads} uploads and {actions} actions in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if let Some(probe) = probe {
+        let report = probe.finish()?;
+        let ms = |q| report.quantile_ms(q).map_or("-".into(), |v| format!("{v:.0} ms"));
+        println!(
+            "external probe (upload produced → aligned embedding readable in Redis, {} uploads, {} never appeared): p50 {}, p90 {}, p99 {}, max {}",
+            report.latencies.len(),
+            report.missing,
+            ms(0.5),
+            ms(0.9),
+            ms(0.99),
+            ms(1.0)
+        );
+    }
     Ok(())
 }

@@ -196,6 +196,22 @@ pub struct OnlineConfig {
     pub leader_ttl_ms: u64,
     /// How often non-training processes look for a new model version.
     pub model_poll_ms: u64,
+    /// CPU priority of the trainer's threads: below `normal`, an upload's encoder pass,
+    /// ingestion and serving preempt a running training step (the trainer uses the CPU they
+    /// leave), which keeps freshness independent of training.
+    pub trainer_priority: TrainerPriority,
+}
+
+/// CPU priority of the trainer's threads (Linux; elsewhere they keep the process's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TrainerPriority {
+    /// The process's own priority: training shares the cores equally.
+    Normal,
+    /// Niceness 19: anything else at normal priority preempts it (~1.5 % of a busy core left).
+    Low,
+    /// `SCHED_IDLE`: runs only on CPU nothing else wants.
+    Idle,
 }
 
 /// The HTTP API (`/v1/recommend`, `/v1/status`, `/livez`, `/readyz`, `/metrics`).

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::probe::FreshnessProbe;
 use super::{producer, send, ReplayError};
 use crate::config::Config;
 use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding};
@@ -23,8 +24,13 @@ pub struct LoadOptions {
     pub seed: u64,
 }
 
-/// Produces the load; returns (uploads, actions) sent.
-pub fn run(config: &Config, options: &LoadOptions) -> Result<(usize, usize), ReplayError> {
+/// Produces the load; returns (uploads, actions) sent. With a `probe`, each upload's clock starts
+/// right before it is produced.
+pub fn run(
+    config: &Config,
+    options: &LoadOptions,
+    probe: Option<&FreshnessProbe>,
+) -> Result<(usize, usize), ReplayError> {
     let uploads_total = (options.uploads_per_sec * options.seconds).round() as usize;
     let actions_total = (options.actions_per_sec * options.seconds).round() as usize;
     let stream = synthetic_stream(&SyntheticOptions {
@@ -53,6 +59,9 @@ pub fn run(config: &Config, options: &LoadOptions) -> Result<(usize, usize), Rep
     for (at, outgoing) in schedule {
         if let Some(wait) = Duration::from_secs_f64(at).checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
+        }
+        if let (Some(probe), Topic::Items) = (probe, outgoing.topic) {
+            probe.sent(&outgoing.key);
         }
         send(&producer, config, outgoing)?;
     }

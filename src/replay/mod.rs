@@ -8,6 +8,7 @@
 mod figure;
 pub mod load;
 pub mod prequential;
+pub mod probe;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -37,6 +38,8 @@ pub enum ReplayError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("{0} messages were not acknowledged by the broker")]
     Undelivered(u64),
+    #[error("freshness probe: {0}")]
+    Probe(String),
     #[error("service at {url}: {reason}")]
     Service { url: String, reason: String },
     #[error("{path}: {source}")]

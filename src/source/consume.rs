@@ -86,6 +86,7 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                 biased;
                 _ = self.shutdown.recv() => return Ok(()),
                 _ = async { sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
+                    self.take_ready();
                     self.flush().await?;
                 }
                 message = self.consumer.recv() => {
@@ -96,6 +97,20 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                     }
                 }
             }
+        }
+    }
+
+    /// Adds the messages already waiting in the consumer's queue (up to `max_batch`) without
+    /// waiting for more: a batch whose `max_wait` has passed takes everything that arrived
+    /// meanwhile, so even `max_wait = 0` batches a burst while a lone message goes at once.
+    fn take_ready(&mut self) {
+        use futures::FutureExt;
+        while self.batch.len() < self.settings.max_batch.load(Ordering::Relaxed) {
+            let Some(message) = self.consumer.recv().now_or_never() else {
+                return;
+            };
+            let batches = [&mut self.batch, &mut self.next];
+            Self::receive(&self.consumer, batches, &self.stats, &self.settings, message, 0);
         }
     }
 

@@ -7,7 +7,7 @@
 //!   taken; on assign it starts each partition right after the sink's watermark, so writes the
 //!   store lost after Kafka committed them are read again;
 //! - [`batch`]: the pending batch (decoded records, rejects, per-partition offsets);
-//! - [`consume`]: the loop itself: fill until `max_batch` or `max_wait`, flush, store, repeat;
+//! - [`consume`]: the loop itself: fill until `max_batch` or `max_wait` (then take what is already queued), flush, store, repeat;
 //!   on shutdown flush, commit synchronously and leave the group.
 //!
 //! Backpressure is the loop's structure: while a flush retries, the assignment is paused and the

@@ -7,18 +7,21 @@
 //! A process that becomes leader first restores the newest checkpoint (local directory or store).
 //!
 //! Here: the loop, leadership and the step; [`models`]: towers ↔ checkpoints; [`batch`]: batch
-//! assembly; [`publish`]: checkpoint and re-publication.
+//! assembly; [`publish`]: checkpoint and re-publication; [`threads`]: the low-priority threads
+//! steps and re-publication run on.
 
 mod batch;
 mod lease;
 mod models;
 mod policy;
 mod publish;
+mod threads;
 
 pub use lease::{renew as renew_lease, Lease};
 use models::newest_checkpoint;
 pub use models::{initial_models, serving_model};
 use policy::CheckpointPolicy;
+use threads::TrainerThreads;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -47,6 +50,8 @@ pub enum TrainerError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("checkpoint v{version} does not fit this configuration: {reason}")]
     Incompatible { version: u64, reason: String },
+    #[error("trainer threads: {0}")]
+    Threads(#[from] rayon::ThreadPoolBuildError),
     #[error("training task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
     #[error("version {version} was published by another trainer first; stepping down")]
@@ -74,6 +79,8 @@ struct Loop<S> {
     publishers: Publishers,
     dir: CheckpointDir,
     leadership: Leadership,
+    /// Where steps and re-publication run (low priority).
+    threads: Arc<TrainerThreads>,
     rng: StdRng,
     steps_since_checkpoint: u64,
     loss_since_checkpoint: f64,
@@ -94,6 +101,7 @@ pub async fn run<S: Store>(
         lease,
         publishers,
         leadership: Leadership::Following,
+        threads: Arc::new(TrainerThreads::new(online.trainer_priority)?),
         steps_since_checkpoint: 0,
         loss_since_checkpoint: 0.0,
         last_checkpoint: Instant::now(),
@@ -234,9 +242,12 @@ impl<S: Store> Loop<S> {
             return Ok(());
         };
         let started = Instant::now();
+        let threads = self.threads.clone();
         let (trainer, loss) = tokio::task::spawn_blocking(move || {
-            let loss = trainer.step(&batch, limit);
-            (trainer, loss)
+            threads.run(|| {
+                let loss = trainer.step(&batch, limit);
+                (trainer, loss)
+            })
         })
         .await?;
         self.leadership = Leadership::Leading(trainer, fence);

@@ -93,9 +93,11 @@ impl<S: Store> Loop<S> {
         let shared = self.shared.clone();
         let model = shared.models.current();
         let towers_id = shared.models.towers_id().to_string();
-        let all = shared.clone();
-        let (version, vectors) =
-            tokio::task::spawn_blocking(move || all.models.all_items(&all.catalogue)).await??;
+        let (all, threads) = (shared.clone(), self.threads.clone());
+        let (version, vectors) = tokio::task::spawn_blocking(move || {
+            threads.run(|| all.models.all_items(&all.catalogue))
+        })
+        .await??;
         let rows: Vec<u32> = (0..vectors.len() as u32).collect();
         let embeddings = shared
             .models
@@ -109,9 +111,9 @@ impl<S: Store> Loop<S> {
         let histories =
             futures::future::try_join_all(users.iter().map(|u| shared.store.history(u, limit)))
                 .await?;
-        let (shared2, model2) = (shared.clone(), model.clone());
-        let embeddings =
-            tokio::task::spawn_blocking(move || -> candle_core::Result<Vec<UserEmbedding>> {
+        let (shared2, model2, threads) = (shared.clone(), model.clone(), self.threads.clone());
+        let embeddings = tokio::task::spawn_blocking(move || {
+            threads.run(|| -> candle_core::Result<Vec<UserEmbedding>> {
                 let mut out = Vec::new();
                 for (user, history) in users.into_iter().zip(histories) {
                     let rows: Vec<u32> = history
@@ -134,7 +136,8 @@ impl<S: Store> Loop<S> {
                 }
                 Ok(out)
             })
-            .await??;
+        })
+        .await??;
         for chunk in embeddings.chunks(1024) {
             shared.store.put_user_embeddings(chunk).await?;
             self.publishers.users.publish(chunk).await?;
