@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use learn_stream::config::Config;
 
-use cli::{encoder, offline, ops, run, stream};
+use cli::{encoder, ingest, offline, ops, run, stream};
 
 /// Training allocates and frees large tensors every step; glibc's malloc returns them to the OS
 /// (munmap) and page-faults them back in, a fifth of a training step. mimalloc reuses them, once
@@ -64,6 +64,8 @@ enum Command {
     Replay(stream::ReplayArgs),
     /// Produce a steady synthetic load (uploads and actions at fixed rates) for measuring a service.
     Loadgen(stream::LoadArgs),
+    /// Measure the service's ingest rate and CPU cost against a bare consumer and redis-benchmark.
+    BenchIngest(ingest::IngestArgs),
     /// Print a running service's state at a glance: lag per partition, rates, model, checkpoint.
     Status(ops::StatusArgs),
     /// Work with checkpoints.
@@ -92,6 +94,7 @@ fn main() -> Result<()> {
         Command::Replay(args) => stream::replay(config, args),
         Command::Status(args) => ops::status(config, args),
         Command::Loadgen(args) => stream::loadgen(config, args),
+        Command::BenchIngest(args) => ingest::bench_ingest(config, args),
         Command::Checkpoint(ops::CheckpointCommand::Inspect { path }) => ops::inspect(config, path),
     }
 }

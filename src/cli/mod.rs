@@ -1,8 +1,10 @@
 //! The `learn` binary's command families, one file each, every command's arguments beside its
 //! function: [`run`] (serve, demo), [`encoder`] (embed, bench-encoder), [`offline`] (train,
-//! eval), [`stream`] (replay, loadgen), [`ops`] (status, checkpoint inspect).
+//! eval), [`stream`] (replay, loadgen), [`ingest`] (bench-ingest), [`ops`] (status, checkpoint
+//! inspect).
 
 pub mod encoder;
+pub mod ingest;
 pub mod offline;
 pub mod ops;
 pub mod run;

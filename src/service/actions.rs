@@ -22,8 +22,19 @@ impl<S: Store> ActionSink<S> {
         Self { shared }
     }
 
-    /// One partition's batch; `indices` maps its actions back to the written records.
+    /// One partition's batch; `indices` maps its actions back to the written records. Returns
+    /// what was applied and the actions refused.
     async fn apply(
+        &self,
+        batch: &PartitionBatch,
+        indices: &[usize],
+    ) -> Result<(Applied, Vec<Refusal>), SinkError> {
+        let mut refusals = Vec::new();
+        let applied = self.apply_into(batch, indices, &mut refusals).await?;
+        Ok((applied, refusals))
+    }
+
+    async fn apply_into(
         &self,
         batch: &PartitionBatch,
         indices: &[usize],
@@ -110,23 +121,49 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
             actions.push((r.offset, r.event.clone()));
             indices.push(index);
         }
-        let mut refusals = Vec::new();
-        for (partition, (actions, indices)) in by_partition {
-            let batch = PartitionBatch {
-                topic: topic.to_string(),
-                partition,
-                read_up_to: read_up_to
+        let batches: Vec<(PartitionBatch, Vec<usize>)> = by_partition
+            .into_iter()
+            .map(|(partition, (actions, indices))| {
+                let read_up_to = read_up_to
                     .get(&partition)
                     .copied()
-                    .unwrap_or_else(|| actions.last().map_or(-1, |a| a.0)),
-                actions,
-            };
-            let applied = self.apply(&batch, &indices, &mut refusals).await?;
-            self.shared.stats.emit(Event::ActionsApplied {
-                applied: applied.applied as u64,
-                replayed: applied.replayed as u64,
-                duplicates: applied.duplicates as u64,
-            });
+                    .unwrap_or_else(|| actions.last().map_or(-1, |a| a.0));
+                let batch = PartitionBatch {
+                    topic: topic.to_string(),
+                    partition,
+                    read_up_to,
+                    actions,
+                };
+                (batch, indices)
+            })
+            .collect();
+        // The partitions' scripts go out together (one connection pipelines them); each is
+        // atomic and touches its own watermark field, so their order does not matter.
+        let outcomes = futures::future::join_all(
+            batches
+                .iter()
+                .map(|(batch, indices)| self.apply(batch, indices)),
+        )
+        .await;
+        // Partitions written before another one failed are counted now (a retry sees them as
+        // replays); the first failure fails the batch.
+        let mut refusals = Vec::new();
+        let mut failure = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok((applied, refused)) => {
+                    refusals.extend(refused);
+                    self.shared.stats.emit(Event::ActionsApplied {
+                        applied: applied.applied as u64,
+                        replayed: applied.replayed as u64,
+                        duplicates: applied.duplicates as u64,
+                    });
+                }
+                Err(err) => failure = failure.or(Some(err)),
+            }
+        }
+        if let Some(err) = failure {
+            return Err(err);
         }
         let refused: HashSet<usize> = refusals.iter().map(|r| r.index).collect();
         let kept = || {

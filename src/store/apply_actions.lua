@@ -7,55 +7,57 @@
 -- Returns {applied, duplicates, refused index, ...}: an action at or below the watermark is a
 -- replay (skipped); one whose event id is among its user's last `window` ids is a duplicate
 -- (skipped); one whose keys hold another type is refused (0-based index; nothing written for it).
--- Types are checked before anything is written, so a refusal never leaves a partial write.
+-- A refusal never leaves a partial write: the id list is searched (LPOS fails on another type)
+-- and the history pushed (RPUSH fails on another type) before the id list is written.
+-- Per action: LPOS (among the newest `window` ids only, so an id list trimmed at the end of the
+-- script is searched correctly meanwhile) + RPUSH + LPUSH; per user: an LTRIM of each list that
+-- went over its length, PEXPIRE.
 local watermark = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '-1')
 local cap = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local window = tonumber(ARGV[4])
 local n = (#KEYS - 1) / 2
-local function usable(key, kind)
-  local t = redis.call('TYPE', key)['ok']
-  return t == 'none' or t == kind
-end
 local result = {0, 0}
-local refused = {}
-for i = 1, n do
-  if not (usable(KEYS[2 * i], 'list') and usable(KEYS[2 * i + 1], 'list')) then
-    refused[i] = true
-    result[#result + 1] = i - 1
-  end
-end
 local histories, id_lists = {}, {}
+local function failed(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
 for i = 1, n do
   local offset = tonumber(ARGV[3 * i + 3])
-  if offset > watermark and not refused[i] then
+  if offset > watermark then
     local history, ids, id = KEYS[2 * i], KEYS[2 * i + 1], ARGV[3 * i + 5]
-    local seen = false
+    local seen, refused = false, false
     if window > 0 then
-      for _, recent in ipairs(redis.call('LRANGE', ids, 0, window - 1)) do
-        if recent == id then seen = true break end
-      end
+      local position = redis.pcall('LPOS', ids, id, 'MAXLEN', window)
+      if failed(position) then refused = true else seen = position ~= false end
     end
-    if seen then
+    if refused then
+      result[#result + 1] = i - 1
+    elseif seen then
       result[2] = result[2] + 1
     else
-      redis.call('RPUSH', history, ARGV[3 * i + 4])
-      histories[history] = true
-      if window > 0 then
-        redis.call('LPUSH', ids, id)
-        redis.call('LTRIM', ids, 0, window - 1)
-        id_lists[ids] = true
+      local length = redis.pcall('RPUSH', history, ARGV[3 * i + 4])
+      if failed(length) then
+        result[#result + 1] = i - 1
+      else
+        if length > cap then histories[history] = true
+        elseif histories[history] == nil then histories[history] = false end
+        if window > 0 then
+          if redis.call('LPUSH', ids, id) > window then id_lists[ids] = true
+          elseif id_lists[ids] == nil then id_lists[ids] = false end
+        end
+        result[1] = result[1] + 1
       end
-      result[1] = result[1] + 1
     end
   end
 end
-for key, _ in pairs(histories) do
-  redis.call('LTRIM', key, -cap, -1)
+for key, over_cap in pairs(histories) do
+  if over_cap then redis.call('LTRIM', key, -cap, -1) end
   if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
 end
-if ttl > 0 then
-  for key, _ in pairs(id_lists) do redis.call('PEXPIRE', key, ttl) end
+for key, over_window in pairs(id_lists) do
+  if over_window then redis.call('LTRIM', key, 0, window - 1) end
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
 end
 local highest = tonumber(ARGV[5])
 if highest > watermark then redis.call('HSET', KEYS[1], ARGV[1], highest) end
