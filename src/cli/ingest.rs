@@ -198,6 +198,7 @@ fn run_service(config: &Config, brokers: &str, tag: &str, topics: &[String], tot
         .arg(&path)
         .arg("serve")
         .env("LEARN__REDIS__URL", &config.redis.url)
+        .env("LEARN__KAFKA__BROKERS", brokers) // over an inherited override
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
