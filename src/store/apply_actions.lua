@@ -6,7 +6,8 @@
 -- ARGV[3i+3], ARGV[3i+4], ARGV[3i+5]: offset, encoded entry and event id of action i
 -- Returns {applied, duplicates, refused index, ...}: an action at or below the watermark is a
 -- replay (skipped); one whose event id is among its user's last `window` ids is a duplicate
--- (skipped); one whose keys hold another type is refused (0-based index; nothing written for it).
+-- (skipped); one whose keys hold another type is refused (0-based index; nothing written for it),
+-- on replay too.
 -- A refusal never leaves a partial write: the id list is searched (LPOS fails on another type)
 -- and the history pushed (RPUSH fails on another type) before the id list is written.
 -- Per action: LPOS (among the newest `window` ids only, so an id list trimmed at the end of the
@@ -21,6 +22,10 @@ local result = {0, 0}
 local histories, id_lists = {}, {}
 local function failed(reply)
   return type(reply) == 'table' and reply.err ~= nil
+end
+local function usable(key)
+  local t = redis.call('TYPE', key)['ok']
+  return t == 'none' or t == 'list'
 end
 for i = 1, n do
   local offset = tonumber(ARGV[3 * i + 3])
@@ -49,6 +54,10 @@ for i = 1, n do
         result[1] = result[1] + 1
       end
     end
+  elseif not (usable(KEYS[2 * i]) and (window == 0 or usable(KEYS[2 * i + 1]))) then
+    -- A replay of a refused action is refused again, so that its dead letter is sent even if
+    -- the first attempt crashed before sending it (only replays pay for the type checks).
+    result[#result + 1] = i - 1
   end
 end
 for key, over_cap in pairs(histories) do
