@@ -12,7 +12,7 @@ use tokio::time::sleep_until;
 
 use super::batch::Batch;
 use super::context::SourceContext;
-use super::{Sink, SinkError, SourceError};
+use super::{Refusal, Sink, SinkError, SourceError};
 use crate::config::KafkaConfig;
 use crate::metrics::{Event, LagBoard, Stats};
 use crate::publish::{DeadLetterProducer, Delivery};
@@ -44,7 +44,8 @@ struct Loop<T, S> {
     stats: Arc<Stats>,
     shutdown: Shutdown,
     batch: Batch<T>,
-    /// What arrived while a flush was retrying with the assignment paused: the next batch.
+    /// The next batch: what arrived while a flush was writing (read-ahead) or retrying with the
+    /// assignment paused.
     next: Batch<T>,
 }
 
@@ -90,7 +91,7 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                     self.flush().await?;
                 }
                 message = self.consumer.recv() => {
-                    let batches = [&mut self.batch, &mut self.next];
+                    let batches = &mut [&mut self.batch, &mut self.next];
                     Self::receive(&self.consumer, batches, &self.stats, &self.settings, message, 0);
                     if self.batch.len() >= self.settings.max_batch.load(Ordering::Relaxed) {
                         self.flush().await?;
@@ -109,7 +110,7 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
             let Some(message) = self.consumer.recv().now_or_never() else {
                 return;
             };
-            let batches = [&mut self.batch, &mut self.next];
+            let batches = &mut [&mut self.batch, &mut self.next];
             Self::receive(&self.consumer, batches, &self.stats, &self.settings, message, 0);
         }
     }
@@ -120,12 +121,12 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
     /// first, then the message is kept. Fields, not `self`: the message still borrows the consumer.
     fn receive(
         consumer: &StreamConsumer<SourceContext>,
-        mut batches: [&mut Batch<T>; 2],
+        batches: &mut [&mut Batch<T>],
         stats: &Stats,
         settings: &SourceSettings,
         message: KafkaResult<BorrowedMessage<'_>>,
         into: usize,
-    ) {
+    ) -> Vec<i32> {
         let topic = settings.topic.as_str();
         let revoked = consumer.context().take_revoked();
         if !revoked.is_empty() {
@@ -144,6 +145,7 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
             }
             Err(err) => tracing::warn!(%err, %topic, "consumer error"),
         }
+        revoked
     }
 
     /// Dead letters, then the sink, then the dead letters of what the sink refused, then the
@@ -200,14 +202,46 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
     async fn attempt(&mut self, topic: &str, written: &mut bool) -> Result<(), SinkError> {
         if !*written {
             self.send_dead_letters(topic).await?;
-            let refusals = self
-                .sink
-                .write(topic, &self.batch.records, &self.batch.highest)
-                .await?;
+            let refusals = self.write_and_read_ahead(topic).await?;
             self.batch.refuse(topic, refusals);
             *written = true;
         }
         self.send_dead_letters(topic).await
+    }
+
+    /// The sink write, while the consumer keeps reading (and decoding) into the next batch, up to
+    /// `max_batch`: the broker side and the sink work at the same time, one batch in flight.
+    /// A partition revoked meanwhile is released from the next batch; the batch in flight is still
+    /// written — a new owner's copy of those offsets is then a replay the sink skips (the
+    /// watermark moves atomically with each write) — but its offsets are not stored here.
+    async fn write_and_read_ahead(&mut self, topic: &str) -> Result<Vec<Refusal>, SinkError> {
+        let Self {
+            consumer,
+            settings,
+            sink,
+            stats,
+            batch,
+            next,
+            ..
+        } = self;
+        let mut revoked = Vec::new();
+        let written = {
+            let write = sink.write(topic, &batch.records, &batch.highest);
+            tokio::pin!(write);
+            loop {
+                let room = next.len() < settings.max_batch.load(Ordering::Relaxed);
+                tokio::select! {
+                    biased;
+                    result = &mut write => break result,
+                    message = consumer.recv(), if room => {
+                        let gone = Self::receive(consumer, &mut [&mut *next], stats, settings, message, 0);
+                        revoked.extend(gone);
+                    }
+                }
+            }
+        };
+        batch.highest.retain(|p, _| !revoked.contains(p));
+        written
     }
 
     /// Sends the batch's dead letters, front first, each removed once delivered (or dropped as
@@ -268,7 +302,7 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                 _ = self.shutdown.recv() => return false,
                 _ = sleep_until(until) => return true,
                 message = self.consumer.recv() => {
-                    let batches = [&mut self.batch, &mut self.next];
+                    let batches = &mut [&mut self.batch, &mut self.next];
                     Self::receive(&self.consumer, batches, &self.stats, &self.settings, message, 1);
                     // A partition assigned during the outage is not paused yet.
                     if self.next.len() >= self.settings.max_batch.load(Ordering::Relaxed) {
