@@ -15,7 +15,9 @@ fn root() -> &'static Path {
 }
 
 fn promtool(args: &[&str]) {
-    let Some(promtool) = common::promtool() else { return };
+    let Some(promtool) = common::promtool() else {
+        return;
+    };
     let out = Command::new(&promtool)
         .args(args)
         .current_dir(root())
@@ -93,7 +95,10 @@ fn rules_and_dashboard_query_only_exported_metrics() {
         let used = metric_names(text);
         assert!(used.len() >= 8, "{what}: too few metrics found: {used:?}");
         let unknown: Vec<_> = used.difference(&exported).collect();
-        assert!(unknown.is_empty(), "{what} queries metrics the service does not export: {unknown:?}");
+        assert!(
+            unknown.is_empty(),
+            "{what} queries metrics the service does not export: {unknown:?}"
+        );
     }
     // Every alert links a runbook section, and the README has it (a heading `#### <Anchor>`).
     let alerts = rules.matches("- alert: ").count();
@@ -102,7 +107,11 @@ fn rules_and_dashboard_query_only_exported_metrics() {
         .filter_map(|l| l.trim().strip_prefix("runbook: \"README.md#"))
         .map(|a| a.trim_end_matches('"'))
         .collect();
-    assert_eq!(anchors.len(), alerts, "every alert has a runbook annotation");
+    assert_eq!(
+        anchors.len(),
+        alerts,
+        "every alert has a runbook annotation"
+    );
     let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
     let headings: BTreeSet<String> = readme
         .lines()
@@ -110,6 +119,9 @@ fn rules_and_dashboard_query_only_exported_metrics() {
         .map(|h| h.trim().to_lowercase())
         .collect();
     for anchor in anchors {
-        assert!(headings.contains(anchor), "README has no runbook heading for #{anchor}");
+        assert!(
+            headings.contains(anchor),
+            "README has no runbook heading for #{anchor}"
+        );
     }
 }

@@ -44,10 +44,16 @@ pub fn bench_ingest(config: Config, args: IngestArgs) -> Result<()> {
         args.actions.div_ceil(MOCK_ACTIONS_PER_PARTITION) as i32
     });
     let tag = format!("bench-ingest-{}", std::process::id());
-    let topics: Vec<String> = ["actions", "items", "dead-letter", "item-embeddings", "user-embeddings"]
-        .iter()
-        .map(|t| format!("{tag}-{t}"))
-        .collect();
+    let topics: Vec<String> = [
+        "actions",
+        "items",
+        "dead-letter",
+        "item-embeddings",
+        "user-embeddings",
+    ]
+    .iter()
+    .map(|t| format!("{tag}-{t}"))
+    .collect();
     let mock = (!args.real_broker)
         .then(|| MockBroker::start(&topics, partitions))
         .transpose()?;
@@ -60,13 +66,18 @@ pub fn bench_ingest(config: Config, args: IngestArgs) -> Result<()> {
     if mock.is_none() {
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
         tokio::runtime::Runtime::new()?.block_on(learn_stream::kafka::create_topics(
-            &kafka,
-            &names,
-            partitions,
+            &kafka, &names, partitions,
         ))?;
     }
-    let broker = if mock.is_some() { "librdkafka mock cluster (in this process)" } else { brokers.as_str() };
-    println!("broker: {broker}; redis: {}; {} actions, {} users, {} partitions", config.redis.url, args.actions, args.users, partitions);
+    let broker = if mock.is_some() {
+        "librdkafka mock cluster (in this process)"
+    } else {
+        brokers.as_str()
+    };
+    println!(
+        "broker: {broker}; redis: {}; {} actions, {} users, {} partitions",
+        config.redis.url, args.actions, args.users, partitions
+    );
 
     let started = Instant::now();
     preload(&kafka, &topics[0], &args)?;
@@ -104,10 +115,17 @@ fn action(n: usize, users: usize) -> (String, Vec<u8>) {
         ts_ms: 1_700_000_000_000 + n as i64,
         watch_ms: None,
     };
-    (user, serde_json::to_vec(&event).expect("an action serialises"))
+    (
+        user,
+        serde_json::to_vec(&event).expect("an action serialises"),
+    )
 }
 
-fn preload(kafka: &learn_stream::config::KafkaConfig, topic: &str, args: &IngestArgs) -> Result<()> {
+fn preload(
+    kafka: &learn_stream::config::KafkaConfig,
+    topic: &str,
+    args: &IngestArgs,
+) -> Result<()> {
     let producer: BaseProducer = learn_stream::kafka::client_config(
         kafka,
         &[
@@ -136,7 +154,11 @@ fn preload(kafka: &learn_stream::config::KafkaConfig, topic: &str, args: &Ingest
 
 /// Messages per second of a bare consumer (the service's consumer settings, no processing),
 /// from its first message to its last.
-fn bare_consumer(kafka: &learn_stream::config::KafkaConfig, topic: &str, total: usize) -> Result<f64> {
+fn bare_consumer(
+    kafka: &learn_stream::config::KafkaConfig,
+    topic: &str,
+    total: usize,
+) -> Result<f64> {
     let consumer: BaseConsumer =
         learn_stream::kafka::consumer_config(kafka, &format!("{topic}-bare")).create()?;
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
@@ -178,8 +200,16 @@ impl Drop for Serving {
     }
 }
 
-fn run_service(config: &Config, brokers: &str, tag: &str, topics: &[String], total: usize) -> Result<ServiceRun> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+fn run_service(
+    config: &Config,
+    brokers: &str,
+    tag: &str,
+    topics: &[String],
+    total: usize,
+) -> Result<ServiceRun> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
     let dir = std::env::temp_dir().join(tag);
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("config.toml");
@@ -217,7 +247,10 @@ fn run_service(config: &Config, brokers: &str, tag: &str, topics: &[String], tot
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         if Instant::now() > deadline {
-            bail!("learn serve did not apply {total} actions in 600 s (log: {})", dir.display());
+            bail!(
+                "learn serve did not apply {total} actions in 600 s (log: {})",
+                dir.display()
+            );
         }
         if let Some(s) = status(port) {
             if s.actions_applied > 0 && first.is_none() {
@@ -243,7 +276,12 @@ fn run_service(config: &Config, brokers: &str, tag: &str, topics: &[String], tot
 /// User + system CPU seconds of process `pid` (Linux `/proc`).
 fn cpu_seconds(pid: u32) -> Result<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let fields: Vec<&str> = stat.rsplit_once(')').context("/proc stat")?.1.split_whitespace().collect();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("/proc stat")?
+        .1
+        .split_whitespace()
+        .collect();
     // After the command name: state is field 3, utime 14, stime 15 (1-based in proc(5)).
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     // SAFETY: reads a constant.
@@ -252,7 +290,12 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
 }
 
 /// Every user's history holds exactly its actions, in order, once.
-fn check_histories(redis: &RedisConfig, tag: &str, config: &Config, args: &IngestArgs) -> Result<()> {
+fn check_histories(
+    redis: &RedisConfig,
+    tag: &str,
+    config: &Config,
+    args: &IngestArgs,
+) -> Result<()> {
     let mut redis = redis.clone();
     redis.key_prefix = format!("{tag}:");
     let policy = HistoryPolicy::from(&config.history);
@@ -260,7 +303,9 @@ fn check_histories(redis: &RedisConfig, tag: &str, config: &Config, args: &Inges
         let store = RedisStore::open(&redis, policy).await?;
         let mut wrong = 0;
         for user in 0..args.users {
-            let history = store.history(&format!("u{user:06}"), config.history.cap).await?;
+            let history = store
+                .history(&format!("u{user:06}"), config.history.cap)
+                .await?;
             let expected: Vec<i64> = (user..args.actions)
                 .step_by(args.users)
                 .map(|n| 1_700_000_000_000 + n as i64)
@@ -270,9 +315,15 @@ fn check_histories(redis: &RedisConfig, tag: &str, config: &Config, args: &Inges
             wrong += usize::from(got != expected);
         }
         if wrong > 0 {
-            bail!("{wrong} of {} histories differ from the actions produced", args.users);
+            bail!(
+                "{wrong} of {} histories differ from the actions produced",
+                args.users
+            );
         }
-        println!("histories exact: {} users, each its actions once, in order", args.users);
+        println!(
+            "histories exact: {} users, each its actions once, in order",
+            args.users
+        );
         memory_per_entry(&redis.url, &redis.key_prefix, args).await
     })
 }
@@ -285,10 +336,24 @@ async fn memory_per_entry(url: &str, prefix: &str, args: &IngestArgs) -> Result<
     let (mut history_bytes, mut window_bytes, mut entries) = (0u64, 0u64, 0u64);
     for user in 0..args.users.min(20) {
         let user = format!("u{user:06}");
-        let usage = |key: String| redis::cmd("MEMORY").arg("USAGE").arg(key).arg("SAMPLES").arg(0).to_owned();
-        let h: Option<u64> = usage(format!("{prefix}h:{user}")).query_async(&mut conn).await?;
-        let e: Option<u64> = usage(format!("{prefix}e:{user}")).query_async(&mut conn).await?;
-        let n: u64 = redis::cmd("LLEN").arg(format!("{prefix}h:{user}")).query_async(&mut conn).await?;
+        let usage = |key: String| {
+            redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(key)
+                .arg("SAMPLES")
+                .arg(0)
+                .to_owned()
+        };
+        let h: Option<u64> = usage(format!("{prefix}h:{user}"))
+            .query_async(&mut conn)
+            .await?;
+        let e: Option<u64> = usage(format!("{prefix}e:{user}"))
+            .query_async(&mut conn)
+            .await?;
+        let n: u64 = redis::cmd("LLEN")
+            .arg(format!("{prefix}h:{user}"))
+            .query_async(&mut conn)
+            .await?;
         history_bytes += h.unwrap_or(0);
         window_bytes += e.unwrap_or(0);
         entries += n;
@@ -299,7 +364,7 @@ async fn memory_per_entry(url: &str, prefix: &str, args: &IngestArgs) -> Result<
         per(history_bytes + window_bytes),
         per(history_bytes),
         per(window_bytes),
-        entries as f64 / args.users.min(20).max(1) as f64
+        entries as f64 / args.users.clamp(1, 20) as f64
     );
     Ok(())
 }
@@ -311,7 +376,9 @@ fn redis_benchmark(url: &str) -> Result<f64> {
     let authority = authority.split('/').next().unwrap_or(authority);
     let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "6379"));
     let out = Command::new("redis-benchmark")
-        .args(["-h", host, "-p", port, "-t", "lpush", "-n", "1000000", "-P", "16", "-q"])
+        .args([
+            "-h", host, "-p", port, "-t", "lpush", "-n", "1000000", "-P", "16", "-q",
+        ])
         .output()
         .context("run redis-benchmark (Debian: redis-tools)")?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -58,7 +58,10 @@ pub fn status(config: Config, args: StatusArgs) -> Result<()> {
         } else {
             print!("{status}");
             let metrics = get("/metrics")?.read_to_string().unwrap_or_default();
-            println!("freshness (upload → aligned embedding in Redis): {}", freshness(&metrics));
+            println!(
+                "freshness (upload → aligned embedding in Redis): {}",
+                freshness(&metrics)
+            );
         }
         return Ok(());
     };
@@ -98,31 +101,21 @@ fn freshness(metrics: &str) -> String {
     let stages: Vec<String> = Stage::ALL
         .iter()
         .filter_map(|stage| {
-            let series = buckets(metrics, "learn_freshness_stage_seconds", &[("stage", stage.as_str())]);
+            let series = buckets(
+                metrics,
+                "learn_freshness_stage_seconds",
+                &[("stage", stage.as_str())],
+            );
             let ms = |q| quantile(&series, q).map(|s| s * 1000.0);
-            Some(format!("{} {:.0}/{:.0}", stage.as_str(), ms(0.5)?, ms(0.99)?))
+            Some(format!(
+                "{} {:.0}/{:.0}",
+                stage.as_str(),
+                ms(0.5)?,
+                ms(0.99)?
+            ))
         })
         .collect();
     format!("{total}; stages p50/p99 ms: {}", stages.join(", "))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn freshness_reads_the_histograms() {
-        let metrics = "learn_freshness_seconds_bucket{le=\"0.05\"} 50\n\
-            learn_freshness_seconds_bucket{le=\"0.1\"} 100\n\
-            learn_freshness_seconds_bucket{le=\"+Inf\"} 100\n\
-            learn_freshness_stage_seconds_bucket{stage=\"encode\",le=\"0.02\"} 100\n\
-            learn_freshness_stage_seconds_bucket{stage=\"encode\",le=\"+Inf\"} 100\n";
-        assert_eq!(
-            freshness(metrics),
-            "p50 50 ms, p90 90 ms, p99 99 ms; stages p50/p99 ms: encode 10/20"
-        );
-        assert_eq!(freshness(""), "no uploads yet");
-    }
 }
 
 pub fn inspect(config: Config, path: Option<PathBuf>) -> Result<()> {
@@ -150,4 +143,23 @@ pub fn inspect(config: Config, path: Option<PathBuf>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freshness_reads_the_histograms() {
+        let metrics = "learn_freshness_seconds_bucket{le=\"0.05\"} 50\n\
+            learn_freshness_seconds_bucket{le=\"0.1\"} 100\n\
+            learn_freshness_seconds_bucket{le=\"+Inf\"} 100\n\
+            learn_freshness_stage_seconds_bucket{stage=\"encode\",le=\"0.02\"} 100\n\
+            learn_freshness_stage_seconds_bucket{stage=\"encode\",le=\"+Inf\"} 100\n";
+        assert_eq!(
+            freshness(metrics),
+            "p50 50 ms, p90 90 ms, p99 99 ms; stages p50/p99 ms: encode 10/20"
+        );
+        assert_eq!(freshness(""), "no uploads yet");
+    }
 }

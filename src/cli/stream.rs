@@ -130,7 +130,11 @@ pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
     );
     if let Some(probe) = probe {
         let report = probe.finish()?;
-        let ms = |q| report.quantile_ms(q).map_or("-".into(), |v| format!("{v:.0} ms"));
+        let ms = |q| {
+            report
+                .quantile_ms(q)
+                .map_or("-".into(), |v| format!("{v:.0} ms"))
+        };
         println!(
             "external probe (upload produced → aligned embedding readable in Redis, {} uploads, {} never appeared): p50 {}, p90 {}, p99 {}, max {}",
             report.latencies.len(),

@@ -49,7 +49,11 @@ pub fn quantile(buckets: &[(f64, f64)], q: f64) -> Option<f64> {
                 return Some(lower);
             }
             let inside = count - below;
-            let fraction = if inside > 0.0 { (rank - below) / inside } else { 1.0 };
+            let fraction = if inside > 0.0 {
+                (rank - below) / inside
+            } else {
+                1.0
+            };
             return Some(lower + (le - lower) * fraction);
         }
         (lower, below) = (le, count);
@@ -80,14 +84,25 @@ mod tests {
 
     #[test]
     fn picks_the_series_by_label_and_sorts_by_bound() {
-        let encode = buckets(TEXT, "learn_freshness_stage_seconds", &[("stage", "encode")]);
-        assert_eq!(encode, vec![(0.01, 2.0), (0.02, 6.0), (f64::INFINITY, 10.0)]);
+        let encode = buckets(
+            TEXT,
+            "learn_freshness_stage_seconds",
+            &[("stage", "encode")],
+        );
+        assert_eq!(
+            encode,
+            vec![(0.01, 2.0), (0.02, 6.0), (f64::INFINITY, 10.0)]
+        );
         assert!(buckets(TEXT, "learn_freshness_seconds", &[]).is_empty());
     }
 
     #[test]
     fn interpolates_like_histogram_quantile() {
-        let encode = buckets(TEXT, "learn_freshness_stage_seconds", &[("stage", "encode")]);
+        let encode = buckets(
+            TEXT,
+            "learn_freshness_stage_seconds",
+            &[("stage", "encode")],
+        );
         // rank 5 of 10: 3 of the 4 observations in (0.01, 0.02] → 0.01 + 0.01 · 3/4.
         assert!((quantile(&encode, 0.5).unwrap() - 0.0175).abs() < 1e-12);
         // rank 1 of 10 inside the first bucket, which starts at 0.

@@ -6,9 +6,9 @@ use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::ReplayError;
 use crate::config::Config;
 use crate::schemas::EmbeddingSpace;
-use super::ReplayError;
 use crate::store::{HistoryPolicy, RedisStore, Store};
 
 /// Upload → aligned embedding readable in Redis, per upload, in seconds.

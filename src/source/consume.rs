@@ -111,7 +111,14 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                 return;
             };
             let batches = &mut [&mut self.batch, &mut self.next];
-            Self::receive(&self.consumer, batches, &self.stats, &self.settings, message, 0);
+            Self::receive(
+                &self.consumer,
+                batches,
+                &self.stats,
+                &self.settings,
+                message,
+                0,
+            );
         }
     }
 

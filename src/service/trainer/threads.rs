@@ -37,7 +37,9 @@ fn lower_priority(priority: TrainerPriority) {
             let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
             match priority {
                 TrainerPriority::Normal => 0,
-                TrainerPriority::Low => libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19),
+                TrainerPriority::Low => {
+                    libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 19)
+                }
                 TrainerPriority::Idle => {
                     let param = libc::sched_param { sched_priority: 0 };
                     libc::sched_setscheduler(tid, libc::SCHED_IDLE, &param)
@@ -72,7 +74,8 @@ mod tests {
         use rayon::prelude::*;
         let threads = TrainerThreads::new(priority).unwrap();
         threads.run(|| {
-            let mut seen: Vec<(i32, i32)> = (0..64).into_par_iter().map(|_| own_priority()).collect();
+            let mut seen: Vec<(i32, i32)> =
+                (0..64).into_par_iter().map(|_| own_priority()).collect();
             seen.push(own_priority());
             seen
         })
@@ -81,8 +84,12 @@ mod tests {
     #[test]
     fn work_and_its_rayon_tasks_run_at_the_lower_priority() {
         let base = own_priority();
-        assert!(on_pool(TrainerPriority::Low).iter().all(|&p| p == (19, base.1)));
-        assert!(on_pool(TrainerPriority::Idle).iter().all(|&p| p.1 == libc::SCHED_IDLE));
+        assert!(on_pool(TrainerPriority::Low)
+            .iter()
+            .all(|&p| p == (19, base.1)));
+        assert!(on_pool(TrainerPriority::Idle)
+            .iter()
+            .all(|&p| p.1 == libc::SCHED_IDLE));
         assert!(on_pool(TrainerPriority::Normal).iter().all(|&p| p == base));
         assert_eq!(own_priority(), base, "the caller keeps its priority");
     }
