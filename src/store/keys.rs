@@ -39,6 +39,11 @@ impl Keys {
     }
 
     /// `items`: the set of ids with a content embedding.
+    /// `ih`: the item registry (item-id hash → id) of compact history entries.
+    pub fn item_registry(&self) -> String {
+        format!("{}ih", self.prefix)
+    }
+
     pub fn items(&self) -> String {
         format!("{}items", self.prefix)
     }

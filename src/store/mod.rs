@@ -14,6 +14,7 @@ mod fields;
 mod keys;
 mod memory;
 mod redis;
+mod registry;
 
 pub use entry::HistoryEntry;
 pub use memory::MemoryStore;

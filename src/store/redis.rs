@@ -19,11 +19,13 @@ use std::collections::{BTreeMap, HashMap};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, ClientTlsConfig, Script, TlsCertificates};
 
+use super::entry::StoredEntry;
 use super::fields::{
     corrupt, item_from_fields, item_to_fields, model_from_fields, model_to_fields,
     user_from_fields, user_to_fields, Fields, MODEL_VERSION,
 };
 use super::keys::Keys;
+use super::registry::ItemRegistry;
 use super::{
     Applied, Fence, HistoryEntry, HistoryPolicy, PartitionBatch, Publication, Store, StoreError,
     StoredModel,
@@ -38,6 +40,7 @@ pub struct RedisStore {
     conn: ConnectionManager,
     keys: Keys,
     policy: HistoryPolicy,
+    registry: ItemRegistry,
     apply_script: Script,
     advance_script: Script,
     publish_script: Script,
@@ -98,6 +101,7 @@ impl RedisStore {
             client,
             conn,
             keys: Keys::new(prefix),
+            registry: ItemRegistry::new(Keys::new(prefix).item_registry()),
             policy,
             apply_script: Script::new(include_str!("apply_actions.lua")),
             advance_script: Script::new(include_str!("advance_watermarks.lua")),
@@ -129,10 +133,17 @@ impl Store for RedisStore {
                 .key(self.keys.history(&action.user_id))
                 .key(self.keys.event_ids(&action.user_id))
                 .arg(*offset)
-                .arg(HistoryEntry::from(action).encode())
+                .arg(HistoryEntry::from(action).encode_for_store())
                 .arg(&action.event_id);
         }
         let mut conn = self.conn.clone();
+        // The ids first: an entry is never readable before its item id is.
+        self.registry
+            .register(
+                &mut conn,
+                batch.actions.iter().map(|(_, a)| a.item_id.as_str()),
+            )
+            .await?;
         let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
         let [applied, duplicates, refused @ ..] = reply.as_slice() else {
             return Err(corrupt(
@@ -156,10 +167,39 @@ impl Store for RedisStore {
         }
         let key = self.keys.history(user_id);
         let mut conn = self.conn.clone();
-        let raw: Vec<String> = conn.lrange(&key, -(limit as isize), -1).await?;
-        raw.iter()
-            .map(|s| HistoryEntry::decode(s).ok_or_else(|| corrupt(&key, format!("entry `{s}`"))))
-            .collect()
+        let raw: Vec<Vec<u8>> = conn
+            .lrange(&key, -(limit.min(isize::MAX as usize) as isize), -1)
+            .await?;
+        let stored = raw
+            .iter()
+            .map(|b| {
+                StoredEntry::decode(b)
+                    .ok_or_else(|| corrupt(&key, format!("entry `{}`", String::from_utf8_lossy(b))))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let hashes: Vec<u64> = stored
+            .iter()
+            .filter_map(|e| match e {
+                StoredEntry::Compact { item_hash, .. } => Some(*item_hash),
+                StoredEntry::Text(_) => None,
+            })
+            .collect();
+        let ids = self.registry.resolve(&mut conn, &hashes).await?;
+        Ok(stored
+            .into_iter()
+            .map(|e| match e {
+                StoredEntry::Text(entry) => entry,
+                StoredEntry::Compact {
+                    ts_ms,
+                    action,
+                    item_hash,
+                } => HistoryEntry {
+                    ts_ms,
+                    action,
+                    item_id: ids[&item_hash].clone(),
+                },
+            })
+            .collect())
     }
 
     async fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> Result<(), StoreError> {
