@@ -28,6 +28,9 @@ pub struct IngestArgs {
     /// Distinct users (actions are spread evenly; keyed by user).
     #[arg(long, default_value_t = 20_000)]
     pub users: usize,
+    /// Distinct items the actions draw from (11-character ids).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub items: usize,
     /// Partitions of the topic (default: 3 on a real broker; on the mock cluster, which keeps
     /// only ~5 MB per partition, one per 30,000 actions).
     #[arg(long)]
@@ -105,12 +108,12 @@ pub fn bench_ingest(config: Config, args: IngestArgs) -> Result<()> {
 /// librdkafka's mock cluster drops a partition's oldest messages beyond ~5 MB (~35,000 actions).
 const MOCK_ACTIONS_PER_PARTITION: usize = 30_000;
 
-fn action(n: usize, users: usize) -> (String, Vec<u8>) {
+fn action(n: usize, users: usize, items: usize) -> (String, Vec<u8>) {
     let user = format!("u{:06}", n % users);
     let event = UserAction {
         event_id: format!("e{n:09}"),
         user_id: user.clone(),
-        item_id: format!("i{:010}", (n * 7919) % 1_000_000),
+        item_id: format!("i{:010}", (n * 7919) % items.max(1)),
         action: Action::View,
         ts_ms: 1_700_000_000_000 + n as i64,
         watch_ms: None,
@@ -136,7 +139,7 @@ fn preload(
     )
     .create()?;
     for n in 0..args.actions {
-        let (key, payload) = action(n, args.users);
+        let (key, payload) = action(n, args.users, args.items);
         let mut record = BaseRecord::to(topic).key(&key).payload(&payload);
         loop {
             match producer.send(record) {

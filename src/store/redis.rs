@@ -1,5 +1,7 @@
 //! Redis implementation of [`Store`]. Keys (all under `redis.key_prefix`):
-//! - `h:{user_id}`: list of encoded [`HistoryEntry`], oldest first, capped and with a TTL;
+//! - `h:{user_id}`: list of stored [`HistoryEntry`] (compact 14-byte or former text form, see
+//!   `entry.rs`), oldest first, capped and with a TTL;
+//! - `ih`: the item registry, item-id hash → id, for compact entries (`registry.rs`);
 //! - `e:{user_id}`: list of the user's most recent event ids, newest first (`history.dedupe_window`);
 //! - `wm:{topic}`: hash partition → highest offset handled (the replay watermark; the consumer
 //!   resumes right after it on assignment);
