@@ -374,14 +374,22 @@ async fn memory_per_entry(url: &str, prefix: &str, args: &IngestArgs) -> Result<
 
 /// `redis-benchmark -t lpush -P 16` against the same Redis: requests per second.
 fn redis_benchmark(url: &str) -> Result<f64> {
-    let authority = url.split("://").nth(1).unwrap_or(url).trim_end_matches('/');
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let authority = authority.split('/').next().unwrap_or(authority);
-    let (host, port) = authority.rsplit_once(':').unwrap_or((authority, "6379"));
+    use redis::ConnectionAddr;
+    let client = redis::Client::open(url)?;
+    let target = match client.get_connection_info().addr() {
+        ConnectionAddr::Tcp(host, port) => [
+            "-h".to_string(),
+            host.clone(),
+            "-p".into(),
+            port.to_string(),
+        ]
+        .to_vec(),
+        ConnectionAddr::Unix(path) => ["-s".to_string(), path.display().to_string()].to_vec(),
+        other => bail!("redis-benchmark is run over plain TCP or a socket, not {other:?}"),
+    };
     let out = Command::new("redis-benchmark")
-        .args([
-            "-h", host, "-p", port, "-t", "lpush", "-n", "1000000", "-P", "16", "-q",
-        ])
+        .args(&target)
+        .args(["-t", "lpush", "-n", "1000000", "-P", "16", "-q"])
         .output()
         .context("run redis-benchmark (Debian: redis-tools)")?;
     let text = String::from_utf8_lossy(&out.stdout);

@@ -99,6 +99,14 @@ impl Stage {
         Stage::Store,
     ];
 
+    /// This stage took from `started` until now.
+    pub fn since(self, started: std::time::Instant) -> Event<'static> {
+        Event::FreshnessStage {
+            stage: self,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Delivery => "delivery",

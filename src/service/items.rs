@@ -32,13 +32,7 @@ impl<S: Store> ItemSink<S> {
         let _embedding = EmbeddingInFlight::enter(&self.shared.training.embedding);
         let handed = Instant::now();
         tokio::task::spawn_blocking(move || {
-            let stage = |stage, since: Instant| {
-                shared.stats.emit(Event::FreshnessStage {
-                    stage,
-                    seconds: since.elapsed().as_secs_f64(),
-                })
-            };
-            stage(Stage::Queue, handed);
+            shared.stats.emit(Stage::Queue.since(handed));
             let texts: Vec<String> = items.iter().map(|(_, text)| text.clone()).collect();
             let started = Instant::now();
             let mut failures = Vec::new();
@@ -72,7 +66,7 @@ impl<S: Store> ItemSink<S> {
                     failures,
                 });
             }
-            stage(Stage::Encode, started);
+            shared.stats.emit(Stage::Encode.since(started));
             let started = Instant::now();
             let rows: Vec<u32> = embedded
                 .iter()
@@ -82,7 +76,7 @@ impl<S: Store> ItemSink<S> {
                 .models
                 .embed_items(&shared.catalogue, &rows)
                 .map_err(|e| SinkError::Fatal(format!("item tower: {e}")))?;
-            stage(Stage::ItemTower, started);
+            shared.stats.emit(Stage::ItemTower.since(started));
             let ts_ms = now_ms();
             let mut embeddings = Vec::with_capacity(2 * embedded.len());
             for (id, vector) in embedded {
@@ -186,10 +180,7 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
                     .put_item_embeddings(&embeddings)
                     .await
                     .map_err(|e| transient(&e))?;
-                self.shared.stats.emit(Event::FreshnessStage {
-                    stage: Stage::Store,
-                    seconds: started.elapsed().as_secs_f64(),
-                });
+                self.shared.stats.emit(Stage::Store.since(started));
                 self.record_freshness(records);
                 self.publisher
                     .publish(&embeddings)

@@ -78,11 +78,8 @@ impl ItemRegistry {
             let mut known = self.known();
             for &hash in hashes {
                 match known.get(&hash) {
-                    Some(id) => {
-                        out.insert(hash, id.clone());
-                    }
-                    None if !out.contains_key(&hash) => missing.push(hash),
-                    None => {}
+                    Some(id) => drop(out.insert(hash, id.clone())),
+                    None => missing.push(hash),
                 }
             }
         }
