@@ -11,14 +11,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use learn_stream::config::{Config, RedisConfig};
+use learn_stream::config::Config;
 use learn_stream::demo::MockBroker;
 use learn_stream::schemas::{Action, UserAction};
 use learn_stream::service::Status;
-use learn_stream::store::{HistoryPolicy, RedisStore, Store};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
+
+mod redis_checks;
 
 #[derive(Args)]
 pub struct IngestArgs {
@@ -94,8 +95,8 @@ pub fn bench_ingest(config: Config, args: IngestArgs) -> Result<()> {
         "learn serve (ingest only): {:.0} actions/s, {:.2} CPU-s per 100k actions ({:.1} s, {:.1} CPU-s)",
         service.rate, service.cpu_per_100k, service.seconds, service.cpu_seconds
     );
-    check_histories(&config.redis, &tag, &config, &args)?;
-    let lpush = redis_benchmark(&config.redis.url)?;
+    redis_checks::check_histories(&config.redis, &tag, &config, &args)?;
+    let lpush = redis_checks::redis_benchmark(&config.redis.url)?;
     println!("redis-benchmark LPUSH -P 16: {lpush:.0} requests/s");
     println!(
         "ratios: service / bare consumer = {:.2}, service / redis-benchmark LPUSH = {:.3}",
@@ -290,115 +291,4 @@ fn cpu_seconds(pid: u32) -> Result<f64> {
     // SAFETY: reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Ok(ticks / hz)
-}
-
-/// Every user's history holds exactly its actions, in order, once.
-fn check_histories(
-    redis: &RedisConfig,
-    tag: &str,
-    config: &Config,
-    args: &IngestArgs,
-) -> Result<()> {
-    let mut redis = redis.clone();
-    redis.key_prefix = format!("{tag}:");
-    let policy = HistoryPolicy::from(&config.history);
-    tokio::runtime::Runtime::new()?.block_on(async {
-        let store = RedisStore::open(&redis, policy).await?;
-        let mut wrong = 0;
-        for user in 0..args.users {
-            let history = store
-                .history(&format!("u{user:06}"), config.history.cap)
-                .await?;
-            let expected: Vec<i64> = (user..args.actions)
-                .step_by(args.users)
-                .map(|n| 1_700_000_000_000 + n as i64)
-                .collect();
-            let expected = &expected[expected.len().saturating_sub(config.history.cap)..];
-            let got: Vec<i64> = history.iter().map(|e| e.ts_ms).collect();
-            wrong += usize::from(got != expected);
-        }
-        if wrong > 0 {
-            bail!(
-                "{wrong} of {} histories differ from the actions produced",
-                args.users
-            );
-        }
-        println!(
-            "histories exact: {} users, each its actions once, in order",
-            args.users
-        );
-        memory_per_entry(&redis.url, &redis.key_prefix, args).await
-    })
-}
-
-/// Redis memory per history entry (`MEMORY USAGE` of the first 20 users' history lists and
-/// event-id windows, over their entries; layout in README "Redis layout").
-async fn memory_per_entry(url: &str, prefix: &str, args: &IngestArgs) -> Result<()> {
-    let client = redis::Client::open(url)?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
-    let (mut history_bytes, mut window_bytes, mut entries) = (0u64, 0u64, 0u64);
-    for user in 0..args.users.min(20) {
-        let user = format!("u{user:06}");
-        let usage = |key: String| {
-            redis::cmd("MEMORY")
-                .arg("USAGE")
-                .arg(key)
-                .arg("SAMPLES")
-                .arg(0)
-                .to_owned()
-        };
-        let h: Option<u64> = usage(format!("{prefix}h:{user}"))
-            .query_async(&mut conn)
-            .await?;
-        let e: Option<u64> = usage(format!("{prefix}e:{user}"))
-            .query_async(&mut conn)
-            .await?;
-        let n: u64 = redis::cmd("LLEN")
-            .arg(format!("{prefix}h:{user}"))
-            .query_async(&mut conn)
-            .await?;
-        history_bytes += h.unwrap_or(0);
-        window_bytes += e.unwrap_or(0);
-        entries += n;
-    }
-    let per = |bytes: u64| bytes as f64 / entries.max(1) as f64;
-    println!(
-        "redis memory: {:.1} bytes per history entry ({:.1} in the history list + {:.1} for the event-id window) at {:.0} entries per user",
-        per(history_bytes + window_bytes),
-        per(history_bytes),
-        per(window_bytes),
-        entries as f64 / args.users.clamp(1, 20) as f64
-    );
-    Ok(())
-}
-
-/// `redis-benchmark -t lpush -P 16` against the same Redis: requests per second.
-fn redis_benchmark(url: &str) -> Result<f64> {
-    use redis::ConnectionAddr;
-    let client = redis::Client::open(url)?;
-    let target = match client.get_connection_info().addr() {
-        ConnectionAddr::Tcp(host, port) => [
-            "-h".to_string(),
-            host.clone(),
-            "-p".into(),
-            port.to_string(),
-        ]
-        .to_vec(),
-        ConnectionAddr::Unix(path) => ["-s".to_string(), path.display().to_string()].to_vec(),
-        other => bail!("redis-benchmark is run over plain TCP or a socket, not {other:?}"),
-    };
-    let out = Command::new("redis-benchmark")
-        .args(&target)
-        .args(["-t", "lpush", "-n", "1000000", "-P", "16", "-q"])
-        .output()
-        .context("run redis-benchmark (Debian: redis-tools)")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "LPUSH: 912408.75 requests per second, p50=…" (after carriage-return progress lines).
-    let line = text.rsplit('\r').next().unwrap_or(&text);
-    let rate = line
-        .split_once(':')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .with_context(|| format!("redis-benchmark said: {text}"))?;
-    Ok(rate)
 }
