@@ -155,14 +155,13 @@ fn step() -> impl Strategy<Value = Step> {
 const CAP: usize = 7;
 const WINDOW: usize = 4;
 
-/// The plain model: per partition the log of events; per user the history (capped) and the
-/// recent event ids; per partition the highest offset applied.
+/// The plain model: per partition the log of events; per user the history (capped; an event
+/// among its last `WINDOW` entries is a resend); per partition the highest offset applied.
 #[derive(Default)]
 struct Model {
     log: BTreeMap<i32, Vec<UserAction>>,
     written: BTreeMap<i32, i64>,
     histories: HashMap<String, Vec<String>>,
-    recent: HashMap<String, Vec<String>>,
     next_event: usize,
 }
 
@@ -175,7 +174,7 @@ impl Model {
             user_id: format!("u{}", (n * 7 + partition as usize) % 4),
             item_id: format!("i{n}"),
             action: Action::View,
-            ts_ms: n as i64,
+            ts_ms: 1_700_000_000_000 + n as i64,
             watch_ms: None,
         }
     }
@@ -187,13 +186,10 @@ impl Model {
         }
         self.written.insert(partition, offset);
         let a = self.log[&partition][offset as usize].clone();
-        let recent = self.recent.entry(a.user_id.clone()).or_default();
-        if recent.contains(&a.event_id) {
+        let history = self.histories.entry(a.user_id.clone()).or_default();
+        if history[history.len().saturating_sub(WINDOW)..].contains(&a.item_id) {
             return;
         }
-        recent.insert(0, a.event_id.clone());
-        recent.truncate(WINDOW);
-        let history = self.histories.entry(a.user_id.clone()).or_default();
         history.push(a.item_id.clone());
         if history.len() > CAP {
             history.remove(0);

@@ -5,7 +5,7 @@ mod common;
 
 use learn_stream::schemas::{Action, EmbeddingSpace, ItemEmbedding, UserAction, UserEmbedding};
 use learn_stream::store::{
-    Fence, HistoryPolicy, PartitionBatch, Publication, RedisStore, Store, StoredModel,
+    Fence, HistoryPolicy, ItemKey, PartitionBatch, Publication, RedisStore, Store, StoredModel,
 };
 
 fn batch(partition: i32, offsets: std::ops::Range<i64>) -> PartitionBatch {
@@ -274,15 +274,16 @@ async fn model_registry_and_leader_lock() {
 }
 
 #[tokio::test]
-async fn resent_event_ids_are_skipped_within_the_window() {
+async fn resends_are_skipped_within_the_window() {
     let Some((store, _, _)) = store(100, 0).await else {
         return;
     };
     store.apply_actions(&batch(0, 0..4)).await.unwrap();
-    // The producer resends offsets 0..2's events (same ids) at new offsets 10..12.
+    // The producer resends offsets 0..2's events at new offsets 10..12.
+    let first = batch(0, 0..2);
     let mut resend = batch(0, 10..12);
-    for (i, (_, action)) in resend.actions.iter_mut().enumerate() {
-        action.event_id = format!("e0-{i}");
+    for ((_, action), (_, original)) in resend.actions.iter_mut().zip(&first.actions) {
+        *action = original.clone();
     }
     let applied = store.apply_actions(&resend).await.unwrap();
     assert_eq!((applied.applied, applied.duplicates), (0, 2));
@@ -291,6 +292,61 @@ async fn resent_event_ids_are_skipped_within_the_window() {
         ["p0i0", "p0i2"]
     );
     assert_eq!(store.watermarks("actions").await.unwrap()[&0], 11);
+    // The same item and action at another millisecond is a new event.
+    let mut again = batch(0, 12..13);
+    again.actions[0].1 = UserAction {
+        ts_ms: first.actions[0].1.ts_ms + 1,
+        ..first.actions[0].1.clone()
+    };
+    assert_eq!(store.apply_actions(&again).await.unwrap().applied, 1);
+}
+
+#[tokio::test]
+async fn compact_entries_round_trip_and_a_colliding_item_is_written_as_text() {
+    let Some((store, mut conn, prefix)) = store(100, 0).await else {
+        return;
+    };
+    // Another id already holds the registry key of item "clash" (a 48-bit collision).
+    let _: () = redis::cmd("HSET")
+        .arg(format!("{prefix}ih"))
+        .arg(ItemKey::of("clash").field())
+        .arg("first")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut b = batch(0, 0..3);
+    for (i, (_, a)) in b.actions.iter_mut().enumerate() {
+        a.user_id = "u9".into();
+        a.ts_ms = 1_700_000_000_000 + i as i64;
+    }
+    b.actions[1].1.item_id = "clash".into();
+    assert_eq!(store.apply_actions(&b).await.unwrap().applied, 3);
+    let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
+        .arg(format!("{prefix}h:u9"))
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let lengths: Vec<usize> = raw.iter().map(Vec::len).collect();
+    assert_eq!(lengths, [12, "1700000000001:l:clash".len(), 12]);
+    // This process (ids remembered) and a fresh one (ids from the registry) read the same.
+    let other = RedisStore::connect(
+        &common::redis().unwrap(),
+        &prefix,
+        HistoryPolicy {
+            cap: 100,
+            ttl_ms: 0,
+            dedupe_window: 4,
+        },
+    )
+    .await
+    .unwrap();
+    for s in [&store, &other] {
+        let history = s.history("u9", 10).await.unwrap();
+        assert_eq!(items(history.clone()), ["p0i0", "clash", "p0i2"]);
+        assert_eq!(history[1].ts_ms, 1_700_000_000_001);
+    }
 }
 
 #[tokio::test]

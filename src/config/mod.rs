@@ -138,8 +138,9 @@ pub struct HistoryConfig {
     pub cap: usize,
     /// A history expires this long after the user's last action; 0 keeps it forever.
     pub ttl_secs: u64,
-    /// Recent `event_id`s remembered per user; an action whose id is among them (a producer's
-    /// resend) is skipped. 0 turns deduplication by id off (offsets still dedupe replays).
+    /// Entries searched per user for a resend: an action equal to one of the user's last
+    /// `dedupe_window` entries (same item, action and event millisecond — a producer's or
+    /// client's resend) is skipped. 0 turns it off (offsets still dedupe replays).
     pub dedupe_window: usize,
 }
 

@@ -11,7 +11,7 @@ pub enum Event<'a> {
     /// Messages read from a topic (valid or not).
     Received { topic: &'a str, count: u64 },
     /// Actions written to histories; `replayed` were already applied before (watermark),
-    /// `duplicates` were resends of a recent `event_id`.
+    /// `duplicates` were resends of one of the user's recent entries.
     ActionsApplied {
         applied: u64,
         replayed: u64,

@@ -23,7 +23,10 @@ impl Recent {
     }
 
     fn touch(&mut self, user: &str, tick: u64) {
-        self.last_seen.insert(user.to_string(), tick);
+        match self.last_seen.get_mut(user) {
+            Some(seen) => *seen = tick,
+            None => drop(self.last_seen.insert(user.to_string(), tick)),
+        }
         if self.last_seen.len() > self.capacity {
             // Amortised: drop the oldest tenth at once rather than one per insert.
             let mut ticks: Vec<u64> = self.last_seen.values().copied().collect();

@@ -42,7 +42,10 @@ impl ItemCounts {
     pub fn observe<'a>(&self, items: impl IntoIterator<Item = &'a str>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         for item in items {
-            *inner.0.entry(item.to_string()).or_default() += 1;
+            match inner.0.get_mut(item) {
+                Some(count) => *count += 1,
+                None => drop(inner.0.insert(item.to_string(), 1)),
+            }
             inner.1 += 1;
         }
     }

@@ -30,6 +30,8 @@ pub(super) struct Batch<T> {
     pub highest: BTreeMap<i32, i64>,
     /// When the first message of this batch arrived.
     pub started: Option<Instant>,
+    /// Messages pushed and not yet counted as received (counted once per flush, not per message).
+    pub uncounted: u64,
 }
 
 impl<T: Decode> Batch<T> {
@@ -39,6 +41,7 @@ impl<T: Decode> Batch<T> {
             rejects: VecDeque::new(),
             highest: BTreeMap::new(),
             started: None,
+            uncounted: 0,
         }
     }
 
@@ -55,6 +58,7 @@ impl<T: Decode> Batch<T> {
     pub fn push(&mut self, message: &BorrowedMessage<'_>, limits: &Limits) {
         let (partition, offset) = (message.partition(), message.offset());
         self.started.get_or_insert_with(Instant::now);
+        self.uncounted += 1;
         let highest = self.highest.entry(partition).or_insert(offset);
         *highest = (*highest).max(offset);
         match T::decode(message.payload(), limits) {

@@ -146,10 +146,7 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
             }
         }
         match message {
-            Ok(message) => {
-                stats.emit(Event::Received { topic, count: 1 });
-                batches[into].push(&message, &settings.limits);
-            }
+            Ok(message) => batches[into].push(&message, &settings.limits),
             Err(err) => tracing::warn!(%err, %topic, "consumer error"),
         }
         revoked
@@ -161,6 +158,13 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
     /// paused and the consumer polled.
     async fn flush(&mut self) -> Result<(), SourceError> {
         let topic = self.settings.topic.clone();
+        let count = std::mem::take(&mut self.batch.uncounted);
+        if count > 0 {
+            self.stats.emit(Event::Received {
+                topic: &topic,
+                count,
+            });
+        }
         let mut backoff = FIRST_BACKOFF;
         let mut written = false;
         let mut paused = false;

@@ -24,11 +24,6 @@ impl Keys {
         format!("{}h:*", self.prefix)
     }
 
-    /// `e:{user_id}`: the user's recent event ids (the dedupe window).
-    pub fn event_ids(&self, user_id: &str) -> String {
-        format!("{}e:{user_id}", self.prefix)
-    }
-
     /// `item:{item_id}` (content) or `aligned:{item_id}` (aligned): an item embedding hash.
     pub fn item(&self, item_id: &str, space: EmbeddingSpace) -> String {
         let kind = match space {

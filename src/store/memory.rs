@@ -13,8 +13,6 @@ use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
 #[derive(Default)]
 struct State {
     histories: HashMap<String, VecDeque<HistoryEntry>>,
-    /// User → most recent event ids, newest first (the dedupe window).
-    event_ids: HashMap<String, VecDeque<String>>,
     watermarks: HashMap<(String, i32), i64>,
     items: HashMap<(String, EmbeddingSpace), ItemEmbedding>,
     users: HashMap<String, UserEmbedding>,
@@ -54,17 +52,14 @@ impl Store for MemoryStore {
                 result.replayed += 1;
                 continue;
             }
-            if self.policy.dedupe_window > 0 {
-                let recent = state.event_ids.entry(action.user_id.clone()).or_default();
-                if recent.contains(&action.event_id) {
-                    result.duplicates += 1;
-                    continue;
-                }
-                recent.push_front(action.event_id.clone());
-                recent.truncate(self.policy.dedupe_window);
-            }
+            let entry = HistoryEntry::from(action);
             let history = state.histories.entry(action.user_id.clone()).or_default();
-            history.push_back(HistoryEntry::from(action));
+            let window = history.len().saturating_sub(self.policy.dedupe_window);
+            if history.range(window..).any(|e| *e == entry) {
+                result.duplicates += 1;
+                continue;
+            }
+            history.push_back(entry);
             while history.len() > self.policy.cap {
                 history.pop_front();
             }
@@ -246,7 +241,7 @@ mod tests {
             (3, 2),
             "offsets 0 and 1 are replays"
         );
-        // A resend (same event id, new offset) is a duplicate.
+        // A resend (the same event at a new offset) is a duplicate.
         let mut resend = batch(5, 6);
         resend.actions[0].1 = action("u", "i4", 4);
         let dup = store.apply_actions(&resend).await.unwrap();

@@ -1,5 +1,5 @@
-//! Owns the service's state: rolling per-user histories (with their watermarks and dedupe
-//! windows), item and user embeddings, the published model and the trainer lock, behind the
+//! Owns the service's state: rolling per-user histories (with their watermarks and resend
+//! detection), item and user embeddings, the published model and the trainer lock, behind the
 //! [`Store`] trait, with two implementations: [`RedisStore`] (production) and [`MemoryStore`] (the
 //! `demo`). For Redis, `keys` builds every key, `fields` writes and reads every record's hash
 //! fields, and the scripts are `*.lua` files here.
@@ -16,7 +16,7 @@ mod memory;
 mod redis;
 mod registry;
 
-pub use entry::HistoryEntry;
+pub use entry::{HistoryEntry, ItemKey};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
@@ -71,7 +71,8 @@ pub struct Applied {
     pub applied: usize,
     /// Actions skipped as already applied (at or below the watermark).
     pub replayed: usize,
-    /// Actions skipped because their `event_id` was among the user's recent ones (a resend).
+    /// Actions skipped because an equal entry (same item, action and millisecond) was among
+    /// the user's last `dedupe_window` (a resend).
     pub duplicates: usize,
     /// Indices (into the batch) of actions the store refused for good (their keys hold another
     /// type); nothing was written for them.
@@ -97,8 +98,8 @@ pub struct HistoryPolicy {
     pub cap: usize,
     /// Expiry after the last write, in milliseconds; 0 = never.
     pub ttl_ms: u64,
-    /// Recent `event_id`s remembered per user: an action whose id is among them is a producer's
-    /// resend and is skipped. 0 = off.
+    /// Entries searched per user for a resend: an action equal to one of the user's last
+    /// `dedupe_window` entries (same item, action and millisecond) is skipped. 0 = off.
     pub dedupe_window: usize,
 }
 
@@ -144,7 +145,8 @@ pub enum Publication {
 /// Where histories and embeddings live. Clones share the same underlying state.
 pub trait Store: Clone + Send + Sync + 'static {
     /// Appends the batch's actions to their users' histories, skipping offsets at or below the
-    /// partition's watermark and event ids in the user's dedupe window, trimming to the cap,
+    /// partition's watermark and resends of one of the user's last `dedupe_window` entries,
+    /// trimming to the cap,
     /// refreshing the TTL and moving the watermark to `read_up_to`, atomically.
     fn apply_actions(
         &self,

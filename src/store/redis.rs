@@ -1,8 +1,8 @@
 //! Redis implementation of [`Store`]. Keys (all under `redis.key_prefix`):
-//! - `h:{user_id}`: list of stored [`HistoryEntry`] (compact 14-byte or former text form, see
-//!   `entry.rs`), oldest first, capped and with a TTL;
-//! - `ih`: the item registry, item-id hash → id, for compact entries (`registry.rs`);
-//! - `e:{user_id}`: list of the user's most recent event ids, newest first (`history.dedupe_window`);
+//! - `h:{user_id}`: list of stored [`HistoryEntry`] (compact 12-byte or older forms, see
+//!   `entry.rs`), oldest first, capped and with a TTL; a resend is an entry equal to one of the
+//!   user's last `history.dedupe_window`;
+//! - `ih`: the item registry, item key → id, for compact entries (`registry.rs`);
 //! - `wm:{topic}`: hash partition → highest offset handled (the replay watermark; the consumer
 //!   resumes right after it on assignment);
 //! - `item:{item_id}` (content) and `aligned:{item_id}` (aligned): hash with `model`, `space`,
@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, ClientTlsConfig, Script, TlsCertificates};
 
-use super::entry::StoredEntry;
+use super::entry::{ItemKey, StoredEntry};
 use super::fields::{
     corrupt, item_from_fields, item_to_fields, model_from_fields, model_to_fields,
     user_from_fields, user_to_fields, Fields, MODEL_VERSION,
@@ -122,6 +122,15 @@ impl RedisStore {
 
 impl Store for RedisStore {
     async fn apply_actions(&self, batch: &PartitionBatch) -> Result<Applied, StoreError> {
+        let mut conn = self.conn.clone();
+        // The ids first: an entry is never readable before its item id is.
+        let collided = self
+            .registry
+            .register(
+                &mut conn,
+                batch.actions.iter().map(|(_, a)| a.item_id.as_str()),
+            )
+            .await?;
         let mut invocation = self.apply_script.prepare_invoke();
         invocation
             .key(self.keys.watermarks(&batch.topic))
@@ -131,21 +140,12 @@ impl Store for RedisStore {
             .arg(self.policy.dedupe_window)
             .arg(batch.read_up_to);
         for (offset, action) in &batch.actions {
+            let compact = !collided.contains(action.item_id.as_str());
             invocation
                 .key(self.keys.history(&action.user_id))
-                .key(self.keys.event_ids(&action.user_id))
                 .arg(*offset)
-                .arg(HistoryEntry::from(action).encode_for_store())
-                .arg(&action.event_id);
+                .arg(HistoryEntry::from(action).encode_for_store(compact));
         }
-        let mut conn = self.conn.clone();
-        // The ids first: an entry is never readable before its item id is.
-        self.registry
-            .register(
-                &mut conn,
-                batch.actions.iter().map(|(_, a)| a.item_id.as_str()),
-            )
-            .await?;
         let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
         let [applied, duplicates, refused @ ..] = reply.as_slice() else {
             return Err(corrupt(
@@ -179,14 +179,14 @@ impl Store for RedisStore {
                     .ok_or_else(|| corrupt(&key, format!("entry `{}`", String::from_utf8_lossy(b))))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let hashes: Vec<u64> = stored
+        let keys: Vec<ItemKey> = stored
             .iter()
             .filter_map(|e| match e {
-                StoredEntry::Compact { item_hash, .. } => Some(*item_hash),
+                StoredEntry::Compact { item, .. } => Some(*item),
                 StoredEntry::Text(_) => None,
             })
             .collect();
-        let ids = self.registry.resolve(&mut conn, &hashes).await?;
+        let ids = self.registry.resolve(&mut conn, &keys).await?;
         Ok(stored
             .into_iter()
             .map(|e| match e {
@@ -194,11 +194,11 @@ impl Store for RedisStore {
                 StoredEntry::Compact {
                     ts_ms,
                     action,
-                    item_hash,
+                    item,
                 } => HistoryEntry {
                     ts_ms,
                     action,
-                    item_id: ids[&item_hash].clone(),
+                    item_id: ids[&item].clone(),
                 },
             })
             .collect())

@@ -1,27 +1,28 @@
-//! The item registry (`ih`: an item id's xxh3-64, 8 bytes big-endian → the id), through which
-//! compact history entries get their item ids back. An id is registered (`HSETNX`, idempotent)
-//! before the first script that writes an entry for it, on the same connection, so any state of
-//! Redis that holds the entry holds its id too (an RDB snapshot is a point in time, the AOF keeps
-//! the order). `HSETNX` keeps the first id of a hash: two ids colliding in 64 bits (≈ 3·10⁻⁸ for
-//! a million items) would read as the first. A process-local LRU remembers ids already registered
-//! and resolved, so steady traffic adds no round trip.
+//! The item registry (`ih`: an item's [`ItemKey`] field → its id), through which compact history
+//! entries get their item ids back. An id is registered (`HSETNX`, idempotent) before the first
+//! script that writes an entry for it, on the same connection, so any state of Redis that holds
+//! the entry holds its id too (an RDB snapshot is a point in time, the AOF keeps the order).
+//! `HSETNX` keeps the first id of a key; a later id whose 48-bit key collides with it (≈ 2·10⁻³
+//! for a million items, ~1 in 10⁵ items at 10⁸) is told so by the `HGET` beside it and its entries
+//! are written as text. A process-local LRU remembers the keys already registered or resolved, so
+//! steady traffic adds no round trip.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
 use redis::aio::ConnectionManager;
 
-use super::entry::item_hash;
+use super::entry::ItemKey;
 use super::StoreError;
 
-/// Ids remembered per process (registered or resolved).
+/// Keys remembered per process (registered or resolved).
 const REMEMBERED: usize = 200_000;
 
 #[derive(Clone)]
 pub struct ItemRegistry {
     key: String,
-    known: Arc<Mutex<lru::LruCache<u64, String>>>,
+    known: Arc<Mutex<lru::LruCache<ItemKey, String>>>,
 }
 
 impl ItemRegistry {
@@ -33,53 +34,68 @@ impl ItemRegistry {
         }
     }
 
-    fn known(&self) -> std::sync::MutexGuard<'_, lru::LruCache<u64, String>> {
+    fn known(&self) -> std::sync::MutexGuard<'_, lru::LruCache<ItemKey, String>> {
         self.known.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Registers the ids this process has not registered (or resolved) yet.
+    /// Registers the ids whose keys this process has not seen yet; returns the ids whose key
+    /// holds another id (collisions: their entries are written as text).
     pub async fn register<'a>(
         &self,
         conn: &mut ConnectionManager,
         ids: impl Iterator<Item = &'a str>,
-    ) -> Result<(), StoreError> {
-        let fresh: HashMap<u64, &str> = {
+    ) -> Result<HashSet<&'a str>, StoreError> {
+        let mut collided = HashSet::new();
+        let mut fresh: Vec<(ItemKey, &str)> = Vec::new();
+        {
             let mut known = self.known();
-            ids.map(|id| (item_hash(id), id))
-                .filter(|(hash, _)| known.get(hash).is_none())
-                .collect()
-        };
+            for id in ids {
+                let key = ItemKey::of(id);
+                match known.get(&key) {
+                    Some(registered) if registered == id => {}
+                    Some(_) => drop(collided.insert(id)),
+                    None => fresh.push((key, id)),
+                }
+            }
+        }
+        fresh.sort_unstable_by_key(|&(_, id)| id);
+        fresh.dedup();
         if fresh.is_empty() {
-            return Ok(());
+            return Ok(collided);
         }
         let mut pipe = redis::pipe();
-        for (hash, id) in &fresh {
-            pipe.hset_nx(&self.key, hash.to_be_bytes().as_slice(), *id)
-                .ignore();
+        for (key, id) in &fresh {
+            let field = key.field();
+            pipe.hset_nx(&self.key, &field, *id)
+                .ignore()
+                .hget(&self.key, &field);
         }
-        pipe.query_async::<()>(conn).await?;
+        let registered: Vec<String> = pipe.query_async(conn).await?;
         let mut known = self.known();
-        for (hash, id) in fresh {
-            known.put(hash, id.to_string());
+        for ((key, id), registered) in fresh.into_iter().zip(registered) {
+            if registered != id {
+                collided.insert(id);
+            }
+            known.put(key, registered);
         }
-        Ok(())
+        Ok(collided)
     }
 
-    /// The ids of `hashes` (known ones from memory, the rest with one `HMGET`); a hash the
-    /// registry lacks is a corrupt entry.
+    /// The ids of `keys` (known ones from memory, the rest with one `HMGET`); a key the registry
+    /// lacks is a corrupt entry.
     pub async fn resolve(
         &self,
         conn: &mut ConnectionManager,
-        hashes: &[u64],
-    ) -> Result<HashMap<u64, String>, StoreError> {
-        let mut out = HashMap::with_capacity(hashes.len());
+        keys: &[ItemKey],
+    ) -> Result<HashMap<ItemKey, String>, StoreError> {
+        let mut out = HashMap::with_capacity(keys.len());
         let mut missing = Vec::new();
         {
             let mut known = self.known();
-            for &hash in hashes {
-                match known.get(&hash) {
-                    Some(id) => drop(out.insert(hash, id.clone())),
-                    None => missing.push(hash),
+            for &key in keys {
+                match known.get(&key) {
+                    Some(id) => drop(out.insert(key, id.clone())),
+                    None => missing.push(key),
                 }
             }
         }
@@ -88,20 +104,20 @@ impl ItemRegistry {
         if missing.is_empty() {
             return Ok(out);
         }
-        let fields: Vec<Vec<u8>> = missing.iter().map(|h| h.to_be_bytes().to_vec()).collect();
+        let fields: Vec<Vec<u8>> = missing.iter().map(|k| k.field()).collect();
         let ids: Vec<Option<String>> = redis::cmd("HMGET")
             .arg(&self.key)
             .arg(&fields)
             .query_async(conn)
             .await?;
         let mut known = self.known();
-        for (hash, id) in missing.into_iter().zip(ids) {
+        for (key, id) in missing.into_iter().zip(ids) {
             let id = id.ok_or_else(|| StoreError::Corrupt {
                 key: self.key.clone(),
-                reason: format!("no item id registered for hash {hash:016x}"),
+                reason: format!("no item id registered for key {:02x?}", key.field()),
             })?;
-            known.put(hash, id.clone());
-            out.insert(hash, id);
+            known.put(key, id.clone());
+            out.insert(key, id);
         }
         Ok(out)
     }

@@ -48,42 +48,28 @@ pub fn check_histories(
     })
 }
 
-/// Redis memory per history entry (`MEMORY USAGE` of the first 20 users' history lists and
-/// event-id windows, over their entries; layout in README "Redis layout").
+/// Redis memory per history entry (`MEMORY USAGE` of the first 20 users' history lists over
+/// their entries; layout in README "Redis layout").
 async fn memory_per_entry(url: &str, prefix: &str, args: &IngestArgs) -> Result<()> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
-    let (mut history_bytes, mut window_bytes, mut entries) = (0u64, 0u64, 0u64);
+    let (mut bytes, mut entries) = (0u64, 0u64);
     for user in 0..args.users.min(20) {
-        let user = format!("u{user:06}");
-        let usage = |key: String| {
-            redis::cmd("MEMORY")
-                .arg("USAGE")
-                .arg(key)
-                .arg("SAMPLES")
-                .arg(0)
-                .to_owned()
-        };
-        let h: Option<u64> = usage(format!("{prefix}h:{user}"))
+        let key = format!("{prefix}h:u{user:06}");
+        let usage: Option<u64> = redis::cmd("MEMORY")
+            .arg("USAGE")
+            .arg(&key)
+            .arg("SAMPLES")
+            .arg(0)
             .query_async(&mut conn)
             .await?;
-        let e: Option<u64> = usage(format!("{prefix}e:{user}"))
-            .query_async(&mut conn)
-            .await?;
-        let n: u64 = redis::cmd("LLEN")
-            .arg(format!("{prefix}h:{user}"))
-            .query_async(&mut conn)
-            .await?;
-        history_bytes += h.unwrap_or(0);
-        window_bytes += e.unwrap_or(0);
+        let n: u64 = redis::cmd("LLEN").arg(&key).query_async(&mut conn).await?;
+        bytes += usage.unwrap_or(0);
         entries += n;
     }
-    let per = |bytes: u64| bytes as f64 / entries.max(1) as f64;
     println!(
-        "redis memory: {:.1} bytes per history entry ({:.1} in the history list + {:.1} for the event-id window) at {:.0} entries per user",
-        per(history_bytes + window_bytes),
-        per(history_bytes),
-        per(window_bytes),
+        "redis memory: {:.1} bytes per history entry at {:.0} entries per user",
+        bytes as f64 / entries.max(1) as f64,
         entries as f64 / args.users.clamp(1, 20) as f64
     );
     Ok(())
