@@ -57,15 +57,65 @@ fn manifest(config: &Config, version: u64) -> Manifest {
     }
 }
 
+fn values(t: &Tensor) -> Vec<f32> {
+    t.flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// Weights, then first moments, then second moments.
 fn state(trainer: &OnlineTrainer, config: &Config) -> Vec<Vec<f32>> {
     let c = trainer.checkpoint(manifest(config, 0)).unwrap();
+    let moments = c.optimizer.expect("a trainer's checkpoint has its moments");
     c.weights
         .iter()
         .map(|(_, t)| t)
-        .chain(&c.adam_m)
-        .chain(&c.adam_v)
-        .map(|t| t.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+        .chain(&moments.m)
+        .chain(&moments.v)
+        .map(values)
         .collect()
+}
+
+#[test]
+fn the_store_gets_the_weights_alone_checksummed_and_a_restored_trainer_starts_a_fresh_optimizer() {
+    let config = config();
+    let mut t = trainer(&config);
+    for step in 0..5 {
+        t.step(&batch(step), 64).unwrap();
+    }
+    let full = t.checkpoint(manifest(&config, 1)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let written = CheckpointDir::new(dir.path(), 2).write(&full).unwrap();
+    let (manifest_bytes, published) = checkpoint::published(&full).unwrap();
+    assert!(
+        published.len() * 2 < written.state.len(),
+        "weights alone: {} of {} bytes",
+        published.len(),
+        written.state.len()
+    );
+    let read = checkpoint::from_bytes(&manifest_bytes, &published).unwrap();
+    assert!(read.optimizer.is_none());
+    assert_eq!(read.manifest.step, 5);
+    assert_eq!(read.weights.len(), full.weights.len());
+    for ((a, x), (b, y)) in read.weights.iter().zip(&full.weights) {
+        assert_eq!(a, b);
+        assert_eq!(values(x), values(y));
+    }
+    // The checksum covers the published bytes: one flipped bit is refused.
+    let mut flipped = published.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    assert!(checkpoint::from_bytes(&manifest_bytes, &flipped).is_err());
+    // Restored from it: these weights, zero moments, step 0 (AdamW's bias correction starts over).
+    let mut next = trainer(&config);
+    next.restore(&read).unwrap();
+    assert_eq!(next.steps(), 0);
+    let restored = state(&next, &config);
+    let n = full.weights.len();
+    assert_eq!(restored[0], values(&full.weights[0].1));
+    assert!(restored[n..].iter().flatten().all(|&x| x == 0.0));
+    assert!(next
+        .step(&batch(5), 64)
+        .unwrap()
+        .is_some_and(f32::is_finite));
 }
 
 #[test]

@@ -7,6 +7,11 @@
 //! SHA-256 of the state, verified on every read, and [`CheckpointDir::latest`] skips (loudly) a
 //! checkpoint that fails it, falling back to the next newest. The last `keep` are kept; temporary
 //! directories left by a crash are swept.
+//!
+//! What the store carries to other processes is lighter: [`published`] gives the weights alone
+//! (a third of the state) with a manifest whose SHA-256 covers them; the optimizer's moments stay
+//! in the checkpoint directory. A checkpoint read from those bytes has no moments
+//! ([`Checkpoint::optimizer`] is None): a trainer restoring it starts a fresh optimizer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -61,13 +66,20 @@ pub struct Manifest {
     pub state_sha256: Option<String>,
 }
 
-/// A whole checkpoint: manifest, named weights, and the optimizer moments in the weights' order.
+/// A checkpoint: manifest, named weights, and (in a checkpoint directory, not in what the store
+/// publishes) the optimizer's moments.
 #[derive(Debug, Clone)]
 pub struct Checkpoint {
     pub manifest: Manifest,
     pub weights: Vec<(String, Tensor)>,
-    pub adam_m: Vec<Tensor>,
-    pub adam_v: Vec<Tensor>,
+    pub optimizer: Option<Moments>,
+}
+
+/// AdamW's first and second moments, in the weights' order.
+#[derive(Debug, Clone)]
+pub struct Moments {
+    pub m: Vec<Tensor>,
+    pub v: Vec<Tensor>,
 }
 
 const STATE: &str = "state.safetensors";
@@ -104,13 +116,7 @@ impl CheckpointDir {
         let tmp = self.dir.join(format!(".tmp-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
-        let mut tensors: HashMap<String, Tensor> = HashMap::new();
-        for (i, (name, weight)) in checkpoint.weights.iter().enumerate() {
-            tensors.insert(format!("weights/{name}"), weight.clone());
-            tensors.insert(format!("adam_m/{name}"), checkpoint.adam_m[i].clone());
-            tensors.insert(format!("adam_v/{name}"), checkpoint.adam_v[i].clone());
-        }
-        candle_core::safetensors::save(&tensors, tmp.join(STATE))?;
+        candle_core::safetensors::save(&tensors(checkpoint), tmp.join(STATE))?;
         let state = std::fs::read(tmp.join(STATE)).map_err(io(&tmp))?;
         let manifest = Manifest {
             state_sha256: Some(sha256_hex(&state)),
@@ -234,7 +240,40 @@ pub fn read(dir: &Path) -> Result<Checkpoint, CheckpointError> {
     })
 }
 
-/// A checkpoint from the bytes of its `manifest.json` and `state.safetensors` (as published to the store).
+/// Every tensor of `checkpoint` under its `weights/`, `adam_m/` or `adam_v/` name.
+fn tensors(checkpoint: &Checkpoint) -> HashMap<String, Tensor> {
+    let mut tensors = HashMap::new();
+    for (i, (name, weight)) in checkpoint.weights.iter().enumerate() {
+        tensors.insert(format!("weights/{name}"), weight.clone());
+        if let Some(moments) = &checkpoint.optimizer {
+            tensors.insert(format!("adam_m/{name}"), moments.m[i].clone());
+            tensors.insert(format!("adam_v/{name}"), moments.v[i].clone());
+        }
+    }
+    tensors
+}
+
+/// What the store publishes of `checkpoint`: the bytes of a manifest and of a safetensors file of
+/// the weights alone, the manifest's `state_sha256` covering them.
+pub fn published(checkpoint: &Checkpoint) -> Result<(Vec<u8>, Vec<u8>), CheckpointError> {
+    let weights = checkpoint
+        .weights
+        .iter()
+        .map(|(name, weight)| (format!("weights/{name}"), weight));
+    let state = safetensors::serialize(weights, None).map_err(|e| CheckpointError::Invalid {
+        path: PathBuf::from("<published>"),
+        reason: e.to_string(),
+    })?;
+    let manifest = Manifest {
+        state_sha256: Some(sha256_hex(&state)),
+        ..checkpoint.manifest.clone()
+    };
+    let manifest = serde_json::to_vec_pretty(&manifest).expect("serialisable");
+    Ok((manifest, state))
+}
+
+/// A checkpoint from the bytes of a `manifest.json` and a `state.safetensors` (a checkpoint
+/// directory's, or what the store publishes: then without the optimizer's moments).
 pub fn from_bytes(manifest: &[u8], state: &[u8]) -> Result<Checkpoint, CheckpointError> {
     let invalid = |reason: String| CheckpointError::Invalid {
         path: PathBuf::from("<bytes>"),
@@ -256,22 +295,24 @@ pub fn from_bytes(manifest: &[u8], state: &[u8]) -> Result<Checkpoint, Checkpoin
         .filter_map(|k| k.strip_prefix("weights/").map(str::to_string))
         .collect();
     names.sort();
+    let with_moments = tensors.keys().any(|k| k.starts_with("adam_m/"));
     let mut take = |key: String| {
         tensors
             .remove(&key)
             .ok_or_else(|| invalid(format!("missing tensor {key}")))
     };
-    let (mut weights, mut adam_m, mut adam_v) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut weights, mut m, mut v) = (Vec::new(), Vec::new(), Vec::new());
     for name in names {
         weights.push((name.clone(), take(format!("weights/{name}"))?));
-        adam_m.push(take(format!("adam_m/{name}"))?);
-        adam_v.push(take(format!("adam_v/{name}"))?);
+        if with_moments {
+            m.push(take(format!("adam_m/{name}"))?);
+            v.push(take(format!("adam_v/{name}"))?);
+        }
     }
     Ok(Checkpoint {
         manifest,
         weights,
-        adam_m,
-        adam_v,
+        optimizer: with_moments.then_some(Moments { m, v }),
     })
 }
 

@@ -117,9 +117,9 @@ impl From<&HistoryConfig> for HistoryPolicy {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredModel {
     pub version: u64,
-    /// The checkpoint's `manifest.json`.
+    /// The manifest of what is published (`checkpoint::published`: its checksum covers `state`).
     pub manifest: Vec<u8>,
-    /// The checkpoint's `state.safetensors` (weights and optimizer state).
+    /// A safetensors file of the weights alone (the optimizer's moments stay in checkpoints).
     pub state: Vec<u8>,
 }
 

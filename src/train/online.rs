@@ -13,7 +13,7 @@ use super::negatives::Pool;
 use super::offline::{batch_loss, sorted_vars};
 use super::schedule::clip_gradients;
 use super::TrainingConfig;
-use crate::checkpoint::{Checkpoint, Manifest};
+use crate::checkpoint::{Checkpoint, Manifest, Moments};
 use crate::towers::{Tower, TowerInput, TowerSpec};
 
 /// Users' recent sequences over a batch-local catalogue.
@@ -148,17 +148,18 @@ impl OnlineTrainer {
 
     /// The whole state as a checkpoint with `manifest` (whose `step` is overwritten).
     pub fn checkpoint(&self, mut manifest: Manifest) -> Result<Checkpoint> {
-        let (adam_m, adam_v) = self.optimizer.moments()?;
+        let (m, v) = self.optimizer.moments()?;
         manifest.step = self.steps();
         Ok(Checkpoint {
             manifest,
             weights: self.weights()?,
-            adam_m,
-            adam_v,
+            optimizer: Some(Moments { m, v }),
         })
     }
 
-    /// Loads weights, moments and the step counter from `checkpoint`.
+    /// Loads weights, moments and the step counter from `checkpoint`; one without moments (what
+    /// the store publishes) gets a fresh optimizer — zero moments, step 0, so that AdamW's bias
+    /// correction starts over rather than taking oversized first steps.
     pub fn restore(&mut self, checkpoint: &Checkpoint) -> Result<()> {
         if checkpoint.weights.len() != self.vars.len() {
             candle_core::bail!(
@@ -173,11 +174,20 @@ impl OnlineTrainer {
             }
             var.set(weight)?;
         }
-        self.optimizer.restore(
-            &checkpoint.adam_m,
-            &checkpoint.adam_v,
-            checkpoint.manifest.step,
-        )
+        match &checkpoint.optimizer {
+            Some(moments) => {
+                self.optimizer
+                    .restore(&moments.m, &moments.v, checkpoint.manifest.step)
+            }
+            None => {
+                let zeros = |w: &[(String, Tensor)]| -> Result<Vec<Tensor>> {
+                    w.iter().map(|(_, t)| t.zeros_like()).collect()
+                };
+                let weights = &checkpoint.weights;
+                self.optimizer
+                    .restore(&zeros(weights)?, &zeros(weights)?, 0)
+            }
+        }
     }
 }
 

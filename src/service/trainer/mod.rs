@@ -218,6 +218,11 @@ impl<S: Store> Loop<S> {
             tracing::info!(
                 version,
                 step = checkpoint.manifest.step,
+                optimizer = if checkpoint.optimizer.is_some() {
+                    "restored"
+                } else {
+                    "fresh (the store publishes weights only)"
+                },
                 "restored checkpoint"
             );
         }

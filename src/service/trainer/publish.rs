@@ -53,10 +53,12 @@ impl<S: Store> Loop<S> {
         let refused = if self.lease.held().as_ref() != Some(fence) {
             Some(lapsed)
         } else {
+            // Followers get the weights alone; the moments stay in the checkpoint directory.
+            let (manifest, state) = crate::checkpoint::published(&checkpoint)?;
             let model = StoredModel {
                 version,
-                manifest: written.manifest,
-                state: written.state,
+                manifest,
+                state,
             };
             match shared.store.publish_model(&model, fence).await? {
                 Publication::Published => None,
