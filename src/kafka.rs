@@ -45,6 +45,10 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
                 kafka.statistics_interval_ms.to_string(),
             ),
             ("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string()),
+            (
+                "fetch.queue.backoff.ms",
+                kafka.fetch_queue_backoff_ms.to_string(),
+            ),
         ],
     )
 }

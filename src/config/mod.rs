@@ -94,6 +94,10 @@ pub struct KafkaConfig {
     /// embedding latency for brokers that do not answer a waiting fetch as soon as data arrives
     /// (tansu 0.6 holds it the whole time; Apache Kafka answers at once).
     pub fetch_wait_max_ms: u32,
+    /// `fetch.queue.backoff.ms`: how long a partition's fetching pauses once the local queue is
+    /// over librdkafka's thresholds. librdkafka's 1000 ms stalls a consumer that drains the queue
+    /// faster than that (README "Ingest throughput").
+    pub fetch_queue_backoff_ms: u32,
     /// Create missing topics at start-up (turn off where topics are provisioned by ops).
     pub create_topics: bool,
     /// Partitions of topics created at start-up (the most processes that can share a stream).
