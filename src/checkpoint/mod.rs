@@ -118,11 +118,7 @@ impl CheckpointDir {
         std::fs::create_dir_all(&tmp).map_err(io(&tmp))?;
         candle_core::safetensors::save(&tensors(checkpoint), tmp.join(STATE))?;
         let state = std::fs::read(tmp.join(STATE)).map_err(io(&tmp))?;
-        let manifest = Manifest {
-            state_sha256: Some(sha256_hex(&state)),
-            ..checkpoint.manifest.clone()
-        };
-        let manifest = serde_json::to_vec_pretty(&manifest).expect("serialisable");
+        let manifest = manifest_of(checkpoint, &state);
         std::fs::write(tmp.join(MANIFEST), &manifest).map_err(io(&tmp))?;
         for file in [STATE, MANIFEST] {
             sync(&tmp.join(file))?;
@@ -264,12 +260,16 @@ pub fn published(checkpoint: &Checkpoint) -> Result<(Vec<u8>, Vec<u8>), Checkpoi
         path: PathBuf::from("<published>"),
         reason: e.to_string(),
     })?;
+    Ok((manifest_of(checkpoint, &state), state))
+}
+
+/// The bytes of `checkpoint`'s manifest with the SHA-256 of `state`.
+fn manifest_of(checkpoint: &Checkpoint, state: &[u8]) -> Vec<u8> {
     let manifest = Manifest {
-        state_sha256: Some(sha256_hex(&state)),
+        state_sha256: Some(sha256_hex(state)),
         ..checkpoint.manifest.clone()
     };
-    let manifest = serde_json::to_vec_pretty(&manifest).expect("serialisable");
-    Ok((manifest, state))
+    serde_json::to_vec_pretty(&manifest).expect("serialisable")
 }
 
 /// A checkpoint from the bytes of a `manifest.json` and a `state.safetensors` (a checkpoint
