@@ -92,8 +92,8 @@ pub fn bench_ingest(config: Config, args: IngestArgs) -> Result<()> {
 
     let service = run_service(&config, &brokers, &tag, &topics, args.actions)?;
     println!(
-        "learn serve (ingest only): {:.0} actions/s, {:.2} CPU-s per 100k actions ({:.1} s, {:.1} CPU-s)",
-        service.rate, service.cpu_per_100k, service.seconds, service.cpu_seconds
+        "learn serve (ingest only): {:.0} actions/s, {:.2} CPU-s per 100k actions ({:.1} s, {:.1} CPU-s); Redis {:.2} CPU-s per 100k",
+        service.rate, service.cpu_per_100k, service.seconds, service.cpu_seconds, service.redis_cpu_per_100k
     );
     redis_checks::check_histories(&config.redis, &tag, &config, &args)?;
     let lpush = redis_checks::redis_benchmark(&config.redis.url)?;
@@ -193,6 +193,8 @@ struct ServiceRun {
     seconds: f64,
     cpu_seconds: f64,
     cpu_per_100k: f64,
+    /// Redis's own CPU (`INFO cpu`) over the same window, per 100k actions.
+    redis_cpu_per_100k: f64,
 }
 
 struct Serving(Child);
@@ -247,7 +249,8 @@ fn run_service(
             .read_json()
             .ok()
     };
-    let mut first: Option<(Instant, u64, f64)> = None;
+    let redis_cpu = || redis_checks::redis_cpu_seconds(&config.redis.url);
+    let mut first: Option<(Instant, u64, f64, f64)> = None;
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         if Instant::now() > deadline {
@@ -258,18 +261,25 @@ fn run_service(
         }
         if let Some(s) = status(port) {
             if s.actions_applied > 0 && first.is_none() {
-                first = Some((Instant::now(), s.actions_applied, cpu_seconds(pid)?));
+                first = Some((
+                    Instant::now(),
+                    s.actions_applied,
+                    cpu_seconds(pid)?,
+                    redis_cpu()?,
+                ));
             }
             if s.actions_applied as usize >= total {
-                let (t0, applied0, cpu0) = first.expect("set above");
+                let (t0, applied0, cpu0, redis0) = first.expect("set above");
                 let seconds = t0.elapsed().as_secs_f64();
                 let cpu = cpu_seconds(pid)? - cpu0;
+                let redis = redis_cpu()? - redis0;
                 let applied = (total as u64 - applied0) as f64;
                 return Ok(ServiceRun {
                     rate: applied / seconds.max(1e-9),
                     seconds,
                     cpu_seconds: cpu,
                     cpu_per_100k: cpu / applied * 100_000.0,
+                    redis_cpu_per_100k: redis / applied * 100_000.0,
                 });
             }
         }

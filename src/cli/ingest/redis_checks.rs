@@ -75,6 +75,21 @@ async fn memory_per_entry(url: &str, prefix: &str, args: &IngestArgs) -> Result<
     Ok(())
 }
 
+/// The Redis server's CPU time so far (`INFO cpu`: user + system seconds, all its threads).
+pub fn redis_cpu_seconds(url: &str) -> Result<f64> {
+    let mut conn = redis::Client::open(url)?.get_connection()?;
+    let info: String = redis::cmd("INFO").arg("cpu").query(&mut conn)?;
+    let field = |name: &str| -> Result<f64> {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+            .with_context(|| format!("INFO cpu has no {name}: {info}"))?
+            .trim()
+            .parse()
+            .with_context(|| format!("INFO cpu {name}"))
+    };
+    Ok(field("used_cpu_user")? + field("used_cpu_sys")?)
+}
+
 /// `redis-benchmark -t lpush -P 16` against the same Redis: requests per second.
 pub fn redis_benchmark(url: &str) -> Result<f64> {
     use redis::ConnectionAddr;
