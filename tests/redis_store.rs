@@ -30,18 +30,21 @@ fn batch(partition: i32, offsets: std::ops::Range<i64>) -> PartitionBatch {
     }
 }
 
+fn policy(cap: usize, ttl_ms: u64) -> HistoryPolicy {
+    HistoryPolicy {
+        cap,
+        ttl_ms,
+        dedupe_window: 4,
+    }
+}
+
 async fn store(
     cap: usize,
     ttl_ms: u64,
 ) -> Option<(RedisStore, redis::aio::MultiplexedConnection, String)> {
     let url = common::redis()?;
     let prefix = format!("{}:", common::unique("store"));
-    let policy = HistoryPolicy {
-        cap,
-        ttl_ms,
-        dedupe_window: 4,
-    };
-    let store = RedisStore::connect(&url, &prefix, policy)
+    let store = RedisStore::connect(&url, &prefix, policy(cap, ttl_ms))
         .await
         .expect("redis");
     let conn = redis::Client::open(url)
@@ -331,17 +334,9 @@ async fn compact_entries_round_trip_and_a_colliding_item_is_written_as_text() {
     let lengths: Vec<usize> = raw.iter().map(Vec::len).collect();
     assert_eq!(lengths, [12, "1700000000001:l:clash".len(), 12]);
     // This process (ids remembered) and a fresh one (ids from the registry) read the same.
-    let other = RedisStore::connect(
-        &common::redis().unwrap(),
-        &prefix,
-        HistoryPolicy {
-            cap: 100,
-            ttl_ms: 0,
-            dedupe_window: 4,
-        },
-    )
-    .await
-    .unwrap();
+    let other = RedisStore::connect(&common::redis().unwrap(), &prefix, policy(100, 0))
+        .await
+        .unwrap();
     for s in [&store, &other] {
         let history = s.history("u9", 10).await.unwrap();
         assert_eq!(items(history.clone()), ["p0i0", "clash", "p0i2"]);

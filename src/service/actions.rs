@@ -29,32 +29,20 @@ impl<S: Store> ActionSink<S> {
         batch: &PartitionBatch,
         indices: &[usize],
     ) -> Result<(Applied, Vec<Refusal>), SinkError> {
-        let mut refusals = Vec::new();
-        let applied = self.apply_into(batch, indices, &mut refusals).await?;
-        Ok((applied, refusals))
-    }
-
-    async fn apply_into(
-        &self,
-        batch: &PartitionBatch,
-        indices: &[usize],
-        refusals: &mut Vec<Refusal>,
-    ) -> Result<Applied, SinkError> {
         let store = &self.shared.store;
         match store.apply_actions(batch).await {
             Ok(applied) => {
-                refusals.extend(
-                    applied
-                        .refused
-                        .iter()
-                        .map(|&i| refused(indices[i], &err_of_type(&batch.actions[i].1))),
-                );
-                Ok(applied)
+                let refusals = applied
+                    .refused
+                    .iter()
+                    .map(|&i| refused(indices[i], &err_of_type(&batch.actions[i].1)))
+                    .collect();
+                Ok((applied, refusals))
             }
             Err(err) if err.is_transient() => Err(SinkError::Transient(err.to_string())),
             Err(err) => {
                 tracing::error!(%err, partition = batch.partition, "the store refused a batch; isolating the actions that cause it");
-                let mut total = Applied::default();
+                let (mut total, mut refusals) = (Applied::default(), Vec::new());
                 for (i, action) in batch.actions.iter().enumerate() {
                     let alone = PartitionBatch {
                         topic: batch.topic.clone(),
@@ -82,7 +70,7 @@ impl<S: Store> ActionSink<S> {
                     .advance_watermarks(&batch.topic, &read_up_to)
                     .await
                     .map_err(|e| SinkError::Transient(e.to_string()))?;
-                Ok(total)
+                Ok((total, refusals))
             }
         }
     }
