@@ -29,7 +29,7 @@ cargo build --release --bin learn
 learn=target/release/learn
 mkdir -p "$out"
 [[ -f $out/baselines/results.json ]] ||
-  env "${common_env[@]}" "$learn" eval --dataset "$dataset" --out "$out/baselines" --model content popularity "${common[@]}"
+  env "${common_env[@]}" "$learn" eval --dataset "$dataset" --out "$out/baselines" --model content content-whitened popularity "${common[@]}"
 while read -r name rest; do
   [[ -z $name || $name == \#* ]] && continue
   dir=$out/$name

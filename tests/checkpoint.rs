@@ -244,3 +244,38 @@ fn a_truncated_newest_checkpoint_falls_back_to_the_previous_one() {
     let restored = checkpoints.latest().unwrap().expect("an older checkpoint");
     assert_eq!(restored.manifest.version, 1);
 }
+
+#[test]
+fn whitening_is_fitted_on_the_first_step_never_trained_and_travels_with_the_weights() {
+    let mut config = config();
+    config.towers.whiten = true;
+    let whiten = |t: &OnlineTrainer| -> Vec<Vec<f32>> {
+        t.weights()
+            .unwrap()
+            .iter()
+            .filter(|(name, _)| name.starts_with("whiten."))
+            .map(|(_, w)| values(w))
+            .collect()
+    };
+    let mut t = trainer(&config);
+    let fresh = whiten(&t);
+    assert_eq!(fresh.len(), 3, "whiten.items, whiten.matrix, whiten.mean");
+    assert_eq!(fresh[0], vec![0.0], "not fitted before the first step");
+    t.step(&batch(0), 64).unwrap().expect("a loss");
+    let fitted = whiten(&t);
+    assert_eq!(fitted[0], vec![20.0], "fitted on the 20-item catalogue");
+    assert_ne!(fitted[1], fresh[1], "no longer the identity");
+    for step in 1..5 {
+        t.step(&batch(step), 64).unwrap();
+    }
+    assert_eq!(whiten(&t), fitted, "later steps and tables change nothing");
+
+    // Published weights carry it: a restored trainer does not refit on its own first batch.
+    let full = t.checkpoint(manifest(&config, 1)).unwrap();
+    let (manifest_bytes, published) = checkpoint::published(&full).unwrap();
+    let mut next = trainer(&config);
+    next.restore(&checkpoint::from_bytes(&manifest_bytes, &published).unwrap())
+        .unwrap();
+    next.step(&batch(7), 64).unwrap();
+    assert_eq!(whiten(&next), fitted);
+}

@@ -9,6 +9,7 @@ use std::collections::HashSet;
 use learn_stream::eval::scorers::TowerScorer;
 use learn_stream::eval::{evaluate, leave_one_out, Split};
 use learn_stream::towers::{Tower, TowerInput, TowerSpec};
+use learn_stream::train::stopping::should_stop;
 use learn_stream::train::{train, Negatives, Targets, TrainReport, TrainingConfig};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -54,6 +55,7 @@ fn config(loss: Targets, negatives: Negatives) -> TrainingConfig {
         history_positions: 4,
         target_items: 3,
         patience: 10,
+        patience_window: 1,
         candidate_dropout: true,
         seed: 9,
     }
@@ -84,6 +86,8 @@ fn run(config: TrainingConfig, input: Input) -> Run {
         attn_dropout: 0.1,
         item_ids: matches!(input, Input::ContentAndIds),
         pre_ln: true,
+        // Content towers whiten their input, as by default.
+        whiten: !matches!(input, Input::Ids),
     };
     let varmap = VarMap::new();
     let input = match input {
@@ -158,22 +162,39 @@ fn early_stopping_keeps_the_best_validation_weights() {
         warmup_frac: 0.0,
         ..config(Targets::AllPositions, Negatives::AllItems)
     };
-    let run = run(config, Input::Content);
-    let curve = &run.report.curve;
-    let best = curve
-        .iter()
-        .max_by(|a, b| a.valid_ndcg_10.total_cmp(&b.valid_ndcg_10))
-        .unwrap();
-    assert_eq!(run.report.best_epoch, best.epoch, "{curve:?}");
-    assert!(
-        curve.len() == 12 || curve.len() == best.epoch + 3,
-        "stops {} epochs after the best: {curve:?}",
-        3
-    );
-    assert_eq!(
-        run.final_ndcg, best.valid_ndcg_10,
-        "the weights left in place are the best epoch's: {curve:?}"
-    );
+    for window in [1, 3] {
+        let run = run(
+            TrainingConfig {
+                patience_window: window,
+                ..config.clone()
+            },
+            Input::Content,
+        );
+        let curve = &run.report.curve;
+        let best = curve
+            .iter()
+            .max_by(|a, b| a.valid_ndcg_10.total_cmp(&b.valid_ndcg_10))
+            .unwrap();
+        assert_eq!(run.report.best_epoch, best.epoch, "{curve:?}");
+        if window == 1 {
+            assert!(
+                curve.len() == 12 || curve.len() == best.epoch + 3,
+                "stops 3 epochs after the best: {curve:?}"
+            );
+        }
+        // It stops at the first epoch where the smoothed test says so, and not before.
+        let valid: Vec<f64> = curve.iter().map(|e| e.valid_ndcg_10).collect();
+        let first_stop = (1..=valid.len()).find(|&e| should_stop(&valid[..e], 3, window));
+        assert_eq!(
+            first_stop.unwrap_or(12),
+            curve.len(),
+            "window {window}: {curve:?}"
+        );
+        assert_eq!(
+            run.final_ndcg, best.valid_ndcg_10,
+            "the weights left in place are the best epoch's: {curve:?}"
+        );
+    }
 }
 
 /// With item-ID inputs nothing is known before training (chance Recall@10 is ~1/6): what the

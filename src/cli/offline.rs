@@ -68,7 +68,7 @@ pub struct EvalArgs {
     #[command(flatten)]
     pub data: DatasetArgs,
     /// Models to compare in one table (learn and sasrec need `learn train` first).
-    #[arg(long, value_enum, num_args = 1.., default_values = ["learn", "sasrec", "content", "popularity"])]
+    #[arg(long, value_enum, num_args = 1.., default_values = ["learn", "sasrec", "content", "content-whitened", "popularity"])]
     pub model: Vec<ModelKind>,
 }
 

@@ -179,6 +179,7 @@ impl Config {
             });
         }
         positive("training.batch_size", self.training.batch_size)?;
+        positive("training.patience_window", self.training.patience_window)?;
         positive("training.epochs", self.training.epochs)?;
         if self.training.negatives.draws() {
             positive("training.negative_samples", self.training.negative_samples)?;

@@ -1,8 +1,10 @@
 //! The recommenders compared, all behind [`Scorer`]: a score for every item given a history.
 
 use candle_core::{Device, Result, Tensor};
+use candle_nn::VarMap;
 
 use crate::tensor::l2_normalise;
+use crate::towers::whiten::Whitening;
 use crate::towers::Tower;
 
 pub trait Scorer {
@@ -51,6 +53,13 @@ impl ContentScorer {
             items: l2_normalise(&centred)?,
             max_len,
         })
+    }
+
+    /// The same over whitened content ([`Whitening`] fitted on the catalogue).
+    pub fn whitened(table: &Tensor, max_len: usize) -> Result<Self> {
+        let whitening = Whitening::new(table.dim(1)?, &VarMap::new(), table.device())?;
+        whitening.fit(table)?;
+        Self::new(&whitening.apply(table)?, max_len)
     }
 }
 

@@ -44,6 +44,9 @@ pub enum ModelKind {
     Sasrec,
     /// Paper variant (c): raw content embeddings, no alignment (not trained).
     Content,
+    /// Variant (c) over whitened content (the `towers.whiten` transform, fitted on the catalogue):
+    /// what whitening alone buys, without alignment (not trained).
+    ContentWhitened,
     /// Most popular items (not trained).
     Popularity,
 }
@@ -54,6 +57,7 @@ impl ModelKind {
             ModelKind::Learn => "learn",
             ModelKind::Sasrec => "sasrec",
             ModelKind::Content => "content",
+            ModelKind::ContentWhitened => "content-whitened",
             ModelKind::Popularity => "popularity",
         }
     }
@@ -254,10 +258,12 @@ pub fn eval_command(
         config.training.seed,
     )?;
     let items = exp.dataset.items.len();
-    let needs_content = options
-        .models
-        .iter()
-        .any(|m| matches!(m, ModelKind::Learn | ModelKind::Content));
+    let needs_content = options.models.iter().any(|m| {
+        matches!(
+            m,
+            ModelKind::Learn | ModelKind::Content | ModelKind::ContentWhitened
+        )
+    });
     let content = if needs_content {
         Some(exp.content(config, &options.cache_dir)?)
     } else {
@@ -294,16 +300,15 @@ pub fn eval_command(
                     Some(meta.report),
                 )
             }
-            ModelKind::Content => {
+            ModelKind::Content | ModelKind::ContentWhitened => {
                 let table = content.as_ref().expect("loaded above");
-                (
-                    evaluate(
-                        &ContentScorer::new(table, config.towers.max_len)?,
-                        &exp.split.test,
-                        &exp.cold,
-                    )?,
-                    None,
-                )
+                let max_len = config.towers.max_len;
+                let scorer = if kind == ModelKind::Content {
+                    ContentScorer::new(table, max_len)?
+                } else {
+                    ContentScorer::whitened(table, max_len)?
+                };
+                (evaluate(&scorer, &exp.split.test, &exp.cold)?, None)
             }
             ModelKind::Popularity => {
                 let scorer = PopularityScorer::new(&exp.train, items)?;

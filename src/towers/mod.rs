@@ -10,6 +10,8 @@
 //!   the SASRec baseline) + positions → blocks → linear → L2-norm. The user tower reads a history;
 //!   the item tower is the same module and weights applied to one item alone, in its own position
 //!   slot (paper variant (a)).
+//! - [`whiten`]: the content vectors centred, decorrelated and re-normalised before the adapter
+//!   (statistics fitted on the catalogue, carried with the weights);
 //! - [`loss`]: softmax cross-entropy of (anchor, positive) pairs over candidate items, logQ-corrected.
 
 pub mod attention;
@@ -20,5 +22,6 @@ pub mod loss;
 pub mod norm;
 pub mod padding;
 pub mod tower;
+pub mod whiten;
 
 pub use tower::{Tower, TowerInput, TowerSpec};

@@ -13,6 +13,7 @@ use super::block::Block;
 use super::init::{seeded_init, SeededDropout};
 use super::norm::{layer_norm, LayerNorm};
 use super::padding::{gather_positions, pad_right};
+use super::whiten::Whitening;
 use crate::tensor::l2_normalise;
 
 /// Shape of a tower (`[towers]` in the config). Serialised into checkpoints and results.
@@ -35,6 +36,10 @@ pub struct TowerSpec {
     pub item_ids: bool,
     /// Layer norm before each sublayer (true) or after it (false, BERT's post-LN).
     pub pre_ln: bool,
+    /// Content towers: whiten the frozen content vectors (centre, decorrelate, re-normalise) before
+    /// the adapter, with statistics fitted on the catalogue ([`super::whiten`]).
+    #[serde(default)]
+    pub whiten: bool,
 }
 
 /// What an item id turns into before the transformer.
@@ -55,6 +60,7 @@ enum InputLayer {
         table: Option<Tensor>,
         adapter: Linear,
         ids: Option<ItemIds>,
+        whitening: Option<Whitening>,
     },
     Ids(Embedding),
 }
@@ -94,6 +100,11 @@ impl Tower {
         device: &Device,
     ) -> Result<Self> {
         let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
+        let whitening = |dim| {
+            spec.whiten
+                .then(|| Whitening::new(dim, varmap, device))
+                .transpose()
+        };
         let input = match input {
             TowerInput::Content { table, trained } => {
                 let adapter = linear(table.dim(1)?, spec.d_model, vb.pp("adapter"))?;
@@ -110,6 +121,7 @@ impl Tower {
                     table: Some(table.to_device(device)?),
                     adapter,
                     ids,
+                    whitening: whitening(table.dim(1)?)?,
                 }
             }
             TowerInput::Features { .. } if spec.item_ids => {
@@ -121,6 +133,7 @@ impl Tower {
                 table: None,
                 adapter: linear(dim, spec.d_model, vb.pp("adapter"))?,
                 ids: None,
+                whitening: whitening(dim)?,
             },
             TowerInput::Ids { items } => {
                 InputLayer::Ids(embedding(items, spec.d_model, vb.pp("item_embeddings"))?)
@@ -141,7 +154,7 @@ impl Tower {
                 )
             })
             .collect::<Result<Vec<_>>>()?;
-        let tower = Self {
+        let mut tower = Self {
             input,
             // Rows 0..max_len: history positions; row max_len: the item tower's slot.
             positions: embedding(spec.max_len + 1, spec.d_model, vb.pp("position_embeddings"))?,
@@ -158,7 +171,28 @@ impl Tower {
             device: device.clone(),
         };
         seeded_init(varmap, seed)?;
+        if let InputLayer::Content {
+            table,
+            whitening: Some(whitening),
+            ..
+        } = &mut tower.input
+        {
+            whitening.reset()?;
+            // Offline: the table is the whole catalogue; fit on it and whiten it once.
+            if let Some(content) = table {
+                whitening.fit(content)?;
+                *content = whitening.apply(content)?;
+            }
+        }
         Ok(tower)
+    }
+
+    /// The content whitening, when `towers.whiten` is on and the input is content.
+    pub fn whitening(&self) -> Option<&Whitening> {
+        match &self.input {
+            InputLayer::Content { whitening, .. } => whitening.as_ref(),
+            InputLayer::Ids(_) => None,
+        }
     }
 
     pub fn spec(&self) -> &TowerSpec {
@@ -177,16 +211,30 @@ impl Tower {
         }
     }
 
-    /// The same tower (same weights) reading item ids as rows of `table` (items × content dim).
+    /// The same tower (same weights) reading item ids as rows of `table` (items × content dim,
+    /// whitened here when the tower whitens).
     pub fn with_table(&self, table: Tensor) -> Result<Tower> {
-        let InputLayer::Content { adapter, ids, .. } = &self.input else {
+        let InputLayer::Content {
+            adapter,
+            ids,
+            whitening,
+            ..
+        } = &self.input
+        else {
             candle_core::bail!("an item-ID tower has no content table");
         };
+        let mut table = table.to_device(&self.device)?;
+        if let Some(whitening) = whitening {
+            if whitening.fitted_on()? > 0 {
+                table = whitening.apply(&table)?;
+            }
+        }
         Ok(Tower {
             input: InputLayer::Content {
-                table: Some(table.to_device(&self.device)?),
+                table: Some(table),
                 adapter: adapter.clone(),
                 ids: ids.clone(),
+                whitening: whitening.clone(),
             },
             ..self.clone()
         })
@@ -201,6 +249,7 @@ impl Tower {
                 table: Some(table),
                 adapter,
                 ids: item_ids,
+                ..
             } => {
                 let (b, l) = ids.dims2()?;
                 let flat_ids = ids.flatten_all()?;
@@ -269,119 +318,5 @@ fn block_seed(seed: u64, block: usize) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec() -> TowerSpec {
-        TowerSpec {
-            d_model: 16,
-            heads: 2,
-            layers: 2,
-            out_dim: 8,
-            max_len: 6,
-            dropout: 0.0,
-            attn_dropout: 0.0,
-            item_ids: false,
-            pre_ln: true,
-        }
-    }
-
-    #[test]
-    fn causal_mask_no_future_leakage() {
-        let table = Tensor::randn(0f32, 1.0, (10, 5), &Device::Cpu).unwrap();
-        for pre_ln in [true, false] {
-            let varmap = VarMap::new();
-            let tower = Tower::new(
-                &TowerSpec { pre_ln, ..spec() },
-                TowerInput::Content {
-                    table: table.clone(),
-                    trained: vec![true; 10],
-                },
-                &varmap,
-                3,
-                &Device::Cpu,
-            )
-            .unwrap();
-            let a = Tensor::new(&[[1u32, 2, 3, 4, 5]], &Device::Cpu).unwrap();
-            let b = Tensor::new(&[[1u32, 2, 3, 9, 0]], &Device::Cpu).unwrap();
-            let (oa, ob) = (
-                tower.forward(&a, false).unwrap(),
-                tower.forward(&b, false).unwrap(),
-            );
-            let early = (oa.narrow(1, 0, 3).unwrap() - ob.narrow(1, 0, 3).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap();
-            assert_eq!(
-                early.max_all().unwrap().to_scalar::<f32>().unwrap(),
-                0.0,
-                "positions 0..3 must not see 3.."
-            );
-            let later = (oa.narrow(1, 3, 1).unwrap() - ob.narrow(1, 3, 1).unwrap())
-                .unwrap()
-                .abs()
-                .unwrap();
-            assert!(
-                later.max_all().unwrap().to_scalar::<f32>().unwrap() > 1e-4,
-                "position 3 sees its own item"
-            );
-        }
-    }
-
-    /// An item-ID tower over 10 items (its variables live as long as the tower's tensors).
-    fn id_tower() -> Tower {
-        let varmap = VarMap::new();
-        Tower::new(
-            &spec(),
-            TowerInput::Ids { items: 10 },
-            &varmap,
-            1,
-            &Device::Cpu,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn an_item_is_not_its_own_one_item_history() {
-        let tower = id_tower();
-        let (user, item) = (
-            tower.users(&[&[4]]).unwrap(),
-            tower.items(&[4], false).unwrap(),
-        );
-        let cos = (user * item)
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
-        assert!(
-            cos < 0.999,
-            "history [4] and item 4 must be different vectors: cos {cos}"
-        );
-    }
-
-    #[test]
-    fn outputs_are_unit_and_users_read_the_last_real_position() {
-        let tower = id_tower();
-        let users = tower.users(&[&[1, 2], &[3, 4, 5, 6]]).unwrap();
-        let alone = tower.users(&[&[1, 2]]).unwrap();
-        let diff = (users.get(0).unwrap() - alone.get(0).unwrap())
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap();
-        assert!(
-            diff.to_scalar::<f32>().unwrap() < 1e-6,
-            "padding must not change a history's embedding"
-        );
-        let norms = users
-            .sqr()
-            .unwrap()
-            .sum(1)
-            .unwrap()
-            .to_vec1::<f32>()
-            .unwrap();
-        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
-    }
-}
+#[path = "tower_tests.rs"]
+mod tests;

@@ -1,7 +1,8 @@
 //! Owns training of the towers: which pairs a sequence contributes ([`targets`]), which candidates
 //! each pair's softmax runs over ([`negatives`]), the learning-rate schedule and gradient clipping
 //! ([`schedule`]) and the offline trainer ([`offline`]): epochs of user micro-batches, AdamW,
-//! validation after every epoch, early stopping and the best epoch's weights kept. Deterministic
+//! validation after every epoch, early stopping on the smoothed validation curve
+//! ([`stopping`]) and the best epoch's weights kept. Deterministic
 //! for a seed. [`online`] is the continual trainer's step and its checkpoint state; [`adamw`] the
 //! optimizer whose state can be saved.
 
@@ -10,6 +11,7 @@ pub mod negatives;
 pub mod offline;
 pub mod online;
 pub mod schedule;
+pub mod stopping;
 pub mod targets;
 
 pub use negatives::Negatives;
@@ -49,8 +51,11 @@ pub struct TrainingConfig {
     pub history_positions: usize,
     /// Dense loss: target items per user (N_t).
     pub target_items: usize,
-    /// Stop after this many epochs without a better validation NDCG@10.
+    /// Stop after this many epochs without a better (smoothed) validation NDCG@10.
     pub patience: usize,
+    /// Epochs averaged for the stopping test ([`stopping`]); 1 = the raw curve.
+    #[serde(default = "patience_window_default")]
+    pub patience_window: usize,
     /// Dropout also on the item tower's pass over the candidates (true), or on the user side only
     /// (false: every candidate is its clean vector, as at serving).
     #[serde(default = "candidate_dropout_default")]
@@ -60,6 +65,10 @@ pub struct TrainingConfig {
 
 fn candidate_dropout_default() -> bool {
     true
+}
+
+fn patience_window_default() -> usize {
+    1
 }
 
 impl TrainingConfig {

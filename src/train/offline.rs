@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::adamw::{AdamW, AdamWParams};
 use super::negatives::{draw_uniform, Pool};
 use super::schedule::{clip_gradients, learning_rate};
+use super::stopping::should_stop;
 use super::targets::UserSample;
 use super::TrainingConfig;
 use crate::eval::scorers::TowerScorer;
@@ -251,10 +252,12 @@ pub fn train(
             (best, best_epoch, best_weights) = (metrics.ndcg_10, epoch, snapshot(&vars)?);
         }
         status += &format!("; best {best:.4} at epoch {best_epoch})");
-        if !improved && epoch - best_epoch >= config.patience {
+        let valid: Vec<f64> = curve.iter().map(|e| e.valid_ndcg_10).collect();
+        if should_stop(&valid, config.patience, config.patience_window) {
             tracing::info!(
                 best_epoch,
-                "early stop: no better validation NDCG@10 for {} epochs",
+                "early stop: the {}-epoch mean of validation NDCG@10 has not improved for {} epochs",
+                config.patience_window,
                 config.patience
             );
             break;

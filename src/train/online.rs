@@ -122,6 +122,13 @@ impl OnlineTrainer {
     /// A step whose loss or gradient norm is not finite changes nothing and is an error: a diverging
     /// step must never reach a checkpoint.
     pub fn step(&mut self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<f32>> {
+        // `towers.whiten`: a lineage's whitening is fitted once, on the catalogue of its first step
+        // (with `all_items` negatives the table is the whole catalogue), then travels with the weights.
+        if let Some(whitening) = self.tower.whitening() {
+            if whitening.fitted_on()? == 0 {
+                whitening.fit(&batch.table)?;
+            }
+        }
         let Some(loss) = self.batch_loss(batch, batch_limit)? else {
             return Ok(None);
         };
