@@ -1,4 +1,4 @@
-//! Unit tests of the tower (causal mask, item slot, unit outputs, whitening).
+//! Unit tests of the tower (causal mask, item slot, unit outputs).
 
 use super::*;
 
