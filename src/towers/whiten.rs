@@ -128,18 +128,14 @@ pub fn statistics(rows: &[Vec<f32>], dim: usize) -> Option<(Vec<f64>, Vec<f64>)>
         cov[i * dim + i] += eps;
     }
     let lower = cholesky(&cov, dim)?;
-    // W = L⁻ᵀ: column j of L⁻¹ solves L y = e_j; W[i][j] = L⁻¹[j][i].
+    // W = L⁻ᵀ: row j of W is column j of L⁻¹, the solution of L y = e_j (zero above j).
     let mut w = vec![0f64; dim * dim];
     for j in 0..dim {
-        let mut y = vec![0f64; dim];
+        let y = &mut w[j * dim..(j + 1) * dim];
         for i in j..dim {
             let rhs = if i == j { 1.0 } else { 0.0 };
             let sum: f64 = (j..i).map(|k| lower[i * dim + k] * y[k]).sum();
             y[i] = (rhs - sum) / lower[i * dim + i];
-        }
-        // Row j of L⁻¹ is (L⁻¹)[j][·]; we have column j: L⁻¹[i][j] = y[i] → W[j][i] = y[i].
-        for i in j..dim {
-            w[j * dim + i] = y[i];
         }
     }
     Some((mean, w))
