@@ -10,6 +10,7 @@ root="$PWD"
 redis_port="${LEARN_TEST_REDIS_PORT:-6390}"
 kafka_port="${LEARN_TEST_KAFKA_PORT:-9093}"
 redis_tls_port=$((redis_port + 2))
+cluster_port="${LEARN_TEST_REDIS_CLUSTER_PORT:-7101}" # three cluster primaries: this port and the next two
 kafka_tls_port=$((kafka_port + 2)) # the TLS endpoint; the second tansu listens one above it
 state="$root/.services"
 tls="$state/tls"
@@ -46,7 +47,9 @@ stop() {
   done
   redis-cli -p "$redis_port" shutdown nosave >/dev/null 2>&1 || true
   redis-cli -p "$redis_tls_port" --tls --cacert "$tls/ca.pem" shutdown nosave >/dev/null 2>&1 || true
+  for port in $cluster_ports; do redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true; done
 }
+cluster_ports="$cluster_port $((cluster_port + 1)) $((cluster_port + 2))"
 trap stop EXIT
 
 redis-server --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no --dir "$state" \
@@ -64,6 +67,26 @@ done
 redis-cli -p "$redis_port" ping | grep -q PONG || { log "redis did not start"; exit 1; }
 (exec 3<>"/dev/tcp/127.0.0.1/$kafka_port") 2>/dev/null || { log "tansu did not start:"; cat "$state/tansu.log"; exit 1; }
 log "redis on 127.0.0.1:$redis_port, tansu on 127.0.0.1:$kafka_port"
+
+# A Redis Cluster of three primaries (tests/cluster.rs, tests/redis_store.rs run on it too).
+for port in $cluster_ports; do
+  mkdir -p "$state/cluster-$port"
+  redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes --cluster-config-file nodes.conf \
+    --cluster-node-timeout 2000 --save '' --appendonly no --dir "$state/cluster-$port" --daemonize yes \
+    --pidfile "$state/cluster-$port/redis.pid" --logfile "$state/cluster-$port/redis.log"
+done
+for port in $cluster_ports; do
+  for _ in $(seq 1 50); do redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+done
+redis-cli --cluster create $(for port in $cluster_ports; do printf '127.0.0.1:%s ' "$port"; done) \
+  --cluster-replicas 0 --cluster-yes >"$state/cluster-create.log"
+for _ in $(seq 1 100); do
+  redis-cli -p "$cluster_port" cluster info | grep -q 'cluster_state:ok' && break
+  sleep 0.2
+done
+redis-cli -p "$cluster_port" cluster info | grep -q 'cluster_state:ok' || { log "redis cluster did not form"; exit 1; }
+log "redis cluster (3 primaries) on 127.0.0.1:$cluster_port-$((cluster_port + 2))"
+export LEARN_TEST_REDIS_CLUSTER="$(for port in $cluster_ports; do printf 'redis://127.0.0.1:%s,' "$port"; done | sed 's/,$//')"
 
 # TLS endpoints (tests/tls.rs): a throwaway CA and a server certificate for 127.0.0.1, redis-server
 # with a TLS port, and a second tansu behind socat's OpenSSL listener (tansu 0.6 does not use --cert).

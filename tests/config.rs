@@ -35,6 +35,19 @@ fn invalid_values_name_the_key() {
 }
 
 #[test]
+fn a_cluster_config_is_checked_seed_by_seed_and_its_prefix_has_no_hash_tag() {
+    let cluster = "[redis]\ncluster = true\n";
+    assert!(load_toml(&format!(
+        "{cluster}url = \"redis://127.0.0.1:7001, 127.0.0.1:7002\"\n"
+    ))
+    .contains("redis.url"));
+    assert!(load_toml(&format!(
+        "{cluster}url = \"redis://127.0.0.1:7001\"\nkey_prefix = \"{{learn}}:\"\n"
+    ))
+    .contains("redis.key_prefix"));
+}
+
+#[test]
 fn missing_file_is_reported() {
     let msg = Config::load(Some(std::path::Path::new("/nonexistent/learn.toml")))
         .unwrap_err()

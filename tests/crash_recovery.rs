@@ -48,7 +48,7 @@ fn history_len(redis: &redis::Client, prefix: &str) -> usize {
     (0..USERS)
         .map(|u| {
             redis::cmd("LLEN")
-                .arg(format!("{prefix}h:u{u}"))
+                .arg(format!("{prefix}h:{{u{u}}}"))
                 .query::<usize>(&mut conn)
                 .unwrap()
         })

@@ -91,7 +91,7 @@ fn signal(child: &Child, signal: &str) {
 /// (pid, epoch) of the lock's holder (`<host>-<pid>|<epoch>`).
 fn leader(conn: &mut redis::Connection, prefix: &str) -> Option<(u32, u64)> {
     let holder: Option<String> = redis::cmd("GET")
-        .arg(format!("{prefix}leader"))
+        .arg(format!("{prefix}{{control}}:leader"))
         .query(conn)
         .unwrap();
     let (instance, epoch) = holder?
@@ -106,7 +106,7 @@ fn leader(conn: &mut redis::Connection, prefix: &str) -> Option<(u32, u64)> {
 /// (version, epoch) of the published model.
 fn model(conn: &mut redis::Connection, prefix: &str) -> (u64, u64) {
     let (version, epoch): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
-        .arg(format!("{prefix}model"))
+        .arg(format!("{prefix}{{control}}:model"))
         .arg("version")
         .arg("epoch")
         .query(conn)

@@ -119,8 +119,12 @@ fn broker_default() -> i32 {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisConfig {
-    /// Connection URL, `redis://[user:pass@]host:port[/db]`, or `rediss://…` for TLS.
+    /// Connection URL, `redis://[user:pass@]host:port[/db]`, or `rediss://…` for TLS; with
+    /// `cluster`, a comma-separated list of seed nodes.
     pub url: String,
+    /// A Redis Cluster: commands are routed by slot (each atomic write stays in one slot).
+    #[serde(default)]
+    pub cluster: bool,
     /// Prefix of every key this service writes, so several deployments can share one server.
     pub key_prefix: String,
     /// TLS (`rediss://`): a PEM file of the CA(s) that signed the server's certificate, when it

@@ -63,14 +63,40 @@ impl Config {
                 ),
             });
         }
-        if !self.redis.url.starts_with("redis://") && !self.redis.url.starts_with("rediss://") {
+        let urls: Vec<&str> = if self.redis.cluster {
+            self.redis.url.split(',').map(str::trim).collect()
+        } else {
+            vec![self.redis.url.as_str()]
+        };
+        if let Some(url) = urls
+            .iter()
+            .find(|url| !url.starts_with("redis://") && !url.starts_with("rediss://"))
+        {
             return Err(ConfigError::Invalid {
                 key: "redis.url",
                 reason: format!(
                     "must start with redis:// or rediss://, got `{}`",
-                    redacted_url(&self.redis.url)
+                    redacted_url(url)
                 ),
             });
+        }
+        if self.redis.cluster {
+            if self.redis.key_prefix.contains(['{', '}']) {
+                return Err(ConfigError::Invalid {
+                    key: "redis.key_prefix",
+                    reason: "must not contain `{` or `}` with redis.cluster = true: a hash tag in \
+                             the prefix would put every key in one slot"
+                        .into(),
+                });
+            }
+            if self.redis.tls_ca_file.is_some() || self.redis.tls_cert_file.is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "redis.tls_ca_file",
+                    reason: "private CA and client certificate files are for a single node; a \
+                             cluster over rediss:// verifies against the system store"
+                        .into(),
+                });
+            }
         }
         let tls = [
             ("redis.tls_ca_file", &self.redis.tls_ca_file),

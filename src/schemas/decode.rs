@@ -120,6 +120,13 @@ impl Decode for UserAction {
         };
         check_id("event_id", &action.event_id)?;
         check_id("user_id", &action.user_id)?;
+        if action.user_id.starts_with('}') {
+            // The id is the hash tag of the user's Redis keys: `{}…}` would be an empty tag.
+            return Err(Rejection::new(
+                RejectReason::SchemaViolation,
+                "`user_id` must not begin with `}`",
+            ));
+        }
         check_id("item_id", &action.item_id)?;
         check_ts(action.ts_ms)?;
         Ok(action)
@@ -203,6 +210,10 @@ mod tests {
         );
         assert_eq!(
             reason(r#"{"event_id":"e","user_id":"","item_id":"i","action":"view","ts_ms":1}"#),
+            RejectReason::SchemaViolation
+        );
+        assert_eq!(
+            reason(r#"{"event_id":"e","user_id":"}u","item_id":"i","action":"view","ts_ms":1}"#),
             RejectReason::SchemaViolation
         );
         assert_eq!(

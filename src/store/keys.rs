@@ -1,4 +1,8 @@
 //! Every Redis key the store writes, built in one place (all under `redis.key_prefix`).
+//!
+//! Cluster layout: every atomic write touches one slot. A user's history and its applied-offset
+//! watermark share the hash tag `{user_id}`; the trainer lock, its epoch and the model share
+//! `{control}`. Other keys are written one at a time.
 
 use crate::schemas::EmbeddingSpace;
 
@@ -14,14 +18,20 @@ impl Keys {
         }
     }
 
-    /// `h:{user_id}`: the user's history list.
+    /// `h:{user_id}`: the user's history list (`user_id` is the hash tag: ids never begin with
+    /// `}`, so the tag is never empty).
     pub fn history(&self, user_id: &str) -> String {
-        format!("{}h:{user_id}", self.prefix)
+        format!("{}h:{{{user_id}}}", self.prefix)
+    }
+
+    /// `hw:{user_id}`: partition → highest offset applied to this user's history (same slot).
+    pub fn history_watermarks(&self, user_id: &str) -> String {
+        format!("{}hw:{{{user_id}}}", self.prefix)
     }
 
     /// Every history key (a `SCAN MATCH` pattern).
     pub fn histories(&self) -> String {
-        format!("{}h:*", self.prefix)
+        format!("{}h:{{*", self.prefix)
     }
 
     /// `item:{item_id}` (content) or `aligned:{item_id}` (aligned): an item embedding hash.
@@ -33,34 +43,34 @@ impl Keys {
         format!("{}{kind}:{item_id}", self.prefix)
     }
 
-    /// `items`: the set of ids with a content embedding.
     /// `ih`: the item registry (item-id hash → id) of compact history entries.
     pub fn item_registry(&self) -> String {
         format!("{}ih", self.prefix)
     }
 
+    /// `items`: the set of ids with a content embedding.
     pub fn items(&self) -> String {
         format!("{}items", self.prefix)
     }
 
-    /// `user:{user_id}`: a user embedding hash.
+    /// `user:{user_id}`: a user embedding hash (in the user's slot).
     pub fn user(&self, user_id: &str) -> String {
-        format!("{}user:{user_id}", self.prefix)
+        format!("{}user:{{{user_id}}}", self.prefix)
     }
 
-    /// `model`: the current towers (version, manifest, state).
+    /// `{control}:model`: the current towers (version, manifest, weights).
     pub fn model(&self) -> String {
-        format!("{}model", self.prefix)
+        format!("{}{{control}}:model", self.prefix)
     }
 
-    /// `leader`: the trainer lock.
+    /// `{control}:leader`: the trainer lock.
     pub fn leader(&self) -> String {
-        format!("{}leader", self.prefix)
+        format!("{}{{control}}:leader", self.prefix)
     }
 
-    /// `leader_epoch`: the fencing token, incremented on every acquisition of the lock.
+    /// `{control}:leader_epoch`: the fencing token, incremented on every acquisition of the lock.
     pub fn leader_epoch(&self) -> String {
-        format!("{}leader_epoch", self.prefix)
+        format!("{}{{control}}:leader_epoch", self.prefix)
     }
 
     /// `wm:{topic}`: partition → highest offset handled.

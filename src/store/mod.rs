@@ -9,6 +9,7 @@
 //! the highest offset already applied (a watermark) and skip anything at or below it, updating
 //! the watermark in the same atomic write as the histories. See README "Idempotent histories".
 
+mod connection;
 mod entry;
 mod fields;
 mod keys;

@@ -1,26 +1,29 @@
-//! Redis implementation of [`Store`]. Keys (all under `redis.key_prefix`):
+//! Redis implementation of [`Store`], on one node or a Redis Cluster ([`super::connection`]).
+//! Keys (all under `redis.key_prefix`, layout in `keys.rs`):
 //! - `h:{user_id}`: list of stored [`HistoryEntry`] (compact 12-byte or older forms, see
 //!   `entry.rs`), oldest first, capped and with a TTL; a resend is an entry equal to one of the
 //!   user's last `history.dedupe_window`;
+//! - `hw:{user_id}`: hash partition → highest offset applied to that user (the replay guard), in
+//!   the history's slot and with its TTL;
 //! - `ih`: the item registry, item key → id, for compact entries (`registry.rs`);
-//! - `wm:{topic}`: hash partition → highest offset handled (the replay watermark; the consumer
-//!   resumes right after it on assignment);
+//! - `wm:{topic}`: hash partition → highest offset handled (the resume point: the consumer resumes
+//!   right after it on assignment), moved after the batch's histories are written;
 //! - `item:{item_id}` (content) and `aligned:{item_id}` (aligned): hash with `model`, `space`,
 //!   `version`, `dim`, `ts_ms` and `vec` (little-endian f32);
 //! - `items`: set of the ids with a content embedding;
 //! - `user:{user_id}`: hash with `model`, `version`, `dim`, `history_len`, `ts_ms`, `vec`;
-//! - `model`: hash with the current towers' `version`, `manifest` and `state` (checkpoint bytes);
-//! - `leader`: the instance holding the trainer lock (with a TTL).
+//! - `{control}:model`: hash with the current towers' `version`, `manifest` and `state`;
+//! - `{control}:leader` / `{control}:leader_epoch`: the trainer lock and its fencing token.
 //!
-//! History writes run as one Lua script per partition batch, so the appends and the watermark move
-//! together. The script touches keys of many users, so it needs a single Redis node (or a
-//! primary/replica pair); Redis Cluster would need one hash tag per partition.
+//! A partition batch's history writes run as one Lua script per slot (on a single node: one for
+//! the whole batch), each moving its users' watermarks with their appends.
 
 use std::collections::{BTreeMap, HashMap};
 
-use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, ClientTlsConfig, Script, TlsCertificates};
+use futures::future::try_join_all;
+use redis::{AsyncCommands, ClientTlsConfig, Cmd, Script, TlsCertificates};
 
+use super::connection::{Connection, Group};
 use super::entry::{ItemKey, StoredEntry};
 use super::fields::{
     corrupt, item_from_fields, item_to_fields, model_from_fields, model_to_fields,
@@ -37,9 +40,7 @@ use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
 
 #[derive(Clone)]
 pub struct RedisStore {
-    /// For the blocking watermark read of the rebalance callback.
-    client: redis::Client,
-    conn: ConnectionManager,
+    connection: Connection,
     keys: Keys,
     policy: HistoryPolicy,
     registry: ItemRegistry,
@@ -55,12 +56,23 @@ impl RedisStore {
         prefix: &str,
         policy: HistoryPolicy,
     ) -> Result<Self, StoreError> {
-        Self::with_client(redis::Client::open(url)?, prefix, policy).await
+        let connection = Connection::node(redis::Client::open(url)?).await?;
+        Ok(Self::with(connection, prefix, policy))
     }
 
-    /// Connects as `[redis]` says: plain or TLS (`rediss://`, with a private CA and a client
-    /// certificate when configured).
+    /// Connects as `[redis]` says: one node or a cluster (`redis.cluster`, `url` a comma-separated
+    /// list of seed nodes), plain or TLS (`rediss://`, with a private CA and a client certificate
+    /// when configured).
     pub async fn open(config: &RedisConfig, policy: HistoryPolicy) -> Result<Self, StoreError> {
+        if config.cluster {
+            let seeds = config
+                .url
+                .split(',')
+                .map(|url| redis::IntoConnectionInfo::into_connection_info(url.trim()))
+                .collect::<Result<Vec<_>, _>>()?;
+            let connection = Connection::cluster(seeds).await?;
+            return Ok(Self::with(connection, &config.key_prefix, policy));
+        }
         let read = |path: &Option<std::path::PathBuf>| -> Result<Option<Vec<u8>>, StoreError> {
             path.as_ref()
                 .map(|p| {
@@ -90,18 +102,13 @@ impl RedisStore {
                 },
             )?
         };
-        Self::with_client(client, &config.key_prefix, policy).await
+        let connection = Connection::node(client).await?;
+        Ok(Self::with(connection, &config.key_prefix, policy))
     }
 
-    async fn with_client(
-        client: redis::Client,
-        prefix: &str,
-        policy: HistoryPolicy,
-    ) -> Result<Self, StoreError> {
-        let conn = ConnectionManager::new(client.clone()).await?;
-        Ok(Self {
-            client,
-            conn,
+    fn with(connection: Connection, prefix: &str, policy: HistoryPolicy) -> Self {
+        Self {
+            connection,
             keys: Keys::new(prefix),
             registry: ItemRegistry::new(Keys::new(prefix).item_registry()),
             policy,
@@ -109,12 +116,17 @@ impl RedisStore {
             advance_script: Script::new(include_str!("advance_watermarks.lua")),
             publish_script: Script::new(include_str!("publish_model.lua")),
             lead_script: Script::new(include_str!("lead.lua")),
-        })
+        }
+    }
+
+    /// `cmd` tagged with the slot of `key`, for [`Connection::query_each`].
+    fn on(&self, key: &str, cmd: &Cmd) -> (Group, Cmd) {
+        (self.connection.slot(key), cmd.clone())
     }
 
     /// The hash under `key`, or None when it does not exist.
     async fn read_hash<'a>(&self, key: &'a str) -> Result<Option<Fields<'a>>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection.conn();
         let fields: HashMap<String, Vec<u8>> = conn.hgetall(key).await?;
         Ok((!fields.is_empty()).then_some(Fields { key, fields }))
     }
@@ -122,7 +134,7 @@ impl RedisStore {
 
 impl Store for RedisStore {
     async fn apply_actions(&self, batch: &PartitionBatch) -> Result<Applied, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection.conn();
         // The ids first: an entry is never readable before its item id is.
         let collided = self
             .registry
@@ -131,36 +143,69 @@ impl Store for RedisStore {
                 batch.actions.iter().map(|(_, a)| a.item_id.as_str()),
             )
             .await?;
-        let mut invocation = self.apply_script.prepare_invoke();
-        invocation
-            .key(self.keys.watermarks(&batch.topic))
-            .arg(batch.partition)
-            .arg(self.policy.cap)
-            .arg(self.policy.ttl_ms)
-            .arg(self.policy.dedupe_window)
-            .arg(batch.read_up_to);
-        for (offset, action) in &batch.actions {
+        let mut slots: HashMap<Group, SlotWrite> = HashMap::new();
+        for (i, (offset, action)) in batch.actions.iter().enumerate() {
+            let history = self.keys.history(&action.user_id);
+            let slot = slots.entry(self.connection.slot(&history)).or_default();
+            let next = slot.users.len() + 1;
+            let user = *slot
+                .users
+                .entry(action.user_id.as_str())
+                .or_insert_with(|| {
+                    slot.keys.push(history);
+                    slot.keys
+                        .push(self.keys.history_watermarks(&action.user_id));
+                    next
+                });
             let compact = !collided.contains(action.item_id.as_str());
-            invocation
-                .key(self.keys.history(&action.user_id))
-                .arg(*offset)
-                .arg(HistoryEntry::from(action).encode_for_store(compact));
-        }
-        let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
-        let [applied, duplicates, refused @ ..] = reply.as_slice() else {
-            return Err(corrupt(
-                &self.keys.watermarks(&batch.topic),
-                "short script reply",
+            slot.actions.push(i);
+            slot.args.push((
+                user,
+                *offset,
+                HistoryEntry::from(action).encode_for_store(compact),
             ));
-        };
-        let (applied, duplicates) = (*applied as usize, *duplicates as usize);
-        let refused: Vec<usize> = refused.iter().map(|&i| i as usize).collect();
-        Ok(Applied {
-            applied,
-            duplicates,
-            replayed: batch.actions.len() - applied - duplicates - refused.len(),
-            refused,
-        })
+        }
+        let replies = try_join_all(slots.into_values().map(|slot| {
+            let mut conn = self.connection.conn();
+            let mut invocation = self.apply_script.prepare_invoke();
+            invocation
+                .arg(batch.partition)
+                .arg(self.policy.cap)
+                .arg(self.policy.ttl_ms)
+                .arg(self.policy.dedupe_window);
+            for key in &slot.keys {
+                invocation.key(key);
+            }
+            for (user, offset, entry) in &slot.args {
+                invocation.arg(*user).arg(*offset).arg(entry);
+            }
+            async move {
+                let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+                Ok::<_, StoreError>((slot.actions, reply))
+            }
+        }))
+        .await?;
+        let mut applied = Applied::default();
+        for (actions, reply) in replies {
+            let [written, duplicates, refused @ ..] = reply.as_slice() else {
+                return Err(corrupt(&self.keys.history("…"), "short script reply"));
+            };
+            applied.applied += *written as usize;
+            applied.duplicates += *duplicates as usize;
+            applied
+                .refused
+                .extend(refused.iter().map(|&i| actions[i as usize]));
+        }
+        applied.refused.sort_unstable();
+        applied.replayed =
+            batch.actions.len() - applied.applied - applied.duplicates - applied.refused.len();
+        // The resume point moves only once every history of the batch is written.
+        self.advance_watermarks(
+            &batch.topic,
+            &BTreeMap::from([(batch.partition, batch.read_up_to)]),
+        )
+        .await?;
+        Ok(applied)
     }
 
     async fn history(&self, user_id: &str, limit: usize) -> Result<Vec<HistoryEntry>, StoreError> {
@@ -168,7 +213,7 @@ impl Store for RedisStore {
             return Ok(Vec::new());
         }
         let key = self.keys.history(user_id);
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection.conn();
         let raw: Vec<Vec<u8>> = conn
             .lrange(&key, -(limit.min(isize::MAX as usize) as isize), -1)
             .await?;
@@ -205,17 +250,21 @@ impl Store for RedisStore {
     }
 
     async fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
         let items_key = self.keys.items();
+        let mut cmds = Vec::new();
         for e in embeddings {
             if e.space == EmbeddingSpace::Content {
-                pipe.sadd(&items_key, &e.item_id).ignore();
+                cmds.push(self.on(
+                    &items_key,
+                    redis::cmd("SADD").arg(&items_key).arg(&e.item_id),
+                ));
             }
-            pipe.hset_multiple(self.keys.item(&e.item_id, e.space), &item_to_fields(e))
-                .ignore();
+            let key = self.keys.item(&e.item_id, e.space);
+            let mut hset = redis::cmd("HSET");
+            hset.arg(&key).arg(item_to_fields(e));
+            cmds.push(self.on(&key, &hset));
         }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
+        self.connection.query_each(cmds).await?;
         Ok(())
     }
 
@@ -228,17 +277,18 @@ impl Store for RedisStore {
             .iter()
             .map(|id| self.keys.item(id, space))
             .collect();
-        let mut pipe = redis::pipe();
-        for key in &keys {
-            pipe.hgetall(key);
-        }
-        let mut conn = self.conn.clone();
-        let hashes: Vec<HashMap<String, Vec<u8>>> = pipe.query_async(&mut conn).await?;
+        let cmds = keys
+            .iter()
+            .map(|key| self.on(key, redis::cmd("HGETALL").arg(key)))
+            .collect();
+        let hashes = self.connection.query_each(cmds).await?;
         item_ids
             .iter()
             .zip(&keys)
             .zip(hashes)
-            .map(|((id, key), fields)| {
+            .map(|((id, key), value)| {
+                let fields: HashMap<String, Vec<u8>> =
+                    redis::from_redis_value(value).map_err(redis::RedisError::from)?;
                 if fields.is_empty() {
                     return Ok(None);
                 }
@@ -248,21 +298,23 @@ impl Store for RedisStore {
     }
 
     async fn item_ids(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection.conn();
         Ok(conn.smembers(self.keys.items()).await?)
     }
 
     async fn put_user_embeddings(&self, embeddings: &[UserEmbedding]) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
+        let mut cmds = Vec::new();
         for e in embeddings {
             let key = self.keys.user(&e.user_id);
-            pipe.hset_multiple(&key, &user_to_fields(e)).ignore();
+            cmds.push(self.on(&key, redis::cmd("HSET").arg(&key).arg(user_to_fields(e))));
             if self.policy.ttl_ms > 0 {
-                pipe.pexpire(&key, self.policy.ttl_ms as i64).ignore();
+                cmds.push(self.on(
+                    &key,
+                    redis::cmd("PEXPIRE").arg(&key).arg(self.policy.ttl_ms),
+                ));
             }
         }
-        let mut conn = self.conn.clone();
-        pipe.query_async::<()>(&mut conn).await?;
+        self.connection.query_each(cmds).await?;
         Ok(())
     }
 
@@ -275,18 +327,13 @@ impl Store for RedisStore {
     }
 
     async fn watermarks(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection.conn();
         Ok(conn.hgetall(self.keys.watermarks(topic)).await?)
     }
 
     fn watermarks_blocking(&self, topic: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
-        let mut conn = self
-            .client
-            .get_connection_with_timeout(std::time::Duration::from_secs(5))?;
-        Ok(redis::Commands::hgetall(
-            &mut conn,
-            self.keys.watermarks(topic),
-        )?)
+        self.connection
+            .hgetall_blocking(&self.keys.watermarks(topic))
     }
 
     async fn advance_watermarks(
@@ -301,7 +348,7 @@ impl Store for RedisStore {
         for (partition, offset) in offsets {
             invocation.arg(*partition).arg(*offset);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection.conn();
         invocation.invoke_async::<()>(&mut conn).await?;
         Ok(())
     }
@@ -320,7 +367,7 @@ impl Store for RedisStore {
         for (field, value) in model_to_fields(model) {
             invocation.arg(field).arg(value);
         }
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection.conn();
         let written: i64 = invocation.invoke_async(&mut conn).await?;
         Ok(match written {
             1 => Publication::Published,
@@ -330,7 +377,7 @@ impl Store for RedisStore {
     }
 
     async fn model_version(&self) -> Result<Option<u64>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection.conn();
         let version: Option<String> = conn.hget(self.keys.model(), MODEL_VERSION).await?;
         version
             .map(|v| {
@@ -349,7 +396,7 @@ impl Store for RedisStore {
     }
 
     async fn try_lead(&self, instance: &str, ttl_ms: u64) -> Result<Option<Fence>, StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection.conn();
         let epoch: u64 = self
             .lead_script
             .key(self.keys.leader())
@@ -365,19 +412,22 @@ impl Store for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection.conn();
         redis::cmd("PING").query_async::<()>(&mut conn).await?;
         Ok(())
     }
 
     async fn user_count(&self) -> Result<usize, StoreError> {
-        let mut conn = self.conn.clone();
-        let mut iter: redis::AsyncIter<String> = conn.scan_match(self.keys.histories()).await?;
-        let mut count = 0;
-        while let Some(item) = futures::StreamExt::next(&mut iter).await {
-            item?;
-            count += 1;
-        }
-        Ok(count)
+        self.connection.count_keys(&self.keys.histories()).await
     }
+}
+
+/// One slot's share of a partition batch: its users' keys (history, watermark) in first-seen
+/// order, and its actions as (1-based user, offset, encoded entry) with their batch indices.
+#[derive(Default)]
+struct SlotWrite<'a> {
+    users: HashMap<&'a str, usize>,
+    keys: Vec<String>,
+    actions: Vec<usize>,
+    args: Vec<(usize, i64, Vec<u8>)>,
 }

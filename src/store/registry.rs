@@ -11,8 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 
-use redis::aio::ConnectionManager;
-
+use super::connection::Conn;
 use super::entry::ItemKey;
 use super::StoreError;
 
@@ -42,7 +41,7 @@ impl ItemRegistry {
     /// holds another id (collisions: their entries are written as text).
     pub async fn register<'a>(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         ids: impl Iterator<Item = &'a str>,
     ) -> Result<HashSet<&'a str>, StoreError> {
         let mut collided = HashSet::new();
@@ -85,7 +84,7 @@ impl ItemRegistry {
     /// lacks is a corrupt entry.
     pub async fn resolve(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut Conn,
         keys: &[ItemKey],
     ) -> Result<HashMap<ItemKey, String>, StoreError> {
         let mut out = HashMap::with_capacity(keys.len());

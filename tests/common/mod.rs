@@ -1,6 +1,7 @@
 //! Shared helpers for the integration tests: where the real services are, unique names, produce
 //! and read-back helpers. Services come from env vars set by `scripts/test-services.sh`:
-//! `LEARN_TEST_KAFKA` (bootstrap servers), `LEARN_TEST_REDIS` (URL), `LEARN_TEST_MODEL_DIR`, and the
+//! `LEARN_TEST_KAFKA` (bootstrap servers), `LEARN_TEST_REDIS` (URL), `LEARN_TEST_REDIS_CLUSTER` (the
+//! seed URLs of a three-primary Redis Cluster), `LEARN_TEST_MODEL_DIR`, and the
 //! TLS endpoints `LEARN_TEST_KAFKA_TLS`, `LEARN_TEST_REDIS_TLS`, `LEARN_TEST_TLS_CA`, and `LEARN_TEST_PROMTOOL`.
 //! Without them a test is skipped, except under CI (`CI` set), where a missing service fails it.
 #![allow(dead_code)]
@@ -8,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use learn_stream::config::Config;
+use learn_stream::config::{Config, RedisConfig};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -33,6 +34,80 @@ pub fn kafka() -> Option<String> {
 
 pub fn redis() -> Option<String> {
     required("LEARN_TEST_REDIS")
+}
+
+/// Seed URLs (comma-separated) of the local Redis Cluster.
+pub fn redis_cluster() -> Option<String> {
+    required("LEARN_TEST_REDIS_CLUSTER")
+}
+
+/// `[redis]` for each Redis the store tests run on: the single node, then the cluster.
+pub fn redis_backends(prefix: &str) -> Vec<RedisConfig> {
+    let config = |url: String, cluster| RedisConfig {
+        url,
+        cluster,
+        key_prefix: prefix.to_string(),
+        tls_ca_file: None,
+        tls_cert_file: None,
+        tls_key_file: None,
+    };
+    [
+        redis().map(|url| config(url, false)),
+        redis_cluster().map(|url| config(url, true)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// A raw connection to a node or a cluster, for reading and planting keys behind a store.
+pub enum RawConn {
+    Node(redis::aio::MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl RawConn {
+    pub async fn open(config: &RedisConfig) -> Self {
+        if config.cluster {
+            let seeds: Vec<&str> = config.url.split(',').collect();
+            let client = redis::cluster::ClusterClient::new(seeds).unwrap();
+            RawConn::Cluster(client.get_async_connection().await.unwrap())
+        } else {
+            let client = redis::Client::open(config.url.as_str()).unwrap();
+            RawConn::Node(client.get_multiplexed_async_connection().await.unwrap())
+        }
+    }
+}
+
+impl redis::aio::ConnectionLike for RawConn {
+    fn req_packed_command<'a>(
+        &'a mut self,
+        cmd: &'a redis::Cmd,
+    ) -> redis::RedisFuture<'a, redis::Value> {
+        match self {
+            RawConn::Node(c) => c.req_packed_command(cmd),
+            RawConn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            RawConn::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            RawConn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RawConn::Node(c) => c.get_db(),
+            RawConn::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 /// Prometheus's `promtool` (Debian's `prometheus` package), for the alert-rule tests.
@@ -199,6 +274,7 @@ pub fn serve_command(config: &Config, model_dir: &std::path::Path) -> std::proce
         .env("LEARN__KAFKA__CREATE_TOPICS", "false")
         .env("LEARN__KAFKA__SESSION_TIMEOUT_MS", "6000")
         .env("LEARN__REDIS__URL", &config.redis.url)
+        .env("LEARN__REDIS__CLUSTER", config.redis.cluster.to_string())
         .env("LEARN__REDIS__KEY_PREFIX", &config.redis.key_prefix);
     command
 }

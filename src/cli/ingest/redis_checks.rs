@@ -48,23 +48,25 @@ pub fn check_histories(
     })
 }
 
-/// Redis memory per history entry (`MEMORY USAGE` of the first 20 users' history lists over
-/// their entries; layout in README "Redis layout").
+/// Redis memory per history entry (`MEMORY USAGE` of the first 20 users' history lists and their
+/// watermark hashes over their entries; layout in README "Redis layout").
 async fn memory_per_entry(url: &str, prefix: &str, args: &IngestArgs) -> Result<()> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
     let (mut bytes, mut entries) = (0u64, 0u64);
     for user in 0..args.users.min(20) {
-        let key = format!("{prefix}h:u{user:06}");
-        let usage: Option<u64> = redis::cmd("MEMORY")
-            .arg("USAGE")
-            .arg(&key)
-            .arg("SAMPLES")
-            .arg(0)
-            .query_async(&mut conn)
-            .await?;
+        let key = format!("{prefix}h:{{u{user:06}}}");
+        for key in [key.clone(), format!("{prefix}hw:{{u{user:06}}}")] {
+            let usage: Option<u64> = redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(&key)
+                .arg("SAMPLES")
+                .arg(0)
+                .query_async(&mut conn)
+                .await?;
+            bytes += usage.unwrap_or(0);
+        }
         let n: u64 = redis::cmd("LLEN").arg(&key).query_async(&mut conn).await?;
-        bytes += usage.unwrap_or(0);
         entries += n;
     }
     println!(

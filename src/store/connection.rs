@@ -1,0 +1,207 @@
+//! The connection to Redis: one node (a reconnecting multiplexed connection) or a Redis Cluster
+//! (redis-rs cluster-async: commands routed by slot, topology refreshed on `MOVED`). Everything
+//! else in the store is written once against [`Conn`]; the one thing that differs is how many
+//! commands for many keys travel: one pipeline on a node, one pipeline per slot on a cluster
+//! (a cluster pipeline must stay inside one slot), sent concurrently ([`Connection::query_each`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures::future::try_join_all;
+use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
+use redis::{Cmd, RedisFuture, Value};
+
+use super::StoreError;
+
+/// Commands of one group may share a pipeline (and a script's keys must share one): a cluster
+/// slot, or `None` for everything on a single node.
+pub(super) type Group = Option<Slot>;
+
+/// The connection handle every store method clones (both kinds are cheap clones of a
+/// multiplexed connection).
+#[derive(Clone)]
+pub(super) enum Conn {
+    Node(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Node(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Node(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Node(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// A connection with what is needed to open a blocking one (the rebalance callback's read).
+#[derive(Clone)]
+pub(super) enum Connection {
+    Node {
+        client: redis::Client,
+        conn: ConnectionManager,
+    },
+    Cluster {
+        client: Box<redis::cluster::ClusterClient>,
+        conn: ClusterConnection,
+    },
+}
+
+impl Connection {
+    pub async fn node(client: redis::Client) -> Result<Self, StoreError> {
+        let conn = ConnectionManager::new(client.clone()).await?;
+        Ok(Connection::Node { client, conn })
+    }
+
+    /// A cluster from its seed nodes (any reachable one is enough; the rest are discovered).
+    pub async fn cluster(seeds: Vec<redis::ConnectionInfo>) -> Result<Self, StoreError> {
+        let client = redis::cluster::ClusterClient::builder(seeds)
+            .retries(6)
+            .build()?;
+        let conn = client.get_async_connection().await?;
+        Ok(Connection::Cluster {
+            client: Box::new(client),
+            conn,
+        })
+    }
+
+    pub fn conn(&self) -> Conn {
+        match self {
+            Connection::Node { conn, .. } => Conn::Node(conn.clone()),
+            Connection::Cluster { conn, .. } => Conn::Cluster(conn.clone()),
+        }
+    }
+
+    /// The group a key's commands travel in: its cluster slot; everything is one group on a node.
+    pub fn slot(&self, key: &str) -> Group {
+        match self {
+            Connection::Node { .. } => None,
+            Connection::Cluster { .. } => Some(Slot::for_key(key)),
+        }
+    }
+
+    /// Runs `(group, command)` pairs, non-atomically: one pipeline per group, the groups
+    /// concurrently. The replies come back in the order of the commands.
+    pub async fn query_each(&self, cmds: Vec<(Group, Cmd)>) -> Result<Vec<Value>, StoreError> {
+        let count = cmds.len();
+        let mut groups: HashMap<Group, (Vec<usize>, redis::Pipeline)> = HashMap::new();
+        for (i, (slot, cmd)) in cmds.into_iter().enumerate() {
+            let (indices, pipe) = groups.entry(slot).or_default();
+            indices.push(i);
+            pipe.add_command(cmd);
+        }
+        let replies = try_join_all(groups.into_values().map(|(indices, pipe)| {
+            let mut conn = self.conn();
+            async move {
+                let values: Vec<Value> = pipe.query_async(&mut conn).await?;
+                Ok::<_, StoreError>(indices.into_iter().zip(values))
+            }
+        }))
+        .await?;
+        let mut out = vec![Value::Nil; count];
+        for (i, value) in replies.into_iter().flatten() {
+            out[i] = value;
+        }
+        Ok(out)
+    }
+
+    /// `HGETALL key` on a new blocking connection (for callbacks outside the async runtime).
+    pub fn hgetall_blocking(&self, key: &str) -> Result<BTreeMap<i32, i64>, StoreError> {
+        let timeout = std::time::Duration::from_secs(5);
+        Ok(match self {
+            Connection::Node { client, .. } => {
+                let mut conn = client.get_connection_with_timeout(timeout)?;
+                redis::Commands::hgetall(&mut conn, key)?
+            }
+            Connection::Cluster { client, .. } => {
+                let mut conn = client.get_connection()?;
+                conn.set_read_timeout(Some(timeout))?;
+                redis::Commands::hgetall(&mut conn, key)?
+            }
+        })
+    }
+
+    /// Keys matching `pattern` on every primary (`SCAN` runs per node on a cluster).
+    pub async fn count_keys(&self, pattern: &str) -> Result<usize, StoreError> {
+        let routes: Vec<Option<RoutingInfo>> = match self {
+            Connection::Node { .. } => vec![None],
+            Connection::Cluster { .. } => self
+                .primaries()
+                .await?
+                .into_iter()
+                .map(|(host, port)| {
+                    Some(RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                        host,
+                        port,
+                    }))
+                })
+                .collect(),
+        };
+        let mut count = 0;
+        for route in routes {
+            let mut cursor = 0u64;
+            loop {
+                let mut cmd = redis::cmd("SCAN");
+                cmd.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000);
+                let value = match (route.clone(), self.conn()) {
+                    (Some(route), Conn::Cluster(mut conn)) => {
+                        conn.route_command(cmd, route).await?
+                    }
+                    (_, mut conn) => cmd.query_async(&mut conn).await?,
+                };
+                let (next, keys): (u64, Vec<String>) =
+                    redis::from_redis_value(value).map_err(redis::RedisError::from)?;
+                count += keys.len();
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// (host, port) of every primary, from `CLUSTER NODES`.
+    async fn primaries(&self) -> Result<Vec<(String, u16)>, StoreError> {
+        let mut conn = self.conn();
+        let nodes: String = redis::cmd("CLUSTER")
+            .arg("NODES")
+            .query_async(&mut conn)
+            .await?;
+        Ok(nodes
+            .lines()
+            .filter_map(|line| {
+                let fields: Vec<&str> = line.split(' ').collect();
+                let primary = fields.get(2)?.split(',').any(|f| f == "master")
+                    && !fields.get(2)?.contains("fail");
+                let addr = fields.get(1)?.split('@').next()?;
+                let (host, port) = addr.rsplit_once(':')?;
+                primary.then(|| Some((host.to_string(), port.parse().ok()?)))?
+            })
+            .collect())
+    }
+}
