@@ -219,7 +219,14 @@ async fn members_join_and_leave_mid_stream_lose_and_duplicate_nothing() {
     .await;
     common::wait_until("every upload embedded", done, || {
         let store = store.clone();
-        async move { store.item_ids().await.unwrap().len() >= uploads }
+        async move {
+            let ids: Vec<String> = (0..uploads).map(|i| format!("new-{i}")).collect();
+            let found = store
+                .item_embeddings(&ids, EmbeddingSpace::Content)
+                .await
+                .unwrap();
+            found.iter().all(Option::is_some)
+        }
     })
     .await;
     replayed += c.leave().await.snapshot().actions_replayed;

@@ -13,10 +13,9 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use learn_stream::service::Status;
 use learn_stream::workload::{synthetic_stream, SyntheticOptions, Topic};
 
 const TTL_MS: u64 = 3000;
@@ -28,7 +27,7 @@ struct Process {
 }
 
 fn spawn(config: &learn_stream::config::Config, model_dir: &Path, name: &str) -> Process {
-    let addr = free_addr();
+    let addr = common::free_addr();
     let checkpoints = config.online.checkpoint_dir.join(name);
     let child = common::serve_command(config, model_dir)
         .env("LEARN__SERVING__ADDR", &addr)
@@ -50,20 +49,6 @@ fn spawn(config: &learn_stream::config::Config, model_dir: &Path, name: &str) ->
     }
 }
 
-fn free_addr() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
-}
-
-fn status(addr: &str) -> Option<Status> {
-    ureq::get(format!("http://{addr}/v1/status"))
-        .call()
-        .ok()?
-        .body_mut()
-        .read_json()
-        .ok()
-}
-
 /// The versions a process keeps checkpoints of (`v<version>/` directories).
 fn versions(dir: &Path) -> BTreeSet<u64> {
     std::fs::read_dir(dir)
@@ -78,14 +63,6 @@ fn versions(dir: &Path) -> BTreeSet<u64> {
                 .ok()
         })
         .collect()
-}
-
-fn signal(child: &Child, signal: &str) {
-    let status = Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {signal}");
 }
 
 /// (pid, epoch) of the lock's holder (`<host>-<pid>|<epoch>`).
@@ -189,7 +166,7 @@ fn a_frozen_leader_is_fenced_and_exactly_one_model_exists_per_version() {
     );
 
     // Freeze the leader past its TTL: the standby takes over in a new epoch and publishes.
-    signal(&leading.child, "-STOP");
+    common::signal(&leading.child, "-STOP");
     let frozen_at = model(&mut conn, &prefix).0;
     runtime.block_on(common::wait_until(
         "the standby to take the lock and publish",
@@ -204,13 +181,13 @@ fn a_frozen_leader_is_fenced_and_exactly_one_model_exists_per_version() {
     assert!(new_epoch > first_epoch);
 
     // Thaw it: whatever round it had in flight is fenced; it follows and serves the new versions.
-    signal(&leading.child, "-CONT");
+    common::signal(&leading.child, "-CONT");
     let thawed_at = model(&mut conn, &prefix).0;
     runtime.block_on(common::wait_until(
         "the old leader to serve the new leader's versions",
         Duration::from_secs(60),
         || async {
-            status(&leading.addr).is_some_and(|s| !s.leading && s.model_version > thawed_at)
+            common::status(&leading.addr).is_some_and(|s| !s.leading && s.model_version > thawed_at)
         },
     ));
     std::thread::sleep(Duration::from_secs(3));
@@ -240,7 +217,7 @@ fn a_frozen_leader_is_fenced_and_exactly_one_model_exists_per_version() {
     stop_producing.store(true, std::sync::atomic::Ordering::Relaxed);
     producer.join().unwrap();
     for p in &mut processes {
-        signal(&p.child, "-TERM");
+        common::signal(&p.child, "-TERM");
         assert!(
             p.child.wait().unwrap().success(),
             "graceful shutdown exits 0"

@@ -155,7 +155,6 @@ async fn item_embeddings_round_trip() {
                 .unwrap(),
             None
         );
-        assert_eq!(store.item_ids().await.unwrap(), vec!["v:1".to_string()]);
 
         let user = UserEmbedding {
             user_id: "u1".into(),

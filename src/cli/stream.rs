@@ -100,13 +100,12 @@ pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
     if args.catalogue > 0 {
         let started = std::time::Instant::now();
         tokio::runtime::Runtime::new()?.block_on(async {
-            let store = learn_stream::store::RedisStore::open(
-                &config.redis,
-                learn_stream::store::HistoryPolicy::from(&config.history),
-            )
-            .await?;
+            let publisher = learn_stream::publish::EmbeddingPublisher::new(
+                learn_stream::kafka::producer(&config.kafka)?,
+                config.kafka.item_embeddings_topic.clone(),
+            );
             learn_stream::replay::load::seed_catalogue(
-                &store,
+                &publisher,
                 args.catalogue,
                 args.catalogue_dim,
                 args.seed,

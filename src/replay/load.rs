@@ -1,7 +1,7 @@
 //! `learn loadgen`: a steady synthetic load (uploads and actions at fixed rates, Kafka timestamps
 //! = send time) for measuring a running service, e.g. upload → aligned-embedding freshness at
 //! 20 uploads/s while actions stream in (`scripts/bench-freshness.sh`); and a large synthetic
-//! catalogue written straight to the store ([`seed_catalogue`]) for serving benchmarks
+//! catalogue published straight to the item-embeddings changelog ([`seed_catalogue`]) for serving benchmarks
 //! (`scripts/bench-http.sh`: 100,000 items without embedding 100,000 texts first).
 
 use std::time::{Duration, Instant};
@@ -12,8 +12,8 @@ use rand::{Rng, SeedableRng};
 use super::probe::FreshnessProbe;
 use super::{producer, send, ReplayError};
 use crate::config::Config;
+use crate::publish::EmbeddingPublisher;
 use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding};
-use crate::store::{Store, StoreError};
 use crate::workload::{synthetic_stream, SyntheticOptions, Topic};
 
 #[derive(Debug, Clone)]
@@ -69,14 +69,14 @@ pub fn run(
     Ok((uploads.len(), actions.len()))
 }
 
-/// Writes `items` random unit content vectors of width `dim` (ids `bulk-<n>`) to the store, as
-/// the uploads path would; every process's catalogue sync then picks them up.
-pub async fn seed_catalogue<S: Store>(
-    store: &S,
+/// Publishes `items` random unit content vectors of width `dim` (ids `bulk-<n>`) to the
+/// item-embeddings changelog, as the uploads path would; every process's catalogue reads them there.
+pub async fn seed_catalogue(
+    publisher: &EmbeddingPublisher,
     items: usize,
     dim: usize,
     seed: u64,
-) -> Result<(), StoreError> {
+) -> Result<(), rdkafka::error::KafkaError> {
     let mut rng = StdRng::seed_from_u64(seed);
     let ids: Vec<usize> = (0..items).collect();
     for chunk in ids.chunks(2000) {
@@ -97,7 +97,7 @@ pub async fn seed_catalogue<S: Store>(
                 }
             })
             .collect();
-        store.put_item_embeddings(&batch).await?;
+        publisher.publish(&batch).await?;
     }
     Ok(())
 }

@@ -1,11 +1,10 @@
 //! Keeps a process that does not train in step with the one that does: it swaps to each new model
 //! version published in the store (hot swap: requests in flight finish on the old version), and
-//! adds items embedded by other processes of the group to the catalogue, so recommendations cover
-//! the whole catalogue whichever partitions this process reads.
+//! extends the aligned index by catalogue rows it lacks (after a swap, or rows a history brought).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::trainer::serving_model;
 use super::Shared;
@@ -14,28 +13,9 @@ use crate::metrics::Event;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
-/// How often the catalogue is completed from the store.
-const CATALOGUE_SYNC: Duration = Duration::from_secs(5);
-
 pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
     let poll = Duration::from_millis(shared.config.online.model_poll_ms.max(50));
-    let mut last_sync: Option<Instant> = None;
     loop {
-        if last_sync.is_none_or(|t| t.elapsed() >= CATALOGUE_SYNC) {
-            last_sync = Some(Instant::now());
-            match shared.catalogue.sync(&shared.store).await {
-                Ok(added) => {
-                    shared
-                        .warmup
-                        .catalogue_synced
-                        .store(true, Ordering::Relaxed);
-                    if added > 0 {
-                        tracing::debug!(added, "catalogue completed from the store");
-                    }
-                }
-                Err(err) => tracing::warn!(%err, "catalogue sync failed"),
-            }
-        }
         // Rows the catalogue gained join the aligned index here, not in a request.
         let warm = shared.clone();
         if let Ok(Err(err)) =

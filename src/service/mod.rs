@@ -5,6 +5,7 @@
 //!   actions ─► source ─► ActionSink ─► Store: histories ─┐   (users with fresh actions)
 //!   items ──► source ─► ItemSink ─► frozen encoder ─► catalogue ─► item tower (current version)
 //!                 │                     └─► Store + item-embeddings (content and aligned)
+//!   item-embeddings (every process's uploads, a changelog) ─► catalogue (new and edited items)
 //!                 └─► dead-letter                                 │
 //!   trainer (leader only) ◄───────────────────────────────────────┘ micro-batch AdamW steps
 //!      └─► checkpoint ─► Store `model` ─► every process swaps to the new version
@@ -15,6 +16,7 @@
 mod actions;
 mod active;
 mod auth;
+mod changelog;
 mod follower;
 mod health;
 mod http;
@@ -78,7 +80,7 @@ pub struct TrainingState {
     pub embedding: AtomicUsize,
 }
 
-/// What `/readyz` waits for besides the store: the first catalogue sync and the first look at the
+/// What `/readyz` waits for besides the store: the catalogue caught up with the changelog and the first look at the
 /// published model (a process restarted into a running deployment must not answer with an empty
 /// catalogue or the untrained towers).
 #[derive(Default)]
@@ -306,6 +308,10 @@ pub async fn run<S: Store>(
             Ok(trainer::run(shared, lease, publishers, stop).await?)
         });
     }
+    tasks.spawn("catalogue changelog", {
+        let (shared, stop) = (shared.clone(), shutdown.subscribe());
+        changelog::run(shared, stop)
+    });
     tasks.spawn("follower", {
         let (shared, stop) = (shared.clone(), shutdown.subscribe());
         async move {

@@ -1,7 +1,8 @@
 //! The in-memory catalogue of content embeddings: every item this process knows, in arrival order.
-//! Items come from the uploads this process embeds and, for items other processes of the group
-//! embedded, from the store ([`Catalogue::sync`]). Rows never move, so an index into the catalogue
-//! stays valid; an edited item overwrites its row.
+//! Items come from the uploads this process embeds and from the `item-embeddings` changelog (every
+//! process's uploads, `service/changelog.rs`); an item a history names before either brought it is
+//! fetched from the store ([`Catalogue::fetch_missing`]). Rows never move, so an index into the
+//! catalogue stays valid; an edited item overwrites its row.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -16,6 +17,22 @@ struct Rows {
     index: HashMap<String, u32>,
     ids: Vec<String>,
     vectors: Vec<f32>,
+}
+
+/// What [`Catalogue::upsert`] did, with the item's row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upsert {
+    New(u32),
+    Edited(u32),
+    Same(u32),
+}
+
+impl Upsert {
+    pub fn row(self) -> u32 {
+        match self {
+            Upsert::New(row) | Upsert::Edited(row) | Upsert::Same(row) => row,
+        }
+    }
 }
 
 pub struct Catalogue {
@@ -50,6 +67,11 @@ impl Catalogue {
     /// Adds or overwrites an item's content vector; returns its row. Vectors of another width are
     /// refused (a different encoder).
     pub fn insert(&self, item_id: &str, vector: &[f32]) -> Option<u32> {
+        self.upsert(item_id, vector).map(Upsert::row)
+    }
+
+    /// [`Catalogue::insert`], telling a new row, an edited one and an unchanged one apart.
+    pub fn upsert(&self, item_id: &str, vector: &[f32]) -> Option<Upsert> {
         if vector.len() != self.dim {
             tracing::warn!(
                 item_id,
@@ -62,14 +84,18 @@ impl Catalogue {
         let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
         if let Some(&row) = rows.index.get(item_id) {
             let start = row as usize * self.dim;
-            rows.vectors[start..start + self.dim].copy_from_slice(vector);
-            return Some(row);
+            let stored = &mut rows.vectors[start..start + self.dim];
+            if stored == vector {
+                return Some(Upsert::Same(row));
+            }
+            stored.copy_from_slice(vector);
+            return Some(Upsert::Edited(row));
         }
         let row = rows.ids.len() as u32;
         rows.index.insert(item_id.to_string(), row);
         rows.ids.push(item_id.to_string());
         rows.vectors.extend_from_slice(vector);
-        Some(row)
+        Some(Upsert::New(row))
     }
 
     pub fn row(&self, item_id: &str) -> Option<u32> {
@@ -121,12 +147,6 @@ impl Catalogue {
         }
         Ok(added)
     }
-
-    /// Adds every item the store has and this catalogue lacks (uploads embedded by other processes).
-    pub async fn sync<S: Store>(&self, store: &S) -> Result<usize, StoreError> {
-        let ids = store.item_ids().await?;
-        self.fetch_missing(store, &ids).await
-    }
 }
 
 #[cfg(test)]
@@ -140,6 +160,10 @@ mod tests {
         assert_eq!(catalogue.insert("b", &[0.0, 1.0]), Some(1));
         assert_eq!(catalogue.insert("a", &[0.6, 0.8]), Some(0));
         assert_eq!(catalogue.insert("c", &[1.0]), None, "wrong width");
+        assert_eq!(catalogue.upsert("b", &[0.0, 1.0]), Some(Upsert::Same(1)));
+        assert_eq!(catalogue.upsert("b", &[1.0, 0.0]), Some(Upsert::Edited(1)));
+        assert_eq!(catalogue.upsert("c", &[1.0, 0.0]), Some(Upsert::New(2)));
+        assert_eq!(catalogue.insert("b", &[0.0, 1.0]), Some(1));
         let table = catalogue.table(&[1, 0]).unwrap().to_vec2::<f32>().unwrap();
         assert_eq!(table, vec![vec![0.0, 1.0], vec![0.6, 0.8]]);
         assert_eq!(catalogue.id(1).as_deref(), Some("b"));

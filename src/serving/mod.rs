@@ -8,6 +8,6 @@ mod model;
 mod popularity;
 pub mod recommend;
 
-pub use catalogue::Catalogue;
+pub use catalogue::{Catalogue, Upsert};
 pub use model::{Models, ServingModel, Which};
 pub use popularity::ItemCounts;

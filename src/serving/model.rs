@@ -184,7 +184,7 @@ impl Models {
     }
 
     /// Extends the current model's index by the catalogue rows it lacks.
-    /// Off the request path (the follower, after a catalogue sync); the frozen model too once a
+    /// Off the request path (the follower, the changelog); the frozen model too once a
     /// request has asked for it.
     pub fn warm(&self, catalogue: &Catalogue) -> Result<()> {
         self.slot(Which::Current).index(catalogue, usize::MAX)?;

@@ -58,7 +58,7 @@ impl ConnectionLike for Conn {
 #[derive(Clone)]
 pub(super) enum Connection {
     Node {
-        client: redis::Client,
+        client: Box<redis::Client>,
         conn: ConnectionManager,
     },
     Cluster {
@@ -70,7 +70,10 @@ pub(super) enum Connection {
 impl Connection {
     pub async fn node(client: redis::Client) -> Result<Self, StoreError> {
         let conn = ConnectionManager::new(client.clone()).await?;
-        Ok(Connection::Node { client, conn })
+        Ok(Connection::Node {
+            client: Box::new(client),
+            conn,
+        })
     }
 
     /// A cluster from its seed nodes (any reachable one is enough; the rest are discovered).

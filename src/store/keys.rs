@@ -48,11 +48,6 @@ impl Keys {
         format!("{}ih", self.prefix)
     }
 
-    /// `items`: the set of ids with a content embedding.
-    pub fn items(&self) -> String {
-        format!("{}items", self.prefix)
-    }
-
     /// `user:{user_id}`: a user embedding hash (in the user's slot).
     pub fn user(&self, user_id: &str) -> String {
         format!("{}user:{{{user_id}}}", self.prefix)

@@ -103,16 +103,6 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn item_ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(self
-            .state()
-            .items
-            .keys()
-            .filter(|(_, space)| *space == EmbeddingSpace::Content)
-            .map(|(id, _)| id.clone())
-            .collect())
-    }
-
     async fn put_user_embeddings(&self, embeddings: &[UserEmbedding]) -> Result<(), StoreError> {
         let mut state = self.state();
         for e in embeddings {

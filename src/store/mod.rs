@@ -183,9 +183,6 @@ pub trait Store: Clone + Send + Sync + 'static {
         space: EmbeddingSpace,
     ) -> impl Future<Output = Result<Vec<Option<ItemEmbedding>>, StoreError>> + Send;
 
-    /// Ids of every item with a content embedding.
-    fn item_ids(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
-
     /// Stores (overwrites) user embeddings.
     fn put_user_embeddings(
         &self,

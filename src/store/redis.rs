@@ -10,7 +10,6 @@
 //!   right after it on assignment), moved after the batch's histories are written;
 //! - `item:{item_id}` (content) and `aligned:{item_id}` (aligned): hash with `model`, `space`,
 //!   `version`, `dim`, `ts_ms` and `vec` (little-endian f32);
-//! - `items`: set of the ids with a content embedding;
 //! - `user:{user_id}`: hash with `model`, `version`, `dim`, `history_len`, `ts_ms`, `vec`;
 //! - `{control}:model`: hash with the current towers' `version`, `manifest` and `state`;
 //! - `{control}:leader` / `{control}:leader_epoch`: the trainer lock and its fencing token.
@@ -250,15 +249,8 @@ impl Store for RedisStore {
     }
 
     async fn put_item_embeddings(&self, embeddings: &[ItemEmbedding]) -> Result<(), StoreError> {
-        let items_key = self.keys.items();
         let mut cmds = Vec::new();
         for e in embeddings {
-            if e.space == EmbeddingSpace::Content {
-                cmds.push(self.on(
-                    &items_key,
-                    redis::cmd("SADD").arg(&items_key).arg(&e.item_id),
-                ));
-            }
             let key = self.keys.item(&e.item_id, e.space);
             let mut hset = redis::cmd("HSET");
             hset.arg(&key).arg(item_to_fields(e));
@@ -295,11 +287,6 @@ impl Store for RedisStore {
                 item_from_fields(id, space, &Fields { key, fields }).map(Some)
             })
             .collect()
-    }
-
-    async fn item_ids(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.connection.conn();
-        Ok(conn.smembers(self.keys.items()).await?)
     }
 
     async fn put_user_embeddings(&self, embeddings: &[UserEmbedding]) -> Result<(), StoreError> {

@@ -292,3 +292,28 @@ pub fn tls() -> Option<(String, String, PathBuf)> {
 pub fn decoder_model() -> Option<PathBuf> {
     required("LEARN_TEST_DECODER_MODEL").map(PathBuf::from)
 }
+
+/// A loopback address nothing listens on yet.
+pub fn free_addr() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// `GET /v1/status` of the process serving on `addr`, if it answers.
+pub fn status(addr: &str) -> Option<learn_stream::service::Status> {
+    ureq::get(format!("http://{addr}/v1/status"))
+        .call()
+        .ok()?
+        .body_mut()
+        .read_json()
+        .ok()
+}
+
+/// Sends `signal` (`-TERM`, `-KILL`, `-STOP`, …) to `child`.
+pub fn signal(child: &std::process::Child, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {signal}");
+}

@@ -1,0 +1,187 @@
+//! Keeps this process's catalogue complete and current from the `item-embeddings` topic read as a
+//! changelog (the GlobalKTable pattern): every partition from the beginning, outside any consumer
+//! group (no commits; every process reads everything). A content-space record adds its item's row
+//! or replaces it — an item edited through any process is replaced everywhere — and the item
+//! joins the aligned index at once, off the request path. Aligned records are skipped: each process
+//! derives those from its own serving model. `/readyz` waits for the first catch-up: the high
+//! watermarks seen at start. In production the topic is compacted (one record per item).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{ServiceError, Shared};
+use crate::schemas::{EmbeddingSpace, ItemEmbedding};
+use crate::serving::Upsert;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+
+/// Records applied before the aligned index is extended; a quiet topic flushes at once.
+const MAX_PENDING: usize = 512;
+const IDLE: Duration = Duration::from_millis(20);
+const RETRY: Duration = Duration::from_secs(1);
+
+pub async fn run<S: Store>(
+    shared: Arc<Shared<S>>,
+    mut shutdown: Shutdown,
+) -> Result<(), ServiceError> {
+    let kafka = &shared.config.kafka;
+    let topic = kafka.item_embeddings_topic.clone();
+    let consumer: StreamConsumer = crate::kafka::client_config(
+        kafka,
+        &[
+            ("group.id", format!("{}-catalogue", kafka.group_id)),
+            ("enable.auto.commit", "false".into()),
+            ("enable.auto.offset.store", "false".into()),
+            ("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string()),
+        ],
+    )
+    .create()?;
+    let consumer = Arc::new(consumer);
+    // The partitions and where the catalogue is caught up (blocking metadata calls).
+    let mut behind = loop {
+        let (c, t) = (consumer.clone(), topic.clone());
+        match tokio::task::spawn_blocking(move || high_watermarks(&c, &t)).await {
+            Ok(Ok(highs)) => break highs,
+            Ok(Err(err)) => tracing::warn!(%err, %topic, "catalogue changelog: no metadata yet"),
+            Err(err) => tracing::warn!(%err, "catalogue changelog: metadata task failed"),
+        }
+        tokio::select! {
+            _ = shutdown.recv() => return Ok(()),
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    };
+    let mut assignment = TopicPartitionList::new();
+    for &partition in behind.keys() {
+        assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    behind.retain(|_, high| *high > 0);
+    let mut pending = Pending::default();
+    let mut synced = false;
+    loop {
+        if !synced && behind.is_empty() {
+            pending.flush(&shared).await;
+            synced = true;
+            shared
+                .warmup
+                .catalogue_synced
+                .store(true, Ordering::Relaxed);
+            tracing::info!(
+                items = shared.catalogue.len(),
+                "catalogue caught up with the changelog"
+            );
+        }
+        let wait = if pending.is_empty() { RETRY } else { IDLE };
+        let message = tokio::select! {
+            _ = shutdown.recv() => return Ok(()),
+            m = tokio::time::timeout(wait, consumer.recv()) => m,
+        };
+        let message = match message {
+            Err(_) => {
+                pending.flush(&shared).await;
+                continue;
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(%err, "catalogue changelog: consume error");
+                tokio::time::sleep(IDLE).await;
+                continue;
+            }
+            Ok(Ok(message)) => message,
+        };
+        if behind
+            .get(&message.partition())
+            .is_some_and(|&high| message.offset() + 1 >= high)
+        {
+            behind.remove(&message.partition());
+        }
+        let Some(payload) = message.payload() else {
+            continue;
+        };
+        match serde_json::from_slice::<ItemEmbedding>(payload) {
+            Ok(e) if e.space == EmbeddingSpace::Content => {
+                match shared.catalogue.upsert(&e.item_id, &e.vector) {
+                    Some(Upsert::Edited(row)) => pending.edited.push(row),
+                    Some(Upsert::New(_)) => pending.new += 1,
+                    Some(Upsert::Same(_)) | None => {}
+                }
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(
+                %err,
+                partition = message.partition(),
+                offset = message.offset(),
+                "catalogue changelog: record skipped"
+            ),
+        }
+        if pending.len() >= MAX_PENDING {
+            pending.flush(&shared).await;
+        }
+    }
+}
+
+/// Every partition of `topic` and its high watermark.
+fn high_watermarks(
+    consumer: &StreamConsumer,
+    topic: &str,
+) -> Result<HashMap<i32, i64>, rdkafka::error::KafkaError> {
+    let timeout = Duration::from_secs(5);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(rdkafka::error::KafkaError::MetadataFetch(
+            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+        ));
+    }
+    partitions
+        .into_iter()
+        .map(|p| Ok((p, consumer.fetch_watermarks(topic, p, timeout)?.1)))
+        .collect()
+}
+
+/// Rows changed since the aligned index was last brought up to date.
+#[derive(Default)]
+struct Pending {
+    edited: Vec<u32>,
+    new: usize,
+}
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.edited.len() + self.new
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Re-embeds edited rows and extends the index by the new ones (item tower, off the runtime).
+    async fn flush<S: Store>(&mut self, shared: &Arc<Shared<S>>) {
+        if self.is_empty() {
+            return;
+        }
+        let edited = std::mem::take(&mut self.edited);
+        self.new = 0;
+        let shared = shared.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            if !edited.is_empty() {
+                shared.models.embed_items(&shared.catalogue, &edited)?;
+            }
+            shared.models.warm(&shared.catalogue)
+        })
+        .await;
+        if let Ok(Err(err)) = done {
+            tracing::warn!(%err, "aligned index not extended from the changelog");
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Scale-out end to end: three `learn serve` processes (`online.role = "auto"`) in one consumer
+//! group on tansu (six partitions per topic) over a three-primary Redis Cluster, fed by a producer
+//! of actions and uploads.
+//! 1. Every history is exact (each action once, in order); every upload is recommendable from
+//!    every process (the item-embeddings changelog), within a bound; all three serve one version.
+//! 2. SIGTERM a follower: its partitions move to the others and nothing is lost.
+//! 3. kill -9 the leader: the last process takes the lock within the lease's TTL + a step, and
+//!    the published versions keep rising.
+//!
+//! tansu 0.6.0 never evicts a member that died without leaving, so the SIGKILL comes last: after
+//! it only leadership and versions are checked (the dead member's partitions stay assigned to it
+//! on tansu; `tests/crash_recovery.rs` covers a SIGKILL's histories on the mock cluster).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use learn_stream::config::Config;
+use learn_stream::schemas::{ItemUpload, UserAction};
+use learn_stream::serving::recommend::Recommendation;
+use learn_stream::store::{HistoryPolicy, RedisStore, Store};
+use learn_stream::workload::{synthetic_stream, SyntheticOptions, Topic};
+
+const PARTITIONS: i32 = 6;
+const TTL_MS: u64 = 3000;
+
+struct Process {
+    child: Child,
+    addr: String,
+}
+
+impl Process {
+    fn status(&self) -> Option<learn_stream::service::Status> {
+        common::status(&self.addr)
+    }
+
+    fn ready(&self) -> bool {
+        ureq::get(format!("http://{}/readyz", self.addr))
+            .call()
+            .is_ok()
+    }
+
+    /// The item ids `/v1/recommend` returns to `user` (k = 200, embeddings only).
+    fn recommends(&self, user: &str) -> Vec<String> {
+        let Ok(mut response) = ureq::get(format!(
+            "http://{}/v1/recommend?user_id={user}&k=200&popularity_weight=0",
+            self.addr
+        ))
+        .call() else {
+            return Vec::new();
+        };
+        let rec: Recommendation = response.body_mut().read_json().unwrap();
+        rec.items.into_iter().map(|s| s.item_id).collect()
+    }
+}
+
+fn spawn(config: &Config, model_dir: &std::path::Path, name: &str) -> Process {
+    let addr = common::free_addr();
+    let child = common::serve_command(config, model_dir)
+        .env("LEARN__SERVING__ADDR", &addr)
+        .env(
+            "LEARN__ONLINE__CHECKPOINT_DIR",
+            config.online.checkpoint_dir.join(name),
+        )
+        .env("LEARN__ONLINE__ROLE", "auto")
+        .env("LEARN__ONLINE__LEADER_TTL_MS", TTL_MS.to_string())
+        .env("LEARN__ONLINE__CHECKPOINT_EVERY_STEPS", "5")
+        .env("LEARN__ONLINE__CHECKPOINT_INTERVAL_SECS", "1")
+        .env("LEARN__ONLINE__MIN_BATCH_SIZE", "2")
+        .env("LEARN__ONLINE__MODEL_POLL_MS", "200")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn learn serve");
+    Process { child, addr }
+}
+
+/// (topic, key, payload) messages.
+type Messages = Vec<(String, String, Vec<u8>)>;
+
+/// A synthetic stream's uploads and actions (event times moved by `seed` days, so that no two
+/// streams share an event), and each user's expected history (item ids in produce order) extended.
+fn stream(
+    config: &Config,
+    actions: usize,
+    seed: u64,
+    expected: &mut BTreeMap<String, Vec<String>>,
+) -> (Messages, Messages) {
+    let (mut uploads, mut out) = (Vec::new(), Vec::new());
+    for m in synthetic_stream(&SyntheticOptions {
+        items: 60,
+        users: 40,
+        actions,
+        bad_fraction: 0.0,
+        seed,
+    }) {
+        match m.topic {
+            Topic::Items => uploads.push((config.kafka.items_topic.clone(), m.key, m.payload)),
+            Topic::Actions => {
+                let mut action: UserAction = serde_json::from_slice(&m.payload).unwrap();
+                action.ts_ms += seed as i64 * 86_400_000;
+                expected
+                    .entry(action.user_id.clone())
+                    .or_default()
+                    .push(action.item_id.clone());
+                let payload = serde_json::to_vec(&action).unwrap();
+                out.push((config.kafka.actions_topic.clone(), m.key, payload));
+            }
+        }
+    }
+    (uploads, out)
+}
+
+/// Produces `messages` in chunks, paced.
+async fn produce_paced(brokers: &str, messages: &[(String, String, Vec<u8>)]) {
+    for chunk in messages.chunks(200) {
+        common::produce(brokers, chunk).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn histories_exact(store: &RedisStore, expected: &BTreeMap<String, Vec<String>>) -> bool {
+    for (user, items) in expected {
+        let got: Vec<String> = store
+            .history(user, 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.item_id)
+            .collect();
+        if &got != items {
+            return false;
+        }
+    }
+    true
+}
+
+/// Produces a new upload and returns how long until every process in `processes` recommends it.
+async fn upload_reach(config: &Config, processes: &[&Process], n: usize) -> Duration {
+    let upload = ItemUpload {
+        item_id: format!("fresh-{n}"),
+        title: format!("Fresh upload {n}: sourdough ramen at midnight"),
+        description: None,
+        tags: vec!["cooking".into()],
+        category: Some("Cooking".into()),
+        brand: None,
+        author_id: None,
+        ts_ms: learn_stream::schemas::now_ms(),
+    };
+    let produced = Instant::now();
+    common::produce(
+        &config.kafka.brokers,
+        &[(
+            config.kafka.items_topic.clone(),
+            upload.item_id.clone(),
+            serde_json::to_vec(&upload).unwrap(),
+        )],
+    )
+    .await;
+    common::wait_until(
+        "the upload recommendable everywhere",
+        Duration::from_secs(60),
+        || {
+            let everywhere = processes
+                .iter()
+                .all(|p| p.recommends("u1").contains(&upload.item_id));
+            std::future::ready(everywhere)
+        },
+    )
+    .await;
+    produced.elapsed()
+}
+
+async fn converged(processes: &[&Process], store: &RedisStore) -> Option<u64> {
+    let published = store.model_version().await.unwrap()?;
+    processes
+        .iter()
+        .all(|p| p.status().is_some_and(|s| s.model_version == published))
+        .then_some(published)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_processes_over_a_redis_cluster_lose_nothing_and_hand_over() {
+    let (Some(brokers), Some(cluster), Some(model_dir)) = (
+        common::kafka(),
+        common::redis_cluster(),
+        common::model_dir(),
+    ) else {
+        return;
+    };
+    let mut config = common::config(&brokers, &cluster, &model_dir);
+    config.redis.cluster = true;
+    learn_stream::kafka::create_topics(&config.kafka, &common::topics(&config), PARTITIONS)
+        .await
+        .unwrap();
+    let store = RedisStore::open(&config.redis, HistoryPolicy::from(&config.history))
+        .await
+        .unwrap();
+    let mut expected = BTreeMap::new();
+    let (uploads, first) = stream(&config, 4000, 11, &mut expected);
+    // The catalogue first, then the processes.
+    common::produce(&brokers, &uploads).await;
+    let mut processes: Vec<Process> = ["a", "b", "c"]
+        .iter()
+        .map(|name| spawn(&config, &model_dir, name))
+        .collect();
+    common::wait_until("three ready processes", Duration::from_secs(120), || {
+        std::future::ready(processes.iter().all(Process::ready))
+    })
+    .await;
+    produce_paced(&brokers, &first).await;
+
+    // 1. Exact histories, uploads everywhere, one version.
+    common::wait_until("every history exact", Duration::from_secs(120), || {
+        histories_exact(&store, &expected)
+    })
+    .await;
+    let everyone: Vec<&Process> = processes.iter().collect();
+    let mut reach = Vec::new();
+    for n in 0..5 {
+        reach.push(upload_reach(&config, &everyone, n).await);
+    }
+    common::wait_until(
+        "three processes on one version",
+        Duration::from_secs(120),
+        || {
+            let everyone = &everyone;
+            let store = &store;
+            async move { converged(everyone, store).await.is_some_and(|v| v >= 2) }
+        },
+    )
+    .await;
+    let statuses: Vec<_> = processes.iter().map(|p| p.status().unwrap()).collect();
+    assert_eq!(
+        statuses.iter().filter(|s| s.leading).count(),
+        1,
+        "exactly one leader: {statuses:?}"
+    );
+    let leader = statuses.iter().position(|s| s.leading).unwrap();
+
+    // 2. SIGTERM a follower: its partitions move, nothing is lost.
+    let follower = (leader + 1) % 3;
+    common::signal(&processes[follower].child, "-TERM");
+    assert!(processes[follower].child.wait().unwrap().success());
+    let (_, second) = stream(&config, 2000, 12, &mut expected);
+    produce_paced(&brokers, &second).await;
+    let survivors: Vec<&Process> = (0..3)
+        .filter(|&i| i != follower)
+        .map(|i| &processes[i])
+        .collect();
+    common::wait_until(
+        "every history exact after the SIGTERM",
+        Duration::from_secs(120),
+        || histories_exact(&store, &expected),
+    )
+    .await;
+    reach.push(upload_reach(&config, &survivors, 5).await);
+    common::wait_until(
+        "the survivors on one version",
+        Duration::from_secs(120),
+        || {
+            let survivors = &survivors;
+            let store = &store;
+            async move { converged(survivors, store).await.is_some() }
+        },
+    )
+    .await;
+
+    // 3. kill -9 the leader: the last process takes over and versions keep rising.
+    let last = 3 - leader - follower;
+    let before = store.model_version().await.unwrap().unwrap();
+    common::signal(&processes[leader].child, "-KILL");
+    processes[leader].child.wait().unwrap();
+    let killed = Instant::now();
+    common::wait_until("the last process to lead", Duration::from_secs(60), || {
+        std::future::ready(processes[last].status().is_some_and(|s| s.leading))
+    })
+    .await;
+    let takeover = killed.elapsed();
+    let (_, third) = stream(&config, 1000, 13, &mut BTreeMap::new());
+    produce_paced(&brokers, &third).await;
+    common::wait_until(
+        "a newer version from the new leader",
+        Duration::from_secs(120),
+        || {
+            let (store, last) = (&store, &processes[last]);
+            async move {
+                let published = store.model_version().await.unwrap().unwrap_or(0);
+                published > before && last.status().is_some_and(|s| s.model_version == published)
+            }
+        },
+    )
+    .await;
+
+    eprintln!(
+        "scale-out: upload → recommendable from every process {:?}; leader takeover after kill -9 {takeover:?} (lease {TTL_MS} ms)",
+        reach
+    );
+    assert!(
+        takeover <= Duration::from_millis(TTL_MS) + Duration::from_secs(5),
+        "takeover {takeover:?}"
+    );
+    assert!(
+        reach.iter().all(|r| *r <= Duration::from_secs(10)),
+        "uploads reach every process: {reach:?}"
+    );
+    common::signal(&processes[last].child, "-TERM");
+    assert!(processes[last].child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&config.online.checkpoint_dir);
+}
