@@ -416,3 +416,43 @@ async fn a_batch_over_many_slots_is_exact_and_a_lost_resume_point_replays_nothin
         assert_eq!(store.user_count().await.unwrap(), 40);
     }
 }
+
+#[tokio::test]
+async fn popularity_is_shared_decayed_and_summed() {
+    for (store, _, _, config) in stores(10, 0).await {
+        let other = RedisStore::open(&config, policy(10, 0)).await.unwrap();
+        let deltas = |pairs: &[(&str, f64)]| -> Vec<(String, f64)> {
+            pairs.iter().map(|&(i, d)| (i.to_string(), d)).collect()
+        };
+        let (t0, half) = (1_000_000, 1000);
+        // Two processes add their counts; 40 items so that every shard is written.
+        let many: Vec<(String, f64)> = (0..40).map(|i| (format!("i{i}"), 1.0)).collect();
+        store.add_popularity(&many, t0, half).await.unwrap();
+        store
+            .add_popularity(&deltas(&[("a", 2.0), ("b", 1.0)]), t0, half)
+            .await
+            .unwrap();
+        other
+            .add_popularity(&deltas(&[("a", 2.0)]), t0, half)
+            .await
+            .unwrap();
+        let now = other.popularity(t0, half).await.unwrap();
+        assert_eq!((now["a"], now["b"], now.len()), (4.0, 1.0, 42));
+        // One half-life later everything has halved; an addition then counts in full.
+        let later = store.popularity(t0 + half as i64, half).await.unwrap();
+        assert_eq!((later["a"], later["b"], later["i7"]), (2.0, 0.5, 0.5));
+        store
+            .add_popularity(&deltas(&[("b", 1.0)]), t0 + half as i64, half)
+            .await
+            .unwrap();
+        let after = store.popularity(t0 + 2 * half as i64, half).await.unwrap();
+        assert_eq!((after["a"], after["b"]), (1.0, 0.75));
+        // A writer whose clock is behind adds a decayed delta; nothing goes back in time.
+        other
+            .add_popularity(&deltas(&[("b", 1.0)]), t0, half)
+            .await
+            .unwrap();
+        let behind = store.popularity(t0 + half as i64, half).await.unwrap();
+        assert_eq!(behind["b"], 1.5 + 0.5);
+    }
+}

@@ -1,8 +1,9 @@
 //! Scale-out end to end: three `learn serve` processes (`online.role = "auto"`) in one consumer
 //! group on tansu (six partitions per topic) over a three-primary Redis Cluster, fed by a producer
 //! of actions and uploads.
-//! 1. Every history is exact (each action once, in order); every upload is recommendable from
-//!    every process (the item-embeddings changelog), within a bound; all three serve one version.
+//! 1. Every history is exact (each action once, in order); the shared popularity counts every
+//!    action once; every upload is recommendable from every process (the item-embeddings
+//!    changelog), within a bound; all three serve one version.
 //! 2. SIGTERM a follower: its partitions move to the others and nothing is lost.
 //! 3. kill -9 the leader: the last process takes the lock within the lease's TTL + a step, and
 //!    the published versions keep rising.
@@ -229,6 +230,22 @@ async fn three_processes_over_a_redis_cluster_lose_nothing_and_hand_over() {
             let everyone = &everyone;
             let store = &store;
             async move { converged(everyone, store).await.is_some_and(|v| v >= 2) }
+        },
+    )
+    .await;
+    // Every process added its actions to the shared popularity (no decay within the test).
+    common::wait_until(
+        "the shared popularity to count every action",
+        Duration::from_secs(30),
+        || {
+            let store = &store;
+            async move {
+                let counts = store
+                    .popularity(learn_stream::schemas::now_ms(), 0)
+                    .await
+                    .unwrap();
+                (counts.values().sum::<f64>() - 4000.0).abs() < 0.5
+            }
         },
     )
     .await;

@@ -234,6 +234,10 @@ pub struct ServingConfig {
     /// Weight of the popularity prior in ranking: score = logit_scale · cos + weight · ln(item's
     /// share of actions). 0 ranks by the embeddings alone. See README "Ranking".
     pub popularity_weight: f32,
+    /// Half-life of the popularity counts (0: they never decay).
+    pub popularity_half_life_secs: u64,
+    /// How often this process adds its counts to the shared ones in the store and takes everyone's.
+    pub popularity_sync_ms: u64,
     /// Longest a `/v1/recommend` request may take before it is answered 503 (`timeout`).
     pub request_timeout_ms: u64,
     /// Requests in flight at once; beyond that a request is shed at once with 503 (`overloaded`)

@@ -169,6 +169,10 @@ impl Config {
         positive("online.pending_users", self.online.pending_users)?;
         positive("online.keep_checkpoints", self.online.keep_checkpoints)?;
         positive("serving.max_k", self.serving.max_k)?;
+        positive(
+            "serving.popularity_sync_ms",
+            self.serving.popularity_sync_ms as usize,
+        )?;
         if let Some(token) = &self.serving.auth_token {
             if token.expose().len() < 16 {
                 return Err(ConfigError::Invalid {

@@ -10,6 +10,7 @@
 //!   trainer (leader only) ◄───────────────────────────────────────┘ micro-batch AdamW steps
 //!      └─► checkpoint ─► Store `model` ─► every process swaps to the new version
 //!                    └─► re-publish aligned items and recently active users
+//!   item counts (popularity prior) ◄──► Store `pop:*` (decayed, shared by every process)
 //!   HTTP: /v1/recommend  /v1/status  /livez (/healthz)  /readyz  /metrics
 //! ```
 
@@ -22,6 +23,7 @@ mod health;
 mod http;
 mod items;
 pub mod lag;
+mod popularity;
 mod status;
 mod tasks;
 mod trainer;
@@ -311,6 +313,13 @@ pub async fn run<S: Store>(
     tasks.spawn("catalogue changelog", {
         let (shared, stop) = (shared.clone(), shutdown.subscribe());
         changelog::run(shared, stop)
+    });
+    tasks.spawn("popularity", {
+        let (shared, stop) = (shared.clone(), shutdown.subscribe());
+        async move {
+            popularity::run(shared, stop).await;
+            Ok(())
+        }
     });
     tasks.spawn("follower", {
         let (shared, stop) = (shared.clone(), shutdown.subscribe());

@@ -10,9 +10,10 @@ use futures::future::try_join_all;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo, Slot};
-use redis::{Cmd, RedisFuture, Value};
+use redis::{ClientTlsConfig, Cmd, RedisFuture, TlsCertificates, Value};
 
 use super::StoreError;
+use crate::config::RedisConfig;
 
 /// Commands of one group may share a pipeline (and a script's keys must share one): a cluster
 /// slot, or `None` for everything on a single node.
@@ -68,6 +69,50 @@ pub(super) enum Connection {
 }
 
 impl Connection {
+    /// Connects as `[redis]` says: one node or a cluster (`redis.cluster`, `url` a comma-separated
+    /// list of seed nodes), plain or TLS (`rediss://`, with a private CA and a client certificate
+    /// when configured).
+    pub async fn open(config: &RedisConfig) -> Result<Self, StoreError> {
+        if config.cluster {
+            let seeds = config
+                .url
+                .split(',')
+                .map(|url| redis::IntoConnectionInfo::into_connection_info(url.trim()))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Self::cluster(seeds).await;
+        }
+        let read = |path: &Option<std::path::PathBuf>| -> Result<Option<Vec<u8>>, StoreError> {
+            path.as_ref()
+                .map(|p| {
+                    std::fs::read(p).map_err(|e| StoreError::Tls(format!("{}: {e}", p.display())))
+                })
+                .transpose()
+        };
+        let (ca, cert, key) = (
+            read(&config.tls_ca_file)?,
+            read(&config.tls_cert_file)?,
+            read(&config.tls_key_file)?,
+        );
+        let client = if ca.is_none() && cert.is_none() {
+            redis::Client::open(config.url.as_str())?
+        } else {
+            let client_tls = cert
+                .zip(key)
+                .map(|(client_cert, client_key)| ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                });
+            redis::Client::build_with_tls(
+                config.url.as_str(),
+                TlsCertificates {
+                    client_tls,
+                    root_cert: ca,
+                },
+            )?
+        };
+        Self::node(client).await
+    }
+
     pub async fn node(client: redis::Client) -> Result<Self, StoreError> {
         let conn = ConnectionManager::new(client.clone()).await?;
         Ok(Connection::Node {
@@ -77,7 +122,7 @@ impl Connection {
     }
 
     /// A cluster from its seed nodes (any reachable one is enough; the rest are discovered).
-    pub async fn cluster(seeds: Vec<redis::ConnectionInfo>) -> Result<Self, StoreError> {
+    async fn cluster(seeds: Vec<redis::ConnectionInfo>) -> Result<Self, StoreError> {
         let client = redis::cluster::ClusterClient::builder(seeds)
             .retries(6)
             .build()?;

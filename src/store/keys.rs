@@ -68,6 +68,11 @@ impl Keys {
         format!("{}{{control}}:leader_epoch", self.prefix)
     }
 
+    /// `pop:{shard}`: one shard of the decayed popularity counts.
+    pub fn popularity(&self, shard: u64) -> String {
+        format!("{}pop:{{{shard}}}", self.prefix)
+    }
+
     /// `wm:{topic}`: partition → highest offset handled.
     pub fn watermarks(&self, topic: &str) -> String {
         format!("{}wm:{topic}", self.prefix)

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use super::popularity::decayed;
 use super::{
     Applied, Fence, HistoryEntry, HistoryPolicy, PartitionBatch, Publication, Store, StoreError,
     StoredModel,
@@ -18,6 +19,8 @@ struct State {
     users: HashMap<String, UserEmbedding>,
     model: Option<StoredModel>,
     leader: Option<String>,
+    /// Item → (count, as of ms).
+    popularity: HashMap<String, (f64, i64)>,
 }
 
 #[derive(Clone)]
@@ -190,6 +193,41 @@ impl Store for MemoryStore {
 
     async fn user_count(&self) -> Result<usize, StoreError> {
         Ok(self.state().histories.len())
+    }
+
+    async fn add_popularity(
+        &self,
+        deltas: &[(String, f64)],
+        now_ms: i64,
+        half_life_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for (item, delta) in deltas {
+            let (count, at) = state
+                .popularity
+                .entry(item.clone())
+                .or_insert((0.0, now_ms));
+            if *at >= now_ms {
+                *count += decayed(*delta, now_ms, *at, half_life_ms);
+            } else {
+                *count = decayed(*count, *at, now_ms, half_life_ms) + delta;
+                *at = now_ms;
+            }
+        }
+        Ok(())
+    }
+
+    async fn popularity(
+        &self,
+        now_ms: i64,
+        half_life_ms: u64,
+    ) -> Result<HashMap<String, f64>, StoreError> {
+        Ok(self
+            .state()
+            .popularity
+            .iter()
+            .map(|(item, &(count, at))| (item.clone(), decayed(count, at, now_ms, half_life_ms)))
+            .collect())
     }
 }
 

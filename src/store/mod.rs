@@ -14,6 +14,7 @@ mod entry;
 mod fields;
 mod keys;
 mod memory;
+mod popularity;
 mod redis;
 mod registry;
 
@@ -23,7 +24,7 @@ pub use redis::RedisStore;
 
 use std::future::Future;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::config::HistoryConfig;
 use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserAction, UserEmbedding};
@@ -239,4 +240,20 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Number of users with a history (for summaries; may be approximate on large stores).
     fn user_count(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Adds `deltas` (item id → actions) to the popularity counts every process shares, decayed
+    /// with `half_life_ms` (0 = never) as of `now_ms`.
+    fn add_popularity(
+        &self,
+        deltas: &[(String, f64)],
+        now_ms: i64,
+        half_life_ms: u64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every item's shared popularity count, decayed to `now_ms`.
+    fn popularity(
+        &self,
+        now_ms: i64,
+        half_life_ms: u64,
+    ) -> impl Future<Output = Result<HashMap<String, f64>, StoreError>> + Send;
 }

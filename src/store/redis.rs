@@ -11,6 +11,7 @@
 //! - `item:{item_id}` (content) and `aligned:{item_id}` (aligned): hash with `model`, `space`,
 //!   `version`, `dim`, `ts_ms` and `vec` (little-endian f32);
 //! - `user:{user_id}`: hash with `model`, `version`, `dim`, `history_len`, `ts_ms`, `vec`;
+//! - `pop:{0}` … `pop:{15}`: item id → decayed action count `count:ms` (`popularity.rs`);
 //! - `{control}:model`: hash with the current towers' `version`, `manifest` and `state`;
 //! - `{control}:leader` / `{control}:leader_epoch`: the trainer lock and its fencing token.
 //!
@@ -20,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use futures::future::try_join_all;
-use redis::{AsyncCommands, ClientTlsConfig, Cmd, Script, TlsCertificates};
+use redis::{AsyncCommands, Cmd, Script};
 
 use super::connection::{Connection, Group};
 use super::entry::{ItemKey, StoredEntry};
@@ -47,6 +48,7 @@ pub struct RedisStore {
     advance_script: Script,
     publish_script: Script,
     lead_script: Script,
+    popularity_script: Script,
 }
 
 impl RedisStore {
@@ -63,45 +65,7 @@ impl RedisStore {
     /// list of seed nodes), plain or TLS (`rediss://`, with a private CA and a client certificate
     /// when configured).
     pub async fn open(config: &RedisConfig, policy: HistoryPolicy) -> Result<Self, StoreError> {
-        if config.cluster {
-            let seeds = config
-                .url
-                .split(',')
-                .map(|url| redis::IntoConnectionInfo::into_connection_info(url.trim()))
-                .collect::<Result<Vec<_>, _>>()?;
-            let connection = Connection::cluster(seeds).await?;
-            return Ok(Self::with(connection, &config.key_prefix, policy));
-        }
-        let read = |path: &Option<std::path::PathBuf>| -> Result<Option<Vec<u8>>, StoreError> {
-            path.as_ref()
-                .map(|p| {
-                    std::fs::read(p).map_err(|e| StoreError::Tls(format!("{}: {e}", p.display())))
-                })
-                .transpose()
-        };
-        let (ca, cert, key) = (
-            read(&config.tls_ca_file)?,
-            read(&config.tls_cert_file)?,
-            read(&config.tls_key_file)?,
-        );
-        let client = if ca.is_none() && cert.is_none() {
-            redis::Client::open(config.url.as_str())?
-        } else {
-            let client_tls = cert
-                .zip(key)
-                .map(|(client_cert, client_key)| ClientTlsConfig {
-                    client_cert,
-                    client_key,
-                });
-            redis::Client::build_with_tls(
-                config.url.as_str(),
-                TlsCertificates {
-                    client_tls,
-                    root_cert: ca,
-                },
-            )?
-        };
-        let connection = Connection::node(client).await?;
+        let connection = Connection::open(config).await?;
         Ok(Self::with(connection, &config.key_prefix, policy))
     }
 
@@ -115,7 +79,20 @@ impl RedisStore {
             advance_script: Script::new(include_str!("advance_watermarks.lua")),
             publish_script: Script::new(include_str!("publish_model.lua")),
             lead_script: Script::new(include_str!("lead.lua")),
+            popularity_script: Script::new(include_str!("add_popularity.lua")),
         }
+    }
+
+    pub(super) fn connection(&self) -> &Connection {
+        &self.connection
+    }
+
+    pub(super) fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    pub(super) fn popularity_script(&self) -> &Script {
+        &self.popularity_script
     }
 
     /// `cmd` tagged with the slot of `key`, for [`Connection::query_each`].
@@ -406,6 +383,24 @@ impl Store for RedisStore {
 
     async fn user_count(&self) -> Result<usize, StoreError> {
         self.connection.count_keys(&self.keys.histories()).await
+    }
+
+    async fn add_popularity(
+        &self,
+        deltas: &[(String, f64)],
+        now_ms: i64,
+        half_life_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.add_popularity_counts(deltas, now_ms, half_life_ms)
+            .await
+    }
+
+    async fn popularity(
+        &self,
+        now_ms: i64,
+        half_life_ms: u64,
+    ) -> Result<HashMap<String, f64>, StoreError> {
+        self.popularity_counts(now_ms, half_life_ms).await
     }
 }
 
