@@ -1,17 +1,20 @@
 //! Owns the service's state: rolling per-user histories (with their watermarks and resend
-//! detection), item and user embeddings, the published model and the trainer lock, behind the
-//! [`Store`] trait, with two implementations: [`RedisStore`] (production) and [`MemoryStore`] (the
-//! `demo`). For Redis, `keys` builds every key, `fields` writes and reads every record's hash
-//! fields, and the scripts are `*.lua` files here.
+//! detection), item and user embeddings, shared popularity counts, the published model and the
+//! trainer lock, behind the [`Store`] trait, with two implementations: [`RedisStore`] (production,
+//! one node or a Redis Cluster through `connection`) and [`MemoryStore`] (the `demo`). For Redis,
+//! `keys` builds every key, `fields` writes and reads every record's hash fields, `histories` and
+//! `popularity` hold those two records' logic, and the scripts are `*.lua` files here.
 //!
 //! Replay safety: Kafka delivery is at-least-once, so after a crash the events between the last
-//! committed offset and the crash are delivered again. Both stores keep, per (topic, partition),
-//! the highest offset already applied (a watermark) and skip anything at or below it, updating
-//! the watermark in the same atomic write as the histories. See README "Idempotent histories".
+//! committed offset and the crash are delivered again. Each store keeps the highest offset already
+//! applied and skips anything at or below it, moving it in the same atomic write as the history:
+//! Redis per user and partition (the user's slot), the memory store per partition; the partition's
+//! resume point follows once the batch is written. See README "Idempotent histories".
 
 mod connection;
 mod entry;
 mod fields;
+mod histories;
 mod keys;
 mod memory;
 mod popularity;

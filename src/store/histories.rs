@@ -1,0 +1,147 @@
+//! Histories in Redis: a partition batch applied with one script per slot (`apply_actions.lua`;
+//! on a single node, one for the whole batch), each moving its users' watermarks with their
+//! appends, then the partition's resume point; and a history read back, compact entries resolved
+//! through the item registry.
+
+use std::collections::{BTreeMap, HashMap};
+
+use futures::future::try_join_all;
+use redis::AsyncCommands;
+
+use super::connection::Group;
+use super::entry::{ItemKey, StoredEntry};
+use super::fields::corrupt;
+use super::redis::RedisStore;
+use super::{Applied, HistoryEntry, PartitionBatch, Store, StoreError};
+
+impl RedisStore {
+    pub(super) async fn apply_batch(&self, batch: &PartitionBatch) -> Result<Applied, StoreError> {
+        let mut conn = self.connection().conn();
+        // The ids first: an entry is never readable before its item id is.
+        let collided = self
+            .registry()
+            .register(
+                &mut conn,
+                batch.actions.iter().map(|(_, a)| a.item_id.as_str()),
+            )
+            .await?;
+        let mut slots: HashMap<Group, SlotWrite> = HashMap::new();
+        for (i, (offset, action)) in batch.actions.iter().enumerate() {
+            let history = self.keys().history(&action.user_id);
+            let slot = slots.entry(self.connection().slot(&history)).or_default();
+            let next = slot.users.len() + 1;
+            let user = *slot
+                .users
+                .entry(action.user_id.as_str())
+                .or_insert_with(|| {
+                    slot.keys.push(history);
+                    slot.keys
+                        .push(self.keys().history_watermarks(&action.user_id));
+                    next
+                });
+            let compact = !collided.contains(action.item_id.as_str());
+            slot.actions.push(i);
+            slot.args.push((
+                user,
+                *offset,
+                HistoryEntry::from(action).encode_for_store(compact),
+            ));
+        }
+        let replies = try_join_all(slots.into_values().map(|slot| {
+            let mut conn = self.connection().conn();
+            let mut invocation = self.apply_script().prepare_invoke();
+            invocation
+                .arg(batch.partition)
+                .arg(self.policy().cap)
+                .arg(self.policy().ttl_ms)
+                .arg(self.policy().dedupe_window);
+            for key in &slot.keys {
+                invocation.key(key);
+            }
+            for (user, offset, entry) in &slot.args {
+                invocation.arg(*user).arg(*offset).arg(entry);
+            }
+            async move {
+                let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+                Ok::<_, StoreError>((slot.actions, reply))
+            }
+        }))
+        .await?;
+        let mut applied = Applied::default();
+        for (actions, reply) in replies {
+            let [written, duplicates, refused @ ..] = reply.as_slice() else {
+                return Err(corrupt(&self.keys().history("…"), "short script reply"));
+            };
+            applied.applied += *written as usize;
+            applied.duplicates += *duplicates as usize;
+            applied
+                .refused
+                .extend(refused.iter().map(|&i| actions[i as usize]));
+        }
+        applied.refused.sort_unstable();
+        applied.replayed =
+            batch.actions.len() - applied.applied - applied.duplicates - applied.refused.len();
+        // The resume point moves only once every history of the batch is written.
+        self.advance_watermarks(
+            &batch.topic,
+            &BTreeMap::from([(batch.partition, batch.read_up_to)]),
+        )
+        .await?;
+        Ok(applied)
+    }
+
+    pub(super) async fn read_history(
+        &self,
+        user_id: &str,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.keys().history(user_id);
+        let mut conn = self.connection().conn();
+        let raw: Vec<Vec<u8>> = conn
+            .lrange(&key, -(limit.min(isize::MAX as usize) as isize), -1)
+            .await?;
+        let stored = raw
+            .iter()
+            .map(|b| {
+                StoredEntry::decode(b)
+                    .ok_or_else(|| corrupt(&key, format!("entry `{}`", String::from_utf8_lossy(b))))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys: Vec<ItemKey> = stored
+            .iter()
+            .filter_map(|e| match e {
+                StoredEntry::Compact { item, .. } => Some(*item),
+                StoredEntry::Text(_) => None,
+            })
+            .collect();
+        let ids = self.registry().resolve(&mut conn, &keys).await?;
+        Ok(stored
+            .into_iter()
+            .map(|e| match e {
+                StoredEntry::Text(entry) => entry,
+                StoredEntry::Compact {
+                    ts_ms,
+                    action,
+                    item,
+                } => HistoryEntry {
+                    ts_ms,
+                    action,
+                    item_id: ids[&item].clone(),
+                },
+            })
+            .collect())
+    }
+}
+
+/// One slot's share of a partition batch: its users' keys (history, watermark) in first-seen
+/// order, and its actions as (1-based user, offset, encoded entry) with their batch indices.
+#[derive(Default)]
+struct SlotWrite<'a> {
+    users: HashMap<&'a str, usize>,
+    keys: Vec<String>,
+    actions: Vec<usize>,
+    args: Vec<(usize, i64, Vec<u8>)>,
+}
