@@ -57,6 +57,14 @@ impl Process {
     }
 }
 
+/// A process the test did not stop (it failed midway) is killed with it.
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn spawn(config: &Config, model_dir: &std::path::Path, name: &str) -> Process {
     let addr = common::free_addr();
     let child = common::serve_command(config, model_dir)
@@ -66,6 +74,8 @@ fn spawn(config: &Config, model_dir: &std::path::Path, name: &str) -> Process {
             config.online.checkpoint_dir.join(name),
         )
         .env("LEARN__ONLINE__ROLE", "auto")
+        // Not SCHED_IDLE: the test's figures are about hand-over, not about yielding the CPU.
+        .env("LEARN__ONLINE__TRAINER_PRIORITY", "normal")
         .env("LEARN__ONLINE__LEADER_TTL_MS", TTL_MS.to_string())
         .env("LEARN__ONLINE__CHECKPOINT_EVERY_STEPS", "5")
         .env("LEARN__ONLINE__CHECKPOINT_INTERVAL_SECS", "1")

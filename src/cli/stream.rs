@@ -47,7 +47,7 @@ pub struct LoadArgs {
     pub seconds: f64,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// First write this many random content vectors (`bulk-<n>`) straight to Redis: a large
+    /// First publish this many random content vectors (`bulk-<n>`) to the item-embeddings changelog: a large
     /// catalogue for serving benchmarks.
     #[arg(long, default_value_t = 0)]
     pub catalogue: usize,

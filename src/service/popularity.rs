@@ -1,7 +1,8 @@
 //! Shares item popularity across processes: every `serving.popularity_sync_ms` this process adds the
 //! counts it observed since the last sync to the decayed counts in the store, then takes everyone's
-//! (decayed to now) as its view ([`crate::serving::ItemCounts`]). A store outage keeps the local
-//! counts growing and retries with them at the next sync.
+//! (decayed to now) as its view ([`crate::serving::ItemCounts`]), and rebuilds the prior by
+//! catalogue row that requests rank with. A store outage keeps the local counts growing and
+//! retries with them at the next sync.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +29,7 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
     }
 }
 
-async fn sync<S: Store>(shared: &Shared<S>) -> Result<(), StoreError> {
+async fn sync<S: Store>(shared: &Arc<Shared<S>>) -> Result<(), StoreError> {
     let half_life_ms = shared.config.serving.popularity_half_life_secs * 1000;
     let now = now_ms();
     let pending = shared.item_counts.take_pending();
@@ -44,5 +45,14 @@ async fn sync<S: Store>(shared: &Shared<S>) -> Result<(), StoreError> {
     }
     let counts = shared.store.popularity(now, half_life_ms).await?;
     shared.item_counts.replace(counts);
+    // A hash lookup per catalogue row: off the async runtime.
+    let refresh = shared.clone();
+    let refreshed = tokio::task::spawn_blocking(move || {
+        refresh.item_counts.refresh_rows(&refresh.catalogue);
+    })
+    .await;
+    if let Err(err) = refreshed {
+        tracing::warn!(%err, "popularity prior not rebuilt");
+    }
     Ok(())
 }

@@ -7,7 +7,9 @@ mod index;
 mod model;
 mod popularity;
 pub mod recommend;
+mod scan;
 
 pub use catalogue::{Catalogue, Upsert};
+pub use index::{AlignedIndex, EXACT_ROWS};
 pub use model::{Models, ServingModel, Which};
 pub use popularity::ItemCounts;

@@ -228,17 +228,19 @@ impl Models {
             .collect()
     }
 
-    /// Scores every catalogue item for `user` (a unit vector from the same model) with `which`'s
-    /// aligned index: (version, scores by catalogue row).
-    pub fn scores(
+    /// The `n` best catalogue rows for `user` (a unit vector from the same model) by
+    /// `cos + bias(row)` in `which`'s aligned index: (version, (row, score) best first).
+    pub fn top(
         &self,
         which: Which,
         catalogue: &Catalogue,
         user: &[f32],
-    ) -> Result<(u64, Vec<f32>)> {
+        bias: impl Fn(usize) -> f32,
+        n: usize,
+    ) -> Result<(u64, Vec<(u32, f32)>)> {
         let slot = self.slot(which);
         slot.asked.store(true, Ordering::Relaxed);
         let index = slot.index(catalogue, REQUEST_EXTEND_MAX)?;
-        Ok((slot.model.version, index.scores(user)))
+        Ok((slot.model.version, index.top(user, bias, n)))
     }
 }

@@ -12,13 +12,8 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use super::Catalogue;
-
-/// How long a request may rank with a prior vector built earlier: rebuilding it (a hash lookup
-/// and a logarithm per catalogue item) on every request costs more than the scoring itself.
-const PRIOR_MAX_AGE: Duration = Duration::from_secs(1);
 
 /// How often each item was acted on.
 #[derive(Default)]
@@ -35,9 +30,8 @@ struct Counts {
     pending: HashMap<String, f64>,
 }
 
-/// ln q(item) by catalogue row, as of `built`; rows added since get `unseen`.
+/// ln q(item) by catalogue row; rows added since it was built get `unseen`.
 pub struct RowPrior {
-    built: Instant,
     rows: Vec<f32>,
     unseen: f32,
 }
@@ -89,17 +83,20 @@ impl ItemCounts {
         inner.counts = counts;
     }
 
-    /// ln of each catalogue row's share ([`Self::log_share`]), rebuilt at most every
-    /// PRIOR_MAX_AGE (by the request that finds it stale; the others use the previous one).
+    /// ln of each catalogue row's share ([`Self::log_share`]) as of the last
+    /// [`Self::refresh_rows`] (built here only the first time): rebuilding it — a hash lookup and
+    /// a logarithm per catalogue item — is for the popularity sync, never for a request.
     pub fn by_row(&self, catalogue: &Catalogue) -> Arc<RowPrior> {
         let cached = self
             .by_row
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        if let Some(prior) = cached.filter(|p| p.built.elapsed() < PRIOR_MAX_AGE) {
-            return prior;
-        }
+        cached.unwrap_or_else(|| self.refresh_rows(catalogue))
+    }
+
+    /// Rebuilds the by-row prior from the current counts.
+    pub fn refresh_rows(&self, catalogue: &Catalogue) -> Arc<RowPrior> {
         let (rows, unseen) = catalogue.with_ids(|ids| {
             let inner = self.lock();
             let share = log_share_of(&inner);
@@ -109,11 +106,7 @@ impl ItemCounts {
                 .collect();
             (rows, share(0.0))
         });
-        let prior = Arc::new(RowPrior {
-            built: Instant::now(),
-            rows,
-            unseen,
-        });
+        let prior = Arc::new(RowPrior { rows, unseen });
         *self.by_row.lock().unwrap_or_else(|p| p.into_inner()) = Some(prior.clone());
         prior
     }

@@ -118,26 +118,25 @@ pub fn score<S: Store>(
         });
     }
     let user = model.user(catalogue, &rows)?;
-    let (version, mut scores) = models.scores(which, catalogue, &user)?;
-    if let Some(prior) = prior.as_ref().filter(|p| p.weight != 0.0) {
-        let factor = prior.weight / prior.logit_scale;
-        let log_q = prior.counts.by_row(catalogue);
-        for (row, score) in scores.iter_mut().enumerate() {
-            *score += factor * log_q.get(row);
-        }
-    }
-    let mut ranked: Vec<(u32, f32)> = scores
+    let (weight, log_q) = match prior.as_ref().filter(|p| p.weight != 0.0) {
+        Some(prior) => (
+            prior.weight / prior.logit_scale,
+            Some(prior.counts.by_row(catalogue)),
+        ),
+        None => (0.0, None),
+    };
+    // The history's items are dropped after the ranking: ask for that many more.
+    let (version, ranked) = models.top(
+        which,
+        catalogue,
+        &user,
+        |row| log_q.as_ref().map_or(0.0, |q| weight * q.get(row)),
+        k + seen.len(),
+    )?;
+    let ranked = ranked
         .into_iter()
-        .enumerate()
-        .map(|(row, score)| (row as u32, score))
         .filter(|(row, _)| !seen.contains(row))
-        .collect();
-    let k = k.min(ranked.len());
-    if k > 0 {
-        ranked.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
-        ranked.truncate(k);
-        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1));
-    }
+        .take(k);
     let items = ranked
         .into_iter()
         .filter_map(|(row, score)| catalogue.id(row).map(|item_id| Scored { item_id, score }))
