@@ -6,8 +6,10 @@
 # (CLUSTER=false with a single-node REDIS URL). For each group size: fresh topics and keys, the
 # processes started (followers: no training, so the figure is ingestion's), their CPU time read from
 # /proc once they are ready, ACTIONS actions produced by `learn loadgen`, and the CPU time read again
-# once every action is applied. Prints actions per CPU-second of the service processes (Redis and the
-# broker not counted) for each size and the ratio.
+# once every action is applied; before producing, their CPU over 5 idle seconds (the fixed cost of a
+# running process: polls, the changelog, popularity sync) is measured too. Prints actions per
+# CPU-second of the service processes (Redis and the broker not counted) for each size, raw and
+# with the idle rate taken out, and the ratios.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 actions=${1:-100000}; processes=${2:-3}; partitions=${3:-6}
@@ -61,7 +63,10 @@ TOML
     for _ in $(seq 1 150); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
   done
   sleep 5 # the group settles on its final assignment
-  local before started
+  local before started idle
+  idle=$(cpu_seconds "${pids[@]}")
+  sleep 5
+  idle=$(echo "scale=4; ($(cpu_seconds "${pids[@]}") - $idle) / 5" | bc) # CPU-s per second, all processes
   before=$(cpu_seconds "${pids[@]}")
   started=$(date +%s.%N)
   $learn --config "$config" loadgen --uploads-per-sec 1 --actions-per-sec 50000 --seconds "$((actions / 50000))" >"$dir/loadgen.log"
@@ -78,12 +83,17 @@ TOML
   after=$(cpu_seconds "${pids[@]}")
   elapsed=$(echo "$(date +%s.%N) - $started" | bc)
   kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
-  echo "$(echo "scale=0; $sent / ($after - $before)" | bc) $(echo "scale=1; $elapsed / 1" | bc) $(echo "$after - $before" | bc)"
+  local cpu busy
+  cpu=$(echo "$after - $before" | bc)
+  busy=$(echo "$cpu - $idle * $elapsed" | bc)
+  echo "$(echo "scale=0; $sent / $cpu" | bc) $(echo "scale=0; $sent / $busy" | bc) $(echo "scale=1; $elapsed / 1" | bc) $cpu $idle"
 }
 
-read -r one one_s one_cpu < <(run 1)
-read -r many many_s many_cpu < <(run "$processes")
+read -r one one_busy one_s one_cpu one_idle < <(run 1)
+read -r many many_busy many_s many_cpu many_idle < <(run "$processes")
 echo "actions $actions, partitions $partitions, redis cluster $cluster"
-echo "1 process:           $one actions per CPU-second ($one_cpu CPU-s, $one_s s wall)"
-echo "$processes processes:         $many actions per CPU-second ($many_cpu CPU-s, $many_s s wall)"
-echo "ratio (N / 1):       $(echo "scale=2; $many / $one" | bc)"
+echo "| processes | actions per CPU-s | without the idle cost | CPU-s | wall s | idle CPU-s per s |"
+echo "|---|---|---|---|---|---|"
+echo "| 1 | $one | $one_busy | $one_cpu | $one_s | $one_idle |"
+echo "| $processes | $many | $many_busy | $many_cpu | $many_s | $many_idle |"
+echo "ratio ($processes / 1): $(echo "scale=2; $many / $one" | bc) raw, $(echo "scale=2; $many_busy / $one_busy" | bc) without the idle cost"

@@ -23,6 +23,9 @@ use crate::store::Store;
 
 /// Records applied before the aligned index is extended; a quiet topic flushes at once.
 const MAX_PENDING: usize = 512;
+/// Longest a fetch waits on the broker: the other processes' uploads arrive within it, and a quiet
+/// changelog costs ten fetches a second instead of the input streams' hundred.
+const FETCH_WAIT_MS: u32 = 100;
 const IDLE: Duration = Duration::from_millis(20);
 const RETRY: Duration = Duration::from_secs(1);
 
@@ -38,7 +41,10 @@ pub async fn run<S: Store>(
             ("group.id", format!("{}-catalogue", kafka.group_id)),
             ("enable.auto.commit", "false".into()),
             ("enable.auto.offset.store", "false".into()),
-            ("fetch.wait.max.ms", kafka.fetch_wait_max_ms.to_string()),
+            (
+                "fetch.wait.max.ms",
+                kafka.fetch_wait_max_ms.max(FETCH_WAIT_MS).to_string(),
+            ),
         ],
     )
     .create()?;
