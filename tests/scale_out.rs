@@ -3,7 +3,8 @@
 //! of actions and uploads.
 //! 1. Every history is exact (each action once, in order); the shared popularity counts every
 //!    action once; every upload is recommendable from every process (the item-embeddings
-//!    changelog), within a bound; all three serve one version.
+//!    changelog), within a bound; a tombstone on `items` deletes the item from the store and from
+//!    every process; all three serve one version.
 //! 2. SIGTERM a follower: its partitions move to the others and nothing is lost.
 //! 3. kill -9 the leader: the last process takes the lock within the lease's TTL + a step, and
 //!    the published versions keep rising.
@@ -19,7 +20,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use learn_stream::config::Config;
-use learn_stream::schemas::{ItemUpload, UserAction};
+use learn_stream::schemas::{EmbeddingSpace, ItemUpload, UserAction};
 use learn_stream::serving::recommend::Recommendation;
 use learn_stream::store::{HistoryPolicy, RedisStore, Store};
 use learn_stream::workload::{synthetic_stream, SyntheticOptions, Topic};
@@ -233,6 +234,38 @@ async fn three_processes_over_a_redis_cluster_lose_nothing_and_hand_over() {
     for n in 0..5 {
         reach.push(upload_reach(&config, &everyone, n).await);
     }
+    // A tombstone on `items` deletes the item everywhere: the store, every process's catalogue.
+    common::produce(
+        &brokers,
+        &[(
+            config.kafka.items_topic.clone(),
+            "fresh-0".into(),
+            Vec::new(),
+        )],
+    )
+    .await;
+    let deleting = Instant::now();
+    common::wait_until(
+        "the deleted item gone everywhere",
+        Duration::from_secs(60),
+        || {
+            let (everyone, store) = (&everyone, &store);
+            async move {
+                let recommended = everyone.iter().any(|p| {
+                    let items = p.recommends("u1");
+                    items.is_empty() || items.iter().any(|i| i == "fresh-0")
+                });
+                let stored = store
+                    .item_embeddings(&["fresh-0".into()], EmbeddingSpace::Content)
+                    .await
+                    .unwrap()[0]
+                    .is_some();
+                !recommended && !stored
+            }
+        },
+    )
+    .await;
+    let deletion = deleting.elapsed();
     common::wait_until(
         "three processes on one version",
         Duration::from_secs(120),
@@ -322,7 +355,7 @@ async fn three_processes_over_a_redis_cluster_lose_nothing_and_hand_over() {
     .await;
 
     eprintln!(
-        "scale-out: upload → recommendable from every process {:?}; leader takeover after kill -9 {takeover:?} (lease {TTL_MS} ms)",
+        "scale-out: upload → recommendable from every process {:?}; tombstone → gone everywhere {deletion:?}; leader takeover after kill -9 {takeover:?} (lease {TTL_MS} ms)",
         reach
     );
     assert!(

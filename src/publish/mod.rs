@@ -72,6 +72,22 @@ impl EmbeddingPublisher {
     }
 }
 
+impl EmbeddingPublisher {
+    /// Sends a tombstone (the key, no payload) for each of `keys` and waits for every one: on a
+    /// compacted topic the key's earlier records go, and readers of the changelog delete it.
+    pub async fn publish_tombstones(&self, keys: &[String]) -> Result<(), KafkaError> {
+        try_join_all(keys.iter().map(|key| {
+            self.producer.send(
+                FutureRecord::<str, [u8]>::to(&self.topic).key(key),
+                SEND_TIMEOUT,
+            )
+        }))
+        .await
+        .map_err(|(err, _)| err)?;
+        Ok(())
+    }
+}
+
 /// Sends rejected input events to the dead-letter topic, keyed like the original.
 #[derive(Clone)]
 pub struct DeadLetterProducer {

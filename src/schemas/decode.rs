@@ -4,7 +4,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Action, ItemUpload, UserAction};
+use super::{Action, ItemEvent, ItemUpload, UserAction};
 
 /// Why an event was dead-lettered. The string form is the `reason` label of the DLQ counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -71,6 +71,16 @@ pub const MAX_ID_BYTES: usize = 256;
 /// An input event that can be decoded from a Kafka payload.
 pub trait Decode: Sized + Serialize + Send + Sync + 'static {
     fn decode(payload: Option<&[u8]>, limits: &Limits) -> Result<Self, Rejection>;
+
+    /// Decodes a message with its key; events that give a key-only message (a tombstone) a
+    /// meaning override it.
+    fn decode_keyed(
+        _key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        limits: &Limits,
+    ) -> Result<Self, Rejection> {
+        Self::decode(payload, limits)
+    }
 }
 
 fn parse_json(payload: Option<&[u8]>) -> Result<Value, Rejection> {
@@ -170,6 +180,33 @@ impl Decode for ItemUpload {
     }
 }
 
+impl Decode for ItemEvent {
+    fn decode(payload: Option<&[u8]>, limits: &Limits) -> Result<Self, Rejection> {
+        ItemUpload::decode(payload, limits).map(ItemEvent::Upload)
+    }
+
+    /// A message with a key and no payload deletes the item the key names.
+    fn decode_keyed(
+        key: Option<&[u8]>,
+        payload: Option<&[u8]>,
+        limits: &Limits,
+    ) -> Result<Self, Rejection> {
+        let (None, Some(key)) = (payload, key) else {
+            return Self::decode(payload, limits);
+        };
+        let item_id = std::str::from_utf8(key).map_err(|_| {
+            Rejection::new(
+                RejectReason::SchemaViolation,
+                "a tombstone's key (the item id) is not UTF-8",
+            )
+        })?;
+        check_id("item_id", item_id)?;
+        Ok(ItemEvent::Deleted {
+            item_id: item_id.to_string(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +231,39 @@ mod tests {
         .unwrap();
         assert_eq!(a.action, Action::Like);
         assert_eq!(a.watch_ms, None);
+    }
+
+    #[test]
+    fn a_keyed_tombstone_on_items_deletes_and_anything_else_is_an_upload() {
+        let deleted = ItemEvent::decode_keyed(Some(b"v7"), None, &LIMITS).unwrap();
+        assert_eq!(
+            deleted,
+            ItemEvent::Deleted {
+                item_id: "v7".into()
+            }
+        );
+        let upload = r#"{"item_id":"v7","title":"t","ts_ms":1}"#;
+        let event = ItemEvent::decode_keyed(Some(b"v7"), Some(upload.as_bytes()), &LIMITS).unwrap();
+        assert!(matches!(event, ItemEvent::Upload(u) if u.item_id == "v7"));
+        let reason = |key: Option<&[u8]>| {
+            ItemEvent::decode_keyed(key, None, &LIMITS)
+                .unwrap_err()
+                .reason
+        };
+        assert_eq!(
+            reason(None),
+            RejectReason::EmptyPayload,
+            "no key: nothing to delete"
+        );
+        assert_eq!(reason(Some(&[0xff])), RejectReason::SchemaViolation);
+        assert_eq!(reason(Some(b"")), RejectReason::SchemaViolation);
+        // Actions have no tombstones.
+        assert_eq!(
+            UserAction::decode_keyed(Some(b"u1"), None, &LIMITS)
+                .unwrap_err()
+                .reason,
+            RejectReason::EmptyPayload
+        );
     }
 
     #[test]

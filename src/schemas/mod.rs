@@ -93,6 +93,24 @@ pub struct UserAction {
     pub watch_ms: Option<u64>,
 }
 
+/// What the `items` topic carries: an upload (the same id again is an edit), or a tombstone — a
+/// message keyed by the item id with no payload — that deletes the item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ItemEvent {
+    Upload(ItemUpload),
+    Deleted { item_id: String },
+}
+
+impl ItemEvent {
+    pub fn item_id(&self) -> &str {
+        match self {
+            ItemEvent::Upload(upload) => &upload.item_id,
+            ItemEvent::Deleted { item_id } => item_id,
+        }
+    }
+}
+
 /// Topic `items`: a newly uploaded (or edited) item, keyed by `item_id`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemUpload {

@@ -3,7 +3,8 @@
 //! group (no commits; every process reads everything). A content-space record adds its item's row
 //! or replaces it — an item edited through any process is replaced everywhere — and the item
 //! joins the aligned index at once, off the request path. Aligned records are skipped: each process
-//! derives those from its own serving model. `/readyz` waits for the first catch-up: the high
+//! derives those from its own serving model; a tombstone (key, no payload) deletes the item.
+//! `/readyz` waits for the first catch-up: the high
 //! watermarks seen at start. In production the topic is compacted (one record per item).
 
 use std::collections::HashMap;
@@ -107,6 +108,10 @@ pub async fn run<S: Store>(
             behind.remove(&message.partition());
         }
         let Some(payload) = message.payload() else {
+            // A tombstone: the item was deleted.
+            if let Some(item_id) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
+                shared.catalogue.remove(item_id);
+            }
             continue;
         };
         match serde_json::from_slice::<ItemEmbedding>(payload) {

@@ -1,8 +1,10 @@
 //! Sink of the uploads pipeline: embeds every new item with the frozen encoder at once (cold
 //! start), adds it to the catalogue, runs the current item tower on it, and stores and publishes
-//! both vectors (content, version 0; aligned, the serving model's version).
+//! both vectors (content, version 0; aligned, the serving model's version). A tombstone deletes
+//! the item: out of the store and the catalogue, and a tombstone on `item-embeddings` for the
+//! other processes' catalogues.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,7 +12,7 @@ use std::time::Instant;
 use super::Shared;
 use crate::metrics::{Event, Stage};
 use crate::publish::EmbeddingPublisher;
-use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding, ItemUpload, RejectReason};
+use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding, ItemEvent, ItemUpload, RejectReason};
 use crate::source::{Record, Refusal, Sink, SinkError, WatermarkReader};
 use crate::store::Store;
 
@@ -105,7 +107,7 @@ impl<S: Store> ItemSink<S> {
     }
 
     /// How long each record took to be read and to reach the sink (`handed`, Unix ms).
-    fn record_arrival(&self, records: &[Record<ItemUpload>], handed: i64) {
+    fn record_arrival(&self, records: &[Record<ItemEvent>], handed: i64) {
         let seconds = |from: i64, to: i64| (to - from).max(0) as f64 / 1000.0;
         for r in records {
             if let Some(produced) = r.timestamp_ms {
@@ -122,10 +124,13 @@ impl<S: Store> ItemSink<S> {
     }
 
     /// Upload → aligned embedding latency of each record (from its Kafka timestamp).
-    fn record_freshness(&self, records: &[Record<ItemUpload>]) {
+    fn record_freshness(&self, records: &[Record<ItemEvent>]) {
         let written = now_ms();
         let mut slowest = 0;
-        for r in records {
+        for r in records
+            .iter()
+            .filter(|r| matches!(r.event, ItemEvent::Upload(_)))
+        {
             if let Some(produced) = r.timestamp_ms {
                 let latency = (written - produced).max(0);
                 slowest = slowest.max(latency as u64);
@@ -147,29 +152,66 @@ struct Embedded {
     failures: Vec<(usize, String)>,
 }
 
-impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
+impl<S: Store> ItemSink<S> {
+    /// Deleted items: out of the store and this catalogue, then a tombstone on item-embeddings for
+    /// every other process (a replay deletes again: idempotent).
+    async fn delete(&self, item_ids: &[String]) -> Result<(), SinkError> {
+        let transient = |e: &dyn std::fmt::Display| SinkError::Transient(e.to_string());
+        self.shared
+            .store
+            .delete_items(item_ids)
+            .await
+            .map_err(|e| transient(&e))?;
+        for id in item_ids {
+            self.shared.catalogue.remove(id);
+        }
+        self.publisher
+            .publish_tombstones(item_ids)
+            .await
+            .map_err(|e| transient(&e))?;
+        tracing::info!(items = item_ids.len(), "items deleted");
+        Ok(())
+    }
+}
+
+impl<S: Store> Sink<ItemEvent> for ItemSink<S> {
     /// Embeddings to Redis, then to Kafka, then the watermark (a replay after a crash in between
-    /// embeds and publishes again: same vectors, at-least-once).
+    /// embeds and publishes again: same vectors, at-least-once). Of several events of one item in
+    /// a batch, the last one counts.
     async fn write(
         &mut self,
         topic: &str,
-        records: &[Record<ItemUpload>],
+        records: &[Record<ItemEvent>],
         read_up_to: &BTreeMap<i32, i64>,
     ) -> Result<Vec<Refusal>, SinkError> {
         let transient = |e: &dyn std::fmt::Display| SinkError::Transient(e.to_string());
+        let last: HashMap<&str, usize> = records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.event.item_id(), i))
+            .collect();
+        let (mut uploads, mut deleted): (Vec<(usize, &ItemUpload)>, Vec<String>) =
+            Default::default();
+        for (i, r) in records.iter().enumerate() {
+            match &r.event {
+                _ if last[r.event.item_id()] != i => {}
+                ItemEvent::Upload(upload) => uploads.push((i, upload)),
+                ItemEvent::Deleted { item_id } => deleted.push(item_id.clone()),
+            }
+        }
         let mut refusals = Vec::new();
-        if !records.is_empty() {
+        if !uploads.is_empty() {
             self.record_arrival(records, now_ms());
-            let items = records
+            let items = uploads
                 .iter()
-                .map(|r| (r.event.item_id.clone(), r.event.text()))
+                .map(|(_, u)| (u.item_id.clone(), u.text()))
                 .collect();
             let Embedded {
                 embeddings,
                 failures,
             } = self.embed(items).await?;
             refusals.extend(failures.into_iter().map(|(index, detail)| Refusal {
-                index,
+                index: uploads[index].0,
                 reason: RejectReason::EncoderFailed,
                 detail,
             }));
@@ -187,6 +229,9 @@ impl<S: Store> Sink<ItemUpload> for ItemSink<S> {
                     .await
                     .map_err(|e| transient(&e))?;
             }
+        }
+        if !deleted.is_empty() {
+            self.delete(&deleted).await?;
         }
         self.shared
             .store

@@ -43,7 +43,7 @@ use crate::config::{Config, Role};
 use crate::encode::ContentEncoder;
 use crate::metrics::{LagBoard, Stats};
 use crate::publish::{DeadLetterProducer, EmbeddingPublisher};
-use crate::schemas::{Decode, ItemUpload, Limits, UserAction};
+use crate::schemas::{Decode, ItemEvent, Limits, UserAction};
 use crate::serving::recommend::{Prior, Sources};
 use crate::serving::{Catalogue, ItemCounts, Models, ServingModel};
 use crate::shutdown::ShutdownTrigger;
@@ -271,7 +271,7 @@ pub async fn run<S: Store>(
         dead_letters.clone(),
         shutdown,
     );
-    spawn_source::<ItemUpload, _, _>(
+    spawn_source::<ItemEvent, _, _>(
         &mut tasks,
         &shared,
         Stream {

@@ -2,9 +2,10 @@
 //! Items come from the uploads this process embeds and from the `item-embeddings` changelog (every
 //! process's uploads, `service/changelog.rs`); an item a history names before either brought it is
 //! fetched from the store ([`Catalogue::fetch_missing`]). Rows never move, so an index into the
-//! catalogue stays valid; an edited item overwrites its row.
+//! catalogue stays valid; an edited item overwrites its row; a deleted item keeps its row, marked
+//! (never recommended or published; an upload of the same id brings it back).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::RwLock;
 
 use candle_core::{Device, Result as TensorResult, Tensor};
@@ -17,6 +18,7 @@ struct Rows {
     index: HashMap<String, u32>,
     ids: Vec<String>,
     vectors: Vec<f32>,
+    deleted: HashSet<u32>,
 }
 
 /// What [`Catalogue::upsert`] did, with the item's row.
@@ -81,11 +83,12 @@ impl Catalogue {
             );
             return None;
         }
-        let mut rows = self.rows.write().unwrap_or_else(|p| p.into_inner());
+        let mut rows = self.write();
         if let Some(&row) = rows.index.get(item_id) {
+            let revived = rows.deleted.remove(&row);
             let start = row as usize * self.dim;
             let stored = &mut rows.vectors[start..start + self.dim];
-            if stored == vector {
+            if stored == vector && !revived {
                 return Some(Upsert::Same(row));
             }
             stored.copy_from_slice(vector);
@@ -98,8 +101,29 @@ impl Catalogue {
         Some(Upsert::New(row))
     }
 
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Rows> {
+        self.rows.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Marks a deleted item; its row if it was live.
+    pub fn remove(&self, item_id: &str) -> Option<u32> {
+        let mut rows = self.write();
+        let row = *rows.index.get(item_id)?;
+        rows.deleted.insert(row).then_some(row)
+    }
+
+    /// Rows of deleted items.
+    pub fn deleted(&self) -> usize {
+        self.read().deleted.len()
+    }
+
+    /// The row of a live item.
     pub fn row(&self, item_id: &str) -> Option<u32> {
-        self.read().index.get(item_id).copied()
+        let rows = self.read();
+        rows.index
+            .get(item_id)
+            .copied()
+            .filter(|row| !rows.deleted.contains(row))
     }
 
     /// Calls `f` with every item id, by row, without copying them.
@@ -107,8 +131,18 @@ impl Catalogue {
         f(&self.read().ids)
     }
 
+    /// The id of a row, deleted or not (rows line up with tables built from the catalogue).
     pub fn id(&self, row: u32) -> Option<String> {
         self.read().ids.get(row as usize).cloned()
+    }
+
+    /// The id of a row whose item is not deleted.
+    pub fn live_id(&self, row: u32) -> Option<String> {
+        let rows = self.read();
+        if rows.deleted.contains(&row) {
+            return None;
+        }
+        rows.ids.get(row as usize).cloned()
     }
 
     /// The given rows' vectors as a (rows.len() × dim) tensor.

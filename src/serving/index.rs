@@ -213,7 +213,7 @@ mod tests {
         let index =
             AlignedIndex::empty(16).with_rows(&(0..rows as u32).collect::<Vec<_>>(), &vectors);
         let user = unit(16);
-        let bias = |row: usize| if row % 7 == 0 { 0.05 } else { 0.0 };
+        let bias = |row: usize| if row.is_multiple_of(7) { 0.05 } else { 0.0 };
         let found = index.top(&user, bias, 100);
         let mut exact: Vec<(u32, f32)> = (0..rows)
             .map(|r| (r as u32, dot(&vectors[r], &user) + bias(r)))

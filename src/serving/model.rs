@@ -216,7 +216,7 @@ impl Models {
             .zip(vectors)
             .filter_map(|(&row, vector)| {
                 Some(ItemEmbedding {
-                    item_id: catalogue.id(row)?,
+                    item_id: catalogue.live_id(row)?,
                     model: self.towers_id.clone(),
                     space: EmbeddingSpace::Aligned,
                     dim: vector.len(),

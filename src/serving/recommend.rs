@@ -103,7 +103,7 @@ pub fn score<S: Store>(
             .filter(|r| !seen.contains(r))
             .take(k);
         let items = newest
-            .filter_map(|row| catalogue.id(row))
+            .filter_map(|row| catalogue.live_id(row))
             .map(|item_id| Scored {
                 item_id,
                 score: 0.0,
@@ -125,21 +125,23 @@ pub fn score<S: Store>(
         ),
         None => (0.0, None),
     };
-    // The history's items are dropped after the ranking: ask for that many more.
+    // The history's items and deleted ones are dropped after the ranking: ask for that many more.
     let (version, ranked) = models.top(
         which,
         catalogue,
         &user,
         |row| log_q.as_ref().map_or(0.0, |q| weight * q.get(row)),
-        k + seen.len(),
+        k + seen.len() + catalogue.deleted(),
     )?;
-    let ranked = ranked
-        .into_iter()
-        .filter(|(row, _)| !seen.contains(row))
-        .take(k);
     let items = ranked
         .into_iter()
-        .filter_map(|(row, score)| catalogue.id(row).map(|item_id| Scored { item_id, score }))
+        .filter(|(row, _)| !seen.contains(row))
+        .filter_map(|(row, score)| {
+            catalogue
+                .live_id(row)
+                .map(|item_id| Scored { item_id, score })
+        })
+        .take(k)
         .collect();
     Ok(Recommendation {
         user_id: user_id.to_string(),

@@ -61,7 +61,7 @@ impl<T: Decode> Batch<T> {
         self.uncounted += 1;
         let highest = self.highest.entry(partition).or_insert(offset);
         *highest = (*highest).max(offset);
-        match T::decode(message.payload(), limits) {
+        match T::decode_keyed(message.key(), message.payload(), limits) {
             Ok(event) => self.records.push(Record {
                 partition,
                 offset,

@@ -106,6 +106,16 @@ impl Store for MemoryStore {
             .collect())
     }
 
+    async fn delete_items(&self, item_ids: &[String]) -> Result<(), StoreError> {
+        let mut state = self.state();
+        for id in item_ids {
+            for space in [EmbeddingSpace::Content, EmbeddingSpace::Aligned] {
+                state.items.remove(&(id.clone(), space));
+            }
+        }
+        Ok(())
+    }
+
     async fn put_user_embeddings(&self, embeddings: &[UserEmbedding]) -> Result<(), StoreError> {
         let mut state = self.state();
         for e in embeddings {

@@ -187,6 +187,12 @@ pub trait Store: Clone + Send + Sync + 'static {
         space: EmbeddingSpace,
     ) -> impl Future<Output = Result<Vec<Option<ItemEmbedding>>, StoreError>> + Send;
 
+    /// Deletes the items' content and aligned embeddings.
+    fn delete_items(
+        &self,
+        item_ids: &[String],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Stores (overwrites) user embeddings.
     fn put_user_embeddings(
         &self,

@@ -167,6 +167,18 @@ impl Store for RedisStore {
             .collect()
     }
 
+    async fn delete_items(&self, item_ids: &[String]) -> Result<(), StoreError> {
+        let mut cmds = Vec::new();
+        for id in item_ids {
+            for space in [EmbeddingSpace::Content, EmbeddingSpace::Aligned] {
+                let key = self.keys.item(id, space);
+                cmds.push(self.on(&key, redis::cmd("DEL").arg(&key)));
+            }
+        }
+        self.connection.query_each(cmds).await?;
+        Ok(())
+    }
+
     async fn put_user_embeddings(&self, embeddings: &[UserEmbedding]) -> Result<(), StoreError> {
         let mut cmds = Vec::new();
         for e in embeddings {
