@@ -3,19 +3,35 @@
 //! f32 scan of every row with a full selection (what `/v1/recommend` did before), at k = 100 with a
 //! popularity prior on every row. Random unit vectors of the towers' width (64) stand in for a
 //! catalogue's aligned vectors. Prints latency percentiles over 300 queries, recall@100 against the
-//! exact scan, the cost of appending one new item, and memory per item.
-//! Run: `cargo bench --bench ann [-- ITEMS]` (default 1,000,000).
+//! exact scan, the cost of appending one new item, and memory per item. Then the CPU part of
+//! `GET /v1/recommend` end to end at the same size: a catalogue of random MiniLM-width content
+//! vectors, a new version's index built through the (untrained, default-shape) item tower, and
+//! per request the history read, the user tower, the query with the popularity prior and the
+//! history filter, k = 100.
+//! Run: `cargo bench --bench ann [-- ITEMS]` (default 1,000,000; ~2 GB of memory at that size).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use learn_stream::serving::{AlignedIndex, EXACT_ROWS};
+use candle_core::Device;
+use candle_nn::VarMap;
+use learn_stream::config::Config;
+use learn_stream::schemas::{now_ms, Action, UserAction};
+use learn_stream::serving::recommend::{score, user_rows, Prior, Sources};
+use learn_stream::serving::{
+    AlignedIndex, Catalogue, ItemCounts, Models, ServingModel, Which, EXACT_ROWS,
+};
+use learn_stream::store::{HistoryPolicy, MemoryStore, PartitionBatch, Store};
+use learn_stream::towers::{Tower, TowerInput};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 const DIM: usize = 64;
 const K: usize = 100;
 const QUERIES: usize = 300;
+/// The content width of MiniLM-L6 (the default encoder).
+const CONTENT_DIM: usize = 384;
+const USERS: usize = 100;
 
 fn unit(rng: &mut StdRng) -> Vec<f32> {
     let v: Vec<f32> = (0..DIM).map(|_| rng.random_range(-1.0f32..1.0)).collect();
@@ -99,5 +115,97 @@ fn main() {
         build.as_secs_f64(),
         append.as_secs_f64() * 1e6,
         index.bytes_per_row()
+    );
+    recommend_end_to_end(items, &mut rng);
+}
+
+fn model(version: u64) -> ServingModel {
+    let config = Config::load(None).unwrap();
+    let tower = Tower::new(
+        &config.towers,
+        TowerInput::Features { dim: CONTENT_DIM },
+        &VarMap::new(),
+        3,
+        &Device::Cpu,
+    )
+    .unwrap();
+    ServingModel {
+        version,
+        tower,
+        created_ms: now_ms(),
+    }
+}
+
+/// The CPU part of `/v1/recommend` at `items`: history, user tower, query, prior, filter.
+fn recommend_end_to_end(items: usize, rng: &mut StdRng) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let catalogue = Catalogue::new(CONTENT_DIM);
+    for n in 0..items {
+        let v: Vec<f32> = (0..CONTENT_DIM)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect();
+        catalogue.insert(&format!("i{n}"), &v);
+    }
+    let models = Models::new(model(0), model(0), "bench".into());
+    let started = Instant::now();
+    models.swap(model(1), &catalogue).unwrap();
+    let build = started.elapsed();
+    let store = MemoryStore::new(HistoryPolicy {
+        cap: 200,
+        ttl_ms: 0,
+        dedupe_window: 0,
+    });
+    let actions = (0..USERS * 50)
+        .map(|n| {
+            let action = UserAction {
+                event_id: format!("e{n}"),
+                user_id: format!("u{}", n % USERS),
+                item_id: format!("i{}", rng.random_range(0..items)),
+                action: Action::View,
+                ts_ms: n as i64,
+                watch_ms: None,
+            };
+            (n as i64, action)
+        })
+        .collect();
+    runtime
+        .block_on(store.apply_actions(&PartitionBatch {
+            topic: "actions".into(),
+            partition: 0,
+            actions,
+            read_up_to: (USERS * 50) as i64,
+        }))
+        .unwrap();
+    let counts = ItemCounts::default();
+    let popular: Vec<String> = (0..items).step_by(3).map(|n| format!("i{n}")).collect();
+    counts.observe(popular.iter().map(String::as_str));
+    let sources = Sources {
+        store: &store,
+        catalogue: &catalogue,
+        models: &models,
+        prior: Some(Prior {
+            counts: &counts,
+            weight: 1.0,
+            logit_scale: 20.0,
+        }),
+        history_cap: 200,
+    };
+    counts.refresh_rows(&catalogue);
+    let mut times = Vec::new();
+    for n in 0..3 * USERS {
+        let started = Instant::now();
+        let rows = runtime
+            .block_on(user_rows(&sources, &format!("u{}", n % USERS)))
+            .unwrap();
+        let rec = score(&sources, rows, K, Which::Current).unwrap();
+        times.push(started.elapsed());
+        assert_eq!(rec.items.len(), K);
+    }
+    println!(
+        "recommend end to end (CPU, k = {K}, 50-item histories, {} requests): p50 {:.2} ms, p99 {:.2} ms; a new version's index over {items} items (item tower + codes) {:.1} s",
+        times.len(),
+        percentile(&mut times, 0.5),
+        percentile(&mut times, 0.99),
+        build.as_secs_f64()
     );
 }

@@ -29,15 +29,11 @@ struct Process {
 fn spawn(config: &learn_stream::config::Config, model_dir: &Path, name: &str) -> Process {
     let addr = common::free_addr();
     let checkpoints = config.online.checkpoint_dir.join(name);
-    let child = common::serve_command(config, model_dir)
+    let mut command = common::serve_command(config, model_dir);
+    let child = common::quick_training(&mut command, TTL_MS)
         .env("LEARN__SERVING__ADDR", &addr)
         .env("LEARN__ONLINE__CHECKPOINT_DIR", &checkpoints)
         .env("LEARN__ONLINE__ROLE", "trainer")
-        .env("LEARN__ONLINE__LEADER_TTL_MS", TTL_MS.to_string())
-        .env("LEARN__ONLINE__CHECKPOINT_EVERY_STEPS", "5")
-        .env("LEARN__ONLINE__CHECKPOINT_INTERVAL_SECS", "1")
-        .env("LEARN__ONLINE__MIN_BATCH_SIZE", "2")
-        .env("LEARN__ONLINE__MODEL_POLL_MS", "200")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

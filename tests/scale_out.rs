@@ -68,7 +68,8 @@ impl Drop for Process {
 
 fn spawn(config: &Config, model_dir: &std::path::Path, name: &str) -> Process {
     let addr = common::free_addr();
-    let child = common::serve_command(config, model_dir)
+    let mut command = common::serve_command(config, model_dir);
+    let child = common::quick_training(&mut command, TTL_MS)
         .env("LEARN__SERVING__ADDR", &addr)
         .env(
             "LEARN__ONLINE__CHECKPOINT_DIR",
@@ -77,11 +78,6 @@ fn spawn(config: &Config, model_dir: &std::path::Path, name: &str) -> Process {
         .env("LEARN__ONLINE__ROLE", "auto")
         // Not SCHED_IDLE: the test's figures are about hand-over, not about yielding the CPU.
         .env("LEARN__ONLINE__TRAINER_PRIORITY", "normal")
-        .env("LEARN__ONLINE__LEADER_TTL_MS", TTL_MS.to_string())
-        .env("LEARN__ONLINE__CHECKPOINT_EVERY_STEPS", "5")
-        .env("LEARN__ONLINE__CHECKPOINT_INTERVAL_SECS", "1")
-        .env("LEARN__ONLINE__MIN_BATCH_SIZE", "2")
-        .env("LEARN__ONLINE__MODEL_POLL_MS", "200")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

@@ -279,6 +279,20 @@ pub fn serve_command(config: &Config, model_dir: &std::path::Path) -> std::proce
     command
 }
 
+/// `command` set to train and publish quickly (a checkpoint every 5 steps or second, steps of 2
+/// users) with a leader lease of `ttl_ms`, and followers polling every 200 ms.
+pub fn quick_training(
+    command: &mut std::process::Command,
+    ttl_ms: u64,
+) -> &mut std::process::Command {
+    command
+        .env("LEARN__ONLINE__LEADER_TTL_MS", ttl_ms.to_string())
+        .env("LEARN__ONLINE__CHECKPOINT_EVERY_STEPS", "5")
+        .env("LEARN__ONLINE__CHECKPOINT_INTERVAL_SECS", "1")
+        .env("LEARN__ONLINE__MIN_BATCH_SIZE", "2")
+        .env("LEARN__ONLINE__MODEL_POLL_MS", "200")
+}
+
 /// The TLS services: (Kafka bootstrap servers over TLS, `rediss://` URL, the CA's PEM file).
 pub fn tls() -> Option<(String, String, PathBuf)> {
     Some((
