@@ -88,6 +88,7 @@ fn run(config: TrainingConfig, input: Input) -> Run {
         pre_ln: true,
         // Content towers whiten their input, as by default.
         whiten: !matches!(input, Input::Ids),
+        tied_items: false,
     };
     let varmap = VarMap::new();
     let input = match input {

@@ -40,6 +40,11 @@ pub struct TowerSpec {
     /// the adapter, with statistics fitted on the catalogue ([`super::whiten`]).
     #[serde(default)]
     pub whiten: bool,
+    /// SASRec: an item's vector is its own input embedding through the final norm and output
+    /// head (tied input/output embeddings, as SASRec scores), instead of a length-1 pass through
+    /// the blocks. Content towers ignore it.
+    #[serde(default)]
+    pub tied_items: bool,
 }
 
 /// What an item id turns into before the transformer.
@@ -299,6 +304,14 @@ impl Tower {
     /// the catalogue softmax an ID tower collapses every item onto one vector (loss stuck at
     /// ln |I|). Same module and weights, one input vector apart.
     pub fn items(&self, ids: &[u32], train: bool) -> Result<Tensor> {
+        if let (InputLayer::Ids(table), true) = (&self.input, self.spec.tied_items) {
+            let ids = Tensor::from_vec(ids.to_vec(), ids.len(), &self.device)?;
+            let mut xs = self.dropout.forward(&table.forward(&ids)?, train)?;
+            if let Some(norm) = &self.final_norm {
+                xs = norm.forward(&xs)?;
+            }
+            return l2_normalise(&self.out.forward(&xs)?);
+        }
         let ids = Tensor::from_vec(ids.to_vec(), (ids.len(), 1), &self.device)?;
         let slot = Tensor::new(&[self.spec.max_len as u32], &self.device)?;
         self.forward_at(&ids, &slot, train)?.squeeze(1)

@@ -14,6 +14,7 @@ fn spec() -> TowerSpec {
         item_ids: false,
         pre_ln: true,
         whiten: false,
+        tied_items: false,
     }
 }
 
