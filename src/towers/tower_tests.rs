@@ -116,3 +116,34 @@ fn outputs_are_unit_and_users_read_the_last_real_position() {
         .unwrap();
     assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
 }
+
+#[test]
+fn tied_items_read_their_own_id_embedding_through_the_head() {
+    let spec = TowerSpec {
+        tied_items: true,
+        ..spec()
+    };
+    let tower = Tower::new(
+        &spec,
+        TowerInput::Ids { items: 10 },
+        &VarMap::new(),
+        1,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let InputLayer::Ids(table) = &tower.input else {
+        panic!("an ID tower");
+    };
+    let ids = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
+    let norm = tower.final_norm.as_ref().expect("pre-LN has a final norm");
+    let manual = l2_normalise(
+        &tower
+            .out
+            .forward(&norm.forward(&table.forward(&ids).unwrap()).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let items = tower.items(&[3, 7], false).unwrap();
+    let diff = (items - manual).unwrap().abs().unwrap().max_all().unwrap();
+    assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+}
