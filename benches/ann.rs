@@ -13,24 +13,16 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use candle_core::Device;
-use candle_nn::VarMap;
-use learn_stream::config::Config;
-use learn_stream::schemas::{now_ms, Action, UserAction};
 use learn_stream::serving::recommend::{score, user_rows, Prior, Sources};
-use learn_stream::serving::{
-    AlignedIndex, Catalogue, ItemCounts, Models, ServingModel, Which, EXACT_ROWS,
-};
-use learn_stream::store::{HistoryPolicy, MemoryStore, PartitionBatch, Store};
-use learn_stream::towers::{Tower, TowerInput};
+use learn_stream::serving::{AlignedIndex, Models, Which, EXACT_ROWS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+mod support;
 
 const DIM: usize = 64;
 const K: usize = 100;
 const QUERIES: usize = 300;
-/// The content width of MiniLM-L6 (the default encoder).
-const CONTENT_DIM: usize = 384;
 const USERS: usize = 100;
 
 fn unit(rng: &mut StdRng) -> Vec<f32> {
@@ -119,66 +111,24 @@ fn main() {
     recommend_end_to_end(items, &mut rng);
 }
 
-fn model(version: u64) -> ServingModel {
-    let config = Config::load(None).unwrap();
-    let tower = Tower::new(
-        &config.towers,
-        TowerInput::Features { dim: CONTENT_DIM },
-        &VarMap::new(),
-        3,
-        &Device::Cpu,
-    )
-    .unwrap();
-    ServingModel {
-        version,
-        tower,
-        created_ms: now_ms(),
-    }
-}
-
 /// The CPU part of `/v1/recommend` at `items`: history, user tower, query, prior, filter.
 fn recommend_end_to_end(items: usize, rng: &mut StdRng) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let catalogue = Catalogue::new(CONTENT_DIM);
-    for n in 0..items {
-        let v: Vec<f32> = (0..CONTENT_DIM)
-            .map(|_| rng.random_range(-1.0..1.0))
-            .collect();
-        catalogue.insert(&format!("i{n}"), &v);
-    }
-    let models = Models::new(model(0), model(0), "bench".into());
+    let catalogue = support::catalogue(items, rng);
+    let models = Models::new(support::model(0, 3), support::model(0, 3), "bench".into());
     let started = Instant::now();
-    models.swap(model(1), &catalogue).unwrap();
+    models.swap(support::model(1, 3), &catalogue).unwrap();
     let build = started.elapsed();
-    let store = MemoryStore::new(HistoryPolicy {
-        cap: 200,
-        ttl_ms: 0,
-        dedupe_window: 0,
-    });
-    let actions = (0..USERS * 50)
+    let views = (0..USERS * 50)
         .map(|n| {
-            let action = UserAction {
-                event_id: format!("e{n}"),
-                user_id: format!("u{}", n % USERS),
-                item_id: format!("i{}", rng.random_range(0..items)),
-                action: Action::View,
-                ts_ms: n as i64,
-                watch_ms: None,
-            };
-            (n as i64, action)
+            (
+                format!("u{}", n % USERS),
+                format!("i{}", rng.random_range(0..items)),
+            )
         })
         .collect();
-    runtime
-        .block_on(store.apply_actions(&PartitionBatch {
-            topic: "actions".into(),
-            partition: 0,
-            actions,
-            read_up_to: (USERS * 50) as i64,
-        }))
-        .unwrap();
-    let counts = ItemCounts::default();
-    let popular: Vec<String> = (0..items).step_by(3).map(|n| format!("i{n}")).collect();
-    counts.observe(popular.iter().map(String::as_str));
+    let store = support::store_with(&runtime, views);
+    let counts = support::counts(items);
     let sources = Sources {
         store: &store,
         catalogue: &catalogue,

@@ -5,102 +5,38 @@
 //! `GET /v1/recommend`. Run: `cargo bench --bench serving`. The HTTP path under load, with
 //! ingestion side by side, is `scripts/bench-http.sh`.
 
-use candle_core::Device;
-use candle_nn::VarMap;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use learn_stream::config::Config;
-use learn_stream::schemas::{now_ms, Action, UserAction};
 use learn_stream::serving::recommend::{score, user_rows, Prior, Sources};
-use learn_stream::serving::{Catalogue, ItemCounts, Models, ServingModel, Which};
-use learn_stream::store::{HistoryPolicy, MemoryStore, PartitionBatch, Store};
-use learn_stream::towers::{Tower, TowerInput};
+use learn_stream::serving::{Models, Which};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
-const DIM: usize = 384;
-
-fn model(version: u64, seed: u64) -> ServingModel {
-    let config = Config::load(None).unwrap();
-    let varmap = VarMap::new();
-    let tower = Tower::new(
-        &config.towers,
-        TowerInput::Features { dim: DIM },
-        &varmap,
-        seed,
-        &Device::Cpu,
-    )
-    .unwrap();
-    ServingModel {
-        version,
-        tower,
-        created_ms: now_ms(),
-    }
-}
-
-fn catalogue(items: usize) -> Catalogue {
-    let mut rng = StdRng::seed_from_u64(1);
-    let catalogue = Catalogue::new(DIM);
-    for n in 0..items {
-        let v: Vec<f32> = (0..DIM).map(|_| rng.random_range(-1.0..1.0)).collect();
-        catalogue.insert(&format!("i{n}"), &v);
-    }
-    catalogue
-}
+mod support;
 
 fn serving(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for items in [10_000usize, 100_000] {
-        let catalogue = catalogue(items);
+        let catalogue = support::catalogue(items, &mut StdRng::seed_from_u64(1));
         let mut group = c.benchmark_group(format!("serving/{items}"));
         group.sample_size(10);
 
         let mut version = 1;
         group.throughput(Throughput::Elements(items as u64));
         group.bench_function(BenchmarkId::new("index_build", items), |b| {
-            let models = Models::new(model(0, 1), model(0, 2), "bench".into());
+            let models = Models::new(support::model(0, 1), support::model(0, 2), "bench".into());
             b.iter(|| {
                 version += 1;
-                assert!(models.swap(model(version, 3), &catalogue).unwrap());
+                assert!(models.swap(support::model(version, 3), &catalogue).unwrap());
             })
         });
 
-        let models = Models::new(model(0, 1), model(0, 2), "bench".into());
-        models.swap(model(1, 3), &catalogue).unwrap();
-        let store = MemoryStore::new(HistoryPolicy {
-            cap: 200,
-            ttl_ms: 0,
-            dedupe_window: 0,
-        });
-        let actions = (0..50)
-            .map(|n| {
-                let action = UserAction {
-                    event_id: format!("e{n}"),
-                    user_id: "u".into(),
-                    item_id: format!("i{}", n * 37 % items),
-                    action: Action::View,
-                    ts_ms: n as i64,
-                    watch_ms: None,
-                };
-                (n as i64, action)
-            })
+        let models = Models::new(support::model(0, 1), support::model(0, 2), "bench".into());
+        models.swap(support::model(1, 3), &catalogue).unwrap();
+        let views = (0..50)
+            .map(|n| ("u".to_string(), format!("i{}", n * 37 % items)))
             .collect();
-        runtime
-            .block_on(store.apply_actions(&PartitionBatch {
-                topic: "actions".into(),
-                partition: 0,
-                actions,
-                read_up_to: 49,
-            }))
-            .unwrap();
-        let counts = ItemCounts::default();
-        counts.observe(
-            (0..items)
-                .step_by(3)
-                .map(|n| format!("i{n}"))
-                .collect::<Vec<_>>()
-                .iter()
-                .map(String::as_str),
-        );
+        let store = support::store_with(&runtime, views);
+        let counts = support::counts(items);
         let sources = Sources {
             store: &store,
             catalogue: &catalogue,
