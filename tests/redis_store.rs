@@ -388,20 +388,23 @@ async fn watermarks_move_up_only_and_cover_dead_lettered_offsets() {
 
 #[tokio::test]
 async fn a_batch_over_many_slots_is_exact_and_a_lost_resume_point_replays_nothing() {
-    for (store, mut conn, prefix, _) in stores(100, 0).await {
+    for (store, mut conn, prefix, config) in stores(100, 0).await {
         // 200 actions of 40 users: on the cluster, a script per slot on all three primaries.
         let mut b = batch(2, 0..200);
         for (offset, action) in &mut b.actions {
             action.user_id = format!("user-{}", *offset % 40);
         }
         assert_eq!(store.apply_actions(&b).await.unwrap().applied, 200);
-        // A crash after the histories were written but before the resume point moved: the
-        // consumer resumes from the old point and the whole batch comes again.
-        let _: () = redis::cmd("DEL")
-            .arg(format!("{prefix}wm:actions"))
-            .query_async(&mut conn)
-            .await
-            .unwrap();
+        if config.cluster {
+            // A crash after the slots were written but before the resume point moved: the
+            // consumer resumes from the old point and the whole batch comes again. (On a single
+            // node the point moves inside the batch's one script: it cannot lag the histories.)
+            let _: () = redis::cmd("DEL")
+                .arg(format!("{prefix}wm:actions"))
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+        }
         let again = store.apply_actions(&b).await.unwrap();
         assert_eq!((again.applied, again.replayed), (0, 200));
         for user in 0..40 {

@@ -140,6 +140,10 @@ impl Connection {
         }
     }
 
+    pub fn is_cluster(&self) -> bool {
+        matches!(self, Connection::Cluster { .. })
+    }
+
     /// The group a key's commands travel in: its cluster slot; everything is one group on a node.
     pub fn slot(&self, key: &str) -> Group {
         match self {

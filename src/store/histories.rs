@@ -1,7 +1,9 @@
-//! Histories in Redis: a partition batch applied with one script per slot (`apply_actions.lua`;
-//! on a single node, one for the whole batch), each moving its users' watermarks with their
-//! appends, then the partition's resume point; and a history read back, compact entries resolved
-//! through the item registry.
+//! Histories in Redis: a partition batch applied atomically and replay-safe, and a history read
+//! back (compact entries resolved through the item registry). On a single node the whole batch is
+//! one script (`apply_batch.lua`) that moves the partition's watermark with the appends. On a
+//! cluster a batch spans slots, so each slot gets a script of its own (`apply_actions.lua`) that
+//! moves its users' own watermarks (`hw:{user}`) with their appends, and the partition's resume
+//! point moves once every slot is written.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -25,8 +27,66 @@ impl RedisStore {
                 batch.actions.iter().map(|(_, a)| a.item_id.as_str()),
             )
             .await?;
+        let entries: Vec<Vec<u8>> = batch
+            .actions
+            .iter()
+            .map(|(_, a)| {
+                HistoryEntry::from(a).encode_for_store(!collided.contains(a.item_id.as_str()))
+            })
+            .collect();
+        if self.connection().is_cluster() {
+            self.apply_by_slot(batch, entries).await
+        } else {
+            self.apply_at_once(batch, entries).await
+        }
+    }
+
+    /// One script for the batch: appends and the partition's watermark move together.
+    async fn apply_at_once(
+        &self,
+        batch: &PartitionBatch,
+        entries: Vec<Vec<u8>>,
+    ) -> Result<Applied, StoreError> {
+        let mut invocation = self.batch_script().prepare_invoke();
+        invocation
+            .key(self.keys().watermarks(&batch.topic))
+            .arg(batch.partition)
+            .arg(self.policy().cap)
+            .arg(self.policy().ttl_ms)
+            .arg(self.policy().dedupe_window)
+            .arg(batch.read_up_to);
+        for ((offset, action), entry) in batch.actions.iter().zip(entries) {
+            invocation
+                .key(self.keys().history(&action.user_id))
+                .arg(*offset)
+                .arg(entry);
+        }
+        let mut conn = self.connection().conn();
+        let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+        let [applied, duplicates, refused @ ..] = reply.as_slice() else {
+            return Err(corrupt(
+                &self.keys().watermarks(&batch.topic),
+                "short script reply",
+            ));
+        };
+        let (applied, duplicates) = (*applied as usize, *duplicates as usize);
+        let refused: Vec<usize> = refused.iter().map(|&i| i as usize).collect();
+        Ok(Applied {
+            applied,
+            duplicates,
+            replayed: batch.actions.len() - applied - duplicates - refused.len(),
+            refused,
+        })
+    }
+
+    /// A script per slot moving its users' watermarks, then the partition's resume point.
+    async fn apply_by_slot(
+        &self,
+        batch: &PartitionBatch,
+        entries: Vec<Vec<u8>>,
+    ) -> Result<Applied, StoreError> {
         let mut slots: HashMap<Group, SlotWrite> = HashMap::new();
-        for (i, (offset, action)) in batch.actions.iter().enumerate() {
+        for (i, ((offset, action), entry)) in batch.actions.iter().zip(entries).enumerate() {
             let history = self.keys().history(&action.user_id);
             let slot = slots.entry(self.connection().slot(&history)).or_default();
             let next = slot.users.len() + 1;
@@ -39,13 +99,8 @@ impl RedisStore {
                         .push(self.keys().history_watermarks(&action.user_id));
                     next
                 });
-            let compact = !collided.contains(action.item_id.as_str());
             slot.actions.push(i);
-            slot.args.push((
-                user,
-                *offset,
-                HistoryEntry::from(action).encode_for_store(compact),
-            ));
+            slot.args.push((user, *offset, entry));
         }
         let replies = try_join_all(slots.into_values().map(|slot| {
             let mut conn = self.connection().conn();

@@ -3,11 +3,12 @@
 //! - `h:{user_id}`: list of stored [`HistoryEntry`] (compact 12-byte or older forms, see
 //!   `entry.rs`), oldest first, capped and with a TTL; a resend is an entry equal to one of the
 //!   user's last `history.dedupe_window`;
-//! - `hw:{user_id}`: hash partition → highest offset applied to that user (the replay guard), in
-//!   the history's slot and with its TTL;
+//! - `hw:{user_id}` (cluster only): hash partition → highest offset applied to that user (the
+//!   replay guard there), in the history's slot and with its TTL;
 //! - `ih`: the item registry, item key → id, for compact entries (`registry.rs`);
 //! - `wm:{topic}`: hash partition → highest offset handled (the resume point: the consumer resumes
-//!   right after it on assignment), moved after the batch's histories are written;
+//!   right after it on assignment; on a single node also the replay guard, moved in the batch's
+//!   script; on a cluster moved after every slot of the batch is written);
 //! - `item:{item_id}` (content) and `aligned:{item_id}` (aligned): hash with `model`, `space`,
 //!   `version`, `dim`, `ts_ms` and `vec` (little-endian f32);
 //! - `user:{user_id}`: hash with `model`, `version`, `dim`, `history_len`, `ts_ms`, `vec`;
@@ -42,6 +43,7 @@ pub struct RedisStore {
     policy: HistoryPolicy,
     registry: ItemRegistry,
     apply_script: Script,
+    batch_script: Script,
     advance_script: Script,
     publish_script: Script,
     lead_script: Script,
@@ -73,6 +75,7 @@ impl RedisStore {
             registry: ItemRegistry::new(Keys::new(prefix).item_registry()),
             policy,
             apply_script: Script::new(include_str!("apply_actions.lua")),
+            batch_script: Script::new(include_str!("apply_batch.lua")),
             advance_script: Script::new(include_str!("advance_watermarks.lua")),
             publish_script: Script::new(include_str!("publish_model.lua")),
             lead_script: Script::new(include_str!("lead.lua")),
@@ -98,6 +101,10 @@ impl RedisStore {
 
     pub(super) fn apply_script(&self) -> &Script {
         &self.apply_script
+    }
+
+    pub(super) fn batch_script(&self) -> &Script {
+        &self.batch_script
     }
 
     pub(super) fn popularity_script(&self) -> &Script {
