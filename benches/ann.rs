@@ -13,7 +13,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use learn_stream::serving::recommend::{score, user_rows, Prior, Sources};
+use learn_stream::serving::recommend::{score, user_rows};
 use learn_stream::serving::{AlignedIndex, Models, Which, EXACT_ROWS};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -129,17 +129,7 @@ fn recommend_end_to_end(items: usize, rng: &mut StdRng) {
         .collect();
     let store = support::store_with(&runtime, views);
     let counts = support::counts(items);
-    let sources = Sources {
-        store: &store,
-        catalogue: &catalogue,
-        models: &models,
-        prior: Some(Prior {
-            counts: &counts,
-            weight: 1.0,
-            logit_scale: 20.0,
-        }),
-        history_cap: 200,
-    };
+    let sources = support::sources(&store, &catalogue, &models, &counts);
     counts.refresh_rows(&catalogue);
     let mut times = Vec::new();
     for n in 0..3 * USERS {

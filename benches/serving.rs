@@ -6,7 +6,7 @@
 //! ingestion side by side, is `scripts/bench-http.sh`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use learn_stream::serving::recommend::{score, user_rows, Prior, Sources};
+use learn_stream::serving::recommend::{score, user_rows};
 use learn_stream::serving::{Models, Which};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -37,17 +37,7 @@ fn serving(c: &mut Criterion) {
             .collect();
         let store = support::store_with(&runtime, views);
         let counts = support::counts(items);
-        let sources = Sources {
-            store: &store,
-            catalogue: &catalogue,
-            models: &models,
-            prior: Some(Prior {
-                counts: &counts,
-                weight: 1.0,
-                logit_scale: 20.0,
-            }),
-            history_cap: 200,
-        };
+        let sources = support::sources(&store, &catalogue, &models, &counts);
         group.throughput(Throughput::Elements(1));
         group.bench_function(BenchmarkId::new("recommend", items), |b| {
             b.iter(|| {

@@ -6,7 +6,8 @@ use candle_core::Device;
 use candle_nn::VarMap;
 use learn_stream::config::Config;
 use learn_stream::schemas::{now_ms, Action, UserAction};
-use learn_stream::serving::{Catalogue, ItemCounts, ServingModel};
+use learn_stream::serving::recommend::{Prior, Sources};
+use learn_stream::serving::{Catalogue, ItemCounts, Models, ServingModel};
 use learn_stream::store::{HistoryPolicy, MemoryStore, PartitionBatch, Store};
 use learn_stream::towers::{Tower, TowerInput};
 use rand::rngs::StdRng;
@@ -85,4 +86,24 @@ pub fn counts(items: usize) -> ItemCounts {
     let popular: Vec<String> = (0..items).step_by(3).map(|n| format!("i{n}")).collect();
     counts.observe(popular.iter().map(String::as_str));
     counts
+}
+
+/// What a recommendation reads, with the popularity prior at weight 1 (the default).
+pub fn sources<'a>(
+    store: &'a MemoryStore,
+    catalogue: &'a Catalogue,
+    models: &'a Models,
+    counts: &'a ItemCounts,
+) -> Sources<'a, MemoryStore> {
+    Sources {
+        store,
+        catalogue,
+        models,
+        prior: Some(Prior {
+            counts,
+            weight: 1.0,
+            logit_scale: 20.0,
+        }),
+        history_cap: 200,
+    }
 }

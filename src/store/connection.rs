@@ -225,8 +225,7 @@ impl Connection {
                     }
                     (_, mut conn) => cmd.query_async(&mut conn).await?,
                 };
-                let (next, keys): (u64, Vec<String>) =
-                    redis::from_redis_value(value).map_err(redis::RedisError::from)?;
+                let (next, keys): (u64, Vec<String>) = redis::from_redis_value(value)?;
                 count += keys.len();
                 cursor = next;
                 if cursor == 0 {

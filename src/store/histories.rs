@@ -18,10 +18,10 @@ use super::{Applied, HistoryEntry, PartitionBatch, Store, StoreError};
 
 impl RedisStore {
     pub(super) async fn apply_batch(&self, batch: &PartitionBatch) -> Result<Applied, StoreError> {
-        let mut conn = self.connection().conn();
+        let mut conn = self.connection.conn();
         // The ids first: an entry is never readable before its item id is.
         let collided = self
-            .registry()
+            .registry
             .register(
                 &mut conn,
                 batch.actions.iter().map(|(_, a)| a.item_id.as_str()),
@@ -34,7 +34,7 @@ impl RedisStore {
                 HistoryEntry::from(a).encode_for_store(!collided.contains(a.item_id.as_str()))
             })
             .collect();
-        if self.connection().is_cluster() {
+        if self.connection.is_cluster() {
             self.apply_by_slot(batch, entries).await
         } else {
             self.apply_at_once(batch, entries).await
@@ -47,25 +47,25 @@ impl RedisStore {
         batch: &PartitionBatch,
         entries: Vec<Vec<u8>>,
     ) -> Result<Applied, StoreError> {
-        let mut invocation = self.batch_script().prepare_invoke();
+        let mut invocation = self.batch_script.prepare_invoke();
         invocation
-            .key(self.keys().watermarks(&batch.topic))
+            .key(self.keys.watermarks(&batch.topic))
             .arg(batch.partition)
-            .arg(self.policy().cap)
-            .arg(self.policy().ttl_ms)
-            .arg(self.policy().dedupe_window)
+            .arg(self.policy.cap)
+            .arg(self.policy.ttl_ms)
+            .arg(self.policy.dedupe_window)
             .arg(batch.read_up_to);
         for ((offset, action), entry) in batch.actions.iter().zip(entries) {
             invocation
-                .key(self.keys().history(&action.user_id))
+                .key(self.keys.history(&action.user_id))
                 .arg(*offset)
                 .arg(entry);
         }
-        let mut conn = self.connection().conn();
+        let mut conn = self.connection.conn();
         let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
         let [applied, duplicates, refused @ ..] = reply.as_slice() else {
             return Err(corrupt(
-                &self.keys().watermarks(&batch.topic),
+                &self.keys.watermarks(&batch.topic),
                 "short script reply",
             ));
         };
@@ -87,8 +87,8 @@ impl RedisStore {
     ) -> Result<Applied, StoreError> {
         let mut slots: HashMap<Group, SlotWrite> = HashMap::new();
         for (i, ((offset, action), entry)) in batch.actions.iter().zip(entries).enumerate() {
-            let history = self.keys().history(&action.user_id);
-            let slot = slots.entry(self.connection().slot(&history)).or_default();
+            let history = self.keys.history(&action.user_id);
+            let slot = slots.entry(self.connection.slot(&history)).or_default();
             let next = slot.users.len() + 1;
             let user = *slot
                 .users
@@ -96,20 +96,20 @@ impl RedisStore {
                 .or_insert_with(|| {
                     slot.keys.push(history);
                     slot.keys
-                        .push(self.keys().history_watermarks(&action.user_id));
+                        .push(self.keys.history_watermarks(&action.user_id));
                     next
                 });
             slot.actions.push(i);
             slot.args.push((user, *offset, entry));
         }
         let replies = try_join_all(slots.into_values().map(|slot| {
-            let mut conn = self.connection().conn();
-            let mut invocation = self.apply_script().prepare_invoke();
+            let mut conn = self.connection.conn();
+            let mut invocation = self.apply_script.prepare_invoke();
             invocation
                 .arg(batch.partition)
-                .arg(self.policy().cap)
-                .arg(self.policy().ttl_ms)
-                .arg(self.policy().dedupe_window);
+                .arg(self.policy.cap)
+                .arg(self.policy.ttl_ms)
+                .arg(self.policy.dedupe_window);
             for key in &slot.keys {
                 invocation.key(key);
             }
@@ -125,7 +125,10 @@ impl RedisStore {
         let mut applied = Applied::default();
         for (actions, reply) in replies {
             let [written, duplicates, refused @ ..] = reply.as_slice() else {
-                return Err(corrupt(&self.keys().history("…"), "short script reply"));
+                return Err(corrupt(
+                    &self.keys.watermarks(&batch.topic),
+                    "short script reply",
+                ));
             };
             applied.applied += *written as usize;
             applied.duplicates += *duplicates as usize;
@@ -153,8 +156,8 @@ impl RedisStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let key = self.keys().history(user_id);
-        let mut conn = self.connection().conn();
+        let key = self.keys.history(user_id);
+        let mut conn = self.connection.conn();
         let raw: Vec<Vec<u8>> = conn
             .lrange(&key, -(limit.min(isize::MAX as usize) as isize), -1)
             .await?;
@@ -172,7 +175,7 @@ impl RedisStore {
                 StoredEntry::Text(_) => None,
             })
             .collect();
-        let ids = self.registry().resolve(&mut conn, &keys).await?;
+        let ids = self.registry.resolve(&mut conn, &keys).await?;
         Ok(stored
             .into_iter()
             .map(|e| match e {

@@ -42,6 +42,13 @@ pub enum StoreError {
     Tls(String),
 }
 
+/// A reply of an unexpected shape is a Redis error of kind `Parse` (deterministic, not retried).
+impl From<::redis::ParsingError> for StoreError {
+    fn from(err: ::redis::ParsingError) -> Self {
+        StoreError::Redis(err.into())
+    }
+}
+
 impl StoreError {
     /// Whether the same write can succeed later (connection lost, server loading, failover,
     /// cluster resharding, an unknown server error) rather than fail the same way every time

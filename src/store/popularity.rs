@@ -41,12 +41,12 @@ impl RedisStore {
             shards.entry(shard(&delta.0)).or_default().push(delta);
         }
         futures::future::try_join_all(shards.into_iter().map(|(shard, deltas)| {
-            let mut invocation = self.popularity_script().key(self.keys().popularity(shard));
+            let mut invocation = self.popularity_script.key(self.keys.popularity(shard));
             invocation.arg(now_ms).arg(half_life_ms);
             for (item, delta) in deltas {
                 invocation.arg(item).arg(*delta);
             }
-            let mut conn = self.connection().conn();
+            let mut conn = self.connection.conn();
             async move { invocation.invoke_async::<()>(&mut conn).await }
         }))
         .await?;
@@ -60,17 +60,16 @@ impl RedisStore {
     ) -> Result<HashMap<String, f64>, StoreError> {
         let cmds: Vec<(Group, redis::Cmd)> = (0..SHARDS)
             .map(|shard| {
-                let key = self.keys().popularity(shard);
+                let key = self.keys.popularity(shard);
                 (
-                    self.connection().slot(&key),
+                    self.connection.slot(&key),
                     redis::cmd("HGETALL").arg(&key).clone(),
                 )
             })
             .collect();
         let mut counts = HashMap::new();
-        for value in self.connection().query_each(cmds).await? {
-            let shard: HashMap<String, String> =
-                redis::from_redis_value(value).map_err(redis::RedisError::from)?;
+        for value in self.connection.query_each(cmds).await? {
+            let shard: HashMap<String, String> = redis::from_redis_value(value)?;
             for (item, value) in shard {
                 if let Some((count, at)) = parse(&value) {
                     counts.insert(item, decayed(count, at, now_ms, half_life_ms));

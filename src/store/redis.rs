@@ -38,16 +38,16 @@ use crate::schemas::{EmbeddingSpace, ItemEmbedding, UserEmbedding};
 
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: Connection,
-    keys: Keys,
-    policy: HistoryPolicy,
-    registry: ItemRegistry,
-    apply_script: Script,
-    batch_script: Script,
+    pub(super) connection: Connection,
+    pub(super) keys: Keys,
+    pub(super) policy: HistoryPolicy,
+    pub(super) registry: ItemRegistry,
+    pub(super) apply_script: Script,
+    pub(super) batch_script: Script,
     advance_script: Script,
     publish_script: Script,
     lead_script: Script,
-    popularity_script: Script,
+    pub(super) popularity_script: Script,
 }
 
 impl RedisStore {
@@ -81,34 +81,6 @@ impl RedisStore {
             lead_script: Script::new(include_str!("lead.lua")),
             popularity_script: Script::new(include_str!("add_popularity.lua")),
         }
-    }
-
-    pub(super) fn connection(&self) -> &Connection {
-        &self.connection
-    }
-
-    pub(super) fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
-    pub(super) fn registry(&self) -> &ItemRegistry {
-        &self.registry
-    }
-
-    pub(super) fn policy(&self) -> &HistoryPolicy {
-        &self.policy
-    }
-
-    pub(super) fn apply_script(&self) -> &Script {
-        &self.apply_script
-    }
-
-    pub(super) fn batch_script(&self) -> &Script {
-        &self.batch_script
-    }
-
-    pub(super) fn popularity_script(&self) -> &Script {
-        &self.popularity_script
     }
 
     /// `cmd` tagged with the slot of `key`, for [`Connection::query_each`].
@@ -164,8 +136,7 @@ impl Store for RedisStore {
             .zip(&keys)
             .zip(hashes)
             .map(|((id, key), value)| {
-                let fields: HashMap<String, Vec<u8>> =
-                    redis::from_redis_value(value).map_err(redis::RedisError::from)?;
+                let fields: HashMap<String, Vec<u8>> = redis::from_redis_value(value)?;
                 if fields.is_empty() {
                     return Ok(None);
                 }
