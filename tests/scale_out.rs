@@ -262,13 +262,15 @@ async fn three_processes_over_a_redis_cluster_lose_nothing_and_hand_over() {
     )
     .await;
     let deletion = deleting.elapsed();
+    // One version everywhere; not a particular one: with the stream over, the leader may have
+    // published its last version before this point (phase 3 checks that versions keep rising).
     common::wait_until(
         "three processes on one version",
         Duration::from_secs(120),
         || {
             let everyone = &everyone;
             let store = &store;
-            async move { converged(everyone, store).await.is_some_and(|v| v >= 2) }
+            async move { converged(everyone, store).await.is_some() }
         },
     )
     .await;
