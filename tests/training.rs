@@ -89,6 +89,7 @@ fn run(config: TrainingConfig, input: Input) -> Run {
         // Content towers whiten their input, as by default.
         whiten: !matches!(input, Input::Ids),
         tied_items: false,
+        normalise: true,
     };
     let varmap = VarMap::new();
     let input = match input {

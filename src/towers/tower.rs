@@ -40,11 +40,20 @@ pub struct TowerSpec {
     /// the adapter, with statistics fitted on the catalogue ([`super::whiten`]).
     #[serde(default)]
     pub whiten: bool,
-    /// SASRec: an item's vector is its own input embedding through the final norm and output
-    /// head (tied input/output embeddings, as SASRec scores), instead of a length-1 pass through
-    /// the blocks. Content towers ignore it.
+    /// An item's vector is its own input embedding (SASRec: its ID embedding; content towers: the
+    /// adapter's projection, UniSRec's item side) through the final norm and output head, instead
+    /// of a length-1 pass through the blocks.
     #[serde(default)]
     pub tied_items: bool,
+    /// Unit outputs, logits cosine × `training.logit_scale` (LEARN, true), or raw dot products
+    /// (false, SASRec's scoring: an item's norm can carry its popularity; with `tied_items` a
+    /// candidate is its ID embedding through the output head alone, no final norm).
+    #[serde(default = "unit_outputs")]
+    pub normalise: bool,
+}
+
+fn unit_outputs() -> bool {
+    true
 }
 
 /// What an item id turns into before the transformer.
@@ -132,6 +141,11 @@ impl Tower {
             TowerInput::Features { .. } if spec.item_ids => {
                 candle_core::bail!(
                     "towers.item_ids is for offline training: the online catalogue grows, its towers read content alone"
+                )
+            }
+            TowerInput::Features { .. } if !spec.normalise => {
+                candle_core::bail!(
+                    "towers.normalise = false is for offline training: the service scores unit vectors (cosine + the popularity prior)"
                 )
             }
             TowerInput::Features { dim } => InputLayer::Content {
@@ -294,7 +308,17 @@ impl Tower {
         if let Some(norm) = &self.final_norm {
             xs = norm.forward(&xs)?;
         }
-        l2_normalise(&self.out.forward(&xs)?)
+        self.output(&xs)
+    }
+
+    /// The output head, then unit length when `spec.normalise`.
+    fn output(&self, xs: &Tensor) -> Result<Tensor> {
+        let ys = self.out.forward(xs)?;
+        if self.spec.normalise {
+            l2_normalise(&ys)
+        } else {
+            Ok(ys)
+        }
     }
 
     /// The item tower: each item alone (a length-1 sequence) → (n, out_dim), read in the item
@@ -304,13 +328,15 @@ impl Tower {
     /// the catalogue softmax an ID tower collapses every item onto one vector (loss stuck at
     /// ln |I|). Same module and weights, one input vector apart.
     pub fn items(&self, ids: &[u32], train: bool) -> Result<Tensor> {
-        if let (InputLayer::Ids(table), true) = (&self.input, self.spec.tied_items) {
-            let ids = Tensor::from_vec(ids.to_vec(), ids.len(), &self.device)?;
-            let mut xs = self.dropout.forward(&table.forward(&ids)?, train)?;
-            if let Some(norm) = &self.final_norm {
+        if self.spec.tied_items {
+            let ids = Tensor::from_vec(ids.to_vec(), (ids.len(), 1), &self.device)?;
+            let mut xs = self
+                .dropout
+                .forward(&self.embed_ids(&ids)?.squeeze(1)?, train)?;
+            if let (Some(norm), true) = (&self.final_norm, self.spec.normalise) {
                 xs = norm.forward(&xs)?;
             }
-            return l2_normalise(&self.out.forward(&xs)?);
+            return self.output(&xs);
         }
         let ids = Tensor::from_vec(ids.to_vec(), (ids.len(), 1), &self.device)?;
         let slot = Tensor::new(&[self.spec.max_len as u32], &self.device)?;

@@ -1,4 +1,4 @@
-//! Unit tests of the tower (causal mask, item slot, unit outputs).
+//! Unit tests of the tower (causal mask, item slot, unit or raw outputs, tied items).
 
 use super::*;
 
@@ -15,6 +15,7 @@ fn spec() -> TowerSpec {
         pre_ln: true,
         whiten: false,
         tied_items: false,
+        normalise: true,
     }
 }
 
@@ -146,4 +147,105 @@ fn tied_items_read_their_own_id_embedding_through_the_head() {
     let items = tower.items(&[3, 7], false).unwrap();
     let diff = (items - manual).unwrap().abs().unwrap().max_all().unwrap();
     assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+}
+
+#[test]
+fn dot_product_towers_keep_their_norms_and_tied_items_skip_the_final_norm() {
+    let spec = TowerSpec {
+        tied_items: true,
+        normalise: false,
+        ..spec()
+    };
+    let tower = Tower::new(
+        &spec,
+        TowerInput::Ids { items: 10 },
+        &VarMap::new(),
+        1,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let InputLayer::Ids(table) = &tower.input else {
+        panic!("an ID tower");
+    };
+    let ids = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
+    let manual = tower.out.forward(&table.forward(&ids).unwrap()).unwrap();
+    let items = tower.items(&[3, 7], false).unwrap();
+    let diff = (&items - manual).unwrap().abs().unwrap().max_all().unwrap();
+    assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+    let users = tower.users(&[&[1, 2, 3], &[4]]).unwrap();
+    let norms = users
+        .sqr()
+        .unwrap()
+        .sum(1)
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(norms.iter().any(|n| (n - 1.0).abs() > 1e-3), "{norms:?}");
+}
+
+#[test]
+fn tied_content_items_are_the_adapter_projection_through_the_head() {
+    let table = Tensor::randn(0f32, 1.0, (10, 5), &Device::Cpu).unwrap();
+    let tower = Tower::new(
+        &TowerSpec {
+            tied_items: true,
+            ..spec()
+        },
+        TowerInput::Content {
+            table: table.clone(),
+            trained: vec![true; 10],
+        },
+        &VarMap::new(),
+        2,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let InputLayer::Content { adapter, .. } = &tower.input else {
+        panic!("a content tower");
+    };
+    let ids = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
+    let norm = tower.final_norm.as_ref().expect("pre-LN has a final norm");
+    let projected = adapter
+        .forward(&table.index_select(&ids, 0).unwrap())
+        .unwrap();
+    let manual = l2_normalise(
+        &tower
+            .out
+            .forward(&norm.forward(&projected).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    let items = tower.items(&[3, 7], false).unwrap();
+    let diff = (items - manual).unwrap().abs().unwrap().max_all().unwrap();
+    assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+}
+
+#[test]
+fn online_towers_refuse_offline_only_settings_naming_the_key() {
+    for (key, spec) in [
+        (
+            "towers.item_ids",
+            TowerSpec {
+                item_ids: true,
+                ..spec()
+            },
+        ),
+        (
+            "towers.normalise",
+            TowerSpec {
+                normalise: false,
+                ..spec()
+            },
+        ),
+    ] {
+        let result = Tower::new(
+            &spec,
+            TowerInput::Features { dim: 5 },
+            &VarMap::new(),
+            1,
+            &Device::Cpu,
+        );
+        let error = result.err().expect("refused").to_string();
+        assert!(error.contains(key), "{error}");
+    }
 }

@@ -82,7 +82,11 @@ pub fn batch_loss(
         &anchors,
         &candidates,
         &set.positives,
-        config.logit_scale,
+        if tower.spec().normalise {
+            config.logit_scale
+        } else {
+            1.0
+        },
         set.log_q.as_deref(),
         &set.blocked,
     )
