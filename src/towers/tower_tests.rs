@@ -118,20 +118,37 @@ fn outputs_are_unit_and_users_read_the_last_real_position() {
     assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
 }
 
-#[test]
-fn tied_items_read_their_own_id_embedding_through_the_head() {
+/// A tied item-ID tower over 10 items, with unit or raw outputs.
+fn tied_id_tower(normalise: bool) -> Tower {
     let spec = TowerSpec {
         tied_items: true,
+        normalise,
         ..spec()
     };
-    let tower = Tower::new(
+    Tower::new(
         &spec,
         TowerInput::Ids { items: 10 },
         &VarMap::new(),
         1,
         &Device::Cpu,
     )
-    .unwrap();
+    .unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn tied_items_read_their_own_id_embedding_through_the_head() {
+    let tower = tied_id_tower(true);
     let InputLayer::Ids(table) = &tower.input else {
         panic!("an ID tower");
     };
@@ -144,34 +161,18 @@ fn tied_items_read_their_own_id_embedding_through_the_head() {
             .unwrap(),
     )
     .unwrap();
-    let items = tower.items(&[3, 7], false).unwrap();
-    let diff = (items - manual).unwrap().abs().unwrap().max_all().unwrap();
-    assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+    assert!(max_diff(&tower.items(&[3, 7], false).unwrap(), &manual) < 1e-6);
 }
 
 #[test]
 fn dot_product_towers_keep_their_norms_and_tied_items_skip_the_final_norm() {
-    let spec = TowerSpec {
-        tied_items: true,
-        normalise: false,
-        ..spec()
-    };
-    let tower = Tower::new(
-        &spec,
-        TowerInput::Ids { items: 10 },
-        &VarMap::new(),
-        1,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let tower = tied_id_tower(false);
     let InputLayer::Ids(table) = &tower.input else {
         panic!("an ID tower");
     };
     let ids = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
     let manual = tower.out.forward(&table.forward(&ids).unwrap()).unwrap();
-    let items = tower.items(&[3, 7], false).unwrap();
-    let diff = (&items - manual).unwrap().abs().unwrap().max_all().unwrap();
-    assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+    assert!(max_diff(&tower.items(&[3, 7], false).unwrap(), &manual) < 1e-6);
     let users = tower.users(&[&[1, 2, 3], &[4]]).unwrap();
     let norms = users
         .sqr()
@@ -215,9 +216,7 @@ fn tied_content_items_are_the_adapter_projection_through_the_head() {
             .unwrap(),
     )
     .unwrap();
-    let items = tower.items(&[3, 7], false).unwrap();
-    let diff = (items - manual).unwrap().abs().unwrap().max_all().unwrap();
-    assert!(diff.to_scalar::<f32>().unwrap() < 1e-6);
+    assert!(max_diff(&tower.items(&[3, 7], false).unwrap(), &manual) < 1e-6);
 }
 
 #[test]
