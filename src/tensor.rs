@@ -12,3 +12,11 @@ pub fn l2_normalise(xs: &Tensor) -> candle_core::Result<Tensor> {
         .clamp(1e-12, f64::MAX)?;
     xs.broadcast_div(&norm)
 }
+
+/// Tests: the largest absolute elementwise difference of two tensors of one shape.
+#[cfg(test)]
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b)
+        .and_then(|d| d.abs()?.max_all()?.to_scalar::<f32>())
+        .expect("same shapes")
+}

@@ -56,6 +56,7 @@ pub fn gelu(xs: &Tensor) -> Result<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::max_abs_diff;
     use candle_core::{Device, Var};
 
     #[test]
@@ -71,17 +72,7 @@ mod tests {
             .unwrap();
         let a = gelu(ours.as_tensor()).unwrap();
         let b = reference.as_tensor().gelu_erf().unwrap();
-        let diff = |x: &Tensor, y: &Tensor| {
-            (x - y)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap()
-        };
-        assert!(diff(&a, &b) < 2e-6);
+        assert!(max_abs_diff(&a, &b) < 2e-6);
         let ga = (a * &weights)
             .unwrap()
             .sum_all()
@@ -98,6 +89,10 @@ mod tests {
             ga.get(ours.as_tensor()).unwrap(),
             gb.get(reference.as_tensor()).unwrap(),
         );
-        assert!(diff(ga, gb) < 1e-5, "gradient differs by {}", diff(ga, gb));
+        assert!(
+            max_abs_diff(ga, gb) < 1e-5,
+            "gradient differs by {}",
+            max_abs_diff(ga, gb)
+        );
     }
 }

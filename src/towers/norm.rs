@@ -36,6 +36,7 @@ impl LayerNorm {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tensor::max_abs_diff;
     use candle_core::{DType, Device, Var};
     use candle_nn::VarMap;
 
@@ -54,14 +55,7 @@ mod tests {
             1e-6,
         )
         .unwrap();
-        let diff = (ours.clone() - reference)
-            .unwrap()
-            .abs()
-            .unwrap()
-            .max_all()
-            .unwrap()
-            .to_scalar::<f32>()
-            .unwrap();
+        let diff = max_abs_diff(&ours, &reference);
         assert!(diff < 1e-5, "{diff}");
         let weighted = (ours
             * Tensor::new(&[[1f32, 0., 0., 0.], [0., 0., 2., 0.]], &Device::Cpu).unwrap())

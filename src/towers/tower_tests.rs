@@ -1,6 +1,7 @@
 //! Unit tests of the tower (causal mask, item slot, unit or raw outputs, tied items).
 
 use super::*;
+use crate::tensor::max_abs_diff;
 
 fn spec() -> TowerSpec {
     TowerSpec {
@@ -98,89 +99,60 @@ fn outputs_are_unit_and_users_read_the_last_real_position() {
     let tower = id_tower();
     let users = tower.users(&[&[1, 2], &[3, 4, 5, 6]]).unwrap();
     let alone = tower.users(&[&[1, 2]]).unwrap();
-    let diff = (users.get(0).unwrap() - alone.get(0).unwrap())
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap();
     assert!(
-        diff.to_scalar::<f32>().unwrap() < 1e-6,
+        max_abs_diff(&users.get(0).unwrap(), &alone.get(0).unwrap()) < 1e-6,
         "padding must not change a history's embedding"
     );
-    let norms = users
-        .sqr()
-        .unwrap()
-        .sum(1)
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let norms = row_norms_squared(&users);
     assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
 }
 
-/// A tied item-ID tower over 10 items, with unit or raw outputs.
-fn tied_id_tower(normalise: bool) -> Tower {
+fn row_norms_squared(xs: &Tensor) -> Vec<f32> {
+    xs.sqr().unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap()
+}
+
+/// A tower on the CPU from seed 1 (its variables live as long as the tower's tensors).
+fn new_tower(spec: &TowerSpec, input: TowerInput) -> Result<Tower> {
+    Tower::new(spec, input, &VarMap::new(), 1, &Device::Cpu)
+}
+
+/// A tied item-ID tower over 10 items, with unit or raw outputs, and the ID embeddings of
+/// items 3 and 7.
+fn tied_id_tower(normalise: bool) -> (Tower, Tensor) {
     let spec = TowerSpec {
         tied_items: true,
         normalise,
         ..spec()
     };
-    Tower::new(
-        &spec,
-        TowerInput::Ids { items: 10 },
-        &VarMap::new(),
-        1,
-        &Device::Cpu,
-    )
-    .unwrap()
-}
-
-fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
-    (a - b)
-        .unwrap()
-        .abs()
-        .unwrap()
-        .max_all()
-        .unwrap()
-        .to_scalar::<f32>()
-        .unwrap()
+    let tower = new_tower(&spec, TowerInput::Ids { items: 10 }).unwrap();
+    let InputLayer::Ids(table) = &tower.input else {
+        panic!("an ID tower");
+    };
+    let ids = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
+    let embeddings = table.forward(&ids).unwrap();
+    (tower, embeddings)
 }
 
 #[test]
 fn tied_items_read_their_own_id_embedding_through_the_head() {
-    let tower = tied_id_tower(true);
-    let InputLayer::Ids(table) = &tower.input else {
-        panic!("an ID tower");
-    };
-    let ids = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
+    let (tower, embeddings) = tied_id_tower(true);
+    assert_unit_tied_items(&tower, &embeddings);
+}
+
+/// Items 3 and 7 of a tied, unit-output tower are `inputs` through the final norm and the head.
+fn assert_unit_tied_items(tower: &Tower, inputs: &Tensor) {
     let norm = tower.final_norm.as_ref().expect("pre-LN has a final norm");
-    let manual = l2_normalise(
-        &tower
-            .out
-            .forward(&norm.forward(&table.forward(&ids).unwrap()).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    assert!(max_diff(&tower.items(&[3, 7], false).unwrap(), &manual) < 1e-6);
+    let manual = l2_normalise(&tower.out.forward(&norm.forward(inputs).unwrap()).unwrap()).unwrap();
+    assert!(max_abs_diff(&tower.items(&[3, 7], false).unwrap(), &manual) < 1e-6);
 }
 
 #[test]
 fn dot_product_towers_keep_their_norms_and_tied_items_skip_the_final_norm() {
-    let tower = tied_id_tower(false);
-    let InputLayer::Ids(table) = &tower.input else {
-        panic!("an ID tower");
-    };
-    let ids = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
-    let manual = tower.out.forward(&table.forward(&ids).unwrap()).unwrap();
-    assert!(max_diff(&tower.items(&[3, 7], false).unwrap(), &manual) < 1e-6);
+    let (tower, embeddings) = tied_id_tower(false);
+    let manual = tower.out.forward(&embeddings).unwrap();
+    assert!(max_abs_diff(&tower.items(&[3, 7], false).unwrap(), &manual) < 1e-6);
     let users = tower.users(&[&[1, 2, 3], &[4]]).unwrap();
-    let norms = users
-        .sqr()
-        .unwrap()
-        .sum(1)
-        .unwrap()
-        .to_vec1::<f32>()
-        .unwrap();
+    let norms = row_norms_squared(&users);
     assert!(norms.iter().any(|n| (n - 1.0).abs() > 1e-3), "{norms:?}");
 }
 
@@ -205,18 +177,10 @@ fn tied_content_items_are_the_adapter_projection_through_the_head() {
         panic!("a content tower");
     };
     let ids = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
-    let norm = tower.final_norm.as_ref().expect("pre-LN has a final norm");
     let projected = adapter
         .forward(&table.index_select(&ids, 0).unwrap())
         .unwrap();
-    let manual = l2_normalise(
-        &tower
-            .out
-            .forward(&norm.forward(&projected).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
-    assert!(max_diff(&tower.items(&[3, 7], false).unwrap(), &manual) < 1e-6);
+    assert_unit_tied_items(&tower, &projected);
 }
 
 #[test]
@@ -237,13 +201,7 @@ fn online_towers_refuse_offline_only_settings_naming_the_key() {
             },
         ),
     ] {
-        let result = Tower::new(
-            &spec,
-            TowerInput::Features { dim: 5 },
-            &VarMap::new(),
-            1,
-            &Device::Cpu,
-        );
+        let result = new_tower(&spec, TowerInput::Features { dim: 5 });
         let error = result.err().expect("refused").to_string();
         assert!(error.contains(key), "{error}");
     }
