@@ -47,7 +47,7 @@ pub struct TowerSpec {
     pub tied_items: bool,
     /// Unit outputs, logits cosine × `training.logit_scale` (LEARN, true), or raw dot products
     /// (false, SASRec's scoring: an item's norm can carry its popularity; with `tied_items` a
-    /// candidate is its ID embedding through the output head alone, no final norm).
+    /// candidate is its input embedding through the output head alone, no final norm).
     #[serde(default = "unit_outputs")]
     pub normalise: bool,
 }
@@ -328,8 +328,8 @@ impl Tower {
     /// the catalogue softmax an ID tower collapses every item onto one vector (loss stuck at
     /// ln |I|). Same module and weights, one input vector apart.
     pub fn items(&self, ids: &[u32], train: bool) -> Result<Tensor> {
+        let ids = Tensor::from_vec(ids.to_vec(), (ids.len(), 1), &self.device)?;
         if self.spec.tied_items {
-            let ids = Tensor::from_vec(ids.to_vec(), (ids.len(), 1), &self.device)?;
             let mut xs = self
                 .dropout
                 .forward(&self.embed_ids(&ids)?.squeeze(1)?, train)?;
@@ -338,7 +338,6 @@ impl Tower {
             }
             return self.output(&xs);
         }
-        let ids = Tensor::from_vec(ids.to_vec(), (ids.len(), 1), &self.device)?;
         let slot = Tensor::new(&[self.spec.max_len as u32], &self.device)?;
         self.forward_at(&ids, &slot, train)?.squeeze(1)
     }
