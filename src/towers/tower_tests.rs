@@ -62,17 +62,9 @@ fn causal_mask_no_future_leakage() {
     }
 }
 
-/// An item-ID tower over 10 items (its variables live as long as the tower's tensors).
+/// An item-ID tower over 10 items.
 fn id_tower() -> Tower {
-    let varmap = VarMap::new();
-    Tower::new(
-        &spec(),
-        TowerInput::Ids { items: 10 },
-        &varmap,
-        1,
-        &Device::Cpu,
-    )
-    .unwrap()
+    new_tower(&spec(), TowerInput::Ids { items: 10 }).unwrap()
 }
 
 #[test]
@@ -159,20 +151,15 @@ fn dot_product_towers_keep_their_norms_and_tied_items_skip_the_final_norm() {
 #[test]
 fn tied_content_items_are_the_adapter_projection_through_the_head() {
     let table = Tensor::randn(0f32, 1.0, (10, 5), &Device::Cpu).unwrap();
-    let tower = Tower::new(
-        &TowerSpec {
-            tied_items: true,
-            ..spec()
-        },
-        TowerInput::Content {
-            table: table.clone(),
-            trained: vec![true; 10],
-        },
-        &VarMap::new(),
-        2,
-        &Device::Cpu,
-    )
-    .unwrap();
+    let spec = TowerSpec {
+        tied_items: true,
+        ..spec()
+    };
+    let input = TowerInput::Content {
+        table: table.clone(),
+        trained: vec![true; 10],
+    };
+    let tower = new_tower(&spec, input).unwrap();
     let InputLayer::Content { adapter, .. } = &tower.input else {
         panic!("a content tower");
     };
