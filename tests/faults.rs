@@ -179,9 +179,11 @@ async fn histories_complete(store: &RedisStore, n: usize) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn members_join_and_leave_mid_stream_lose_and_duplicate_nothing() {
     let _serial = SERIAL.lock().await;
-    let Some((config, store, encoder)) = setup().await else {
+    let Some((mut config, store, encoder)) = setup().await else {
         return;
     };
+    // Counts that never decay: each action must count exactly once in the shared popularity.
+    config.serving.popularity_half_life_secs = 0;
     let (n, uploads) = (scale(), scale() / 100);
     let k = config.kafka.clone();
     // The producer paces the stream over ~20 s (100 chunks) so the membership changes land
@@ -239,6 +241,18 @@ async fn members_join_and_leave_mid_stream_lose_and_duplicate_nothing() {
         diff.lost, diff.duplicated
     );
     assert_eq!(diff, Diff::default());
+    // Every member shared its counts as it left; a redelivered action (a replay) is not counted
+    // again.
+    let counted: f64 = store
+        .popularity(learn_stream::schemas::now_ms(), 0)
+        .await
+        .unwrap()
+        .values()
+        .sum();
+    assert_eq!(
+        counted, n as f64,
+        "the shared popularity counts each action once ({replayed} replays skipped)"
+    );
     for i in 0..uploads {
         let id = format!("new-{i}");
         assert!(

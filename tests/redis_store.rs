@@ -64,16 +64,20 @@ fn items(entries: Vec<learn_stream::store::HistoryEntry>) -> Vec<String> {
 async fn replayed_offsets_are_not_appended_twice() {
     for (store, _, _, _) in stores(100, 0).await {
         assert_eq!(
-            store.apply_actions(&batch(0, 0..6)).await.unwrap().applied,
-            6
+            store.apply_actions(&batch(0, 0..6)).await.unwrap().appended,
+            [0, 1, 2, 3, 4, 5]
         );
         // A crash before the commit redelivers 2..6 together with new offsets 6..10.
         let again = store.apply_actions(&batch(0, 2..10)).await.unwrap();
-        assert_eq!((again.applied, again.replayed), (4, 4));
+        assert_eq!(
+            (again.appended, again.replayed),
+            (vec![4, 5, 6, 7], 4),
+            "offsets 6..10 appended (what counts actions counts only these)"
+        );
         // Another partition has its own watermark.
         assert_eq!(
-            store.apply_actions(&batch(1, 0..2)).await.unwrap().applied,
-            2
+            store.apply_actions(&batch(1, 0..2)).await.unwrap().appended,
+            [0, 1]
         );
         assert_eq!(
             items(store.history("u0", 100).await.unwrap()),
@@ -283,7 +287,7 @@ async fn resends_are_skipped_within_the_window() {
             *action = original.clone();
         }
         let applied = store.apply_actions(&resend).await.unwrap();
-        assert_eq!((applied.applied, applied.duplicates), (0, 2));
+        assert_eq!((applied.appended.len(), applied.duplicates), (0, 2));
         assert_eq!(
             items(store.history("u0", 100).await.unwrap()),
             ["p0i0", "p0i2"]
@@ -295,7 +299,7 @@ async fn resends_are_skipped_within_the_window() {
             ts_ms: first.actions[0].1.ts_ms + 1,
             ..first.actions[0].1.clone()
         };
-        assert_eq!(store.apply_actions(&again).await.unwrap().applied, 1);
+        assert_eq!(store.apply_actions(&again).await.unwrap().appended, [0]);
     }
 }
 
@@ -316,7 +320,7 @@ async fn compact_entries_round_trip_and_a_colliding_item_is_written_as_text() {
             a.ts_ms = 1_700_000_000_000 + i as i64;
         }
         b.actions[1].1.item_id = "clash".into();
-        assert_eq!(store.apply_actions(&b).await.unwrap().applied, 3);
+        assert_eq!(store.apply_actions(&b).await.unwrap().appended, [0, 1, 2]);
         let raw: Vec<Vec<u8>> = redis::cmd("LRANGE")
             .arg(format!("{prefix}h:{{u9}}"))
             .arg(0)
@@ -347,7 +351,7 @@ async fn a_key_of_another_type_refuses_only_its_actions() {
             .await
             .unwrap();
         let applied = store.apply_actions(&batch(0, 0..4)).await.unwrap();
-        assert_eq!(applied.applied, 2, "u0's actions are written");
+        assert_eq!(applied.appended, [0, 2], "u0's actions are written");
         assert_eq!(
             applied.refused,
             [1, 3],
@@ -359,7 +363,7 @@ async fn a_key_of_another_type_refuses_only_its_actions() {
         );
         // A replay refuses them again (the dead letter is not lost), and writes nothing twice.
         let again = store.apply_actions(&batch(0, 0..4)).await.unwrap();
-        assert_eq!((again.applied, again.refused.len()), (0, 2));
+        assert_eq!((again.appended.len(), again.refused.len()), (0, 2));
     }
 }
 
@@ -394,7 +398,11 @@ async fn a_batch_over_many_slots_is_exact_and_a_lost_resume_point_replays_nothin
         for (offset, action) in &mut b.actions {
             action.user_id = format!("user-{}", *offset % 40);
         }
-        assert_eq!(store.apply_actions(&b).await.unwrap().applied, 200);
+        assert_eq!(
+            store.apply_actions(&b).await.unwrap().appended,
+            (0..200).collect::<Vec<_>>(),
+            "every action appended, by its batch index"
+        );
         if config.cluster {
             // A crash after the slots were written but before the resume point moved: the
             // consumer resumes from the old point and the whole batch comes again. (On a single
@@ -406,7 +414,7 @@ async fn a_batch_over_many_slots_is_exact_and_a_lost_resume_point_replays_nothin
                 .unwrap();
         }
         let again = store.apply_actions(&b).await.unwrap();
-        assert_eq!((again.applied, again.replayed), (0, 200));
+        assert_eq!((again.appended.len(), again.replayed), (0, 200));
         for user in 0..40 {
             let expected: Vec<String> = (0..200)
                 .filter(|o| o % 40 == user)

@@ -52,7 +52,9 @@ impl<S: Store> ActionSink<S> {
                     };
                     match store.apply_actions(&alone).await {
                         Ok(a) => {
-                            total.applied += a.applied;
+                            if !a.appended.is_empty() {
+                                total.appended.push(i);
+                            }
                             total.replayed += a.replayed;
                             total.duplicates += a.duplicates;
                             if !a.refused.is_empty() {
@@ -135,14 +137,15 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
         .await;
         // Partitions written before another one failed are counted now (a retry sees them as
         // replays); the first failure fails the batch.
-        let mut refusals = Vec::new();
+        let (mut refusals, mut appended) = (Vec::new(), Vec::new());
         let mut failure = None;
-        for outcome in outcomes {
+        for (outcome, (_, indices)) in outcomes.into_iter().zip(&batches) {
             match outcome {
                 Ok((applied, refused)) => {
                     refusals.extend(refused);
+                    appended.extend(applied.appended.iter().map(|&i| &records[indices[i]]));
                     self.shared.stats.emit(Event::ActionsApplied {
-                        applied: applied.applied as u64,
+                        applied: applied.appended.len() as u64,
                         replayed: applied.replayed as u64,
                         duplicates: applied.duplicates as u64,
                     });
@@ -150,23 +153,24 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
                 Err(err) => failure = failure.or(Some(err)),
             }
         }
+        // Each action counts once in the popularity: only where it was appended, never on a
+        // redelivery (a replay) or a resend.
+        self.shared
+            .item_counts
+            .observe(appended.iter().map(|r| r.event.item_id.as_str()));
         if let Some(err) = failure {
             return Err(err);
         }
+        // Replays too wake the trainer: a process that died after writing them never trained on
+        // them.
         let refused: HashSet<usize> = refusals.iter().map(|r| r.index).collect();
-        let kept = || {
+        self.shared.active.touch(
             records
                 .iter()
                 .enumerate()
                 .filter(|(i, _)| !refused.contains(i))
-                .map(|(_, r)| r)
-        };
-        self.shared
-            .active
-            .touch(kept().map(|r| r.event.user_id.as_str()));
-        self.shared
-            .item_counts
-            .observe(kept().map(|r| r.event.item_id.as_str()));
+                .map(|(_, r)| r.event.user_id.as_str()),
+        );
         Ok(refusals)
     }
 

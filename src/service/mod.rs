@@ -355,5 +355,8 @@ pub async fn run<S: Store>(
                 .map_err(|source| ServiceError::Http { addr, source })
         }
     });
-    tasks.supervise(shutdown).await
+    let outcome = tasks.supervise(shutdown).await;
+    // The sources' final batches were counted after the popularity task stopped.
+    popularity::share_last(&shared).await;
+    outcome
 }

@@ -5,16 +5,16 @@
 -- ARGV[1] partition  ARGV[2] cap  ARGV[3] ttl in ms (0 = none)  ARGV[4] dedupe window (0 = off)
 -- ARGV[3i+2], ARGV[3i+3], ARGV[3i+4]: user j, offset and encoded entry of action i (i = 1..n,
 -- offsets rising)
--- Returns {applied, duplicates, refused index, ...} (0-based action indices): an action at or
--- below its user's watermark is a replay (skipped); one whose entry equals one of its user's last
--- `window` entries (same item, action and millisecond) is a resend (skipped); one whose key holds
--- another type is refused (nothing written for it), on replay too.
+-- Returns one outcome per action: 0 appended; 1 a replay (at or below its user's watermark:
+-- skipped); 2 a resend (its entry equals one of its user's last `window` entries, same item,
+-- action and millisecond: skipped); 3 refused (its key holds another type: nothing written for
+-- it; on replay too).
 -- Per action: LPOS from the tail (the last `window` entries only) + RPUSH, each failing on a key
 -- of another type before anything is written; per user: the watermark, LTRIM when over the cap,
 -- PEXPIRE of both keys.
 local partition, cap = ARGV[1], tonumber(ARGV[2])
 local ttl, window = tonumber(ARGV[3]), tonumber(ARGV[4])
-local result = {0, 0}
+local result = {}
 local marks, highest, lengths = {}, {}, {}
 local function failed(reply)
   return type(reply) == 'table' and reply.err ~= nil
@@ -26,7 +26,7 @@ for i = 1, (#ARGV - 4) / 3 do
     local mark = redis.pcall('HGET', KEYS[2 * j], partition)
     if failed(mark) then marks[j] = false else marks[j] = tonumber(mark or '-1') end
   end
-  local seen, refused = false, marks[j] == false
+  local seen, refused, replayed = false, marks[j] == false, false
   if refused then
     -- The watermark key holds another type: nothing is written for this user.
   elseif offset > marks[j] then
@@ -41,17 +41,16 @@ for i = 1, (#ARGV - 4) / 3 do
         refused = true
       else
         lengths[j] = length
-        result[1] = result[1] + 1
       end
     end
   else
     -- A replay of a refused action is refused again, so that its dead letter is sent even if
     -- the first attempt crashed before sending it (only replays pay for the type check).
     local t = redis.call('TYPE', history)['ok']
-    if t ~= 'none' and t ~= 'list' then refused = true end
+    if t ~= 'none' and t ~= 'list' then refused = true else replayed = true end
   end
-  if refused then result[#result + 1] = i - 1
-  elseif seen then result[2] = result[2] + 1 end
+  if refused then result[i] = 3 elseif replayed then result[i] = 1
+  elseif seen then result[i] = 2 else result[i] = 0 end
 end
 for j, mark in pairs(highest) do
   redis.call('HSET', KEYS[2 * j], partition, mark)

@@ -63,20 +63,11 @@ impl RedisStore {
         }
         let mut conn = self.connection.conn();
         let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
-        let [applied, duplicates, refused @ ..] = reply.as_slice() else {
-            return Err(corrupt(
-                &self.keys.watermarks(&batch.topic),
-                "short script reply",
-            ));
-        };
-        let (applied, duplicates) = (*applied as usize, *duplicates as usize);
-        let refused: Vec<usize> = refused.iter().map(|&i| i as usize).collect();
-        Ok(Applied {
-            applied,
-            duplicates,
-            replayed: batch.actions.len() - applied - duplicates - refused.len(),
-            refused,
-        })
+        let mut applied = Applied::default();
+        let indices: Vec<usize> = (0..batch.actions.len()).collect();
+        add_outcomes(&mut applied, &indices, &reply)
+            .map_err(|why| corrupt(&self.keys.watermarks(&batch.topic), why))?;
+        Ok(applied)
     }
 
     /// A script per slot moving its users' watermarks, then the partition's resume point.
@@ -124,21 +115,11 @@ impl RedisStore {
         .await?;
         let mut applied = Applied::default();
         for (actions, reply) in replies {
-            let [written, duplicates, refused @ ..] = reply.as_slice() else {
-                return Err(corrupt(
-                    &self.keys.watermarks(&batch.topic),
-                    "short script reply",
-                ));
-            };
-            applied.applied += *written as usize;
-            applied.duplicates += *duplicates as usize;
-            applied
-                .refused
-                .extend(refused.iter().map(|&i| actions[i as usize]));
+            add_outcomes(&mut applied, &actions, &reply)
+                .map_err(|why| corrupt(&self.keys.watermarks(&batch.topic), why))?;
         }
+        applied.appended.sort_unstable();
         applied.refused.sort_unstable();
-        applied.replayed =
-            batch.actions.len() - applied.applied - applied.duplicates - applied.refused.len();
         // The resume point moves only once every history of the batch is written.
         self.advance_watermarks(
             &batch.topic,
@@ -202,4 +183,26 @@ struct SlotWrite<'a> {
     keys: Vec<String>,
     actions: Vec<usize>,
     args: Vec<(usize, i64, Vec<u8>)>,
+}
+
+/// Adds an apply script's reply (one outcome per action: 0 appended, 1 a replay, 2 a resend,
+/// 3 refused) to `applied`; `actions[i]` is the batch index of the reply's `i`-th action.
+fn add_outcomes(
+    applied: &mut Applied,
+    actions: &[usize],
+    reply: &[i64],
+) -> Result<(), &'static str> {
+    if reply.len() != actions.len() {
+        return Err("script reply of another length than the batch");
+    }
+    for (&index, &outcome) in actions.iter().zip(reply) {
+        match outcome {
+            0 => applied.appended.push(index),
+            1 => applied.replayed += 1,
+            2 => applied.duplicates += 1,
+            3 => applied.refused.push(index),
+            _ => return Err("unknown outcome in the script reply"),
+        }
+    }
+    Ok(())
 }

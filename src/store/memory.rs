@@ -50,7 +50,7 @@ impl Store for MemoryStore {
         let wm_key = (batch.topic.clone(), batch.partition);
         let watermark = state.watermarks.get(&wm_key).copied().unwrap_or(-1);
         let mut result = Applied::default();
-        for (offset, action) in &batch.actions {
+        for (index, (offset, action)) in batch.actions.iter().enumerate() {
             if *offset <= watermark {
                 result.replayed += 1;
                 continue;
@@ -66,7 +66,7 @@ impl Store for MemoryStore {
             while history.len() > self.policy.cap {
                 history.pop_front();
             }
-            result.applied += 1;
+            result.appended.push(index);
         }
         if batch.read_up_to > watermark {
             state.watermarks.insert(wm_key, batch.read_up_to);
@@ -272,18 +272,21 @@ mod tests {
                 .collect(),
             read_up_to: to - 1,
         };
-        assert_eq!(store.apply_actions(&batch(0, 2)).await.unwrap().applied, 2);
+        assert_eq!(
+            store.apply_actions(&batch(0, 2)).await.unwrap().appended,
+            [0, 1]
+        );
         let again = store.apply_actions(&batch(0, 5)).await.unwrap();
         assert_eq!(
-            (again.applied, again.replayed),
-            (3, 2),
+            (again.appended, again.replayed),
+            (vec![2, 3, 4], 2),
             "offsets 0 and 1 are replays"
         );
         // A resend (the same event at a new offset) is a duplicate.
         let mut resend = batch(5, 6);
         resend.actions[0].1 = action("u", "i4", 4);
         let dup = store.apply_actions(&resend).await.unwrap();
-        assert_eq!((dup.applied, dup.duplicates), (0, 1));
+        assert_eq!((dup.appended.len(), dup.duplicates), (0, 1));
         assert_eq!(store.watermarks_blocking("t").unwrap()[&0], 5);
         let items: Vec<_> = store
             .history("u", 10)

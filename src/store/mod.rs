@@ -79,8 +79,10 @@ impl StoreError {
 /// What one [`Store::apply_actions`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Applied {
-    /// Actions appended.
-    pub applied: usize,
+    /// Indices (into the batch) of the actions appended. An action is appended once however
+    /// often it is delivered (a rebalance or a restart redelivers what was not committed), so
+    /// whatever counts actions (the shared popularity) counts these.
+    pub appended: Vec<usize>,
     /// Actions skipped as already applied (at or below the watermark).
     pub replayed: usize,
     /// Actions skipped because an equal entry (same item, action and millisecond) was among
