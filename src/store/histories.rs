@@ -64,8 +64,7 @@ impl RedisStore {
         let mut conn = self.connection.conn();
         let reply: Vec<i64> = invocation.invoke_async(&mut conn).await?;
         let mut applied = Applied::default();
-        let indices: Vec<usize> = (0..batch.actions.len()).collect();
-        add_outcomes(&mut applied, &indices, &reply)
+        add_outcomes(&mut applied, 0..batch.actions.len(), &reply)
             .map_err(|why| corrupt(&self.keys.watermarks(&batch.topic), why))?;
         Ok(applied)
     }
@@ -115,7 +114,7 @@ impl RedisStore {
         .await?;
         let mut applied = Applied::default();
         for (actions, reply) in replies {
-            add_outcomes(&mut applied, &actions, &reply)
+            add_outcomes(&mut applied, actions.iter().copied(), &reply)
                 .map_err(|why| corrupt(&self.keys.watermarks(&batch.topic), why))?;
         }
         applied.appended.sort_unstable();
@@ -186,16 +185,16 @@ struct SlotWrite<'a> {
 }
 
 /// Adds an apply script's reply (one outcome per action: 0 appended, 1 a replay, 2 a resend,
-/// 3 refused) to `applied`; `actions[i]` is the batch index of the reply's `i`-th action.
+/// 3 refused) to `applied`; `actions` yields the batch index of each of the reply's actions.
 fn add_outcomes(
     applied: &mut Applied,
-    actions: &[usize],
+    actions: impl ExactSizeIterator<Item = usize>,
     reply: &[i64],
 ) -> Result<(), &'static str> {
     if reply.len() != actions.len() {
         return Err("script reply of another length than the batch");
     }
-    for (&index, &outcome) in actions.iter().zip(reply) {
+    for (index, &outcome) in actions.zip(reply) {
         match outcome {
             0 => applied.appended.push(index),
             1 => applied.replayed += 1,
