@@ -22,12 +22,22 @@ use learn_stream::train::adamw::{AdamW, AdamWParams};
 use learn_stream::train::negatives::Pool;
 use learn_stream::train::offline::{batch_loss, sorted_vars};
 use learn_stream::train::online::{OnlineBatch, OnlineTrainer};
+use learn_stream::train::rows::{effective_negatives, step_rows};
 use learn_stream::train::schedule::clip_gradients;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+/// As in the `learn` binary: mimalloc, never purging freed memory (`src/main.rs`), so a step's
+/// tensors reuse the previous step's pages instead of faulting fresh ones in.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn hold_freed_memory() {
+    /// `mi_option_purge_delay` (see `src/main.rs`).
+    const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: sets a process-wide allocator option; no memory is touched.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
 
 const CONTENT_DIM: usize = 384;
 const CLUSTERS: usize = 50;
@@ -105,6 +115,7 @@ fn peak_rss_mb() -> f64 {
 }
 
 fn main() {
+    hold_freed_memory();
     let args = args();
     let config = Config::load(None).expect("default config");
     let mut rng = StdRng::seed_from_u64(7);
@@ -182,23 +193,38 @@ fn main() {
     report(&args, &times, &pairs);
 }
 
-/// The trainer task's batch: the whole catalogue as the table (default `all_items` negatives).
+/// The trainer task's batch (`service/trainer/batch.rs`): the whole catalogue up to
+/// `online.full_softmax_items`, else the batch's items + uniform draws; uniform popularity.
 fn online_batch(
     table: &Tensor,
     sequences: Vec<Vec<u32>>,
     config: &Config,
-    _rng: &mut StdRng,
+    rng: &mut StdRng,
 ) -> OnlineBatch {
     let items = table.dim(0).unwrap();
+    let training = &config.training;
+    let negatives = effective_negatives(
+        training.negatives,
+        items,
+        config.online.full_softmax_items,
+    );
+    let step = step_rows(
+        &sequences,
+        items,
+        negatives,
+        training.negative_samples,
+        rng,
+    );
+    let rows = Tensor::from_vec(step.rows.clone(), step.rows.len(), &Device::Cpu).unwrap();
     OnlineBatch {
-        table: table.copy().unwrap(),
-        sequences,
-        drawn: Vec::new(),
+        table: table.index_select(&rows, 0).unwrap(),
+        negatives: step.negatives,
+        sequences: step.sequences,
+        drawn: step.drawn,
         catalogue_items: items,
-        log_share: config.training.logq_correction.then(|| {
-            let share = (1.0 / items as f32).ln();
-            vec![share; items]
-        }),
+        log_share: training
+            .logq_correction
+            .then(|| vec![(1.0 / items as f32).ln(); step.rows.len()]),
     }
 }
 

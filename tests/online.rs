@@ -141,6 +141,7 @@ async fn every_history(shared: &Shared<RedisStore>) -> OnlineBatch {
         table: shared.catalogue.table(&rows).unwrap(),
         sequences,
         drawn: Vec::new(),
+        negatives: shared.config.training.negatives,
         catalogue_items: rows.len(),
         log_share: None,
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use learn_stream::config::Config;
+use learn_stream::service::status::share;
 use learn_stream::service::Status;
 
 #[derive(Args)]
@@ -76,11 +77,16 @@ pub fn status(config: Config, args: StatusArgs) -> Result<()> {
         // Clear the screen and go home, then one frame.
         print!("\x1b[2J\x1b[H{status}");
         println!(
-            "over the last {seconds:.1} s: {:.0} events/s, {:.0} actions/s, {:.1} items/s, {:.2} steps/s",
+            "over the last {seconds:.1} s: {:.0} events/s, {:.0} actions/s, {:.1} items/s, {:.2} steps/s, {:.0} training pairs/s, actions trained on: {}",
             rate(status.events_received, previous.events_received),
             rate(status.actions_applied, previous.actions_applied),
             rate(status.items_embedded, previous.items_embedded),
             rate(status.train_steps, previous.train_steps),
+            rate(status.train_pairs, previous.train_pairs),
+            share(
+                status.train_actions.saturating_sub(previous.train_actions),
+                status.actions_applied.saturating_sub(previous.actions_applied)
+            ),
         );
         println!(
             "freshness (upload → aligned embedding in Redis): {}",

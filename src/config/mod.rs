@@ -188,6 +188,10 @@ pub struct OnlineConfig {
     pub step_interval_ms: u64,
     /// The history/target cut falls within each user's last `recent_targets` actions.
     pub recent_targets: usize,
+    /// With `training.negatives = "all_items"`, a step's softmax runs over the whole catalogue
+    /// up to this many items; above, over the batch's targets + `training.negative_samples`
+    /// uniform draws, logQ-corrected (`mixed`): a step's cost stops growing with the catalogue.
+    pub full_softmax_items: usize,
     /// Users with fresh actions awaiting a step; beyond this the least recent are dropped (the
     /// trainer samples, it does not queue without bound).
     pub pending_users: usize,

@@ -41,11 +41,14 @@ pub enum Event<'a> {
     Fresh { seconds: f64 },
     /// One stage of an upload's way to its aligned embedding took `seconds` ([`Stage`]).
     FreshnessStage { stage: Stage, seconds: f64 },
-    /// One training step of the towers.
+    /// One training step of the towers: `pairs` (anchor, positive) pairs over `users` users,
+    /// covering `actions` of the actions ingested since those users were last trained on.
     TrainStep {
         loss: f64,
         seconds: f64,
         users: usize,
+        pairs: usize,
+        actions: u64,
     },
     /// A training round failed (`stage`: leadership, step or checkpoint); the trainer stepped
     /// down and retries after `backoff` — the rest of the process goes on.
@@ -68,7 +71,42 @@ pub enum Event<'a> {
         pending_train_users: usize,
         /// Whether this process holds the trainer lock.
         leading: bool,
+        /// The trainer: age of the newest action its last step trained on while users wait
+        /// (0 when none wait, and on processes that do not train).
+        train_lag_seconds: f64,
     },
+}
+
+/// The stages a trainer setback is counted under (`learn_trainer_errors_total{stage}`).
+pub const TRAINER_STAGES: [&str; 3] = ["leadership", "step", "checkpoint"];
+
+/// Creates every counter an alert watches at 0, for each label value known at start (source
+/// `topics`, rejection reasons, trainer stages): `increase()` over a series that first appears at
+/// 1 is 0, so the first dead letter or trainer error would otherwise never fire its alert.
+pub fn zero_counters(topics: &[&str]) {
+    for &topic in topics {
+        for reason in RejectReason::ALL {
+            metrics::counter!("learn_dead_letters_total", "topic" => topic.to_string(), "reason" => reason.as_str())
+                .increment(0);
+        }
+        metrics::counter!("learn_dead_letters_undeliverable_total", "topic" => topic.to_string())
+            .increment(0);
+        metrics::counter!("learn_sink_retries_total", "topic" => topic.to_string()).increment(0);
+        metrics::counter!("learn_events_received_total", "topic" => topic.to_string())
+            .increment(0);
+    }
+    for stage in TRAINER_STAGES {
+        metrics::counter!("learn_trainer_errors_total", "stage" => stage).increment(0);
+    }
+    for name in [
+        "learn_train_steps_total",
+        "learn_train_pairs_total",
+        "learn_train_actions_total",
+        "learn_actions_applied_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!("learn_train_lag_seconds").set(0.0);
 }
 
 /// Where an upload's milliseconds go, in order; together they make `learn_freshness_seconds`.
@@ -184,12 +222,16 @@ impl Event<'_> {
                 loss,
                 seconds,
                 users,
+                pairs,
+                actions,
             } => {
                 metrics::counter!("learn_train_steps_total").increment(1);
+                metrics::counter!("learn_train_pairs_total").increment(pairs as u64);
+                metrics::counter!("learn_train_actions_total").increment(actions);
                 metrics::gauge!("learn_train_loss").set(loss);
                 metrics::histogram!("learn_train_step_seconds").record(seconds);
                 metrics::histogram!("learn_train_batch_users").record(users as f64);
-                tracing::debug!(loss, seconds, users, "train step");
+                tracing::debug!(loss, seconds, users, pairs, actions, "train step");
             }
             Event::TrainerSetback {
                 stage,
@@ -220,6 +262,7 @@ impl Event<'_> {
                 catalogue_items,
                 pending_train_users,
                 leading,
+                train_lag_seconds,
             } => {
                 if let Some(age) = checkpoint_age_seconds {
                     metrics::gauge!("learn_checkpoint_age_seconds").set(age);
@@ -228,6 +271,7 @@ impl Event<'_> {
                 metrics::gauge!("learn_catalogue_items").set(catalogue_items as f64);
                 metrics::gauge!("learn_pending_train_users").set(pending_train_users as f64);
                 metrics::gauge!("learn_leader").set(if leading { 1.0 } else { 0.0 });
+                metrics::gauge!("learn_train_lag_seconds").set(train_lag_seconds);
                 tracing::trace!(
                     model_version,
                     catalogue_items,

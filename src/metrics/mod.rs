@@ -30,7 +30,7 @@ mod event;
 pub mod exposition;
 mod lag;
 
-pub use event::{Event, Stage};
+pub use event::{zero_counters, Event, Stage};
 pub use lag::LagBoard;
 
 /// Totals since the process started.
@@ -42,6 +42,8 @@ pub struct Stats {
     items_embedded: AtomicU64,
     sink_retries: AtomicU64,
     train_steps: AtomicU64,
+    train_pairs: AtomicU64,
+    train_actions: AtomicU64,
     /// f64 bits of the last training loss.
     train_loss: AtomicU64,
     dead_letters: Mutex<BTreeMap<&'static str, u64>>,
@@ -56,6 +58,10 @@ pub struct Snapshot {
     pub items_embedded: u64,
     pub sink_retries: u64,
     pub train_steps: u64,
+    /// (anchor, positive) pairs trained on.
+    pub train_pairs: u64,
+    /// Ingested actions trained on (at most `online.recent_targets` per user and step).
+    pub train_actions: u64,
     pub train_loss: Option<f64>,
     /// Dead letters by reason.
     pub dead_letters: BTreeMap<&'static str, u64>,
@@ -101,8 +107,15 @@ impl Stats {
             Event::SinkRetry { .. } => {
                 self.sink_retries.fetch_add(1, Ordering::Relaxed);
             }
-            Event::TrainStep { loss, .. } => {
+            Event::TrainStep {
+                loss,
+                pairs,
+                actions,
+                ..
+            } => {
                 self.train_steps.fetch_add(1, Ordering::Relaxed);
+                self.train_pairs.fetch_add(pairs as u64, Ordering::Relaxed);
+                self.train_actions.fetch_add(actions, Ordering::Relaxed);
                 self.train_loss.store(loss.to_bits(), Ordering::Relaxed);
             }
             _ => {}
@@ -118,6 +131,8 @@ impl Stats {
             items_embedded: self.items_embedded.load(Ordering::Relaxed),
             sink_retries: self.sink_retries.load(Ordering::Relaxed),
             train_steps: self.train_steps.load(Ordering::Relaxed),
+            train_pairs: self.train_pairs.load(Ordering::Relaxed),
+            train_actions: self.train_actions.load(Ordering::Relaxed),
             train_loss: (self.train_steps.load(Ordering::Relaxed) > 0)
                 .then(|| f64::from_bits(self.train_loss.load(Ordering::Relaxed))),
             dead_letters: self

@@ -29,6 +29,17 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
+    pub const ALL: [RejectReason; 8] = [
+        RejectReason::EmptyPayload,
+        RejectReason::MalformedJson,
+        RejectReason::SchemaViolation,
+        RejectReason::UnknownAction,
+        RejectReason::EmptyText,
+        RejectReason::OversizeText,
+        RejectReason::StoreRejected,
+        RejectReason::EncoderFailed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RejectReason::EmptyPayload => "empty_payload",

@@ -8,9 +8,18 @@ use std::sync::Mutex;
 
 use rand::Rng;
 
+/// When a user last acted and how many actions they took since they were last taken.
+#[derive(Clone, Copy)]
+struct Seen {
+    tick: u64,
+    actions: u64,
+    /// Wall clock of the last action (ms since the epoch).
+    at_ms: i64,
+}
+
 /// A bounded set of users ordered by their last action.
 struct Recent {
-    last_seen: HashMap<String, u64>,
+    last_seen: HashMap<String, Seen>,
     capacity: usize,
 }
 
@@ -22,24 +31,36 @@ impl Recent {
         }
     }
 
-    fn touch(&mut self, user: &str, tick: u64) {
+    fn touch(&mut self, user: &str, tick: u64, at_ms: i64) {
         match self.last_seen.get_mut(user) {
-            Some(seen) => *seen = tick,
-            None => drop(self.last_seen.insert(user.to_string(), tick)),
+            Some(seen) => {
+                seen.tick = tick;
+                seen.actions += 1;
+                seen.at_ms = at_ms;
+            }
+            None => drop(self.last_seen.insert(
+                user.to_string(),
+                Seen {
+                    tick,
+                    actions: 1,
+                    at_ms,
+                },
+            )),
         }
         if self.last_seen.len() > self.capacity {
             // Amortised: drop the oldest tenth at once rather than one per insert.
-            let mut ticks: Vec<u64> = self.last_seen.values().copied().collect();
+            let mut ticks: Vec<u64> = self.last_seen.values().map(|s| s.tick).collect();
             let cut =
                 (self.last_seen.len() - self.capacity + self.capacity / 10).min(ticks.len() - 1);
             let (_, &mut threshold, _) = ticks.select_nth_unstable(cut);
-            self.last_seen.retain(|_, t| *t > threshold);
+            self.last_seen.retain(|_, s| s.tick > threshold);
         }
     }
 
     /// Users sorted most recent first.
     fn by_recency(&self) -> Vec<(&String, u64)> {
-        let mut users: Vec<(&String, u64)> = self.last_seen.iter().map(|(u, t)| (u, *t)).collect();
+        let mut users: Vec<(&String, u64)> =
+            self.last_seen.iter().map(|(u, s)| (u, s.tick)).collect();
         users.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
         users
     }
@@ -49,6 +70,15 @@ struct Inner {
     tick: u64,
     pending: Recent,
     since_checkpoint: Recent,
+}
+
+/// Users taken for a training step.
+pub struct Taken {
+    pub users: Vec<String>,
+    /// Their actions since they were last taken, at most the step's per-user targets each.
+    pub actions: u64,
+    /// When the newest of those actions was ingested (ms since the epoch); None: no users.
+    pub newest_ms: Option<i64>,
 }
 
 pub struct ActiveUsers {
@@ -72,12 +102,13 @@ impl ActiveUsers {
     }
 
     pub fn touch<'a>(&self, users: impl IntoIterator<Item = &'a str>) {
+        let now = crate::schemas::now_ms();
         let mut inner = self.lock();
         for user in users {
             inner.tick += 1;
             let tick = inner.tick;
-            inner.pending.touch(user, tick);
-            inner.since_checkpoint.touch(user, tick);
+            inner.pending.touch(user, tick, now);
+            inner.since_checkpoint.touch(user, tick, now);
         }
     }
 
@@ -87,7 +118,8 @@ impl ActiveUsers {
 
     /// Takes up to `n` pending users, sampled without replacement with weight 1 / (1 + rank / n),
     /// rank 0 being the most recent: fresh activity first, older users still get a chance.
-    pub fn take_batch(&self, n: usize, rng: &mut impl Rng) -> Vec<String> {
+    /// `Taken::actions` counts their fresh actions, at most `per_user` each (what a step trains on).
+    pub fn take_batch(&self, n: usize, per_user: u64, rng: &mut impl Rng) -> Taken {
         let mut inner = self.lock();
         let mut keyed: Vec<(f64, String)> = inner
             .pending
@@ -103,10 +135,18 @@ impl ActiveUsers {
             .collect();
         keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         keyed.truncate(n);
+        let (mut actions, mut newest_ms) = (0, None);
         for (_, user) in &keyed {
-            inner.pending.last_seen.remove(user);
+            if let Some(seen) = inner.pending.last_seen.remove(user) {
+                actions += seen.actions.min(per_user);
+                newest_ms = newest_ms.max(Some(seen.at_ms));
+            }
         }
-        keyed.into_iter().map(|(_, u)| u).collect()
+        Taken {
+            users: keyed.into_iter().map(|(_, u)| u).collect(),
+            actions,
+            newest_ms,
+        }
     }
 
     /// Users active since the last call, most recent first (for re-publishing after a checkpoint).
@@ -137,9 +177,10 @@ mod tests {
         assert!(active.pending() <= 100, "pending stays bounded");
         let mut rng = StdRng::seed_from_u64(1);
         let before = active.pending();
-        let batch = active.take_batch(20, &mut rng);
+        let taken = active.take_batch(20, 5, &mut rng);
+        let batch = taken.users;
         assert_eq!(active.pending(), before - 20);
-        assert_eq!(batch.len(), 20);
+        assert_eq!((batch.len(), taken.actions), (20, 20), "one action each");
         assert!(
             batch
                 .iter()
@@ -149,5 +190,17 @@ mod tests {
         let republish = active.drain_since_checkpoint();
         assert!(republish.len() <= 10 && republish[0] == "u999");
         assert!(active.drain_since_checkpoint().is_empty());
+    }
+
+    #[test]
+    fn taken_actions_count_each_users_fresh_actions_up_to_the_cap() {
+        let active = ActiveUsers::new(100, 10);
+        active.touch(["a", "b", "a", "a", "c", "a", "a", "a", "a"]);
+        let mut rng = StdRng::seed_from_u64(1);
+        let taken = active.take_batch(10, 5, &mut rng);
+        assert_eq!(taken.users.len(), 3);
+        assert_eq!(taken.actions, 5 + 1 + 1, "a's 7 actions count as the 5 a step supervises");
+        active.touch(["a"]);
+        assert_eq!(active.take_batch(10, 5, &mut rng).actions, 1, "counted afresh");
     }
 }

@@ -43,6 +43,12 @@ pub struct Status {
     pub model_version: u64,
     pub checkpoint_age_secs: Option<f64>,
     pub train_steps: u64,
+    /// (anchor, positive) pairs trained on since start.
+    pub train_pairs: u64,
+    /// Ingested actions the trainer has trained on since start.
+    pub train_actions: u64,
+    /// While users wait for a step: seconds since the newest action trained on was ingested.
+    pub train_lag_secs: f64,
     pub train_loss: Option<f64>,
     pub pending_users: usize,
     pub train_batch_limit: usize,
@@ -159,6 +165,11 @@ fn status<S: Store>(shared: &Shared<S>) -> Status {
         checkpoint_age_secs: (last_checkpoint > 0)
             .then(|| (now_ms() - last_checkpoint) as f64 / 1000.0),
         train_steps: snapshot.train_steps,
+        train_pairs: snapshot.train_pairs,
+        train_actions: snapshot.train_actions,
+        train_lag_secs: shared
+            .training
+            .lag_seconds(shared.active.pending(), now_ms()),
         train_loss: snapshot.train_loss,
         pending_users: shared.training.pending_users.load(Ordering::Relaxed),
         train_batch_limit: shared.knobs.train_batch.load(Ordering::Relaxed),
@@ -183,13 +194,15 @@ async fn status_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> Json<
 
 async fn metrics_handler<S: Store>(State(shared): State<Arc<Shared<S>>>) -> String {
     let last_checkpoint = shared.training.last_checkpoint_ms.load(Ordering::Relaxed);
+    let (now, pending) = (now_ms(), shared.active.pending());
     Event::ServiceState {
         checkpoint_age_seconds: (last_checkpoint > 0)
-            .then(|| (now_ms() - last_checkpoint) as f64 / 1000.0),
+            .then(|| (now - last_checkpoint) as f64 / 1000.0),
         model_version: shared.models.current().version,
         catalogue_items: shared.catalogue.len(),
-        pending_train_users: shared.active.pending(),
+        pending_train_users: pending,
         leading: shared.training.leading.load(Ordering::Relaxed),
+        train_lag_seconds: shared.training.lag_seconds(pending, now),
     }
     .record();
     crate::metrics::prometheus().render()

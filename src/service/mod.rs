@@ -24,7 +24,7 @@ mod http;
 mod items;
 pub mod lag;
 mod popularity;
-mod status;
+pub mod status;
 mod tasks;
 mod trainer;
 
@@ -33,7 +33,7 @@ pub use active::ActiveUsers;
 pub use http::{router, Status};
 pub use items::ItemSink;
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -80,6 +80,21 @@ pub struct TrainingState {
     pub pending_users: AtomicUsize,
     /// Encoder calls in progress (the trainer waits for none before a step).
     pub embedding: AtomicUsize,
+    /// When the newest action the trainer has trained on was ingested (ms since the epoch; set
+    /// when this process starts leading, then by every step).
+    pub trained_through_ms: AtomicI64,
+}
+
+impl TrainingState {
+    /// The trainer's lag: while users wait for a step, how long ago the newest action it has
+    /// trained on was ingested; 0 when nothing waits or this process does not train.
+    pub fn lag_seconds(&self, pending_users: usize, now_ms: i64) -> f64 {
+        let through = self.trained_through_ms.load(Ordering::Relaxed);
+        if !self.leading.load(Ordering::Relaxed) || pending_users == 0 || through == 0 {
+            return 0.0;
+        }
+        (now_ms - through).max(0) as f64 / 1000.0
+    }
 }
 
 /// What `/readyz` waits for besides the store: the catalogue caught up with the changelog and the first look at the
@@ -231,6 +246,7 @@ pub async fn run<S: Store>(
     shutdown: &ShutdownTrigger,
 ) -> Result<(), ServiceError> {
     let config = shared.config.clone();
+    crate::metrics::zero_counters(&[&config.kafka.actions_topic, &config.kafka.items_topic]);
     if config.kafka.create_topics {
         let k = &config.kafka;
         let topics = [

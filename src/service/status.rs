@@ -5,6 +5,14 @@ use std::fmt;
 
 use super::Status;
 
+/// `part` of `whole` as a percentage ("-" before anything was applied).
+pub fn share(part: u64, whole: u64) -> String {
+    if whole == 0 {
+        return "-".into();
+    }
+    format!("{:.0} % of those applied", 100.0 * part as f64 / whole as f64)
+}
+
 impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let role = if self.leading {
@@ -31,6 +39,14 @@ impl fmt::Display for Status {
             self.train_loss.map_or("-".into(), |l| format!("{l:.4}")),
             self.pending_users,
             self.train_batch_limit
+        )?;
+        writeln!(
+            f,
+            "keeping up      {} pairs trained, {} actions trained on ({}), lag {:.1} s",
+            self.train_pairs,
+            self.train_actions,
+            share(self.train_actions, self.actions_applied),
+            self.train_lag_secs
         )?;
         writeln!(
             f,

@@ -1,8 +1,10 @@
 //! Multi-head self-attention with an additive mask (0 = attend, -inf = blocked) and dropout on the
 //! attention weights.
 
-use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_core::{Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+use super::linear::{linear, Linear};
 
 use super::init::SeededDropout;
 
@@ -42,6 +44,9 @@ impl SelfAttention {
     /// `xs`: (batch, len, d_model); `mask`: (len, len), added to the attention logits.
     pub fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
         let (b, l, d) = xs.dims3()?;
+        if l == 1 {
+            return self.single(xs, train);
+        }
         let qkv = self
             .qkv
             .forward(xs)?
@@ -52,20 +57,35 @@ impl SelfAttention {
             qkv.get(1)?.contiguous()?,
             qkv.get(2)?.contiguous()?,
         );
-        if l == 1 {
-            // One position attends to itself with weight exactly 1 (the item tower): skip the
-            // scores and the softmax, keep the dropout (same masks as the general path).
-            let ones = Tensor::ones((b, self.heads, 1, 1), xs.dtype(), xs.device())?;
-            let weights = self.dropout.forward(&ones, train)?;
-            let context = v.broadcast_mul(&weights)?.reshape((b, 1, d))?;
-            return self.out.forward(&context);
-        }
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let logits = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(mask)?;
         let weights = self
             .dropout
             .forward(&candle_nn::ops::softmax(&logits, D::Minus1)?, train)?;
         let context = weights.matmul(&v)?.transpose(1, 2)?.reshape((b, l, d))?;
+        self.out.forward(&context)
+    }
+
+    /// One position attends to itself with weight exactly 1 (the item tower): the context is the
+    /// value projection alone — the query and key rows of `qkv`, the scores and the softmax are
+    /// never computed; the dropout on that weight stays (same masks as the general path).
+    fn single(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
+        let (b, _, d) = xs.dims3()?;
+        let rows = |t: &Tensor| t.narrow(0, 2 * d, d);
+        let value = Linear::new(
+            rows(self.qkv.weight())?,
+            self.qkv.bias().map(rows).transpose()?,
+        );
+        let v = value.forward(xs)?;
+        let context = if train && self.dropout.active() {
+            let ones = Tensor::ones((b, self.heads, 1, 1), xs.dtype(), xs.device())?;
+            let weights = self.dropout.forward(&ones, train)?;
+            v.reshape((b, self.heads, 1, self.head_dim))?
+                .broadcast_mul(&weights)?
+                .reshape((b, 1, d))?
+        } else {
+            v
+        };
         self.out.forward(&context)
     }
 }

@@ -1,8 +1,10 @@
 //! One transformer block: self-attention and a GELU MLP, each with a residual connection and layer
 //! norm, placed before (pre-LN) or after (post-LN, as in BERT) the sublayer.
 
-use candle_core::{Module, Result, Tensor};
-use candle_nn::{linear, Linear, VarBuilder};
+use candle_core::{Result, Tensor};
+use candle_nn::VarBuilder;
+
+use super::linear::{linear, Linear};
 
 use super::norm::{layer_norm, LayerNorm};
 

@@ -59,6 +59,11 @@ impl SeededDropout {
         *self.rng.lock().expect("dropout rng") = SmallRng::seed_from_u64(seed);
     }
 
+    /// Whether it drops anything (p > 0).
+    pub fn active(&self) -> bool {
+        self.p > 0.0
+    }
+
     pub fn forward(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         if !train || self.p <= 0.0 {
             return Ok(xs.clone());

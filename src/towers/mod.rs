@@ -2,7 +2,9 @@
 //!
 //! - [`init`]: seeded parameter initialisation and dropout (candle's CPU RNG cannot be seeded);
 //! - [`attention`]: multi-head self-attention with an additive (causal) mask;
-//! - [`norm`]: layer norm from differentiable ops (candle-nn's fused one has no backward);
+//! - [`norm`]: layer norm as one op with its own backward (candle-nn's fused one has none);
+//! - [`linear`]: a linear layer as one 2-D product, its bias added by [`add_rows`] (`x + v` over
+//!   leading rows, whose backward sums the rows in one pass; also the position table);
 //! - [`gelu`]: GELU with its backward on the vectorised kernels;
 //! - [`block`]: a transformer block, pre-LN or post-LN;
 //! - [`padding`]: histories right-padded into one batch, outputs read at each last position;
@@ -14,10 +16,13 @@
 //!   (statistics fitted on the catalogue, carried with the weights);
 //! - [`loss`]: softmax cross-entropy of (anchor, positive) pairs over candidate items, logQ-corrected.
 
+pub mod add_rows;
 pub mod attention;
 pub mod block;
+mod fused;
 pub mod gelu;
 pub mod init;
+pub mod linear;
 pub mod loss;
 pub mod norm;
 pub mod padding;

@@ -5,12 +5,14 @@
 //! position.
 
 use candle_core::{DType, Device, Module, Result, Tensor};
-use candle_nn::{embedding, linear, Embedding, Linear, VarBuilder, VarMap};
+use candle_nn::{embedding, Embedding, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::attention::causal_mask;
 use super::block::Block;
+use super::add_rows::add_rows;
 use super::init::{seeded_init, SeededDropout};
+use super::linear::{linear, Linear};
 use super::norm::{layer_norm, LayerNorm};
 use super::padding::{gather_positions, pad_right};
 use super::whiten::Whitening;
@@ -295,9 +297,7 @@ impl Tower {
     /// `forward` with the position slots given: (len) rows of the position table.
     fn forward_at(&self, ids: &Tensor, positions: &Tensor, train: bool) -> Result<Tensor> {
         let (_, l) = ids.dims2()?;
-        let xs = self
-            .embed_ids(ids)?
-            .broadcast_add(&self.positions.forward(positions)?)?;
+        let xs = add_rows(&self.embed_ids(ids)?, &self.positions.forward(positions)?)?;
         let mut xs = self
             .dropout
             .forward(&self.input_norm.forward(&xs)?, train)?;

@@ -4,12 +4,13 @@
 //! validation after every epoch, early stopping on the smoothed validation curve
 //! ([`stopping`]) and the best epoch's weights kept. Deterministic
 //! for a seed. [`online`] is the continual trainer's step and its checkpoint state; [`adamw`] the
-//! optimizer whose state can be saved.
+//! optimizer whose state can be saved; [`rows`] which catalogue rows an online step reads.
 
 pub mod adamw;
 pub mod negatives;
 pub mod offline;
 pub mod online;
+pub mod rows;
 pub mod schedule;
 pub mod stopping;
 pub mod targets;

@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::adamw::{AdamW, AdamWParams};
-use super::negatives::Pool;
+use super::negatives::{Negatives, Pool};
 use super::offline::{batch_loss, sorted_vars};
 use super::schedule::clip_gradients;
 use super::TrainingConfig;
@@ -22,6 +22,9 @@ pub struct OnlineBatch {
     /// (local items) × content dim: row i is the content embedding of local item i. With
     /// `all_items` negatives the whole catalogue, in catalogue order.
     pub table: Tensor,
+    /// The candidates of this step ([`super::rows::effective_negatives`]: `training.negatives`,
+    /// or `mixed` where the catalogue is too large for `all_items`).
+    pub negatives: Negatives,
     /// Per user, oldest first, as rows of `table`.
     pub sequences: Vec<Vec<u32>>,
     /// Rows of `table` drawn uniformly from the catalogue as negatives (`sampled`, `mixed`).
@@ -31,6 +34,14 @@ pub struct OnlineBatch {
     /// Per row of `table`: log of the item's share of recent actions (for `logq_correction`),
     /// or None to train without the correction.
     pub log_share: Option<Vec<f32>>,
+}
+
+/// What one step did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stepped {
+    pub loss: f32,
+    /// (anchor, positive) pairs trained on.
+    pub pairs: usize,
 }
 
 pub struct OnlineTrainer {
@@ -80,9 +91,13 @@ impl OnlineTrainer {
         self.optimizer.steps()
     }
 
-    /// The batch's loss under the current weights, with this step's randomness; None when the
-    /// batch has fewer than two usable users.
-    fn batch_loss(&self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<Tensor>> {
+    /// The batch's loss under the current weights, with this step's randomness, and its number
+    /// of (anchor, positive) pairs; None when the batch has fewer than two usable users.
+    fn batch_loss(
+        &self,
+        batch: &OnlineBatch,
+        batch_limit: usize,
+    ) -> Result<Option<(Tensor, usize)>> {
         let seed = self
             .config
             .seed
@@ -108,20 +123,25 @@ impl OnlineTrainer {
             drawn: &batch.drawn,
             log_share: batch.log_share.as_deref(),
         };
-        batch_loss(&tower, &samples, &self.config, &pool).map(Some)
+        let config = TrainingConfig {
+            negatives: batch.negatives,
+            ..self.config.clone()
+        };
+        let pairs = samples.iter().map(|s| s.pairs.len()).sum();
+        batch_loss(&tower, &samples, &config, &pool).map(|loss| Some((loss, pairs)))
     }
 
     /// The loss `step` would see on `batch` now, without updating anything (for monitoring).
     pub fn loss(&self, batch: &OnlineBatch) -> Result<Option<f32>> {
         self.batch_loss(batch, usize::MAX)?
-            .map(|l| l.to_scalar::<f32>())
+            .map(|(l, _)| l.to_scalar::<f32>())
             .transpose()
     }
 
-    /// One contrastive step; returns the loss, or None when the batch has fewer than two usable users.
+    /// One contrastive step; None when the batch has fewer than two usable users.
     /// A step whose loss or gradient norm is not finite changes nothing and is an error: a diverging
     /// step must never reach a checkpoint.
-    pub fn step(&mut self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<f32>> {
+    pub fn step(&mut self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<Stepped>> {
         // `towers.whiten`: a lineage's whitening is fitted once, on the catalogue of its first step
         // (with `all_items` negatives the table is the whole catalogue), then travels with the weights.
         if let Some(whitening) = self.tower.whitening() {
@@ -129,7 +149,7 @@ impl OnlineTrainer {
                 whitening.fit(&batch.table)?;
             }
         }
-        let Some(loss) = self.batch_loss(batch, batch_limit)? else {
+        let Some((loss, pairs)) = self.batch_loss(batch, batch_limit)? else {
             return Ok(None);
         };
         let value = loss.to_scalar::<f32>()?;
@@ -142,7 +162,7 @@ impl OnlineTrainer {
             )));
         }
         self.optimizer.step(&grads)?;
-        Ok(Some(value))
+        Ok(Some(Stepped { loss: value, pairs }))
     }
 
     /// Copies of the named weights, sorted by name.

@@ -72,6 +72,15 @@ multiversion! {
 }
 
 multiversion! {
+    /// xs ← e^(xs − shift), in place (a softmax row's numerators, `shift` its maximum).
+    pub fn exp_minus(xs: &mut [f32], shift: f32) {
+        for x in xs.iter_mut() {
+            *x = exp(*x - shift);
+        }
+    }
+}
+
+multiversion! {
     /// Softmax of every `width`-long row of `xs`, in place, after scaling by `scale`.
     pub fn softmax_rows(xs: &mut [f32], width: usize, scale: f32) {
         for row in xs.chunks_exact_mut(width) {
@@ -102,6 +111,16 @@ mod tests {
             let want = (x as f64).exp();
             let rel = ((exp(x) as f64 - want) / want).abs();
             assert!(rel < 3e-7, "exp({x}): rel error {rel}");
+        }
+    }
+
+    #[test]
+    fn exp_minus_shifts_then_exponentiates() {
+        let mut xs: Vec<f32> = (-300..=20).map(|i| i as f32 * 0.25).collect();
+        let want: Vec<f32> = xs.iter().map(|&x| (x - 5.0).exp()).collect();
+        exp_minus(&mut xs, 5.0);
+        for (got, want) in xs.iter().zip(&want) {
+            assert!((got - want).abs() <= 3e-7 * want.max(1e-30), "{got} vs {want}");
         }
     }
 

@@ -1,16 +1,14 @@
 //! Batch assembly for one online step: users' recent sequences over a batch-local item table.
 
-use std::collections::HashMap;
-
 use super::{Loop, TrainerError};
 use crate::store::Store;
-use crate::train::negatives::draw_uniform;
 use crate::train::online::OnlineBatch;
-use crate::train::Negatives;
+use crate::train::rows::{effective_negatives, step_rows};
 
 impl<S: Store> Loop<S> {
-    /// Users' recent sequences as rows of a batch-local table: the batch's items plus uniform
-    /// draws from the catalogue (`sampled`, `mixed`), or the whole catalogue (`all_items`).
+    /// Users' recent sequences as rows of a batch-local table ([`step_rows`]): the whole
+    /// catalogue (`all_items` up to `online.full_softmax_items`), or the batch's items plus
+    /// uniform draws from the catalogue.
     pub(super) async fn batch(
         &mut self,
         users: &[String],
@@ -27,23 +25,11 @@ impl<S: Store> Loop<S> {
             .map(|e| e.item_id.clone())
             .collect();
         shared.catalogue.fetch_missing(&shared.store, &ids).await?;
-        let whole = training.negatives == Negatives::AllItems;
-        let (mut local, mut rows) = (HashMap::new(), Vec::new());
-        let mut local_row = |row: u32| {
-            if whole {
-                return row;
-            }
-            *local.entry(row).or_insert_with(|| {
-                rows.push(row);
-                rows.len() as u32 - 1
-            })
-        };
         let sequences: Vec<Vec<u32>> = histories
             .iter()
             .map(|h| {
                 h.iter()
                     .filter_map(|e| shared.catalogue.row(&e.item_id))
-                    .map(&mut local_row)
                     .collect::<Vec<u32>>()
             })
             .filter(|s| s.len() >= 2)
@@ -53,28 +39,31 @@ impl<S: Store> Loop<S> {
         }
         // Read after the rows above: the catalogue only grows, so it covers every one of them.
         let catalogue_items = shared.catalogue.len();
-        let drawn: Vec<u32> = if training.negatives.draws() {
-            draw_uniform(catalogue_items, training.negative_samples, &mut self.rng)
-                .into_iter()
-                .map(|row| local_row(row as u32))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        if whole {
-            rows = (0..catalogue_items as u32).collect();
-        }
+        let negatives = effective_negatives(
+            training.negatives,
+            catalogue_items,
+            shared.config.online.full_softmax_items,
+        );
+        let step = step_rows(
+            &sequences,
+            catalogue_items,
+            negatives,
+            training.negative_samples,
+            &mut self.rng,
+        );
         let log_share = training.logq_correction.then(|| {
-            let ids: Vec<String> = rows
+            let ids: Vec<String> = step
+                .rows
                 .iter()
                 .filter_map(|&r| shared.catalogue.id(r))
                 .collect();
             shared.item_counts.log_share(ids.iter().map(String::as_str))
         });
         Ok(Some(OnlineBatch {
-            table: shared.catalogue.table(&rows)?,
-            sequences,
-            drawn,
+            table: shared.catalogue.table(&step.rows)?,
+            negatives: step.negatives,
+            sequences: step.sequences,
+            drawn: step.drawn,
             catalogue_items,
             log_share,
         }))

@@ -227,18 +227,27 @@ impl<S: Store> Loop<S> {
             );
         }
         self.last_checkpoint = Instant::now();
+        // Training lag counts from now until the first step.
+        self.shared
+            .training
+            .trained_through_ms
+            .store(crate::schemas::now_ms(), Ordering::Relaxed);
         Ok(trainer)
     }
 
     async fn step(&mut self) -> Result<(), TrainerError> {
         let shared = self.shared.clone();
         let limit = shared.knobs.train_batch.load(Ordering::Relaxed);
-        let users = shared.active.take_batch(limit, &mut self.rng);
+        let taken = shared.active.take_batch(
+            limit,
+            shared.config.online.recent_targets as u64,
+            &mut self.rng,
+        );
         shared
             .training
             .pending_users
             .store(shared.active.pending(), Ordering::Relaxed);
-        let Some(batch) = self.batch(&users).await? else {
+        let Some(batch) = self.batch(&taken.users).await? else {
             return Ok(());
         };
         let Leadership::Leading(mut trainer, fence) =
@@ -248,22 +257,30 @@ impl<S: Store> Loop<S> {
         };
         let started = Instant::now();
         let threads = self.threads.clone();
-        let (trainer, loss) = tokio::task::spawn_blocking(move || {
+        let (trainer, stepped) = tokio::task::spawn_blocking(move || {
             threads.run(|| {
-                let loss = trainer.step(&batch, limit);
-                (trainer, loss)
+                let stepped = trainer.step(&batch, limit);
+                (trainer, stepped)
             })
         })
         .await?;
         self.leadership = Leadership::Leading(trainer, fence);
-        if let Some(loss) = loss? {
+        if let Some(stepped) = stepped? {
+            if let Some(newest) = taken.newest_ms {
+                shared
+                    .training
+                    .trained_through_ms
+                    .fetch_max(newest, Ordering::Relaxed);
+            }
             shared.stats.emit(Event::TrainStep {
-                loss: loss as f64,
+                loss: stepped.loss as f64,
                 seconds: started.elapsed().as_secs_f64(),
-                users: users.len(),
+                users: taken.users.len(),
+                pairs: stepped.pairs,
+                actions: taken.actions,
             });
             self.steps_since_checkpoint += 1;
-            self.loss_since_checkpoint += loss as f64;
+            self.loss_since_checkpoint += stepped.loss as f64;
         }
         Ok(())
     }
