@@ -15,8 +15,8 @@
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use learn_stream::config::Config;
 use candle_nn::VarMap;
+use learn_stream::config::Config;
 use learn_stream::towers::{Tower, TowerInput};
 use learn_stream::train::adamw::{AdamW, AdamWParams};
 use learn_stream::train::negatives::Pool;
@@ -52,7 +52,10 @@ struct Args {
 }
 
 fn args() -> Args {
-    let raw: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let raw: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     let flag = |name: &str| {
         raw.iter()
             .position(|a| a == name)
@@ -65,10 +68,14 @@ fn args() -> Args {
         .filter(|(i, a)| !a.starts_with("--") && (*i == 0 || !raw[i - 1].starts_with("--")))
         .map(|(_, a)| a)
         .collect();
-    let mode = positional.first().map_or("online".to_string(), |m| m.to_string());
+    let mode = positional
+        .first()
+        .map_or("online".to_string(), |m| m.to_string());
     let offline = mode == "offline";
     Args {
-        items: positional.get(1).map_or(4385, |n| n.parse().expect("items")),
+        items: positional
+            .get(1)
+            .map_or(4385, |n| n.parse().expect("items")),
         batch: flag("--batch").unwrap_or(if offline { 512 } else { 64 }),
         steps: flag("--steps").unwrap_or(if offline { 5 } else { 10 }),
         mode,
@@ -203,18 +210,9 @@ fn online_batch(
 ) -> OnlineBatch {
     let items = table.dim(0).unwrap();
     let training = &config.training;
-    let negatives = effective_negatives(
-        training.negatives,
-        items,
-        config.online.full_softmax_items,
-    );
-    let step = step_rows(
-        &sequences,
-        items,
-        negatives,
-        training.negative_samples,
-        rng,
-    );
+    let negatives =
+        effective_negatives(training.negatives, items, config.online.full_softmax_items);
+    let step = step_rows(&sequences, items, negatives, training.negative_samples, rng);
     let rows = Tensor::from_vec(step.rows.clone(), step.rows.len(), &Device::Cpu).unwrap();
     OnlineBatch {
         table: table.index_select(&rows, 0).unwrap(),

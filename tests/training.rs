@@ -234,3 +234,109 @@ fn every_recipe_learns_the_clusters() {
         );
     }
 }
+
+/// The online step's large-catalogue mode (`all_items` above `online.full_softmax_items`: the
+/// batch's items + uniform draws, logQ-corrected) reads a small share of the catalogue per step
+/// and still learns the clusters: the trained user tower's top 10 come from the user's cluster.
+#[test]
+fn large_catalogue_online_steps_learn_the_clusters_from_a_sample() {
+    use learn_stream::train::online::{OnlineBatch, OnlineTrainer};
+    use learn_stream::train::rows::{effective_negatives, step_rows};
+    const N: usize = 400;
+    const K: usize = 4;
+    const DIM: usize = 8;
+    let mut rng = StdRng::seed_from_u64(11);
+    let content: Vec<f32> = (0..N * DIM)
+        .map(|i| f32::from(u8::from(i % DIM == (i / DIM) % K)) + rng.random_range(-1.5..1.5))
+        .collect();
+    let content = Tensor::from_vec(content, (N, DIM), &Device::Cpu).unwrap();
+    let walk = |cluster: usize, rng: &mut StdRng| -> Vec<u32> {
+        (0..12)
+            .map(|_| (rng.random_range(0..N / K) * K + cluster) as u32)
+            .collect()
+    };
+    let spec = TowerSpec {
+        d_model: 16,
+        heads: 2,
+        layers: 1,
+        out_dim: 8,
+        max_len: 10,
+        dropout: 0.0,
+        attn_dropout: 0.0,
+        item_ids: false,
+        pre_ln: true,
+        whiten: true,
+        tied_items: false,
+        normalise: true,
+    };
+    let config = TrainingConfig {
+        lr: 5e-3,
+        ..config(Targets::AllPositions, Negatives::AllItems)
+    };
+    let mut trainer = OnlineTrainer::new(&spec, DIM, &config, 3).unwrap();
+    let full_softmax_items = 100;
+    let negatives = effective_negatives(config.negatives, N, full_softmax_items);
+    assert_eq!(negatives, Negatives::Mixed);
+    let untrained = cluster_share(&trainer, &spec, config.seed, &content, &walk, &mut rng);
+    for _ in 0..300 {
+        let sequences: Vec<Vec<u32>> = (0..16).map(|u| walk(u % K, &mut rng)).collect();
+        let step = step_rows(&sequences, N, negatives, config.negative_samples, &mut rng);
+        assert!(step.rows.len() < N / 2, "{} rows of {N}", step.rows.len());
+        let rows = Tensor::new(step.rows.as_slice(), &Device::Cpu).unwrap();
+        let batch = OnlineBatch {
+            table: content.index_select(&rows, 0).unwrap(),
+            negatives: step.negatives,
+            sequences: step.sequences,
+            drawn: step.drawn,
+            catalogue_items: N,
+            log_share: Some(vec![-(N as f32).ln(); step.rows.len()]),
+        };
+        trainer.step(&batch, usize::MAX).unwrap().expect("a step");
+    }
+    let trained = cluster_share(&trainer, &spec, config.seed, &content, &walk, &mut rng);
+    assert!(
+        trained > 0.7 && trained > untrained + 0.3,
+        "top 10 from the user's cluster: {trained:.2}, untrained {untrained:.2} (chance 0.25)"
+    );
+}
+
+/// Share of a fresh user's top 10 (of every item) that come from the user's cluster.
+fn cluster_share(
+    trainer: &learn_stream::train::online::OnlineTrainer,
+    spec: &TowerSpec,
+    seed: u64,
+    content: &Tensor,
+    walk: &dyn Fn(usize, &mut StdRng) -> Vec<u32>,
+    rng: &mut StdRng,
+) -> f64 {
+    use learn_stream::train::online::inference_tower;
+    let (n, dim) = content.dims2().unwrap();
+    let k = 4;
+    let weights = trainer.weights().unwrap();
+    let tower = inference_tower(spec, dim, seed, Some(&weights))
+        .unwrap()
+        .with_table(content.clone())
+        .unwrap();
+    let items = tower
+        .items(&(0..n as u32).collect::<Vec<_>>(), false)
+        .unwrap();
+    let (mut hits, mut total) = (0, 0);
+    for cluster in 0..k {
+        for _ in 0..5 {
+            let history = walk(cluster, rng);
+            let user = tower.users(&[&history[..10]]).unwrap();
+            let scores: Vec<f32> = user
+                .matmul(&items.t().unwrap())
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+            hits += order[..10].iter().filter(|&&i| i % k == cluster).count();
+            total += 10;
+        }
+    }
+    hits as f64 / total as f64
+}

@@ -92,8 +92,7 @@ pub fn zero_counters(topics: &[&str]) {
         metrics::counter!("learn_dead_letters_undeliverable_total", "topic" => topic.to_string())
             .increment(0);
         metrics::counter!("learn_sink_retries_total", "topic" => topic.to_string()).increment(0);
-        metrics::counter!("learn_events_received_total", "topic" => topic.to_string())
-            .increment(0);
+        metrics::counter!("learn_events_received_total", "topic" => topic.to_string()).increment(0);
     }
     for stage in TRAINER_STAGES {
         metrics::counter!("learn_trainer_errors_total", "stage" => stage).increment(0);

@@ -199,8 +199,16 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let taken = active.take_batch(10, 5, &mut rng);
         assert_eq!(taken.users.len(), 3);
-        assert_eq!(taken.actions, 5 + 1 + 1, "a's 7 actions count as the 5 a step supervises");
+        assert_eq!(
+            taken.actions,
+            5 + 1 + 1,
+            "a's 7 actions count as the 5 a step supervises"
+        );
         active.touch(["a"]);
-        assert_eq!(active.take_batch(10, 5, &mut rng).actions, 1, "counted afresh");
+        assert_eq!(
+            active.take_batch(10, 5, &mut rng).actions,
+            1,
+            "counted afresh"
+        );
     }
 }

@@ -10,7 +10,10 @@ pub fn share(part: u64, whole: u64) -> String {
     if whole == 0 {
         return "-".into();
     }
-    format!("{:.0} % of those applied", 100.0 * part as f64 / whole as f64)
+    format!(
+        "{:.0} % of those applied",
+        100.0 * part as f64 / whole as f64
+    )
 }
 
 impl fmt::Display for Status {

@@ -24,11 +24,12 @@ impl CustomOp2 for AddRows {
     ) -> Result<(CpuStorage, Shape)> {
         let (x, v) = (f32_data(xs, xl)?, f32_data(vs, vl)?);
         let mut out = x.to_vec();
-        out.par_chunks_mut(v.len() * ROWS_PER_TASK).for_each(|rows| {
-            for row in rows.chunks_exact_mut(v.len()) {
-                row.iter_mut().zip(v).for_each(|(y, b)| *y += b);
-            }
-        });
+        out.par_chunks_mut(v.len() * ROWS_PER_TASK)
+            .for_each(|rows| {
+                for row in rows.chunks_exact_mut(v.len()) {
+                    row.iter_mut().zip(v).for_each(|(y, b)| *y += b);
+                }
+            });
         Ok((CpuStorage::F32(out), xl.shape().clone()))
     }
 
@@ -73,7 +74,11 @@ pub fn column_sums(data: &[f32], width: usize) -> Vec<f32> {
 pub fn add_rows(xs: &Tensor, v: &Tensor) -> Result<Tensor> {
     let width = v.elem_count();
     if width == 0 || !xs.elem_count().is_multiple_of(width) {
-        candle_core::bail!("add-rows: {:?} does not repeat over {:?}", v.shape(), xs.shape());
+        candle_core::bail!(
+            "add-rows: {:?} does not repeat over {:?}",
+            v.shape(),
+            xs.shape()
+        );
     }
     xs.contiguous()?.apply_op2(&v.contiguous()?, AddRows)
 }

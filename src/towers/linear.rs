@@ -39,9 +39,7 @@ impl Linear {
         let mut dims = xs.dims().to_vec();
         let inputs = dims.pop().unwrap_or(1);
         let rows = xs.elem_count() / inputs.max(1);
-        let ys = xs
-            .reshape((rows, inputs))?
-            .matmul(&self.weight.t()?)?;
+        let ys = xs.reshape((rows, inputs))?.matmul(&self.weight.t()?)?;
         let ys = match &self.bias {
             Some(bias) => add_rows(&ys, bias)?,
             None => ys,

@@ -103,7 +103,8 @@ fn chunked(
         }
         start += rows;
     }
-    let value = Tensor::new((total / pairs.max(1) as f64) as f32, a.device())?.to_dtype(a.dtype())?;
+    let value =
+        Tensor::new((total / pairs.max(1) as f64) as f32, a.device())?.to_dtype(a.dtype())?;
     let (Some(grad_c), false) = (grad_c, grad_a.is_empty()) else {
         return Ok(value);
     };
@@ -127,10 +128,7 @@ fn softmax_rows(
     let mut total = 0f64;
     for (r, row) in logits.chunks_exact_mut(columns).enumerate() {
         match log_q {
-            Some(q) => row
-                .iter_mut()
-                .zip(q)
-                .for_each(|(x, q)| *x = *x * scale - q),
+            Some(q) => row.iter_mut().zip(q).for_each(|(x, q)| *x = *x * scale - q),
             None => row.iter_mut().for_each(|x| *x *= scale),
         }
         for &(_, col) in blocked.iter().filter(|&&(p, _)| p == r) {
@@ -200,7 +198,13 @@ mod tests {
         let mask = Tensor::from_vec(mask, (pairs, columns), &Device::Cpu).unwrap();
         let log_probs = candle_nn::ops::log_softmax(&(logits + mask).unwrap(), 1).unwrap();
         let index = Tensor::from_slice(positives, (pairs, 1), &Device::Cpu).unwrap();
-        log_probs.gather(&index, 1).unwrap().mean_all().unwrap().neg().unwrap()
+        log_probs
+            .gather(&index, 1)
+            .unwrap()
+            .mean_all()
+            .unwrap()
+            .neg()
+            .unwrap()
     }
 
     #[test]
@@ -210,21 +214,39 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
         let (pairs, columns, dim) = (37, 23, 8);
-        let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
+        let mut random =
+            |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-1.0..1.0)).collect() };
         let a = Var::from_vec(random(pairs * dim), (pairs, dim), &Device::Cpu).unwrap();
         let c = Var::from_vec(random(columns * dim), (columns, dim), &Device::Cpu).unwrap();
         let log_q: Vec<f32> = random(columns);
-        let positives: Vec<u32> = (0..pairs as u32).map(|p| (p * 7) % columns as u32).collect();
+        let positives: Vec<u32> = (0..pairs as u32)
+            .map(|p| (p * 7) % columns as u32)
+            .collect();
         let blocked: Vec<(u32, u32)> = (0..pairs as u32)
             .filter(|p| p % 3 == 0)
             .map(|p| (p, (p * 7 + 1) % columns as u32))
             .collect();
-        let want = composed(a.as_tensor(), c.as_tensor(), &positives, 3.0, Some(&log_q), &blocked);
+        let want = composed(
+            a.as_tensor(),
+            c.as_tensor(),
+            &positives,
+            3.0,
+            Some(&log_q),
+            &blocked,
+        );
         let want_grads = want.backward().unwrap();
         // One chunk, a chunk per few pairs, a chunk per pair.
         for chunk in [1 << 20, 5 * columns, 1] {
-            let got = chunked(a.as_tensor(), c.as_tensor(), &positives, 3.0, Some(&log_q), &blocked, chunk)
-                .unwrap();
+            let got = chunked(
+                a.as_tensor(),
+                c.as_tensor(),
+                &positives,
+                3.0,
+                Some(&log_q),
+                &blocked,
+                chunk,
+            )
+            .unwrap();
             let diff = (got.to_scalar::<f32>().unwrap() - want.to_scalar::<f32>().unwrap()).abs();
             assert!(diff < 1e-5, "chunk {chunk}: loss off by {diff}");
             let grads = got.backward().unwrap();
@@ -235,9 +257,19 @@ mod tests {
             }
         }
         // Without a tracked input it is the value alone (monitoring), the same value.
-        let detached = softmax_loss(&a.as_detached_tensor(), &c.as_detached_tensor(), &positives, 3.0, Some(&log_q), &blocked).unwrap();
+        let detached = softmax_loss(
+            &a.as_detached_tensor(),
+            &c.as_detached_tensor(),
+            &positives,
+            3.0,
+            Some(&log_q),
+            &blocked,
+        )
+        .unwrap();
         assert_eq!(detached.dtype(), DType::F32);
-        assert!((detached.to_scalar::<f32>().unwrap() - want.to_scalar::<f32>().unwrap()).abs() < 1e-5);
+        assert!(
+            (detached.to_scalar::<f32>().unwrap() - want.to_scalar::<f32>().unwrap()).abs() < 1e-5
+        );
     }
 
     #[test]

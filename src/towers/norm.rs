@@ -98,7 +98,8 @@ impl CustomOp3 for Norm {
                 .par_chunks(d * ROWS_PER_TASK)
                 .zip(g.par_chunks(d * ROWS_PER_TASK))
                 .map(|(xs, gs)| {
-                    let (mut dx, mut dw, mut db) = (vec![0f32; xs.len()], vec![0f32; d], vec![0f32; d]);
+                    let (mut dx, mut dw, mut db) =
+                        (vec![0f32; xs.len()], vec![0f32; d], vec![0f32; d]);
                     let mut hat = vec![0f32; d];
                     for ((x, g), dx) in xs
                         .chunks_exact(d)
@@ -123,7 +124,8 @@ impl CustomOp3 for Norm {
                     (dx, dw, db)
                 })
                 .collect();
-            let (mut dx, mut dw, mut db) = (Vec::with_capacity(x.len()), vec![0f32; d], vec![0f32; d]);
+            let (mut dx, mut dw, mut db) =
+                (Vec::with_capacity(x.len()), vec![0f32; d], vec![0f32; d]);
             for (bx, bw, bb) in blocks {
                 dx.extend_from_slice(&bx);
                 dw.iter_mut().zip(&bw).for_each(|(a, v)| *a += v);
@@ -178,11 +180,19 @@ mod tests {
         let centred = xs
             .broadcast_sub(&xs.mean_keepdim(candle_core::D::Minus1).unwrap())
             .unwrap();
-        let variance = centred.sqr().unwrap().mean_keepdim(candle_core::D::Minus1).unwrap();
+        let variance = centred
+            .sqr()
+            .unwrap()
+            .mean_keepdim(candle_core::D::Minus1)
+            .unwrap();
         let normed = centred
             .broadcast_div(&(variance + eps).unwrap().sqrt().unwrap())
             .unwrap();
-        normed.broadcast_mul(weight).unwrap().broadcast_add(bias).unwrap()
+        normed
+            .broadcast_mul(weight)
+            .unwrap()
+            .broadcast_add(bias)
+            .unwrap()
     }
 
     #[test]
@@ -191,7 +201,11 @@ mod tests {
         let var = |n: usize, f: fn(f32) -> f32, shape: &[usize]| {
             Var::from_vec((0..n).map(|i| f(i as f32)).collect(), shape, &Device::Cpu).unwrap()
         };
-        let x = var(rows * d, |i| (i * 0.37).sin() * 3.0 + 1.0, &[3, rows / 3, d]);
+        let x = var(
+            rows * d,
+            |i| (i * 0.37).sin() * 3.0 + 1.0,
+            &[3, rows / 3, d],
+        );
         let w = var(d, |i| 1.0 + (i * 0.5).cos() * 0.3, &[d]);
         let b = var(d, |i| (i * 0.9).sin() * 0.2, &[d]);
         let norm = LayerNorm {

@@ -8,9 +8,9 @@ use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{embedding, Embedding, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
+use super::add_rows::add_rows;
 use super::attention::causal_mask;
 use super::block::Block;
-use super::add_rows::add_rows;
 use super::init::{seeded_init, SeededDropout};
 use super::linear::{linear, Linear};
 use super::norm::{layer_norm, LayerNorm};

@@ -120,7 +120,10 @@ mod tests {
         let want: Vec<f32> = xs.iter().map(|&x| (x - 5.0).exp()).collect();
         exp_minus(&mut xs, 5.0);
         for (got, want) in xs.iter().zip(&want) {
-            assert!((got - want).abs() <= 3e-7 * want.max(1e-30), "{got} vs {want}");
+            assert!(
+                (got - want).abs() <= 3e-7 * want.max(1e-30),
+                "{got} vs {want}"
+            );
         }
     }
 
