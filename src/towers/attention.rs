@@ -66,6 +66,55 @@ impl SelfAttention {
         self.out.forward(&context)
     }
 
+    /// The attention outputs at `anchors` only ((P) flat indices row × len + position into
+    /// `xs`: (batch, len, d_model)) → (P, d_model). Keys and values come from every position,
+    /// queries from the anchors alone; an anchor attends to its own row up to its own position
+    /// (the causal mask). The last block of a step whose loss reads a few positions per row.
+    pub fn forward_rows(&self, xs: &Tensor, anchors: &[u32], train: bool) -> Result<Tensor> {
+        let (b, l, d) = xs.dims3()?;
+        let (p, device) = (anchors.len(), xs.device());
+        let rows = |from: usize, n: usize| -> Result<Linear> {
+            let bias = self.qkv.bias().map(|t| t.narrow(0, from, n)).transpose()?;
+            Ok(Linear::new(self.qkv.weight().narrow(0, from, n)?, bias))
+        };
+        let flat = xs.reshape((b * l, d))?;
+        let at = Tensor::new(anchors, device)?;
+        let q = rows(0, d)?
+            .forward(&flat.index_select(&at, 0)?)?
+            .reshape((p, 1, self.heads, self.head_dim))?
+            .transpose(1, 2)?
+            .contiguous()?;
+        let row_of: Vec<u32> = anchors.iter().map(|&a| a / l as u32).collect();
+        let kv = rows(d, 2 * d)?
+            .forward(&flat)?
+            .reshape((b, l * 2 * d))?
+            .index_select(&Tensor::new(row_of.as_slice(), device)?, 0)?
+            .reshape((p, l, 2, self.heads, self.head_dim))?
+            .permute((2, 0, 3, 1, 4))?;
+        let (k, v) = (kv.get(0)?.contiguous()?, kv.get(1)?.contiguous()?);
+        let mask: Vec<f32> = anchors
+            .iter()
+            .flat_map(|&a| {
+                let position = a as usize % l;
+                (0..l).map(move |j| {
+                    if j <= position {
+                        0.0
+                    } else {
+                        f32::NEG_INFINITY
+                    }
+                })
+            })
+            .collect();
+        let mask = Tensor::from_vec(mask, (p, 1, 1, l), device)?;
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let logits = (q.matmul(&k.t()?.contiguous()?)? * scale)?.broadcast_add(&mask)?;
+        let weights = self
+            .dropout
+            .forward(&candle_nn::ops::softmax(&logits, D::Minus1)?, train)?;
+        let context = weights.matmul(&v)?.reshape((p, d))?;
+        self.out.forward(&context)
+    }
+
     /// One position attends to itself with weight exactly 1 (the item tower): the context is the
     /// value projection alone — the query and key rows of `qkv`, the scores and the softmax are
     /// never computed; the dropout on that weight stays (same masks as the general path).

@@ -54,6 +54,31 @@ impl Block {
         self.down.forward(&gelu(&self.up.forward(xs)?)?)
     }
 
+    /// The block's outputs at `anchors` only ((P) flat indices row × len + position into `xs`:
+    /// (batch, len, d_model)) → (P, d_model): attention reads every position, the rest runs on
+    /// the anchors' rows alone.
+    pub fn forward_rows(&self, xs: &Tensor, anchors: &[u32], train: bool) -> Result<Tensor> {
+        let (b, l, d) = xs.dims3()?;
+        let at = Tensor::new(anchors, xs.device())?;
+        let own = xs.reshape((b * l, d))?.index_select(&at, 0)?;
+        if self.pre_ln {
+            let attended = self
+                .attention
+                .forward_rows(&self.norm1.forward(xs)?, anchors, train)?;
+            let xs = (own + self.dropout.forward(&attended, train)?)?;
+            &xs + self
+                .dropout
+                .forward(&self.mlp(&self.norm2.forward(&xs)?)?, train)?
+        } else {
+            let attended = self.attention.forward_rows(xs, anchors, train)?;
+            let xs = self
+                .norm1
+                .forward(&(own + self.dropout.forward(&attended, train)?)?)?;
+            self.norm2
+                .forward(&(&xs + self.dropout.forward(&self.mlp(&xs)?, train)?)?)
+        }
+    }
+
     pub fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
         if self.pre_ln {
             let xs = (xs

@@ -296,19 +296,40 @@ impl Tower {
 
     /// `forward` with the position slots given: (len) rows of the position table.
     fn forward_at(&self, ids: &Tensor, positions: &Tensor, train: bool) -> Result<Tensor> {
+        let (xs, mask) = self.inputs(ids, positions, train)?;
+        self.head(&self.blocks_forward(xs, &mask, &self.blocks, train)?)
+    }
+
+    /// Input embeddings + positions, normalised (and dropped out): (batch, len, d_model), and
+    /// the causal mask.
+    fn inputs(&self, ids: &Tensor, positions: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let (_, l) = ids.dims2()?;
         let xs = add_rows(&self.embed_ids(ids)?, &self.positions.forward(positions)?)?;
-        let mut xs = self
+        let xs = self
             .dropout
             .forward(&self.input_norm.forward(&xs)?, train)?;
-        let mask = causal_mask(l, &self.device)?;
-        for block in &self.blocks {
-            xs = block.forward(&xs, &mask, train)?;
+        Ok((xs, causal_mask(l, &self.device)?))
+    }
+
+    fn blocks_forward(
+        &self,
+        mut xs: Tensor,
+        mask: &Tensor,
+        blocks: &[Block],
+        train: bool,
+    ) -> Result<Tensor> {
+        for block in blocks {
+            xs = block.forward(&xs, mask, train)?;
         }
-        if let Some(norm) = &self.final_norm {
-            xs = norm.forward(&xs)?;
+        Ok(xs)
+    }
+
+    /// The final norm (pre-LN) and the output head.
+    fn head(&self, xs: &Tensor) -> Result<Tensor> {
+        match &self.final_norm {
+            Some(norm) => self.output(&norm.forward(xs)?),
+            None => self.output(xs),
         }
-        self.output(&xs)
     }
 
     /// The output head, then unit length when `spec.normalise`.
@@ -354,6 +375,9 @@ impl Tower {
 fn block_seed(seed: u64, block: usize) -> u64 {
     seed.wrapping_add(1000 + block as u64)
 }
+
+#[path = "tower_anchors.rs"]
+mod anchors;
 
 #[cfg(test)]
 #[path = "tower_tests.rs"]

@@ -193,3 +193,60 @@ fn online_towers_refuse_offline_only_settings_naming_the_key() {
         assert!(error.contains(key), "{error}");
     }
 }
+
+#[test]
+fn anchors_read_the_same_outputs_and_gradients_as_the_whole_pass() {
+    let table = Tensor::randn(0f32, 1.0, (10, 5), &Device::Cpu).unwrap();
+    let ids = Tensor::new(
+        &[
+            [1u32, 2, 3, 4, 5, 6],
+            [7, 8, 9, 0, 0, 0],
+            [3, 3, 1, 2, 8, 9],
+        ],
+        &Device::Cpu,
+    )
+    .unwrap();
+    // Sparse anchors (rows 0 and 2 at their last positions, row 1 mid-way): the last block
+    // runs on them alone.
+    let anchors = [4u32, 5, 8, 16, 17];
+    for pre_ln in [true, false] {
+        let varmap = VarMap::new();
+        let tower = Tower::new(
+            &TowerSpec { pre_ln, ..spec() },
+            TowerInput::Content {
+                table: table.clone(),
+                trained: vec![true; 10],
+            },
+            &varmap,
+            3,
+            &Device::Cpu,
+        )
+        .unwrap();
+        let ours = tower.forward_anchors(&ids, &anchors, false).unwrap();
+        let whole = tower
+            .forward(&ids, false)
+            .unwrap()
+            .reshape((18, 8))
+            .unwrap();
+        let theirs = whole
+            .index_select(&Tensor::new(&anchors, &Device::Cpu).unwrap(), 0)
+            .unwrap();
+        assert!(max_abs_diff(&ours, &theirs) < 1e-5, "pre_ln {pre_ln}");
+        let weights = theirs.cos().unwrap();
+        let loss = |y: &Tensor| (y * &weights).unwrap().sum_all().unwrap();
+        let (a, b) = (
+            loss(&ours).backward().unwrap(),
+            loss(&theirs).backward().unwrap(),
+        );
+        for var in varmap.all_vars() {
+            let (ga, gb) = (a.get(var.as_tensor()), b.get(var.as_tensor()));
+            assert_eq!(ga.is_some(), gb.is_some(), "the same variables get gradients");
+            if let (Some(ga), Some(gb)) = (ga, gb) {
+                assert!(
+                    max_abs_diff(ga, gb) < 1e-5,
+                    "pre_ln {pre_ln}: gradient differs"
+                );
+            }
+        }
+    }
+}

@@ -63,7 +63,6 @@ pub fn batch_loss(
     let histories: Vec<&[u32]> = samples.iter().map(|s| s.history.as_slice()).collect();
     let (ids, _) = pad_right(&histories, tower.spec().max_len, tower.device())?;
     let len = ids.dim(1)?;
-    let out = tower.forward(&ids, true)?;
     let (mut anchors, mut targets) = (Vec::new(), Vec::new());
     for (row, s) in samples.iter().enumerate() {
         for pair in &s.pairs {
@@ -71,15 +70,12 @@ pub fn batch_loss(
             targets.push(pair.target);
         }
     }
+    let flat: Vec<u32> = anchors.iter().map(|&a| a as u32).collect();
+    let out = tower.forward_anchors(&ids, &flat, true)?;
     let set = config.negatives.candidates(&targets, &anchors, pool);
     let candidates = tower.items(&set.items, config.candidate_dropout)?;
-    let (b, l, d) = out.dims3()?;
-    let flat: Vec<u32> = anchors.iter().map(|&a| a as u32).collect();
-    let anchors = out
-        .reshape((b * l, d))?
-        .index_select(&Tensor::from_vec(flat, targets.len(), out.device())?, 0)?;
     softmax_loss(
-        &anchors,
+        &out,
         &candidates,
         &set.positives,
         if tower.spec().normalise {
