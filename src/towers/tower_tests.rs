@@ -20,22 +20,28 @@ fn spec() -> TowerSpec {
     }
 }
 
+/// A content tower over `table` (10 items), pre- or post-LN, and its variables.
+fn content_tower(pre_ln: bool, table: &Tensor) -> (VarMap, Tower) {
+    let varmap = VarMap::new();
+    let tower = Tower::new(
+        &TowerSpec { pre_ln, ..spec() },
+        TowerInput::Content {
+            table: table.clone(),
+            trained: vec![true; 10],
+        },
+        &varmap,
+        3,
+        &Device::Cpu,
+    )
+    .unwrap();
+    (varmap, tower)
+}
+
 #[test]
 fn causal_mask_no_future_leakage() {
     let table = Tensor::randn(0f32, 1.0, (10, 5), &Device::Cpu).unwrap();
     for pre_ln in [true, false] {
-        let varmap = VarMap::new();
-        let tower = Tower::new(
-            &TowerSpec { pre_ln, ..spec() },
-            TowerInput::Content {
-                table: table.clone(),
-                trained: vec![true; 10],
-            },
-            &varmap,
-            3,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let (_, tower) = content_tower(pre_ln, &table);
         let a = Tensor::new(&[[1u32, 2, 3, 4, 5]], &Device::Cpu).unwrap();
         let b = Tensor::new(&[[1u32, 2, 3, 9, 0]], &Device::Cpu).unwrap();
         let (oa, ob) = (
@@ -210,18 +216,7 @@ fn anchors_read_the_same_outputs_and_gradients_as_the_whole_pass() {
     // runs on them alone.
     let anchors = [4u32, 5, 8, 16, 17];
     for pre_ln in [true, false] {
-        let varmap = VarMap::new();
-        let tower = Tower::new(
-            &TowerSpec { pre_ln, ..spec() },
-            TowerInput::Content {
-                table: table.clone(),
-                trained: vec![true; 10],
-            },
-            &varmap,
-            3,
-            &Device::Cpu,
-        )
-        .unwrap();
+        let (varmap, tower) = content_tower(pre_ln, &table);
         let ours = tower.forward_anchors(&ids, &anchors, false).unwrap();
         let whole = tower
             .forward(&ids, false)
@@ -240,7 +235,11 @@ fn anchors_read_the_same_outputs_and_gradients_as_the_whole_pass() {
         );
         for var in varmap.all_vars() {
             let (ga, gb) = (a.get(var.as_tensor()), b.get(var.as_tensor()));
-            assert_eq!(ga.is_some(), gb.is_some(), "the same variables get gradients");
+            assert_eq!(
+                ga.is_some(),
+                gb.is_some(),
+                "the same variables get gradients"
+            );
             if let (Some(ga), Some(gb)) = (ga, gb) {
                 assert!(
                     max_abs_diff(ga, gb) < 1e-5,

@@ -14,12 +14,16 @@
 
 use candle_core::{DType, Device, Result, Tensor, Var};
 use candle_nn::{VarBuilder, VarMap};
+use rayon::prelude::*;
 
 use crate::tensor::l2_normalise;
 
 /// Fits use at most this many catalogue rows (evenly spaced): d = 384 needs far fewer, and a
 /// million-item catalogue would otherwise cost seconds.
 const MAX_FIT_ROWS: usize = 20_000;
+
+/// Rows per parallel block of the covariance.
+const COVARIANCE_BLOCK: usize = 512;
 
 #[derive(Clone)]
 pub struct Whitening {
@@ -104,20 +108,31 @@ pub fn statistics(rows: &[Vec<f32>], dim: usize) -> Option<(Vec<f64>, Vec<f64>)>
         }
     }
     mean.iter_mut().for_each(|m| *m /= n);
-    // Covariance, lower triangle.
-    let mut cov = vec![0f64; dim * dim];
-    let mut centred = vec![0f64; dim];
-    for row in rows {
-        for ((c, &x), m) in centred.iter_mut().zip(row).zip(&mean) {
-            *c = f64::from(x) - m;
-        }
-        for i in 0..dim {
-            let ci = centred[i];
-            let out = &mut cov[i * dim..i * dim + i + 1];
-            for (o, &cj) in out.iter_mut().zip(&centred[..=i]) {
-                *o += ci * cj;
+    // Covariance, lower triangle: partial sums over blocks of rows in parallel (the first step
+    // of a lineage fits on its table), added in block order.
+    let partial: Vec<Vec<f64>> = rows
+        .par_chunks(COVARIANCE_BLOCK)
+        .map(|block| {
+            let mut cov = vec![0f64; dim * dim];
+            let mut centred = vec![0f64; dim];
+            for row in block {
+                for ((c, &x), m) in centred.iter_mut().zip(row).zip(&mean) {
+                    *c = f64::from(x) - m;
+                }
+                for i in 0..dim {
+                    let ci = centred[i];
+                    let out = &mut cov[i * dim..i * dim + i + 1];
+                    for (o, &cj) in out.iter_mut().zip(&centred[..=i]) {
+                        *o += ci * cj;
+                    }
+                }
             }
-        }
+            cov
+        })
+        .collect();
+    let mut cov = vec![0f64; dim * dim];
+    for block in partial {
+        cov.iter_mut().zip(&block).for_each(|(c, b)| *c += b);
     }
     let trace: f64 = (0..dim).map(|i| cov[i * dim + i] / n).sum();
     let eps = trace / dim as f64 * (dim as f64 / n).max(1.0);
