@@ -6,6 +6,7 @@
 #
 #   scripts/bench-train.sh                          # the default configurations below
 #   BASE=bfbd899 scripts/bench-train.sh             # + the former build (2bf7223 with this benchmark)
+#   BASE_BIN=path/to/training-bench scripts/bench-train.sh   # + a former build's benchmark binary
 #   CONFIGS="online:4385 offline:20000" STEPS=10 scripts/bench-train.sh
 #
 # Prints one JSON line per run, then a table: s/step, first step, peak RSS, and the ratios
@@ -16,15 +17,17 @@ CONFIGS=${CONFIGS:-"online:1000 online:4385 online:10000 online:100000 online:10
 # The former build's all-items step at these sizes takes minutes and tens of GB: skipped above this.
 BASE_MAX_ITEMS=${BASE_MAX_ITEMS:-20000}
 OUT=${OUT:-target/bench-train.jsonl}
+# The former build gets a target directory of its own: two checkouts of one package share artifact
+# names, and cargo would take one's build for the other's.
 base_dir=${BASE_DIR:-target/bench-base}
-target_dir=$PWD/target
+base_target=$PWD/$base_dir-target
 : >"$OUT"
 
 cargo bench --bench training --no-run -q
 if [[ -n "${BASE:-}" ]]; then
   [[ -d $base_dir ]] || git worktree add -f --detach "$base_dir" "$BASE" >/dev/null
   git -C "$base_dir" checkout -q --detach "$BASE"
-  (cd "$base_dir" && CARGO_TARGET_DIR="$target_dir" cargo bench --bench training --no-run -q)
+  (cd "$base_dir" && CARGO_TARGET_DIR="$base_target" cargo bench --bench training --no-run -q)
 fi
 # What the reference runs above the all-items threshold: the same mixed step.
 full_softmax=$(grep -E '^full_softmax_items' config/default.toml | tr -dc '0-9')
@@ -36,8 +39,9 @@ run() { # impl mode items
   [[ -n $steps ]] && args+=(--steps "$steps")
   case $impl in
     ours) cargo bench --bench training -q -- "${args[@]}" ;;
-    base) (cd "$base_dir" && CARGO_TARGET_DIR="$target_dir" cargo bench --bench training -q -- "${args[@]}" |
-      sed 's/"impl":"learn-stream"/"impl":"base"/') ;;
+    base) if [[ -n "${BASE_BIN:-}" ]]; then "$BASE_BIN" "${args[@]}"; else
+        (cd "$base_dir" && CARGO_TARGET_DIR="$base_target" cargo bench --bench training -q -- "${args[@]}")
+      fi | sed 's/"impl":"learn-stream"/"impl":"base"/' ;;
     reference)
       local negatives=all
       [[ $mode == online && $items -gt $full_softmax ]] && negatives=mixed
@@ -48,7 +52,7 @@ run() { # impl mode items
 for config in $CONFIGS; do
   mode=${config%%:*} items=${config##*:}
   impls=(ours reference)
-  [[ -n "${BASE:-}" && $items -le $BASE_MAX_ITEMS ]] && impls=(base ours reference)
+  [[ -n "${BASE:-}${BASE_BIN:-}" && $items -le $BASE_MAX_ITEMS ]] && impls=(base ours reference)
   for impl in "${impls[@]}"; do
     line=$(run "$impl" "$mode" "$items" | grep '^{' | tail -1) || line=""
     [[ -z $line ]] && line="{\"impl\":\"$impl\",\"mode\":\"$mode\",\"items\":$items,\"failed\":true}"
