@@ -8,6 +8,7 @@
 #   BASE=bfbd899 scripts/bench-train.sh             # + the former build (2bf7223 with this benchmark)
 #   BASE_BIN=path/to/training-bench scripts/bench-train.sh   # + a former build's benchmark binary
 #   CONFIGS="online:4385 offline:20000" STEPS=10 scripts/bench-train.sh
+#   LEARN__ONLINE__FULL_SOFTMAX_ITEMS=100000000 …   # the all-items step at every size (reference too)
 #
 # Prints one JSON line per run, then a table: s/step, first step, peak RSS, and the ratios
 # (steps/s over the former build's, step time over the reference's).
@@ -30,7 +31,7 @@ if [[ -n "${BASE:-}" ]]; then
   (cd "$base_dir" && CARGO_TARGET_DIR="$base_target" cargo bench --bench training --no-run -q)
 fi
 # What the reference runs above the all-items threshold: the same mixed step.
-full_softmax=$(grep -E '^full_softmax_items' config/default.toml | tr -dc '0-9')
+full_softmax=${LEARN__ONLINE__FULL_SOFTMAX_ITEMS:-$(grep -E '^full_softmax_items' config/default.toml | tr -dc '0-9')}
 samples=$(grep -E '^negative_samples' config/default.toml | tr -dc '0-9')
 
 run() { # impl mode items
@@ -39,8 +40,9 @@ run() { # impl mode items
   [[ -n $steps ]] && args+=(--steps "$steps")
   case $impl in
     ours) cargo bench --bench training -q -- "${args[@]}" ;;
-    base) if [[ -n "${BASE_BIN:-}" ]]; then "$BASE_BIN" "${args[@]}"; else
-        (cd "$base_dir" && CARGO_TARGET_DIR="$base_target" cargo bench --bench training -q -- "${args[@]}")
+    # The former build knows none of this build's new keys.
+    base) if [[ -n "${BASE_BIN:-}" ]]; then env -u LEARN__ONLINE__FULL_SOFTMAX_ITEMS "$BASE_BIN" "${args[@]}"; else
+        (cd "$base_dir" && env -u LEARN__ONLINE__FULL_SOFTMAX_ITEMS CARGO_TARGET_DIR="$base_target" cargo bench --bench training -q -- "${args[@]}")
       fi | sed 's/"impl":"learn-stream"/"impl":"base"/' ;;
     reference)
       local negatives=all
