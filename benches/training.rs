@@ -19,7 +19,7 @@ use candle_nn::VarMap;
 use learn_stream::config::Config;
 use learn_stream::towers::{Tower, TowerInput};
 use learn_stream::train::adamw::{AdamW, AdamWParams};
-use learn_stream::train::negatives::Pool;
+use learn_stream::train::negatives::{Pool, Universe};
 use learn_stream::train::offline::{batch_loss, sorted_vars};
 use learn_stream::train::online::{OnlineBatch, OnlineTrainer};
 use learn_stream::train::rows::{effective_negatives, step_rows};
@@ -171,9 +171,8 @@ fn main() {
                 AdamWParams::new(config.training.lr, config.training.weight_decay),
             )
             .unwrap();
-            let universe: Vec<u32> = (0..args.items as u32).collect();
             let pool = Pool {
-                items: &universe,
+                items: Universe::Rows(args.items),
                 drawn: &[],
                 log_share: None,
             };

@@ -53,7 +53,7 @@ pub enum Event<'a> {
     /// A training round failed (`stage`: leadership, step or checkpoint); the trainer stepped
     /// down and retries after `backoff` — the rest of the process goes on.
     TrainerSetback {
-        stage: &'static str,
+        stage: TrainerStage,
         error: &'a str,
         backoff: Duration,
     },
@@ -77,8 +77,29 @@ pub enum Event<'a> {
     },
 }
 
-/// The stages a trainer setback is counted under (`learn_trainer_errors_total{stage}`).
-pub const TRAINER_STAGES: [&str; 3] = ["leadership", "step", "checkpoint"];
+/// Where a training round failed: the `stage` label of `learn_trainer_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainerStage {
+    Leadership,
+    Step,
+    Checkpoint,
+}
+
+impl TrainerStage {
+    pub const ALL: [TrainerStage; 3] = [
+        TrainerStage::Leadership,
+        TrainerStage::Step,
+        TrainerStage::Checkpoint,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrainerStage::Leadership => "leadership",
+            TrainerStage::Step => "step",
+            TrainerStage::Checkpoint => "checkpoint",
+        }
+    }
+}
 
 /// Creates every counter an alert watches at 0, for each label value known at start (source
 /// `topics`, rejection reasons, trainer stages): `increase()` over a series that first appears at
@@ -94,8 +115,8 @@ pub fn zero_counters(topics: &[&str]) {
         metrics::counter!("learn_sink_retries_total", "topic" => topic.to_string()).increment(0);
         metrics::counter!("learn_events_received_total", "topic" => topic.to_string()).increment(0);
     }
-    for stage in TRAINER_STAGES {
-        metrics::counter!("learn_trainer_errors_total", "stage" => stage).increment(0);
+    for stage in TrainerStage::ALL {
+        metrics::counter!("learn_trainer_errors_total", "stage" => stage.as_str()).increment(0);
     }
     for name in [
         "learn_train_steps_total",
@@ -237,8 +258,9 @@ impl Event<'_> {
                 error,
                 backoff,
             } => {
-                metrics::counter!("learn_trainer_errors_total", "stage" => stage).increment(1);
-                tracing::error!(stage, %error, ?backoff, "trainer error: stepping down, retrying");
+                metrics::counter!("learn_trainer_errors_total", "stage" => stage.as_str())
+                    .increment(1);
+                tracing::error!(stage = stage.as_str(), %error, ?backoff, "trainer error: stepping down, retrying");
             }
             Event::Checkpointed { version, seconds } => {
                 metrics::counter!("learn_checkpoints_total").increment(1);

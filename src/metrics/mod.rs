@@ -30,7 +30,7 @@ mod event;
 pub mod exposition;
 mod lag;
 
-pub use event::{zero_counters, Event, Stage};
+pub use event::{zero_counters, Event, Stage, TrainerStage};
 pub use lag::LagBoard;
 
 /// Totals since the process started.

@@ -73,19 +73,17 @@ impl SelfAttention {
     pub fn forward_rows(&self, xs: &Tensor, anchors: &[u32], train: bool) -> Result<Tensor> {
         let (b, l, d) = xs.dims3()?;
         let (p, device) = (anchors.len(), xs.device());
-        let rows = |from: usize, n: usize| -> Result<Linear> {
-            let bias = self.qkv.bias().map(|t| t.narrow(0, from, n)).transpose()?;
-            Ok(Linear::new(self.qkv.weight().narrow(0, from, n)?, bias))
-        };
         let flat = xs.reshape((b * l, d))?;
         let at = Tensor::new(anchors, device)?;
-        let q = rows(0, d)?
+        let q = self
+            .qkv_rows(0, d)?
             .forward(&flat.index_select(&at, 0)?)?
             .reshape((p, 1, self.heads, self.head_dim))?
             .transpose(1, 2)?
             .contiguous()?;
         let row_of: Vec<u32> = anchors.iter().map(|&a| a / l as u32).collect();
-        let kv = rows(d, 2 * d)?
+        let kv = self
+            .qkv_rows(d, 2 * d)?
             .forward(&flat)?
             .reshape((b, l * 2 * d))?
             .index_select(&Tensor::new(row_of.as_slice(), device)?, 0)?
@@ -115,17 +113,19 @@ impl SelfAttention {
         self.out.forward(&context)
     }
 
+    /// Rows `from..from + n` of the fused q/k/v projection (0: queries, d_model: keys, 2 ×
+    /// d_model: values) as a layer of its own, sharing the variables.
+    fn qkv_rows(&self, from: usize, n: usize) -> Result<Linear> {
+        let bias = self.qkv.bias().map(|t| t.narrow(0, from, n)).transpose()?;
+        Ok(Linear::new(self.qkv.weight().narrow(0, from, n)?, bias))
+    }
+
     /// One position attends to itself with weight exactly 1 (the item tower): the context is the
     /// value projection alone — the query and key rows of `qkv`, the scores and the softmax are
     /// never computed; the dropout on that weight stays (same masks as the general path).
     fn single(&self, xs: &Tensor, train: bool) -> Result<Tensor> {
         let (b, _, d) = xs.dims3()?;
-        let rows = |t: &Tensor| t.narrow(0, 2 * d, d);
-        let value = Linear::new(
-            rows(self.qkv.weight())?,
-            self.qkv.bias().map(rows).transpose()?,
-        );
-        let v = value.forward(xs)?;
+        let v = self.qkv_rows(2 * d, d)?.forward(xs)?;
         let context = if train && self.dropout.active() {
             let ones = Tensor::ones((b, self.heads, 1, 1), xs.dtype(), xs.device())?;
             let weights = self.dropout.forward(&ones, train)?;

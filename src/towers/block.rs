@@ -61,42 +61,36 @@ impl Block {
         let (b, l, d) = xs.dims3()?;
         let at = Tensor::new(anchors, xs.device())?;
         let own = xs.reshape((b * l, d))?.index_select(&at, 0)?;
-        if self.pre_ln {
-            let attended = self
-                .attention
-                .forward_rows(&self.norm1.forward(xs)?, anchors, train)?;
-            let xs = (own + self.dropout.forward(&attended, train)?)?;
-            &xs + self
-                .dropout
-                .forward(&self.mlp(&self.norm2.forward(&xs)?)?, train)?
-        } else {
-            let attended = self.attention.forward_rows(xs, anchors, train)?;
-            let xs = self
-                .norm1
-                .forward(&(own + self.dropout.forward(&attended, train)?)?)?;
-            self.norm2
-                .forward(&(&xs + self.dropout.forward(&self.mlp(&xs)?, train)?)?)
-        }
+        self.sublayers(xs, &own, train, |h| {
+            self.attention.forward_rows(h, anchors, train)
+        })
     }
 
     pub fn forward(&self, xs: &Tensor, mask: &Tensor, train: bool) -> Result<Tensor> {
+        self.sublayers(xs, xs, train, |h| self.attention.forward(h, mask, train))
+    }
+
+    /// Attention over `xs` (normalised first when pre-LN) added to `own` (the rows it updates:
+    /// `xs` itself, or some of its rows), then the MLP, each with its residual and layer norm.
+    fn sublayers(
+        &self,
+        xs: &Tensor,
+        own: &Tensor,
+        train: bool,
+        attend: impl Fn(&Tensor) -> Result<Tensor>,
+    ) -> Result<Tensor> {
         if self.pre_ln {
-            let xs = (xs
-                + self.dropout.forward(
-                    &self
-                        .attention
-                        .forward(&self.norm1.forward(xs)?, mask, train)?,
-                    train,
-                )?)?;
+            let xs = (own
+                + self
+                    .dropout
+                    .forward(&attend(&self.norm1.forward(xs)?)?, train)?)?;
             &xs + self
                 .dropout
                 .forward(&self.mlp(&self.norm2.forward(&xs)?)?, train)?
         } else {
-            let xs = self.norm1.forward(
-                &(xs + self
-                    .dropout
-                    .forward(&self.attention.forward(xs, mask, train)?, train)?)?,
-            )?;
+            let xs = self
+                .norm1
+                .forward(&(own + self.dropout.forward(&attend(xs)?, train)?)?)?;
             self.norm2
                 .forward(&(&xs + self.dropout.forward(&self.mlp(&xs)?, train)?)?)
         }

@@ -5,18 +5,14 @@
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
+use super::fused::f32_data;
+
 /// Elements per parallel chunk.
 const CHUNK: usize = 1 << 14;
 
 /// `f` applied in place to a copy of a contiguous f32 tensor's data, chunks in parallel.
 fn map(storage: &CpuStorage, layout: &Layout, f: fn(&mut [f32])) -> Result<(CpuStorage, Shape)> {
-    let CpuStorage::F32(data) = storage else {
-        candle_core::bail!("gelu: f32 only");
-    };
-    let Some((start, end)) = layout.contiguous_offsets() else {
-        candle_core::bail!("gelu: contiguous input only");
-    };
-    let mut out = data[start..end].to_vec();
+    let mut out = f32_data(storage, layout)?.to_vec();
     out.par_chunks_mut(CHUNK).for_each(f);
     Ok((CpuStorage::F32(out), layout.shape().clone()))
 }

@@ -18,7 +18,7 @@ const CHUNK_LOGITS: usize = 1 << 22;
 /// for it. `anchors`: (P, D); `candidates`: (C, D); `positives[p]`: pair p's column in
 /// `candidates`; `log_q` (C): log of each candidate's expected count in the sample (the
 /// sampling-bias or "logQ" correction of Yi et al., RecSys 2019; None = no correction);
-/// `blocked`: (pair, column) entries left out of that pair's softmax.
+/// `blocked`: (pair, column) entries left out of that pair's softmax, sorted.
 ///
 /// Fused: one pass over chunks of pairs computes the loss and both gradients (logits, then
 /// `G = (softmax − onehot) / P`, `∂anchors = scale · G·C`, `∂candidates = scale · Gᵀ·A`), the
@@ -64,8 +64,10 @@ fn chunked(
     let (a, c) = (anchors.detach(), candidates.detach());
     let tracked = anchors.track_op() || candidates.track_op();
     let rows_per_chunk = (chunk_logits / columns.max(1)).clamp(1, pairs.max(1));
-    let mut blocked = blocked.to_vec();
-    blocked.sort_unstable();
+    debug_assert!(
+        blocked.is_sorted(),
+        "blocked entries come sorted (Negatives::candidates)"
+    );
     let (mut total, mut grad_a, mut grad_c) = (0f64, Vec::new(), None::<Tensor>);
     let mut start = 0;
     while start < pairs {
@@ -115,7 +117,7 @@ fn chunked(
 
 /// Turns each row of `logits` (`columns` wide; the raw products) into its loss gradient
 /// `(softmax − onehot) / pairs`, in place, after scaling, the logQ correction and the blocked
-/// entries; returns the rows' summed negative log-likelihood.
+/// entries (sorted by row); returns the rows' summed negative log-likelihood.
 fn softmax_rows(
     logits: &mut [f32],
     columns: usize,
@@ -125,13 +127,13 @@ fn softmax_rows(
     blocked: &[(usize, usize)],
     pairs: usize,
 ) -> f64 {
-    let mut total = 0f64;
+    let (mut total, mut blocked) = (0f64, blocked.iter().peekable());
     for (r, row) in logits.chunks_exact_mut(columns).enumerate() {
         match log_q {
             Some(q) => row.iter_mut().zip(q).for_each(|(x, q)| *x = *x * scale - q),
             None => row.iter_mut().for_each(|x| *x *= scale),
         }
-        for &(_, col) in blocked.iter().filter(|&&(p, _)| p == r) {
+        while let Some(&(_, col)) = blocked.next_if(|&&(p, _)| p == r) {
             row[col] += BLOCKED;
         }
         let max = learn_kernels::max(row);

@@ -90,55 +90,56 @@ impl CustomOp3 for Norm {
         _res: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let d = weight.elem_count();
         let w = with_data(weight, <[f32]>::to_vec)?;
-        let g = with_data(grad, <[f32]>::to_vec)?;
-        let (dx, dw, db) = with_data(x, |x| {
-            let blocks: Vec<(Vec<f32>, Vec<f32>, Vec<f32>)> = x
-                .par_chunks(d * ROWS_PER_TASK)
-                .zip(g.par_chunks(d * ROWS_PER_TASK))
-                .map(|(xs, gs)| {
-                    let (mut dx, mut dw, mut db) =
-                        (vec![0f32; xs.len()], vec![0f32; d], vec![0f32; d]);
-                    let mut hat = vec![0f32; d];
-                    for ((x, g), dx) in xs
-                        .chunks_exact(d)
-                        .zip(gs.chunks_exact(d))
-                        .zip(dx.chunks_exact_mut(d))
-                    {
-                        let (mean, rstd) = moments(x, self.eps);
-                        let (mut sum_g, mut sum_gx) = (0f32, 0f32);
-                        for j in 0..d {
-                            hat[j] = (x[j] - mean) * rstd;
-                            let gw = g[j] * w[j];
-                            sum_g += gw;
-                            sum_gx += gw * hat[j];
-                            dw[j] += g[j] * hat[j];
-                            db[j] += g[j];
-                        }
-                        let (mean_g, mean_gx) = (sum_g / d as f32, sum_gx / d as f32);
-                        for j in 0..d {
-                            dx[j] = (g[j] * w[j] - mean_g - hat[j] * mean_gx) * rstd;
-                        }
-                    }
-                    (dx, dw, db)
-                })
-                .collect();
-            let (mut dx, mut dw, mut db) =
-                (Vec::with_capacity(x.len()), vec![0f32; d], vec![0f32; d]);
-            for (bx, bw, bb) in blocks {
-                dx.extend_from_slice(&bx);
-                dw.iter_mut().zip(&bw).for_each(|(a, v)| *a += v);
-                db.iter_mut().zip(&bb).for_each(|(a, v)| *a += v);
-            }
-            (dx, dw, db)
-        })?;
+        let (dx, dw, db) = with_data(grad, |g| with_data(x, |x| backward(x, g, &w, self.eps)))??;
         Ok((
             Some(output(dx, x.shape().clone(), x)?),
             Some(output(dw, weight.shape().clone(), weight)?),
             Some(output(db, bias.shape().clone(), bias)?),
         ))
     }
+}
+
+/// (∂x, ∂weight, ∂bias) of the rows of `x` (as wide as `w`) for the incoming gradient `g`.
+/// Rows in parallel blocks; the weight and bias sums added in block order (deterministic).
+fn backward(x: &[f32], g: &[f32], w: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let d = w.len();
+    let mut dx = vec![0f32; x.len()];
+    let partial: Vec<(Vec<f32>, Vec<f32>)> = dx
+        .par_chunks_mut(d * ROWS_PER_TASK)
+        .zip(x.par_chunks(d * ROWS_PER_TASK))
+        .zip(g.par_chunks(d * ROWS_PER_TASK))
+        .map(|((dxs, xs), gs)| {
+            let (mut dw, mut db, mut hat) = (vec![0f32; d], vec![0f32; d], vec![0f32; d]);
+            for ((x, g), dx) in xs
+                .chunks_exact(d)
+                .zip(gs.chunks_exact(d))
+                .zip(dxs.chunks_exact_mut(d))
+            {
+                let (mean, rstd) = moments(x, eps);
+                let (mut sum_g, mut sum_gx) = (0f32, 0f32);
+                for j in 0..d {
+                    hat[j] = (x[j] - mean) * rstd;
+                    let gw = g[j] * w[j];
+                    sum_g += gw;
+                    sum_gx += gw * hat[j];
+                    dw[j] += g[j] * hat[j];
+                    db[j] += g[j];
+                }
+                let (mean_g, mean_gx) = (sum_g / d as f32, sum_gx / d as f32);
+                for j in 0..d {
+                    dx[j] = (g[j] * w[j] - mean_g - hat[j] * mean_gx) * rstd;
+                }
+            }
+            (dw, db)
+        })
+        .collect();
+    let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
+    for (bw, bb) in partial {
+        dw.iter_mut().zip(&bw).for_each(|(a, v)| *a += v);
+        db.iter_mut().zip(&bb).for_each(|(a, v)| *a += v);
+    }
+    (dx, dw, db)
 }
 
 #[cfg(test)]

@@ -13,7 +13,6 @@ impl Tower {
     /// row × len + position), the same values as `forward` gathered there.
     pub fn forward_anchors(&self, ids: &Tensor, anchors: &[u32], train: bool) -> Result<Tensor> {
         let (b, l) = ids.dims2()?;
-        let positions = Tensor::arange(0u32, l as u32, &self.device)?;
         let Some((last, earlier)) = self.blocks.split_last() else {
             return self.gathered(ids, anchors, train);
         };
@@ -21,6 +20,7 @@ impl Tower {
         if anchors.len() * 2 >= b * l {
             return self.gathered(ids, anchors, train);
         }
+        let positions = Tensor::arange(0u32, l as u32, &self.device)?;
         let (xs, mask) = self.inputs(ids, &positions, train)?;
         let xs = self.blocks_forward(xs, &mask, earlier, train)?;
         self.head(&last.forward_rows(&xs, anchors, train)?)

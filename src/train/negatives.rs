@@ -40,11 +40,41 @@ pub struct CandidateSet {
 pub struct Pool<'a> {
     /// The candidate universe: offline, the items that occur in training (items held out as cold
     /// must not be trained down as everybody's negative); online, the catalogue.
-    pub items: &'a [u32],
+    pub items: Universe<'a>,
     /// `negative_samples` uniform draws (with replacement) from `items`.
     pub drawn: &'a [u32],
     /// ln of each item's share of training targets, for the in-batch correction; None = off.
     pub log_share: Option<&'a [f32]>,
+}
+
+/// The items candidates and draws come from.
+#[derive(Debug, Clone, Copy)]
+pub enum Universe<'a> {
+    /// These items.
+    Items(&'a [u32]),
+    /// Rows 0..n (a catalogue: its rows are their own items, nothing to materialise).
+    Rows(usize),
+}
+
+impl Universe<'_> {
+    pub fn len(self) -> usize {
+        match self {
+            Universe::Items(items) => items.len(),
+            Universe::Rows(n) => n,
+        }
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every item, in order.
+    pub fn for_each(self, mut f: impl FnMut(u32)) {
+        match self {
+            Universe::Items(items) => items.iter().for_each(|&i| f(i)),
+            Universe::Rows(n) => (0..n as u32).for_each(f),
+        }
+    }
 }
 
 /// `count` uniform draws (with replacement) of an index into a universe of `len` items; callers
@@ -77,7 +107,7 @@ impl Negatives {
         let uniform = pool.drawn.len() as f32 / pool.items.len().max(1) as f32;
         let (positives, log_q): (Vec<u32>, _) = match self {
             Negatives::AllItems => {
-                pool.items.iter().for_each(|&i| {
+                pool.items.for_each(|i| {
                     column(i);
                 });
                 // A target outside the universe (never in training) still gets its own column.
@@ -160,7 +190,7 @@ mod tests {
 
     fn pool<'a>(drawn: &'a [u32], log_share: Option<&'a [f32]>) -> Pool<'a> {
         Pool {
-            items: &[0, 1, 2, 3, 4, 5],
+            items: Universe::Items(&[0, 1, 2, 3, 4, 5]),
             drawn,
             log_share,
         }
@@ -179,7 +209,7 @@ mod tests {
         // Item 3 held out (cold): not a candidate of the catalogue softmax, nor drawn.
         let universe = [0, 1, 2, 4, 5];
         let pool = Pool {
-            items: &universe,
+            items: Universe::Items(&universe),
             drawn: &[],
             log_share: None,
         };

@@ -12,7 +12,7 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
 use super::adamw::{AdamW, AdamWParams};
-use super::negatives::{draw_uniform, Pool};
+use super::negatives::{draw_uniform, Pool, Universe};
 use super::schedule::{clip_gradients, learning_rate};
 use super::stopping::should_stop;
 use super::targets::UserSample;
@@ -208,7 +208,7 @@ pub fn train(
                 Vec::new()
             };
             let pool = Pool {
-                items: &universe,
+                items: Universe::Items(&universe),
                 drawn: &drawn,
                 log_share: log_share.as_deref(),
             };

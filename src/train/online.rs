@@ -9,7 +9,7 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::adamw::{AdamW, AdamWParams};
-use super::negatives::{Negatives, Pool};
+use super::negatives::{Negatives, Pool, Universe};
 use super::offline::{batch_loss, sorted_vars};
 use super::schedule::clip_gradients;
 use super::TrainingConfig;
@@ -117,9 +117,8 @@ impl OnlineTrainer {
             return Ok(None);
         }
         let tower = self.tower.with_table(batch.table.clone())?;
-        let catalogue: Vec<u32> = (0..batch.catalogue_items as u32).collect();
         let pool = Pool {
-            items: &catalogue,
+            items: Universe::Rows(batch.catalogue_items),
             drawn: &batch.drawn,
             log_share: batch.log_share.as_deref(),
         };

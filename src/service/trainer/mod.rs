@@ -32,7 +32,7 @@ use rand::SeedableRng;
 
 use super::Shared;
 use crate::checkpoint::{CheckpointDir, CheckpointError};
-use crate::metrics::Event;
+use crate::metrics::{Event, TrainerStage};
 use crate::publish::EmbeddingPublisher;
 use crate::shutdown::Shutdown;
 use crate::store::{Fence, Store, StoreError};
@@ -121,18 +121,21 @@ pub async fn run<S: Store>(
             state
                 .renew_leadership()
                 .await
-                .map_err(|e| ("leadership", e))?;
+                .map_err(|e| (TrainerStage::Leadership, e))?;
             if !state.leading() || state.shared.training.embedding.load(Ordering::SeqCst) > 0 {
                 return Ok(());
             }
-            state.step().await.map_err(|e| ("step", e))?;
+            state.step().await.map_err(|e| (TrainerStage::Step, e))?;
             if policy.due(
                 state.steps_since_checkpoint,
                 state.last_checkpoint.elapsed(),
             ) {
-                state.checkpoint().await.map_err(|e| ("checkpoint", e))?;
+                state
+                    .checkpoint()
+                    .await
+                    .map_err(|e| (TrainerStage::Checkpoint, e))?;
             }
-            Ok::<(), (&'static str, TrainerError)>(())
+            Ok::<(), (TrainerStage, TrainerError)>(())
         };
         match round.await {
             Ok(()) => backoff = SETBACK_BACKOFF.0,
