@@ -7,8 +7,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/reference-venv.sh
 texts=tests/fixtures/encoder/titles.json,tests/fixtures/encoder/edge.json
-for model in minilm smollm2; do
+# The model's own task prefix (encoder.prefix = "auto"): nomic-embed-text's `clustering: `, none otherwise.
+for entry in minilm: smollm2: "nomic:clustering: "; do
+  model="${entry%%:*}" prefix="${entry#*:}"
   path="$(scripts/fetch-model.sh "$model")"
   name="$(basename "$path" .gguf)"
-  "$REF_PYTHON" scripts/encoder_reference.py fixtures "$path" "tests/fixtures/encoder/$name.json" --texts "$texts"
+  "$REF_PYTHON" scripts/encoder_reference.py fixtures "$path" "tests/fixtures/encoder/$name.json" --texts "$texts" \
+    --prefix "$prefix" --vocab models/all-MiniLM-L6-v2
 done

@@ -3,6 +3,8 @@
 
 It builds an ONNX graph by hand from the model files (no PyTorch needed) and runs it with onnxruntime:
   * BERT family (an HF directory: config.json, tokenizer.json, model.safetensors), e.g. all-MiniLM-L6-v2;
+  * NomicBERT (nomic-embed-text-v1.5) from a GGUF file, tokenized by bert-base-uncased's tokenizer.json
+    (MiniLM's; the Rust side rebuilds the same WordPiece from the GGUF metadata);
   * llama decoders from a GGUF file (e.g. SmolLM2-135M): tensors dequantised to f32 by the `gguf` package,
     used in llama.cpp's own layout (interleaved RoPE on the permuted Q/K rows), so the Rust side's
     un-permute + HF-style RoPE is checked against a different route to the same numbers.
@@ -196,6 +198,64 @@ def llama_graph(path):
     return g.model(token_inputs(), x), meta
 
 
+def nomic_graph(path):
+    """NomicBERT (nomic-embed-text) from a GGUF file, in llama.cpp's tensor names: post-norm blocks,
+    NEOX rotary (rotate_half) on q and k, bias-free fused qkv, SwiGLU (ffn_up value, silu(ffn_gate))."""
+    reader = gguf.GGUFReader(path)
+    meta = gguf_fields(reader)
+    arch = meta["general.architecture"]
+    hidden, heads = meta[f"{arch}.embedding_length"], meta[f"{arch}.attention.head_count"]
+    head_dim, eps = hidden // heads, meta[f"{arch}.attention.layer_norm_epsilon"]
+    theta = meta[f"{arch}.rope.freq_base"]
+    w = {}
+    for t in reader.tensors:
+        shape = tuple(reversed([int(d) for d in t.shape]))
+        w[t.name] = gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float32)
+    g = Graph()
+
+    def norm(x, prefix):
+        return g.op("LayerNormalization", x, g.const(w[prefix + ".weight"]), g.const(w[prefix + ".bias"]),
+                    axis=-1, epsilon=eps)
+
+    max_len = 2048
+    inv_freq = theta ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    angles = np.outer(np.arange(max_len), inv_freq)
+    cos = np.concatenate([np.cos(angles)] * 2, axis=1).astype(np.float32)  # c0..c(d/2-1) c0..
+    sin = np.concatenate([np.sin(angles)] * 2, axis=1).astype(np.float32)
+    length = g.op("Slice", g.op("Shape", "input_ids"), g.const(np.array([1], np.int64)), g.const(np.array([2], np.int64)))
+    zero = g.const(np.array([0], np.int64))
+    cos_t, sin_t = g.op("Slice", g.const(cos), zero, length), g.op("Slice", g.const(sin), zero, length)
+    half = head_dim // 2
+    rot = np.zeros((head_dim, head_dim), np.float32)  # x @ rot = concat(-x2, x1)
+    for i in range(half):
+        rot[half + i, i], rot[i, half + i] = -1.0, 1.0
+    rot_c = g.const(rot)
+
+    def rope(x):
+        return g.op("Add", g.op("Mul", x, cos_t), g.op("Mul", g.op("MatMul", x, rot_c), sin_t))
+
+    x = g.op("Add", g.op("Gather", g.const(w["token_embd.weight"]), "input_ids"), g.const(w["token_types.weight"][0]))
+    x = norm(x, "token_embd_norm")
+    mask = g.op("Cast", g.op("Unsqueeze", "attention_mask", g.const(np.array([1, 2], np.int64))), to=TensorProto.FLOAT)
+    mask_bias = g.op("Mul", g.op("Sub", g.const(np.float32(1.0)), mask), g.const(np.float32(-1e9)))
+    qkv_w = lambda p: np.split(w[p + "attn_qkv.weight"], 3, axis=0)
+    for i in range(meta[f"{arch}.block_count"]):
+        p = f"blk.{i}."
+        wq, wk, wv = qkv_w(p)
+        q = rope(split_heads(g, g.linear(x, wq), heads, head_dim, [0, 2, 1, 3]))
+        k = rope(split_heads(g, g.linear(x, wk), heads, head_dim, [0, 2, 1, 3]))
+        v = split_heads(g, g.linear(x, wv), heads, head_dim, [0, 2, 1, 3])
+        scores = g.op("MatMul", q, g.op("Transpose", k, perm=[0, 1, 3, 2]))
+        scores = g.op("Add", g.op("Mul", scores, g.const(np.float32(1 / math.sqrt(head_dim)))), mask_bias)
+        ctx = g.op("MatMul", g.op("Softmax", scores, axis=-1), v)
+        ctx = g.op("Reshape", g.op("Transpose", ctx, perm=[0, 2, 1, 3]), g.const(np.array([0, 0, hidden], np.int64)))
+        x = norm(g.op("Add", x, g.linear(ctx, w[p + "attn_output.weight"])), p + "attn_output_norm")
+        gate = g.linear(x, w[p + "ffn_gate.weight"])
+        act = g.op("Mul", g.op("Mul", gate, g.op("Sigmoid", gate)), g.linear(x, w[p + "ffn_up.weight"]))
+        x = norm(g.op("Add", x, g.linear(act, w[p + "ffn_down.weight"])), p + "layer_output_norm")
+    return g.model(token_inputs(), x)
+
+
 def gguf_tokenizer(meta, max_tokens):
     """GPT-2 style byte-level BPE rebuilt from the GGUF metadata (SmolLM2 splits digits one by one)."""
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders
@@ -210,8 +270,11 @@ def gguf_tokenizer(meta, max_tokens):
     return lambda texts: [e.ids for e in tok.encode_batch(texts)]
 
 
-def load(model, max_tokens):
-    """(onnx model, tokenize fn, pad id) for an HF BERT directory or a GGUF file."""
+def load(model, max_tokens, vocab):
+    """(onnx model, tokenize fn, pad id) for an HF BERT directory or a GGUF file (a NomicBERT GGUF is
+    tokenized with the bert-base-uncased WordPiece of `vocab`, an HF directory: its own vocabulary)."""
+    if model.endswith(".gguf") and gguf_fields(gguf.GGUFReader(model))["general.architecture"] == "nomic-bert":
+        return nomic_graph(model), bert_tokenizer(vocab, max_tokens), 0
     if model.endswith(".gguf"):
         proto, meta = llama_graph(model)
         return proto, gguf_tokenizer(meta, max_tokens), 0
@@ -256,21 +319,24 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batches", default="1,16,64")
     parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--prefix", default="", help="task prefix put before every text (not stored in the fixture)")
+    parser.add_argument("--vocab", default="models/all-MiniLM-L6-v2", help="HF directory whose tokenizer.json a NomicBERT GGUF uses")
     parser.add_argument("--seconds", type=float, default=3.0, help="bench: time per batch size")
     args = parser.parse_args()
 
     texts = [t for f in args.texts.split(",") for t in json.load(open(f))]
-    proto, tokenize, pad_id = load(args.model, args.max_tokens)
+    proto, tokenize, pad_id = load(args.model, args.max_tokens, args.vocab)
     sess = session(proto, args.threads)
     if args.mode == "fixtures":
-        vectors = embed(sess, tokenize, pad_id, texts, 4)
+        vectors = embed(sess, tokenize, pad_id, [args.prefix + t for t in texts], 4)
         json.dump({"reference": f"onnxruntime {ort.__version__}", "model": os.path.basename(args.model.rstrip("/")),
+                   "prefix": args.prefix,
                    "texts": texts, "vectors": [[round(float(v), 8) for v in row] for row in vectors]},
                   open(args.out, "w"))
         print(f"wrote {len(texts)} reference vectors of dim {vectors.shape[1]} to {args.out}")
         return
     for batch in [int(b) for b in args.batches.split(",")]:
-        inputs = (texts * (batch // len(texts) + 1))[:batch]
+        inputs = [args.prefix + t for t in (texts * (batch // len(texts) + 1))[:batch]]
         embed(sess, tokenize, pad_id, inputs, batch)  # warm-up
         done, start = 0, time.perf_counter()
         while time.perf_counter() - start < args.seconds or done < 3 * batch:

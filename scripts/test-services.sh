@@ -38,6 +38,7 @@ if ! command -v tansu >/dev/null; then
 fi
 scripts/fetch-model.sh minilm
 scripts/fetch-model.sh smollm2
+scripts/fetch-model.sh nomic
 
 rm -rf "$state" && mkdir -p "$state"
 stop() {
@@ -121,4 +122,5 @@ export LEARN_TEST_REDIS="redis://127.0.0.1:$redis_port/"
 export LEARN_TEST_KAFKA="127.0.0.1:$kafka_port"
 export LEARN_TEST_MODEL_DIR="$root/models/all-MiniLM-L6-v2"
 export LEARN_TEST_DECODER_MODEL="$root/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+export LEARN_TEST_NOMIC_MODEL="$root/models/nomic-embed-text-v1.5.f16.gguf"
 cargo test --workspace "$@"

@@ -1,8 +1,9 @@
 //! The frozen encoders on real weights against the independent onnxruntime reference
 //! (`scripts/encoder-fixtures.sh` wrote `tests/fixtures/encoder/<model>.json`): every text's
-//! embedding has cosine ≥ 0.9999 with the reference, for both families (MiniLM, SmolLM2-135M from
-//! GGUF) and both backends (native kernels, candle); a text embedded alone equals the same text
-//! inside a length-sorted batch; identical texts are embedded once (cache).
+//! embedding has cosine ≥ 0.9999 with the reference, for the three families (MiniLM,
+//! nomic-embed-text-v1.5 and SmolLM2-135M, the last two from GGUF) and both backends (native
+//! kernels, candle); a text embedded alone equals the same text inside a length-sorted batch;
+//! identical texts are embedded once (cache).
 
 mod common;
 
@@ -13,6 +14,9 @@ use learn_stream::encode::ContentEncoder;
 
 #[derive(serde::Deserialize)]
 struct Fixture {
+    /// The task prefix the reference put before every text (the model's own, `encoder.prefix = "auto"`).
+    #[serde(default)]
+    prefix: String,
     texts: Vec<String>,
     vectors: Vec<Vec<f32>>,
 }
@@ -48,6 +52,11 @@ fn matches_reference(model: &Path, fixture_name: &str, dim: usize) {
     for backend in [EncoderBackend::Native, EncoderBackend::Candle] {
         let encoder = encoder(model, backend, 16);
         assert_eq!(encoder.dim(), dim);
+        assert_eq!(
+            encoder.prefix(),
+            reference.prefix,
+            "the model's own task prefix"
+        );
         let vectors = encoder.embed(&reference.texts).unwrap();
         let mut worst = (1.0f64, "");
         for ((text, got), want) in reference.texts.iter().zip(&vectors).zip(&reference.vectors) {
@@ -105,9 +114,20 @@ fn smollm2_from_gguf_matches_onnxruntime_reference() {
 }
 
 #[test]
-fn alone_and_batched_agree_for_both_families() {
+fn nomic_from_gguf_matches_onnxruntime_reference() {
+    let Some(model) = common::nomic_model() else {
+        return;
+    };
+    matches_reference(&model, "nomic-embed-text-v1.5.f16.json", 768);
+}
+
+#[test]
+fn alone_and_batched_agree_for_every_family() {
     if let Some(dir) = common::model_dir() {
         alone_and_batched_agree(&dir, "all-MiniLM-L6-v2.json");
+    }
+    if let Some(model) = common::nomic_model() {
+        alone_and_batched_agree(&model, "nomic-embed-text-v1.5.f16.json");
     }
     if let Some(model) = decoder_model() {
         alone_and_batched_agree(&model, "SmolLM2-135M-Instruct.Q4_1.json");

@@ -20,7 +20,7 @@ use learn_stream::encode::ContentEncoder;
 
 #[derive(Args)]
 pub struct ModelArgs {
-    /// Frozen encoder: a Hugging Face directory or a llama/qwen2 .gguf file (overrides
+    /// Frozen encoder: a Hugging Face directory or a llama, qwen2 or nomic-bert .gguf file (overrides
     /// encoder.model_dir; LEARN__ENCODER__BACKEND / __THREADS set the backend and threads).
     #[arg(long)]
     pub model_dir: Option<PathBuf>,

@@ -23,7 +23,7 @@ pub struct DatasetArgs {
     /// Where content embeddings are cached.
     #[arg(long, default_value = "runs/cache")]
     pub cache_dir: PathBuf,
-    /// Frozen encoder: a Hugging Face directory or a llama/qwen2 .gguf file (overrides
+    /// Frozen encoder: a Hugging Face directory or a llama, qwen2 or nomic-bert .gguf file (overrides
     /// encoder.model_dir; LEARN__ENCODER__BACKEND / __THREADS set the backend and threads).
     #[arg(long)]
     pub model_dir: Option<PathBuf>,

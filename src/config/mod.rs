@@ -9,7 +9,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-pub use crate::encode::{EncoderBackend, EncoderConfig};
+pub use crate::encode::{EncoderBackend, EncoderConfig, TaskPrefix};
 pub use secret::Secret;
 
 mod secret;

@@ -1,5 +1,5 @@
 //! A dataset's frozen content embeddings (items × dim), computed once and cached as safetensors
-//! under `<cache_dir>/<dataset>.<model id>.<hash of the item texts>.safetensors`.
+//! under `<cache_dir>/<dataset>.<model id>.<hash of the task prefix and item texts>.safetensors`.
 
 use std::path::{Path, PathBuf};
 
@@ -17,15 +17,21 @@ pub enum ContentError {
     Cache { path: PathBuf, reason: String },
 }
 
-pub fn cache_path(dataset: &Dataset, model_id: &str, cache_dir: &Path) -> PathBuf {
+fn cache_path(dataset: &Dataset, encoder: &ContentEncoder, cache_dir: &Path) -> PathBuf {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    // Without a prefix the key is what it was before prefixes existed (caches stay valid).
+    if !encoder.prefix().is_empty() {
+        hasher.update(encoder.prefix().as_bytes());
+        hasher.update(&[0]);
+    }
     for item in &dataset.items {
         hasher.update(item.text.as_bytes());
         hasher.update(&[0]);
     }
     cache_dir.join(format!(
-        "{}.{model_id}.{:016x}.safetensors",
+        "{}.{}.{:016x}.safetensors",
         dataset.name,
+        encoder.model_id(),
         hasher.digest()
     ))
 }
@@ -36,7 +42,7 @@ pub fn content_table(
     encoder: &ContentEncoder,
     cache_dir: &Path,
 ) -> Result<Tensor, ContentError> {
-    let path = cache_path(dataset, encoder.model_id(), cache_dir);
+    let path = cache_path(dataset, encoder, cache_dir);
     let cache_error = |reason: String| ContentError::Cache {
         path: path.clone(),
         reason,

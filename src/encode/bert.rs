@@ -9,9 +9,19 @@ use learn_kernels::attention::{attention, Heads};
 use learn_kernels::linear::Linear;
 use learn_kernels::{math, mean_pool_normalised, norm, par_rows, Team};
 
-struct Norm {
-    gamma: Vec<f32>,
-    beta: Vec<f32>,
+/// A LayerNorm's scale and shift (shared with NomicBERT's post-norm blocks).
+pub(super) struct Norm {
+    pub gamma: Vec<f32>,
+    pub beta: Vec<f32>,
+}
+
+impl Norm {
+    pub fn load(files: &ModelFiles, prefix: &str) -> Result<Self, EncodeError> {
+        Ok(Self {
+            gamma: files.values(&format!("{prefix}.weight"))?,
+            beta: files.values(&format!("{prefix}.bias"))?,
+        })
+    }
 }
 
 struct Layer {
@@ -38,12 +48,7 @@ pub struct NativeBert {
 
 impl NativeBert {
     pub fn load(files: &ModelFiles, config: &Config) -> Result<Self, EncodeError> {
-        let norm = |prefix: &str| -> Result<Norm, EncodeError> {
-            Ok(Norm {
-                gamma: files.values(&format!("{prefix}.weight"))?,
-                beta: files.values(&format!("{prefix}.bias"))?,
-            })
-        };
+        let norm = |prefix: &str| Norm::load(files, prefix);
         let (h, i) = (config.hidden_size, config.intermediate_size);
         let linear = |prefix: &str, outputs: usize, inputs: usize| -> Result<Linear, EncodeError> {
             Ok(Linear::new(

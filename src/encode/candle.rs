@@ -1,4 +1,4 @@
-//! The same two families on candle-transformers' models (`encoder.backend = "candle"`): the
+//! The same three families on candle-transformers' models (`encoder.backend = "candle"`): the
 //! route to a CUDA device (`--features cuda`) and the plain version the native kernels are
 //! tested against. Batches are padded to their longest text with a mask in attention and pooling.
 
@@ -6,13 +6,14 @@ use std::sync::Mutex;
 
 use candle_core::{DType, Device, Tensor, D};
 use candle_nn::{Activation, VarBuilder};
-use candle_transformers::models::{bert, qwen2};
+use candle_transformers::models::{bert, nomic_bert, qwen2};
 
 use super::weights::{Architecture, DecoderConfig, ModelFiles};
 use super::EncodeError;
 
 pub enum CandleModel {
     Bert(bert::BertModel),
+    Nomic(nomic_bert::NomicBertModel),
     /// qwen2's forward pass serves llama too (zero q/k/v biases); it keeps a KV cache, hence the lock.
     Decoder(Mutex<qwen2::Model>),
 }
@@ -44,6 +45,10 @@ impl CandleEncoder {
             Architecture::Bert(config) => {
                 let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
                 CandleModel::Bert(bert::BertModel::load(vb, config)?)
+            }
+            Architecture::NomicBert(config) => {
+                let vb = VarBuilder::from_tensors(tensors, DType::F32, &device);
+                CandleModel::Nomic(nomic_bert::NomicBertModel::load(vb, config)?)
             }
             Architecture::Decoder(config) => {
                 let head_dim = config.hidden_size / config.num_attention_heads;
@@ -84,6 +89,7 @@ impl CandleEncoder {
         let mask = Tensor::from_vec(mask, (batch, len), &self.device)?;
         let hidden = match &self.model {
             CandleModel::Bert(model) => model.forward(&ids, &ids.zeros_like()?, Some(&mask))?,
+            CandleModel::Nomic(model) => model.forward(&ids, None, Some(&mask))?,
             CandleModel::Decoder(model) => {
                 let mut model = model.lock().expect("decoder lock");
                 // `None`: causal mask (with `Some`, qwen2 switches to bidirectional); right padding

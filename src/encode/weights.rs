@@ -9,12 +9,27 @@ use candle_core::{Device, Tensor};
 
 use super::EncodeError;
 
-/// Hyper-parameters of the two families, read from config.json or GGUF metadata.
+/// Hyper-parameters of the three families, read from config.json or GGUF metadata.
 #[derive(Debug, Clone)]
 pub enum Architecture {
     Bert(candle_transformers::models::bert::Config),
+    /// NomicBERT (nomic-embed-text-v1.5): BERT's post-norm blocks with rotary positions, a fused
+    /// bias-free q|k|v and a SwiGLU feed-forward.
+    NomicBert(candle_transformers::models::nomic_bert::Config),
     /// llama (no attention biases) or qwen2 (q/k/v biases); the same forward pass.
     Decoder(DecoderConfig),
+}
+
+impl Architecture {
+    /// The task prefix the model was trained to expect before a document (`encoder.prefix =
+    /// "auto"`): nomic-embed-text's `clustering: ` (item-to-item similarity is its clustering task);
+    /// none for the others.
+    pub fn default_prefix(&self) -> &'static str {
+        match self {
+            Architecture::NomicBert(_) => "clustering: ",
+            Architecture::Bert(_) | Architecture::Decoder(_) => "",
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -40,7 +55,7 @@ fn default_rope_theta() -> f64 {
 /// Everything an encoder needs from disk.
 pub struct ModelFiles {
     pub architecture: Architecture,
-    /// f32 tensors on the CPU, Hugging Face names without a `bert.` prefix.
+    /// f32 tensors on the CPU, Hugging Face names without a `bert.` / `nomic_bert.` prefix.
     pub tensors: HashMap<String, Tensor>,
     pub tokenizer: tokenizers::Tokenizer,
 }
@@ -82,26 +97,31 @@ impl ModelFiles {
         let text = std::fs::read_to_string(&config_path).map_err(|e| bad_file(&config_path, e))?;
         let kind: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?;
-        let architecture = match kind["model_type"].as_str().unwrap_or("bert") {
-            "bert" => Architecture::Bert(
-                serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
-            ),
-            "llama" | "qwen2" => Architecture::Decoder(
-                serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
-            ),
-            other => {
-                return Err(bad_file(
+        let architecture =
+            match kind["model_type"].as_str().unwrap_or("bert") {
+                "bert" => Architecture::Bert(
+                    serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
+                ),
+                "llama" | "qwen2" => Architecture::Decoder(
+                    serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
+                ),
+                "nomic_bert" => Architecture::NomicBert(
+                    serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
+                ),
+                other => return Err(bad_file(
                     &config_path,
-                    format!("model_type {other:?} is not supported (bert, llama, qwen2)"),
-                ))
-            }
-        };
+                    format!(
+                        "model_type {other:?} is not supported (bert, nomic_bert, llama, qwen2)"
+                    ),
+                )),
+            };
         let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
             .map_err(|e| bad_file(&weights_path, e))?
             .into_iter()
             .map(|(name, t)| {
-                let name = name
-                    .strip_prefix("bert.")
+                let name = ["bert.", "nomic_bert."]
+                    .iter()
+                    .find_map(|p| name.strip_prefix(p))
                     .map(str::to_string)
                     .unwrap_or(name);
                 Ok((name, t.to_dtype(candle_core::DType::F32)?))
@@ -119,6 +139,7 @@ impl ModelFiles {
     pub fn dim(&self) -> usize {
         match &self.architecture {
             Architecture::Bert(c) => c.hidden_size,
+            Architecture::NomicBert(c) => c.n_embd,
             Architecture::Decoder(c) => c.hidden_size,
         }
     }
@@ -126,6 +147,7 @@ impl ModelFiles {
     pub fn max_positions(&self) -> usize {
         match &self.architecture {
             Architecture::Bert(c) => c.max_position_embeddings,
+            Architecture::NomicBert(c) => c.n_positions,
             Architecture::Decoder(c) => c.max_position_embeddings,
         }
     }

@@ -303,6 +303,11 @@ pub fn tls() -> Option<(String, String, PathBuf)> {
 }
 
 /// A llama/qwen2 GGUF decoder (SmolLM2-135M: `scripts/fetch-model.sh smollm2`).
+/// nomic-embed-text-v1.5 as an F16 GGUF (`scripts/fetch-model.sh nomic`).
+pub fn nomic_model() -> Option<PathBuf> {
+    required("LEARN_TEST_NOMIC_MODEL").map(PathBuf::from)
+}
+
 pub fn decoder_model() -> Option<PathBuf> {
     required("LEARN_TEST_DECODER_MODEL").map(PathBuf::from)
 }
