@@ -32,6 +32,9 @@ fn invalid_values_name_the_key() {
         load_toml("[kafka]\nauto_offset_reset = \"middle\"\n").contains("kafka.auto_offset_reset")
     );
     assert!(load_toml("[redis]\nurl = \"localhost:6379\"\n").contains("redis.url"));
+    assert!(load_toml("[sasrec]\nheads = 3\n").contains("sasrec.heads"));
+    assert!(load_toml("[sasrec]\ninit_std = 0.0\n").contains("sasrec.init_std"));
+    assert!(load_toml("[towers]\noutput_head = false\nout_dim = 32\n").contains("towers.out_dim"));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use learn_stream::eval::scorers::TowerScorer;
 use learn_stream::eval::{evaluate, leave_one_out, Split};
-use learn_stream::towers::{Tower, TowerInput, TowerSpec};
+use learn_stream::towers::{AdapterKind, Tower, TowerInput, TowerSpec};
 use learn_stream::train::stopping::should_stop;
 use learn_stream::train::{train, Negatives, Targets, TrainReport, TrainingConfig};
 use rand::rngs::StdRng;
@@ -64,6 +64,8 @@ fn config(loss: Targets, negatives: Negatives) -> TrainingConfig {
 enum Input {
     Ids,
     Content,
+    /// Content through the 2-layer MLP adapter (`towers.adapter = "mlp"`).
+    ContentMlp,
     ContentAndIds,
 }
 
@@ -85,11 +87,18 @@ fn run(config: TrainingConfig, input: Input) -> Run {
         dropout: 0.1,
         attn_dropout: 0.1,
         item_ids: matches!(input, Input::ContentAndIds),
+        adapter: if matches!(input, Input::ContentMlp) {
+            AdapterKind::Mlp
+        } else {
+            AdapterKind::Linear
+        },
         pre_ln: true,
         // Content towers whiten their input, as by default.
         whiten: !matches!(input, Input::Ids),
         tied_items: false,
         normalise: true,
+        output_head: true,
+        init_std: None,
     };
     let varmap = VarMap::new();
     let input = match input {
@@ -235,6 +244,28 @@ fn every_recipe_learns_the_clusters() {
     }
 }
 
+/// Content towers learn the clusters through either adapter (one linear map, or the 2-layer MLP).
+#[test]
+fn content_towers_learn_the_clusters_through_either_adapter() {
+    for input in [Input::Content, Input::ContentMlp] {
+        let config = TrainingConfig {
+            epochs: 40,
+            ..config(Targets::AllPositions, Negatives::AllItems)
+        };
+        let report = run(config, input).report;
+        let best = report
+            .curve
+            .iter()
+            .map(|e| e.valid_recall_10)
+            .fold(0.0, f64::max);
+        assert!(
+            best > 0.4,
+            "validation Recall@10 {best} should be far above chance: {:?}",
+            report.curve
+        );
+    }
+}
+
 /// The online step's large-catalogue mode (`all_items` above `online.full_softmax_items`: the
 /// batch's items + uniform draws, logQ-corrected) reads a small share of the catalogue per step
 /// and still learns the clusters: the trained user tower's top 10 come from the user's cluster.
@@ -264,10 +295,13 @@ fn large_catalogue_online_steps_learn_the_clusters_from_a_sample() {
         dropout: 0.0,
         attn_dropout: 0.0,
         item_ids: false,
+        adapter: AdapterKind::Linear,
         pre_ln: true,
         whiten: true,
         tied_items: false,
         normalise: true,
+        output_head: true,
+        init_std: None,
     };
     let config = TrainingConfig {
         lr: 5e-3,

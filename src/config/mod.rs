@@ -57,6 +57,8 @@ pub struct Config {
     pub towers: crate::towers::TowerSpec,
     /// How the towers are trained.
     pub training: crate::train::TrainingConfig,
+    /// The SASRec baseline's own shape and recipe (`learn train --model sasrec`).
+    pub sasrec: crate::experiment::SasrecConfig,
     pub online: OnlineConfig,
     pub serving: ServingConfig,
     pub lag: LagConfig,

@@ -152,6 +152,15 @@ impl Config {
                 reason: "must divide towers.d_model".into(),
             });
         }
+        if !self.towers.output_head && self.towers.out_dim != self.towers.d_model {
+            return Err(ConfigError::Invalid {
+                key: "towers.out_dim",
+                reason:
+                    "must equal towers.d_model without an output head (towers.output_head = false)"
+                        .into(),
+            });
+        }
+        self.sasrec.validate()?;
         for (key, p) in [
             ("towers.dropout", self.towers.dropout),
             ("towers.attn_dropout", self.towers.attn_dropout),

@@ -97,24 +97,25 @@ impl ModelFiles {
         let text = std::fs::read_to_string(&config_path).map_err(|e| bad_file(&config_path, e))?;
         let kind: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?;
-        let architecture =
-            match kind["model_type"].as_str().unwrap_or("bert") {
-                "bert" => Architecture::Bert(
-                    serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
-                ),
-                "llama" | "qwen2" => Architecture::Decoder(
-                    serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
-                ),
-                "nomic_bert" => Architecture::NomicBert(
-                    serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
-                ),
-                other => return Err(bad_file(
+        let architecture = match kind["model_type"].as_str().unwrap_or("bert") {
+            "bert" => Architecture::Bert(
+                serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
+            ),
+            "llama" | "qwen2" => Architecture::Decoder(
+                serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
+            ),
+            "nomic_bert" => Architecture::NomicBert(
+                serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
+            ),
+            other => {
+                return Err(bad_file(
                     &config_path,
                     format!(
                         "model_type {other:?} is not supported (bert, nomic_bert, llama, qwen2)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
             .map_err(|e| bad_file(&weights_path, e))?
             .into_iter()

@@ -4,6 +4,9 @@
 //! `results.json`, `report.md` and `training.svg`.
 
 pub mod report;
+mod sasrec;
+
+pub use sasrec::SasrecConfig;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -205,13 +208,20 @@ pub fn train_command(
             ))
         }
     };
+    let (towers, training) = match options.model {
+        ModelKind::Sasrec => (
+            config.sasrec.towers(),
+            config.sasrec.training(&config.training),
+        ),
+        _ => (config.towers.clone(), config.training.clone()),
+    };
     let varmap = VarMap::new();
     let tower = exp.tower(
         options.model,
-        &config.towers,
+        &towers,
         content.as_ref(),
         &varmap,
-        config.training.seed,
+        training.seed,
     )?;
     let report = crate::train::train(
         &tower,
@@ -219,14 +229,14 @@ pub fn train_command(
         &exp.train,
         &exp.split.valid,
         exp.dataset.items.len(),
-        &config.training,
+        &training,
     )?;
     let meta = CheckpointMeta {
         model: options.model,
         dataset: exp.dataset.name.clone(),
         encoder_model: content.as_ref().map(|_| config.encoder.resolved_model_id()),
-        towers: config.towers.clone(),
-        training: config.training.clone(),
+        towers,
+        training,
         cold_fraction: options.cold_fraction,
         report: report.clone(),
     };

@@ -9,9 +9,10 @@ use rand::rngs::{SmallRng, StdRng};
 use rand::{Rng, RngCore, SeedableRng};
 
 /// Re-initialises every variable of `varmap` in name order: weights uniform in ±1/sqrt(fan_in)
-/// (PyTorch's Linear default), embedding tables uniform ±0.035, layer-norm weights 1, biases and
-/// the item-ID offsets added to content (`towers.item_ids`) 0.
-pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
+/// (PyTorch's Linear default) and embedding tables uniform ±0.035, or with `normal_std` = σ both
+/// N(0, σ²) (RecBole's init); layer-norm weights 1, biases and the item-ID offsets added to
+/// content (`towers.item_ids`) 0.
+pub fn seeded_init(varmap: &VarMap, seed: u64, normal_std: Option<f32>) -> Result<()> {
     let data = varmap.data().lock().expect("varmap lock");
     let mut names: Vec<&String> = data.keys().collect();
     names.sort();
@@ -24,6 +25,8 @@ pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
             vec![0.0; n]
         } else if name.contains("norm") {
             vec![1.0; n]
+        } else if let Some(std) = normal_std {
+            (0..n).map(|_| std * standard_normal(&mut rng)).collect()
         } else {
             let bound = if name.ends_with("embeddings") {
                 0.035
@@ -35,6 +38,13 @@ pub fn seeded_init(varmap: &VarMap, seed: u64) -> Result<()> {
         var.set(&Tensor::from_vec(values, shape, var.device())?)?;
     }
     Ok(())
+}
+
+/// One N(0, 1) draw (Box–Muller).
+fn standard_normal(rng: &mut impl Rng) -> f32 {
+    let u: f64 = 1.0 - rng.random::<f64>(); // (0, 1]: ln is finite
+    let v: f64 = rng.random();
+    ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
 }
 
 /// Inverted dropout whose masks come from a seeded RNG (shared by clones of a tower).

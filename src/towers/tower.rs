@@ -6,8 +6,8 @@
 
 use candle_core::{DType, Device, Module, Result, Tensor};
 use candle_nn::{embedding, Embedding, VarBuilder, VarMap};
-use serde::{Deserialize, Serialize};
 
+use super::adapter::Adapter;
 use super::add_rows::add_rows;
 use super::attention::causal_mask;
 use super::block::Block;
@@ -15,48 +15,9 @@ use super::init::{seeded_init, SeededDropout};
 use super::linear::{linear, Linear};
 use super::norm::{layer_norm, LayerNorm};
 use super::padding::{gather_positions, pad_right};
+use super::spec::TowerSpec;
 use super::whiten::Whitening;
 use crate::tensor::l2_normalise;
-
-/// Shape of a tower (`[towers]` in the config). Serialised into checkpoints and results.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TowerSpec {
-    pub d_model: usize,
-    pub heads: usize,
-    pub layers: usize,
-    pub out_dim: usize,
-    /// Longest history read (older items are dropped).
-    pub max_len: usize,
-    /// Hidden dropout: on the input and on each sublayer's output.
-    pub dropout: f32,
-    /// Dropout on the attention weights.
-    pub attn_dropout: f32,
-    /// LEARN offline: add a learned, zero-initialised item-ID embedding to the content projection
-    /// of every item seen in training (UniSRec's "text + ID"); other items (cold, new) use content
-    /// alone. The online towers read a growing catalogue and use content alone.
-    pub item_ids: bool,
-    /// Layer norm before each sublayer (true) or after it (false, BERT's post-LN).
-    pub pre_ln: bool,
-    /// Content towers: whiten the frozen content vectors (centre, decorrelate, re-normalise) before
-    /// the adapter, with statistics fitted on the catalogue ([`super::whiten`]).
-    #[serde(default)]
-    pub whiten: bool,
-    /// An item's vector is its own input embedding (SASRec: its ID embedding; content towers: the
-    /// adapter's projection, UniSRec's item side) through the final norm and output head, instead
-    /// of a length-1 pass through the blocks.
-    #[serde(default)]
-    pub tied_items: bool,
-    /// Unit outputs, logits cosine × `training.logit_scale` (LEARN, true), or raw dot products
-    /// (false, SASRec's scoring: an item's norm can carry its popularity; with `tied_items` a
-    /// candidate is its input embedding through the output head alone, no final norm).
-    #[serde(default = "unit_outputs")]
-    pub normalise: bool,
-}
-
-fn unit_outputs() -> bool {
-    true
-}
 
 /// What an item id turns into before the transformer.
 pub enum TowerInput {
@@ -74,7 +35,7 @@ pub enum TowerInput {
 enum InputLayer {
     Content {
         table: Option<Tensor>,
-        adapter: Linear,
+        adapter: Adapter,
         ids: Option<ItemIds>,
         whitening: Option<Whitening>,
     },
@@ -100,7 +61,8 @@ pub struct Tower {
     input_norm: LayerNorm,
     blocks: Vec<Block>,
     final_norm: Option<LayerNorm>,
-    out: Linear,
+    /// `None` with `spec.output_head = false` (SASRec: scored by the hidden state itself).
+    out: Option<Linear>,
     dropout: SeededDropout,
     spec: TowerSpec,
     device: Device,
@@ -123,7 +85,7 @@ impl Tower {
         };
         let input = match input {
             TowerInput::Content { table, trained } => {
-                let adapter = linear(table.dim(1)?, spec.d_model, vb.pp("adapter"))?;
+                let adapter = Adapter::new(spec.adapter, table.dim(1)?, spec.d_model, &vb)?;
                 let ids = if spec.item_ids {
                     let mask: Vec<f32> = trained.iter().map(|&t| f32::from(u8::from(t))).collect();
                     Some(ItemIds {
@@ -152,7 +114,7 @@ impl Tower {
             }
             TowerInput::Features { dim } => InputLayer::Content {
                 table: None,
-                adapter: linear(dim, spec.d_model, vb.pp("adapter"))?,
+                adapter: Adapter::new(spec.adapter, dim, spec.d_model, &vb)?,
                 ids: None,
                 whitening: whitening(dim)?,
             },
@@ -186,12 +148,15 @@ impl Tower {
             } else {
                 None
             },
-            out: linear(spec.d_model, spec.out_dim, vb.pp("out"))?,
+            out: spec
+                .output_head
+                .then(|| linear(spec.d_model, spec.out_dim, vb.pp("out")))
+                .transpose()?,
             dropout: SeededDropout::new(spec.dropout, seed.wrapping_add(1)),
             spec: spec.clone(),
             device: device.clone(),
         };
-        seeded_init(varmap, seed)?;
+        seeded_init(varmap, seed, spec.init_std)?;
         if let InputLayer::Content {
             table,
             whitening: Some(whitening),
@@ -332,9 +297,12 @@ impl Tower {
         }
     }
 
-    /// The output head, then unit length when `spec.normalise`.
+    /// The output head (when the tower has one), then unit length when `spec.normalise`.
     fn output(&self, xs: &Tensor) -> Result<Tensor> {
-        let ys = self.out.forward(xs)?;
+        let ys = match &self.out {
+            Some(out) => out.forward(xs)?,
+            None => xs.clone(),
+        };
         if self.spec.normalise {
             l2_normalise(&ys)
         } else {

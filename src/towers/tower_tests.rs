@@ -14,9 +14,12 @@ fn spec() -> TowerSpec {
         attn_dropout: 0.0,
         item_ids: false,
         pre_ln: true,
+        adapter: AdapterKind::Linear,
         whiten: false,
         tied_items: false,
         normalise: true,
+        output_head: true,
+        init_std: None,
     }
 }
 
@@ -140,14 +143,22 @@ fn tied_items_read_their_own_id_embedding_through_the_head() {
 /// Items 3 and 7 of a tied, unit-output tower are `inputs` through the final norm and the head.
 fn assert_unit_tied_items(tower: &Tower, inputs: &Tensor) {
     let norm = tower.final_norm.as_ref().expect("pre-LN has a final norm");
-    let manual = l2_normalise(&tower.out.forward(&norm.forward(inputs).unwrap()).unwrap()).unwrap();
+    let manual = l2_normalise(
+        &tower
+            .out
+            .as_ref()
+            .unwrap()
+            .forward(&norm.forward(inputs).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     assert!(max_abs_diff(&tower.items(&[3, 7], false).unwrap(), &manual) < 1e-6);
 }
 
 #[test]
 fn dot_product_towers_keep_their_norms_and_tied_items_skip_the_final_norm() {
     let (tower, embeddings) = tied_id_tower(false);
-    let manual = tower.out.forward(&embeddings).unwrap();
+    let manual = tower.out.as_ref().unwrap().forward(&embeddings).unwrap();
     assert!(max_abs_diff(&tower.items(&[3, 7], false).unwrap(), &manual) < 1e-6);
     let users = tower.users(&[&[1, 2, 3], &[4]]).unwrap();
     let norms = row_norms_squared(&users);
@@ -248,4 +259,68 @@ fn anchors_read_the_same_outputs_and_gradients_as_the_whole_pass() {
             }
         }
     }
+}
+
+/// SASRec's scoring (`[sasrec]`): no output head and raw dot products — a tied item is its ID
+/// embedding itself, a history its last hidden state (d_model wide, not unit).
+#[test]
+fn headless_towers_score_by_hidden_states_and_raw_id_embeddings() {
+    let spec = TowerSpec {
+        tied_items: true,
+        normalise: false,
+        output_head: false,
+        pre_ln: false,
+        out_dim: 16,
+        ..spec()
+    };
+    let tower = new_tower(&spec, TowerInput::Ids { items: 10 }).unwrap();
+    assert!(tower.out.is_none());
+    let InputLayer::Ids(table) = &tower.input else {
+        panic!("an ID tower");
+    };
+    let ids = Tensor::new(&[3u32, 7], &Device::Cpu).unwrap();
+    let embeddings = table.forward(&ids).unwrap();
+    assert!(max_abs_diff(&tower.items(&[3, 7], false).unwrap(), &embeddings) < 1e-7);
+    let users = tower.users(&[&[1, 2, 3], &[4]]).unwrap();
+    assert_eq!(users.dims(), &[2, 16]);
+}
+
+/// `init_std` (RecBole's N(0, σ²)): weights and embedding tables drawn with that spread, biases 0
+/// and norm scales 1 unchanged.
+#[test]
+fn normal_init_draws_weights_with_the_given_spread() {
+    let varmap = VarMap::new();
+    let spec = TowerSpec {
+        init_std: Some(0.02),
+        d_model: 64,
+        heads: 2,
+        out_dim: 64,
+        ..spec()
+    };
+    Tower::new(
+        &spec,
+        TowerInput::Ids { items: 500 },
+        &varmap,
+        1,
+        &Device::Cpu,
+    )
+    .unwrap();
+    let data = varmap.data().lock().unwrap();
+    let values = |name: &str| {
+        data[name]
+            .as_tensor()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap()
+    };
+    let table = values("item_embeddings.weight");
+    let mean = table.iter().sum::<f32>() / table.len() as f32;
+    let std = (table.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / table.len() as f32).sqrt();
+    assert!(
+        mean.abs() < 1e-3 && (std - 0.02).abs() < 1e-3,
+        "mean {mean}, std {std}"
+    );
+    assert!(values("out.bias").iter().all(|&b| b == 0.0));
+    assert!(values("input_norm.weight").iter().all(|&w| w == 1.0));
 }

@@ -1,0 +1,95 @@
+//! Owns SASRec's own defaults (`[sasrec]`): the item-ID baseline every reader compares with,
+//! trained as RecBole trains it (the library behind its published figures on these splits) —
+//! hidden 64, 2 heads, 2 post-LN blocks, dropout 0.5 / 0.5, N(0, 0.02) init, no weight decay, a
+//! history scored by its last hidden state against the items' own ID embeddings (raw dot products,
+//! no output head, no final norm) — whatever LEARN's `[towers]` defaults are.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::towers::{AdapterKind, TowerSpec};
+use crate::train::TrainingConfig;
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SasrecConfig {
+    /// Hidden size (RecBole's `hidden_size`); the ID embeddings' width too.
+    pub d_model: usize,
+    pub heads: usize,
+    pub layers: usize,
+    /// Longest history read.
+    pub max_len: usize,
+    /// Hidden dropout (`hidden_dropout_prob`).
+    pub dropout: f32,
+    /// Dropout on the attention weights (`attn_dropout_prob`).
+    pub attn_dropout: f32,
+    /// σ of the N(0, σ²) initialisation of every weight and embedding (`initializer_range`).
+    pub init_std: f32,
+    /// AdamW weight decay (RecBole's default Adam has none).
+    pub weight_decay: f64,
+}
+
+impl SasrecConfig {
+    /// The tower SASRec trains: tied ID embeddings, raw dot products, no output head, post-LN.
+    pub fn towers(&self) -> TowerSpec {
+        TowerSpec {
+            d_model: self.d_model,
+            heads: self.heads,
+            layers: self.layers,
+            out_dim: self.d_model,
+            max_len: self.max_len,
+            dropout: self.dropout,
+            attn_dropout: self.attn_dropout,
+            item_ids: false,
+            pre_ln: false,
+            adapter: AdapterKind::Linear,
+            whiten: false,
+            tied_items: true,
+            normalise: false,
+            output_head: false,
+            init_std: Some(self.init_std),
+        }
+    }
+
+    /// `[training]` (schedule, batch, negatives, stopping) with SASRec's weight decay.
+    pub fn training(&self, shared: &TrainingConfig) -> TrainingConfig {
+        TrainingConfig {
+            weight_decay: self.weight_decay,
+            ..shared.clone()
+        }
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.into(),
+        };
+        for (key, value) in [
+            ("sasrec.d_model", self.d_model),
+            ("sasrec.heads", self.heads),
+            ("sasrec.max_len", self.max_len),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if !self.d_model.is_multiple_of(self.heads) {
+            return Err(invalid("sasrec.heads", "must divide sasrec.d_model"));
+        }
+        for (key, p) in [
+            ("sasrec.dropout", self.dropout),
+            ("sasrec.attn_dropout", self.attn_dropout),
+        ] {
+            if !(0.0..1.0).contains(&p) {
+                return Err(invalid(key, "must be in [0, 1)"));
+            }
+        }
+        if !(self.init_std > 0.0) {
+            return Err(invalid("sasrec.init_std", "must be greater than 0"));
+        }
+        if self.weight_decay < 0.0 {
+            return Err(invalid("sasrec.weight_decay", "must not be negative"));
+        }
+        Ok(())
+    }
+}
