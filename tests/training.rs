@@ -87,6 +87,7 @@ fn run(config: TrainingConfig, input: Input) -> Run {
         dropout: 0.1,
         attn_dropout: 0.1,
         item_ids: matches!(input, Input::ContentAndIds),
+        id_dropout: 0.0,
         adapter: if matches!(input, Input::ContentMlp) {
             AdapterKind::Mlp
         } else {
@@ -295,6 +296,7 @@ fn large_catalogue_online_steps_learn_the_clusters_from_a_sample() {
         dropout: 0.0,
         attn_dropout: 0.0,
         item_ids: false,
+        id_dropout: 0.0,
         adapter: AdapterKind::Linear,
         pre_ln: true,
         whiten: true,

@@ -164,6 +164,7 @@ impl Config {
         for (key, p) in [
             ("towers.dropout", self.towers.dropout),
             ("towers.attn_dropout", self.towers.attn_dropout),
+            ("towers.id_dropout", self.towers.id_dropout),
         ] {
             if !(0.0..1.0).contains(&p) {
                 return Err(ConfigError::Invalid {

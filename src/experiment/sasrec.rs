@@ -41,6 +41,7 @@ impl SasrecConfig {
             dropout: self.dropout,
             attn_dropout: self.attn_dropout,
             item_ids: false,
+            id_dropout: 0.0,
             pre_ln: false,
             adapter: AdapterKind::Linear,
             whiten: false,

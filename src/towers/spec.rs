@@ -23,6 +23,10 @@ pub struct TowerSpec {
     /// of every item seen in training (UniSRec's "text + ID"); other items (cold, new) use content
     /// alone. The online towers read a growing catalogue and use content alone.
     pub item_ids: bool,
+    /// With `item_ids`: probability that an occurrence's ID offset is dropped in training (the
+    /// item then reads as content alone, as a cold item does).
+    #[serde(default)]
+    pub id_dropout: f32,
     /// Layer norm before each sublayer (true) or after it (false, BERT's post-LN).
     pub pre_ln: bool,
     /// Content towers: how the frozen content vectors reach `d_model` ([`AdapterKind`]: `linear`

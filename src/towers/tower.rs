@@ -48,6 +48,9 @@ struct ItemIds {
     offsets: Embedding,
     /// (items, 1): 1 for items seen in training, 0 otherwise.
     trained: Tensor,
+    /// `towers.id_dropout`: in training, an occurrence's offset is dropped whole, so the towers
+    /// also learn to score from content alone, as they must for cold items.
+    dropout: SeededDropout,
 }
 
 /// Clones share the weights (candle tensors share storage), so a clone with another content table
@@ -91,6 +94,7 @@ impl Tower {
                     Some(ItemIds {
                         offsets: embedding(trained.len(), spec.d_model, vb.pp("id_offsets"))?,
                         trained: Tensor::from_vec(mask, (trained.len(), 1), device)?,
+                        dropout: SeededDropout::new(spec.id_dropout, seed.wrapping_add(2)),
                     })
                 } else {
                     None
@@ -226,7 +230,7 @@ impl Tower {
         })
     }
 
-    fn embed_ids(&self, ids: &Tensor) -> Result<Tensor> {
+    fn embed_ids(&self, ids: &Tensor, train: bool) -> Result<Tensor> {
         match &self.input {
             InputLayer::Content { table: None, .. } => {
                 candle_core::bail!("content tower without a table: use Tower::with_table")
@@ -241,10 +245,10 @@ impl Tower {
                 let flat_ids = ids.flatten_all()?;
                 let mut xs = adapter.forward(&table.index_select(&flat_ids, 0)?)?;
                 if let Some(item_ids) = item_ids {
-                    let offsets = item_ids
-                        .offsets
-                        .forward(&flat_ids)?
-                        .broadcast_mul(&item_ids.trained.index_select(&flat_ids, 0)?)?;
+                    let keep = item_ids
+                        .dropout
+                        .forward(&item_ids.trained.index_select(&flat_ids, 0)?, train)?;
+                    let offsets = item_ids.offsets.forward(&flat_ids)?.broadcast_mul(&keep)?;
                     xs = (xs + offsets)?;
                 }
                 xs.reshape((b, l, self.spec.d_model))
@@ -269,7 +273,10 @@ impl Tower {
     /// the causal mask.
     fn inputs(&self, ids: &Tensor, positions: &Tensor, train: bool) -> Result<(Tensor, Tensor)> {
         let (_, l) = ids.dims2()?;
-        let xs = add_rows(&self.embed_ids(ids)?, &self.positions.forward(positions)?)?;
+        let xs = add_rows(
+            &self.embed_ids(ids, train)?,
+            &self.positions.forward(positions)?,
+        )?;
         let xs = self
             .dropout
             .forward(&self.input_norm.forward(&xs)?, train)?;
@@ -321,7 +328,7 @@ impl Tower {
         if self.spec.tied_items {
             let mut xs = self
                 .dropout
-                .forward(&self.embed_ids(&ids)?.squeeze(1)?, train)?;
+                .forward(&self.embed_ids(&ids, train)?.squeeze(1)?, train)?;
             if let (Some(norm), true) = (&self.final_norm, self.spec.normalise) {
                 xs = norm.forward(&xs)?;
             }

@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::tensor::max_abs_diff;
+use crate::towers::AdapterKind;
+use candle_core::DType;
 
 fn spec() -> TowerSpec {
     TowerSpec {
@@ -13,6 +15,7 @@ fn spec() -> TowerSpec {
         dropout: 0.0,
         attn_dropout: 0.0,
         item_ids: false,
+        id_dropout: 0.0,
         pre_ln: true,
         adapter: AdapterKind::Linear,
         whiten: false,
@@ -323,4 +326,49 @@ fn normal_init_draws_weights_with_the_given_spread() {
     );
     assert!(values("out.bias").iter().all(|&b| b == 0.0));
     assert!(values("input_norm.weight").iter().all(|&w| w == 1.0));
+}
+
+/// `towers.id_dropout`: in training an occurrence's ID offset is dropped whole (the row reads as
+/// content alone) or kept scaled by 1/keep; outside training every offset is there.
+#[test]
+fn id_dropout_drops_whole_offsets_in_training_only() {
+    let table = Tensor::randn(0f32, 1.0, (10, 5), &Device::Cpu).unwrap();
+    let varmap = VarMap::new();
+    let spec = TowerSpec {
+        item_ids: true,
+        id_dropout: 0.5,
+        ..spec()
+    };
+    let input = TowerInput::Content {
+        table,
+        trained: vec![true; 10],
+    };
+    let tower = Tower::new(&spec, input, &varmap, 1, &Device::Cpu).unwrap();
+    let ones = Tensor::ones((10, 16), DType::F32, &Device::Cpu).unwrap();
+    varmap.data().lock().unwrap()["id_offsets.weight"]
+        .set(&ones)
+        .unwrap();
+    let ids = Tensor::new(&[[1u32, 2, 3, 4, 5, 6, 7, 8]], &Device::Cpu).unwrap();
+    let content = (tower.embed_ids(&ids, false).unwrap() - 1.0).unwrap();
+    let offsets = (tower.embed_ids(&ids, true).unwrap() - &content)
+        .unwrap()
+        .squeeze(0)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap();
+    let mut seen = [false; 2];
+    for row in &offsets {
+        let kept = (row[0] - 2.0).abs() < 1e-5;
+        assert!(kept || row[0].abs() < 1e-5, "{row:?}");
+        assert!(
+            row.iter().all(|v| (v - row[0]).abs() < 1e-5),
+            "whole rows: {row:?}"
+        );
+        seen[usize::from(kept)] = true;
+    }
+    assert_eq!(
+        seen,
+        [true, true],
+        "some offsets dropped, some kept: {offsets:?}"
+    );
 }
