@@ -162,3 +162,67 @@ fn identical_texts_are_embedded_once_and_meaning_is_kept() {
     let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
     assert!(dot(&first[0], &first[3]) > dot(&first[0], &first[1]));
 }
+
+/// A NomicBERT as a Hugging Face directory (`model_type: nomic_bert`, the upstream tensor names,
+/// here a small random one with MiniLM's WordPiece `tokenizer.json`): both backends load it and
+/// agree — the native kernels against candle-transformers' `nomic_bert`.
+#[test]
+fn nomic_from_a_hugging_face_directory_runs_on_both_backends_alike() {
+    let Some(minilm) = common::model_dir() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (vocab, h, inner, layers) = (30522, 32, 64, 2);
+    let config = serde_json::json!({
+        "model_type": "nomic_bert", "vocab_size": vocab, "n_embd": h, "n_head": 4, "n_layer": layers,
+        "n_inner": inner, "n_positions": 512, "layer_norm_epsilon": 1e-12, "rotary_emb_base": 1000.0
+    });
+    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
+    std::fs::copy(
+        minilm.join("tokenizer.json"),
+        dir.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    let device = candle_core::Device::Cpu;
+    let random = |shape: &[usize]| candle_core::Tensor::randn(0f32, 0.1, shape, &device).unwrap();
+    let mut tensors = std::collections::HashMap::new();
+    tensors.insert(
+        "embeddings.word_embeddings.weight".to_string(),
+        random(&[vocab, h]),
+    );
+    tensors.insert(
+        "embeddings.token_type_embeddings.weight".into(),
+        random(&[2, h]),
+    );
+    for norm in ["emb_ln".to_string()]
+        .into_iter()
+        .chain((0..layers).flat_map(|l| {
+            [
+                format!("encoder.layers.{l}.norm1"),
+                format!("encoder.layers.{l}.norm2"),
+            ]
+        }))
+    {
+        tensors.insert(format!("{norm}.weight"), (random(&[h]) + 1.0).unwrap());
+        tensors.insert(format!("{norm}.bias"), random(&[h]));
+    }
+    for l in 0..layers {
+        let p = format!("encoder.layers.{l}");
+        tensors.insert(format!("{p}.attn.Wqkv.weight"), random(&[3 * h, h]));
+        tensors.insert(format!("{p}.attn.out_proj.weight"), random(&[h, h]));
+        tensors.insert(format!("{p}.mlp.fc11.weight"), random(&[inner, h]));
+        tensors.insert(format!("{p}.mlp.fc12.weight"), random(&[inner, h]));
+        tensors.insert(format!("{p}.mlp.fc2.weight"), random(&[h, inner]));
+    }
+    candle_core::safetensors::save(&tensors, dir.path().join("model.safetensors")).unwrap();
+    let texts = fixture("all-MiniLM-L6-v2.json").texts;
+    let native = encoder(dir.path(), EncoderBackend::Native, 16);
+    assert_eq!((native.dim(), native.prefix()), (h, "clustering: "));
+    let native = native.embed(&texts).unwrap();
+    let candle = encoder(dir.path(), EncoderBackend::Candle, 16)
+        .embed(&texts)
+        .unwrap();
+    for ((text, a), b) in texts.iter().zip(&native).zip(&candle) {
+        assert!(cosine(a, b) > 0.9999, "{text}: {}", cosine(a, b));
+    }
+}
