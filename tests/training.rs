@@ -211,6 +211,14 @@ fn early_stopping_keeps_the_best_validation_weights() {
 
 /// With item-ID inputs nothing is known before training (chance Recall@10 is ~1/6): what the
 /// towers reach comes from the loss.
+fn best_valid_recall(report: &TrainReport) -> f64 {
+    report
+        .curve
+        .iter()
+        .map(|e| e.valid_recall_10)
+        .fold(0.0, f64::max)
+}
+
 #[test]
 fn every_recipe_learns_the_clusters() {
     for (loss, negatives) in [
@@ -226,11 +234,7 @@ fn every_recipe_learns_the_clusters() {
         };
         let report = run(config, Input::Ids).report;
         let first = &report.curve[0];
-        let best = report
-            .curve
-            .iter()
-            .map(|e| e.valid_recall_10)
-            .fold(0.0, f64::max);
+        let best = best_valid_recall(&report);
         assert!(
             report.curve.last().unwrap().loss < first.loss,
             "{loss:?}/{negatives:?}: loss must fall: {:?}",
@@ -254,11 +258,7 @@ fn content_towers_learn_the_clusters_through_either_adapter() {
             ..config(Targets::AllPositions, Negatives::AllItems)
         };
         let report = run(config, input).report;
-        let best = report
-            .curve
-            .iter()
-            .map(|e| e.valid_recall_10)
-            .fold(0.0, f64::max);
+        let best = best_valid_recall(&report);
         assert!(
             best > 0.4,
             "validation Recall@10 {best} should be far above chance: {:?}",

@@ -58,7 +58,7 @@ pub struct Config {
     /// How the towers are trained.
     pub training: crate::train::TrainingConfig,
     /// The SASRec baseline's own shape and recipe (`learn train --model sasrec`).
-    pub sasrec: crate::experiment::SasrecConfig,
+    pub sasrec: crate::train::SasrecConfig,
     pub online: OnlineConfig,
     pub serving: ServingConfig,
     pub lag: LagConfig,

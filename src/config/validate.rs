@@ -160,7 +160,12 @@ impl Config {
                         .into(),
             });
         }
-        self.sasrec.validate()?;
+        self.sasrec
+            .check()
+            .map_err(|(key, reason)| ConfigError::Invalid {
+                key,
+                reason: reason.into(),
+            })?;
         for (key, p) in [
             ("towers.dropout", self.towers.dropout),
             ("towers.attn_dropout", self.towers.attn_dropout),

@@ -3,6 +3,7 @@
 //! mean-pooled over the real tokens. Causal attention over each packed sequence alone is exactly
 //! "causal mask with right padding" without computing the padding.
 
+use super::tokens::packed_rows;
 use super::weights::{DecoderConfig, ModelFiles};
 use super::EncodeError;
 use learn_kernels::attention::{attention, Heads};
@@ -29,7 +30,6 @@ pub struct NativeDecoder {
     heads: Heads,
     hidden: usize,
     intermediate: usize,
-    vocab: usize,
     eps: f32,
 }
 
@@ -89,7 +89,6 @@ impl NativeDecoder {
             heads,
             hidden: h,
             intermediate: i,
-            vocab: config.vocab_size,
             eps: config.rms_norm_eps as f32,
         })
     }
@@ -99,24 +98,7 @@ impl NativeDecoder {
         let h = self.hidden;
         let spans = learn_kernels::spans(sequences);
         let tokens: usize = spans.iter().map(|s| s.1).sum();
-        let mut x = Vec::with_capacity(tokens * h);
-        for seq in sequences {
-            if seq.len() > self.rotary.positions() {
-                return Err(EncodeError::Tokenizer(format!(
-                    "{} tokens exceed the position table",
-                    seq.len()
-                )));
-            }
-            for &id in *seq {
-                let id = id as usize;
-                if id >= self.vocab {
-                    return Err(EncodeError::Tokenizer(format!(
-                        "token {id} is out of the vocabulary"
-                    )));
-                }
-                x.extend_from_slice(&self.embed[id * h..(id + 1) * h]);
-            }
-        }
+        let mut x = packed_rows(&self.embed, h, sequences, self.rotary.positions())?;
         let mut normed = vec![0f32; tokens * h];
         let mut qkv = vec![0f32; tokens * self.heads.qkv_width()];
         let mut context = vec![0f32; tokens * self.heads.context_width()];

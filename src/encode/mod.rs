@@ -6,7 +6,7 @@
 //!   tensors, config, tokenizer.
 //! - [`bert`] / [`nomic`] / [`decoder`]: BERT-family encoders, NomicBERT (nomic-embed-text) and
 //!   llama/qwen2 decoder LLMs on the native CPU kernels of the `learn-kernels` crate (packed
-//!   tokens, no padding computed, run-time SIMD dispatch).
+//!   tokens, no padding computed, run-time SIMD dispatch); [`tokens`] packs their input rows.
 //! - [`candle`]: the same families on candle-transformers (CUDA with `--features cuda`; the plain
 //!   version the kernels are tested against).
 
@@ -17,6 +17,7 @@ mod decoder;
 mod gguf;
 mod gguf_vocab;
 mod nomic;
+mod tokens;
 mod weights;
 
 pub use config::{EncoderBackend, EncoderConfig, TaskPrefix};

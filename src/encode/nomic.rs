@@ -4,6 +4,7 @@
 //! bidirectional attention over each sequence's own tokens, mean-pooled and L2-normalised.
 
 use super::bert::Norm;
+use super::tokens::packed_rows;
 use super::weights::ModelFiles;
 use super::EncodeError;
 use candle_transformers::models::nomic_bert::Config;
@@ -33,7 +34,6 @@ pub struct NativeNomic {
     heads: Heads,
     hidden: usize,
     intermediate: usize,
-    vocab: usize,
     eps: f32,
 }
 
@@ -84,7 +84,6 @@ impl NativeNomic {
             heads,
             hidden: h,
             intermediate: i,
-            vocab: config.vocab_size,
             eps: config.layer_norm_epsilon as f32,
         })
     }
@@ -94,25 +93,14 @@ impl NativeNomic {
         let h = self.hidden;
         let spans = learn_kernels::spans(sequences);
         let tokens: usize = spans.iter().map(|s| s.1).sum();
-        let mut x = Vec::with_capacity(tokens * h);
-        for seq in sequences {
-            if seq.len() > self.rotary.positions() {
-                return Err(EncodeError::Tokenizer(format!(
-                    "{} tokens exceed the position table",
-                    seq.len()
-                )));
+        let mut x = packed_rows(&self.word, h, sequences, self.rotary.positions())?;
+        par_rows(team, &mut x, h, |rows| {
+            for row in rows.chunks_exact_mut(h) {
+                row.iter_mut()
+                    .zip(&self.token_type)
+                    .for_each(|(v, t)| *v += t);
             }
-            for &id in *seq {
-                let id = id as usize;
-                if id >= self.vocab {
-                    return Err(EncodeError::Tokenizer(format!(
-                        "token {id} is out of the vocabulary"
-                    )));
-                }
-                let word = &self.word[id * h..(id + 1) * h];
-                x.extend(word.iter().zip(&self.token_type).map(|(w, t)| w + t));
-            }
-        }
+        });
         let layer_norm = |xs: &mut [f32], n: &Norm| {
             par_rows(team, xs, h, |rows| {
                 norm::layer_norm(rows, &n.gamma, &n.beta, self.eps)

@@ -4,9 +4,6 @@
 //! `results.json`, `report.md` and `training.svg`.
 
 pub mod report;
-mod sasrec;
-
-pub use sasrec::SasrecConfig;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};

@@ -4,19 +4,22 @@
 //! validation after every epoch, early stopping on the smoothed validation curve
 //! ([`stopping`]) and the best epoch's weights kept. Deterministic
 //! for a seed. [`online`] is the continual trainer's step and its checkpoint state; [`adamw`] the
-//! optimizer whose state can be saved; [`rows`] which catalogue rows an online step reads.
+//! optimizer whose state can be saved; [`rows`] which catalogue rows an online step reads;
+//! [`sasrec`] the item-ID baseline's own shape and recipe (`[sasrec]`).
 
 pub mod adamw;
 pub mod negatives;
 pub mod offline;
 pub mod online;
 pub mod rows;
+mod sasrec;
 pub mod schedule;
 pub mod stopping;
 pub mod targets;
 
 pub use negatives::Negatives;
 pub use offline::{train, EpochLog, TrainReport};
+pub use sasrec::SasrecConfig;
 pub use targets::Targets;
 
 use serde::{Deserialize, Serialize};

@@ -6,9 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::ConfigError;
+use super::TrainingConfig;
 use crate::towers::{AdapterKind, TowerSpec};
-use crate::train::TrainingConfig;
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -60,11 +59,9 @@ impl SasrecConfig {
         }
     }
 
-    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &'static str, reason: &str| ConfigError::Invalid {
-            key,
-            reason: reason.into(),
-        };
+    /// The first invalid value as (key, reason); `Config::load` reports it.
+    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
+        let invalid = |key, reason| (key, reason);
         for (key, value) in [
             ("sasrec.d_model", self.d_model),
             ("sasrec.heads", self.heads),
