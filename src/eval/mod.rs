@@ -1,8 +1,10 @@
 //! Owns offline evaluation with the paper's protocol: leave-one-out ([`split`]), full ranking over
 //! all items, Recall@10/50, NDCG@10/50 and MRR ([`metrics`]), with and without masking the user's
 //! history items; the recommenders compared ([`scorers`]: LEARN and SASRec towers, raw content,
-//! popularity); the SVG plot primitive ([`plot`]). The written report is `experiment::report`.
+//! popularity); [`fusion`] blends two rankings with a weight chosen on validation; the SVG plot
+//! primitive ([`plot`]). The written report is `experiment::report`.
 
+pub mod fusion;
 pub mod metrics;
 pub mod plot;
 pub mod scorers;

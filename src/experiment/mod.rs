@@ -40,6 +40,9 @@ pub enum ExperimentError {
 pub enum ModelKind {
     /// LEARN: frozen content embeddings → aligned towers.
     Learn,
+    /// LEARN's ranking blended with the whitened raw-content ranking (`learn` + w · `content-whitened`,
+    /// w chosen on validation): evaluated from the `learn` checkpoint, not trained on its own.
+    LearnFused,
     /// SASRec: trainable item-ID embeddings, same towers and loss.
     Sasrec,
     /// Paper variant (c): raw content embeddings, no alignment (not trained).
@@ -55,6 +58,7 @@ impl ModelKind {
     pub fn name(self) -> &'static str {
         match self {
             ModelKind::Learn => "learn",
+            ModelKind::LearnFused => "learn-fused",
             ModelKind::Sasrec => "sasrec",
             ModelKind::Content => "content",
             ModelKind::ContentWhitened => "content-whitened",
@@ -117,6 +121,34 @@ impl Experiment {
             },
         };
         Ok(Tower::new(spec, input, varmap, seed, &Device::Cpu)?)
+    }
+}
+
+impl Experiment {
+    /// The `kind` tower trained under `options.out`, with its checkpoint's metadata (refused when
+    /// it was trained with another cold fraction).
+    fn trained_tower(
+        &self,
+        kind: ModelKind,
+        options: &EvalOptions,
+        content: Option<&Tensor>,
+    ) -> Result<(Tower, CheckpointMeta), ExperimentError> {
+        let meta = load_checkpoint_meta(&options.out, kind)?;
+        if (meta.cold_fraction - options.cold_fraction).abs() > 1e-12 {
+            return Err(checkpoint_error(
+                &options.out,
+                format!(
+                    "{} was trained with --cold-items {}, not {}",
+                    kind.name(),
+                    meta.cold_fraction,
+                    options.cold_fraction
+                ),
+            ));
+        }
+        let mut varmap = VarMap::new();
+        let tower = self.tower(kind, &meta.towers, content, &varmap, meta.training.seed)?;
+        load_weights(&options.out, kind, &mut varmap)?;
+        Ok((tower, meta))
     }
 }
 
@@ -255,7 +287,7 @@ pub fn eval_command(
     config: &Config,
     options: &EvalOptions,
 ) -> Result<report::Results, ExperimentError> {
-    use crate::eval::evaluate;
+    use crate::eval::{evaluate, fusion};
     use crate::eval::scorers::{ContentScorer, PopularityScorer, TowerScorer};
     use report::{ModelResult, Results};
 
@@ -268,7 +300,10 @@ pub fn eval_command(
     let needs_content = options.models.iter().any(|m| {
         matches!(
             m,
-            ModelKind::Learn | ModelKind::Content | ModelKind::ContentWhitened
+            ModelKind::Learn
+                | ModelKind::LearnFused
+                | ModelKind::Content
+                | ModelKind::ContentWhitened
         )
     });
     let content = if needs_content {
@@ -278,33 +313,34 @@ pub fn eval_command(
     };
     let mut models = std::collections::BTreeMap::new();
     for &kind in &options.models {
-        let (evaluation, training) = match kind {
+        let (evaluation, training, fusion) = match kind {
             ModelKind::Learn | ModelKind::Sasrec => {
-                let meta = load_checkpoint_meta(&options.out, kind)?;
-                if (meta.cold_fraction - options.cold_fraction).abs() > 1e-12 {
-                    return Err(checkpoint_error(
-                        &options.out,
-                        format!(
-                            "{} was trained with --cold-items {}, not {}",
-                            kind.name(),
-                            meta.cold_fraction,
-                            options.cold_fraction
-                        ),
-                    ));
-                }
-                let mut varmap = VarMap::new();
-                let tower = exp.tower(
-                    kind,
-                    &meta.towers,
-                    content.as_ref(),
-                    &varmap,
-                    meta.training.seed,
-                )?;
-                load_weights(&options.out, kind, &mut varmap)?;
+                let (tower, meta) = exp.trained_tower(kind, options, content.as_ref())?;
                 let scorer = TowerScorer::new(&tower, items)?;
                 (
                     evaluate(&scorer, &exp.split.test, &exp.cold)?,
                     Some(meta.report),
+                    None,
+                )
+            }
+            ModelKind::LearnFused => {
+                let (tower, meta) = exp.trained_tower(ModelKind::Learn, options, content.as_ref())?;
+                let towers = TowerScorer::new(&tower, items)?;
+                let table = content.as_ref().expect("loaded above");
+                let raw = ContentScorer::whitened(table, meta.towers.max_len)?;
+                let (weight, valid_ndcg_10) = fusion::select_weight(&towers, &raw, &exp.split.valid)?;
+                let fused = fusion::FusedScorer {
+                    first: &towers,
+                    second: &raw,
+                    weight,
+                };
+                (
+                    evaluate(&fused, &exp.split.test, &exp.cold)?,
+                    Some(meta.report),
+                    Some(report::Fusion {
+                        weight,
+                        valid_ndcg_10,
+                    }),
                 )
             }
             ModelKind::Content | ModelKind::ContentWhitened => {
@@ -315,11 +351,11 @@ pub fn eval_command(
                 } else {
                     ContentScorer::whitened(table, max_len)?
                 };
-                (evaluate(&scorer, &exp.split.test, &exp.cold)?, None)
+                (evaluate(&scorer, &exp.split.test, &exp.cold)?, None, None)
             }
             ModelKind::Popularity => {
                 let scorer = PopularityScorer::new(&exp.train, items)?;
-                (evaluate(&scorer, &exp.split.test, &exp.cold)?, None)
+                (evaluate(&scorer, &exp.split.test, &exp.cold)?, None, None)
             }
         };
         models.insert(
@@ -327,6 +363,7 @@ pub fn eval_command(
             ModelResult {
                 evaluation,
                 training,
+                fusion,
             },
         );
     }

@@ -16,6 +16,17 @@ pub struct ModelResult {
     pub evaluation: Evaluation,
     /// Training log, for trained models.
     pub training: Option<TrainReport>,
+    /// For a blended ranking: the weight chosen on validation and every weight's score there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fusion: Option<Fusion>,
+}
+
+/// The blend weight of `learn-fused`, selected on the validation split.
+#[derive(Debug, Serialize)]
+pub struct Fusion {
+    pub weight: f64,
+    /// (weight, unmasked validation NDCG@10) for every weight tried.
+    pub valid_ndcg_10: Vec<(f64, f64)>,
 }
 
 #[derive(Debug, Serialize)]
