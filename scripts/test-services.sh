@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The project's test command: installs (when missing) and starts the services the tests need on
 # loopback — redis-server from Debian and the Kafka-protocol broker tansu (crates.io, SQLite engine) —
-# fetches the two frozen encoders (MiniLM, SmolLM2), runs `cargo test --workspace` against them, and stops both services at the end.
+# fetches the three frozen encoders (MiniLM, nomic-embed-text, SmolLM2), runs `cargo test --workspace` against them, and stops both services at the end.
 # The first run builds tansu (~20 min on 2 cores); later runs reuse ~/.cargo/bin/tansu.
 # Extra arguments go to `cargo test` (e.g. scripts/test-services.sh --release).
 set -euo pipefail
