@@ -82,7 +82,7 @@ impl SasrecConfig {
                 return Err(invalid(key, "must be in [0, 1)"));
             }
         }
-        if !(self.init_std > 0.0) {
+        if self.init_std.is_nan() || self.init_std <= 0.0 {
             return Err(invalid("sasrec.init_std", "must be greater than 0"));
         }
         if self.weight_decay < 0.0 {
