@@ -22,6 +22,13 @@ impl Norm {
             beta: files.values(&format!("{prefix}.bias"))?,
         })
     }
+
+    /// Normalises every `width`-wide row of `xs` in place, rows shared out over `team`.
+    pub fn apply(&self, team: &Team, xs: &mut [f32], width: usize, eps: f32) {
+        par_rows(team, xs, width, |rows| {
+            norm::layer_norm(rows, &self.gamma, &self.beta, eps)
+        })
+    }
 }
 
 struct Layer {
@@ -118,11 +125,7 @@ impl NativeBert {
                 }
             }
         }
-        let layer_norm = |xs: &mut [f32], n: &Norm| {
-            par_rows(team, xs, h, |rows| {
-                norm::layer_norm(rows, &n.gamma, &n.beta, self.eps)
-            })
-        };
+        let layer_norm = |xs: &mut [f32], n: &Norm| n.apply(team, xs, h, self.eps);
         layer_norm(&mut x, &self.embedding_norm);
         let mut qkv = vec![0f32; tokens * self.heads.qkv_width()];
         let mut context = vec![0f32; tokens * h];

@@ -11,7 +11,7 @@ use candle_transformers::models::nomic_bert::Config;
 use learn_kernels::attention::{attention, Heads};
 use learn_kernels::linear::Linear;
 use learn_kernels::rope::Rotary;
-use learn_kernels::{math, mean_pool_normalised, norm, par_rows, par_rows2, Team};
+use learn_kernels::{math, mean_pool_normalised, par_rows, par_rows2, Team};
 
 struct Layer {
     qkv: Linear,
@@ -101,11 +101,7 @@ impl NativeNomic {
                     .for_each(|(v, t)| *v += t);
             }
         });
-        let layer_norm = |xs: &mut [f32], n: &Norm| {
-            par_rows(team, xs, h, |rows| {
-                norm::layer_norm(rows, &n.gamma, &n.beta, self.eps)
-            })
-        };
+        let layer_norm = |xs: &mut [f32], n: &Norm| n.apply(team, xs, h, self.eps);
         layer_norm(&mut x, &self.embedding_norm);
         let mut qkv = vec![0f32; tokens * self.heads.qkv_width()];
         let mut context = vec![0f32; tokens * h];
