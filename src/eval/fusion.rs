@@ -44,7 +44,9 @@ pub fn select_weight(
             second,
             weight,
         };
-        let ndcg = super::evaluate(&fused, valid, &HashSet::new())?.unmasked.ndcg_10;
+        let ndcg = super::evaluate(&fused, valid, &HashSet::new())?
+            .unmasked
+            .ndcg_10;
         curve.push((weight, ndcg));
     }
     let best = curve
@@ -90,6 +92,9 @@ mod tests {
         assert_eq!(curve.len(), WEIGHTS.len());
         let best = curve.iter().find(|c| c.0 == weight).unwrap().1;
         assert!(weight >= 0.2 && (best - 1.0).abs() < 1e-9, "{curve:?}");
-        assert!(curve[0].1 < 1.0, "the towers alone rank it third: {curve:?}");
+        assert!(
+            curve[0].1 < 1.0,
+            "the towers alone rank it third: {curve:?}"
+        );
     }
 }

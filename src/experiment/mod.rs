@@ -287,8 +287,8 @@ pub fn eval_command(
     config: &Config,
     options: &EvalOptions,
 ) -> Result<report::Results, ExperimentError> {
-    use crate::eval::{evaluate, fusion};
     use crate::eval::scorers::{ContentScorer, PopularityScorer, TowerScorer};
+    use crate::eval::{evaluate, fusion};
     use report::{ModelResult, Results};
 
     let exp = Experiment::prepare(
@@ -324,11 +324,13 @@ pub fn eval_command(
                 )
             }
             ModelKind::LearnFused => {
-                let (tower, meta) = exp.trained_tower(ModelKind::Learn, options, content.as_ref())?;
+                let (tower, meta) =
+                    exp.trained_tower(ModelKind::Learn, options, content.as_ref())?;
                 let towers = TowerScorer::new(&tower, items)?;
                 let table = content.as_ref().expect("loaded above");
                 let raw = ContentScorer::whitened(table, meta.towers.max_len)?;
-                let (weight, valid_ndcg_10) = fusion::select_weight(&towers, &raw, &exp.split.valid)?;
+                let (weight, valid_ndcg_10) =
+                    fusion::select_weight(&towers, &raw, &exp.split.valid)?;
                 let fused = fusion::FusedScorer {
                     first: &towers,
                     second: &raw,
