@@ -14,12 +14,13 @@ cargo build --release --quiet
 out="$(mktemp)"; trap 'rm -f "$out"' EXIT
 for model in $models; do
   path="$(scripts/fetch-model.sh "$model")"
-  prefix=""; [[ $model == nomic ]] && prefix="clustering: " # encoder.prefix = "auto" for nomic-embed-text
   for threads in $threads_list; do
     rss="$(mktemp)"
     LEARN__ENCODER__THREADS="$threads" LEARN__ENCODER__BACKEND="$backend" /usr/bin/time -f %M -o "$rss" \
       target/release/learn bench-encoder --model-dir "$path" --seconds "$seconds" | sed "s/^{/{\"key\":\"$model\",/" | tee -a "$out"
     echo "{\"key\":\"$model\",\"threads\":$threads,\"peak_rss_mb\":$(($(cat "$rss") / 1024))}" | tee -a "$out"; rm -f "$rss"
+    # The reference gets the task prefix learn-stream put before every text (encoder.prefix resolved).
+    prefix="$(tail -n 2 "$out" | head -n 1 | python3 -c 'import json, sys; print(json.load(sys.stdin)["prefix"], end="")')"
     "$REF_PYTHON" scripts/encoder_reference.py bench "$path" --threads "$threads" --seconds "$seconds" --prefix "$prefix" \
       | sed "s/^{/{\"key\":\"$model\",/" | tee -a "$out"
   done

@@ -132,18 +132,50 @@ def gguf_fields(reader):
     return out
 
 
-def llama_graph(path):
+def read_gguf(path):
+    """(metadata, f32 tensors in llama.cpp's names and HF row-major shapes) of a GGUF file."""
     reader = gguf.GGUFReader(path)
-    meta = gguf_fields(reader)
+    w = {}
+    for t in reader.tensors:
+        shape = tuple(reversed([int(d) for d in t.shape]))
+        w[t.name] = gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float32)
+    return gguf_fields(reader), w
+
+
+MAX_LEN = 2048  # longest sequence the rotary and causal tables cover
+
+
+def sequence_length(g):
+    """The input's sequence length as a 1-element tensor, and the constant [0] to slice from."""
+    length = g.op("Slice", g.op("Shape", "input_ids"), g.const(np.array([1], np.int64)), g.const(np.array([2], np.int64)))
+    return length, g.const(np.array([0], np.int64))
+
+
+def rotary(g, head_dim, theta, interleaved):
+    """RoPE on (b, h, l, d) as x·cos + (x @ R)·sin with a constant rotation R: `interleaved` rotates
+    adjacent pairs (2i, 2i+1) (llama.cpp's permuted Q/K rows), otherwise the two halves (NEOX,
+    Hugging Face's rotate_half)."""
+    inv_freq = theta ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
+    angles = np.outer(np.arange(MAX_LEN), inv_freq)  # (len, head_dim/2)
+    spread = (lambda a: np.repeat(a, 2, axis=1)) if interleaved else (lambda a: np.concatenate([a] * 2, axis=1))
+    length, zero = sequence_length(g)
+    cos_t = g.op("Slice", g.const(spread(np.cos(angles)).astype(np.float32)), zero, length)
+    sin_t = g.op("Slice", g.const(spread(np.sin(angles)).astype(np.float32)), zero, length)
+    rot = np.zeros((head_dim, head_dim), np.float32)
+    half = head_dim // 2
+    for i in range(half):
+        a, b = (2 * i, 2 * i + 1) if interleaved else (i, half + i)
+        rot[b, a], rot[a, b] = -1.0, 1.0  # (xa, xb) -> (-xb, xa)
+    rot_c = g.const(rot)
+    return lambda x: g.op("Add", g.op("Mul", x, cos_t), g.op("Mul", g.op("MatMul", x, rot_c), sin_t))
+
+
+def llama_graph(meta, w):
     arch = meta["general.architecture"]
     hidden = meta[f"{arch}.embedding_length"]
     heads, kv_heads = meta[f"{arch}.attention.head_count"], meta[f"{arch}.attention.head_count_kv"]
     head_dim, eps = hidden // heads, meta[f"{arch}.attention.layer_norm_rms_epsilon"]
     theta = meta.get(f"{arch}.rope.freq_base", 10000.0)
-    w = {}
-    for t in reader.tensors:
-        shape = tuple(reversed([int(d) for d in t.shape]))
-        w[t.name] = gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float32)
     g = Graph()
 
     def rms(x, weight):
@@ -152,24 +184,9 @@ def llama_graph(path):
         return g.op("Mul", g.op("Mul", x, inv), g.const(weight))
 
     # llama.cpp layout: Q/K rows permuted so that RoPE rotates adjacent pairs (2i, 2i+1).
-    max_len = 2048
-    inv_freq = theta ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
-    angles = np.outer(np.arange(max_len), inv_freq)  # (len, head_dim/2)
-    cos = np.repeat(np.cos(angles), 2, axis=1).astype(np.float32)  # c0 c0 c1 c1 ...
-    sin = np.repeat(np.sin(angles), 2, axis=1).astype(np.float32)
-    length = g.op("Slice", g.op("Shape", "input_ids"), g.const(np.array([1], np.int64)), g.const(np.array([2], np.int64)))
-    zero = g.const(np.array([0], np.int64))
-    cos_t, sin_t = g.op("Slice", g.const(cos), zero, length), g.op("Slice", g.const(sin), zero, length)
-    # rotate adjacent pairs: (x0, x1) -> (-x1, x0), as a constant (head_dim x head_dim) matrix.
-    rot = np.zeros((head_dim, head_dim), np.float32)
-    for i in range(0, head_dim, 2):
-        rot[i + 1, i], rot[i, i + 1] = -1.0, 1.0
-    rot_c = g.const(rot)
-
-    def rope(x):  # x: (b, h, l, d)
-        return g.op("Add", g.op("Mul", x, cos_t), g.op("Mul", g.op("MatMul", x, rot_c), sin_t))
-
-    causal = np.triu(np.full((max_len, max_len), -1e9, np.float32), 1)
+    rope = rotary(g, head_dim, theta, interleaved=True)
+    length, zero = sequence_length(g)
+    causal = np.triu(np.full((MAX_LEN, MAX_LEN), -1e9, np.float32), 1)
     causal_t = g.op("Slice", g.const(causal), g.op("Concat", zero, zero, axis=0), g.op("Concat", length, length, axis=0),
                     g.const(np.array([0, 1], np.int64)))
     x = g.op("Gather", g.const(w["token_embd.weight"]), "input_ids")
@@ -195,44 +212,23 @@ def llama_graph(path):
         act = g.op("Mul", gate, g.op("Sigmoid", gate))
         x = g.op("Add", x, g.linear(g.op("Mul", act, g.linear(h, w[p + "ffn_up.weight"])), w[p + "ffn_down.weight"]))
     x = rms(x, w["output_norm.weight"])
-    return g.model(token_inputs(), x), meta
+    return g.model(token_inputs(), x)
 
 
-def nomic_graph(path):
+def nomic_graph(meta, w):
     """NomicBERT (nomic-embed-text) from a GGUF file, in llama.cpp's tensor names: post-norm blocks,
     NEOX rotary (rotate_half) on q and k, bias-free fused qkv, SwiGLU (ffn_up value, silu(ffn_gate))."""
-    reader = gguf.GGUFReader(path)
-    meta = gguf_fields(reader)
     arch = meta["general.architecture"]
     hidden, heads = meta[f"{arch}.embedding_length"], meta[f"{arch}.attention.head_count"]
     head_dim, eps = hidden // heads, meta[f"{arch}.attention.layer_norm_epsilon"]
     theta = meta[f"{arch}.rope.freq_base"]
-    w = {}
-    for t in reader.tensors:
-        shape = tuple(reversed([int(d) for d in t.shape]))
-        w[t.name] = gguf.quants.dequantize(t.data, t.tensor_type).reshape(shape).astype(np.float32)
     g = Graph()
 
     def norm(x, prefix):
         return g.op("LayerNormalization", x, g.const(w[prefix + ".weight"]), g.const(w[prefix + ".bias"]),
                     axis=-1, epsilon=eps)
 
-    max_len = 2048
-    inv_freq = theta ** (-np.arange(0, head_dim, 2, dtype=np.float64) / head_dim)
-    angles = np.outer(np.arange(max_len), inv_freq)
-    cos = np.concatenate([np.cos(angles)] * 2, axis=1).astype(np.float32)  # c0..c(d/2-1) c0..
-    sin = np.concatenate([np.sin(angles)] * 2, axis=1).astype(np.float32)
-    length = g.op("Slice", g.op("Shape", "input_ids"), g.const(np.array([1], np.int64)), g.const(np.array([2], np.int64)))
-    zero = g.const(np.array([0], np.int64))
-    cos_t, sin_t = g.op("Slice", g.const(cos), zero, length), g.op("Slice", g.const(sin), zero, length)
-    half = head_dim // 2
-    rot = np.zeros((head_dim, head_dim), np.float32)  # x @ rot = concat(-x2, x1)
-    for i in range(half):
-        rot[half + i, i], rot[i, half + i] = -1.0, 1.0
-    rot_c = g.const(rot)
-
-    def rope(x):
-        return g.op("Add", g.op("Mul", x, cos_t), g.op("Mul", g.op("MatMul", x, rot_c), sin_t))
+    rope = rotary(g, head_dim, theta, interleaved=False)
 
     x = g.op("Add", g.op("Gather", g.const(w["token_embd.weight"]), "input_ids"), g.const(w["token_types.weight"][0]))
     x = norm(x, "token_embd_norm")
@@ -273,11 +269,11 @@ def gguf_tokenizer(meta, max_tokens):
 def load(model, max_tokens, vocab):
     """(onnx model, tokenize fn, pad id) for an HF BERT directory or a GGUF file (a NomicBERT GGUF is
     tokenized with the bert-base-uncased WordPiece of `vocab`, an HF directory: its own vocabulary)."""
-    if model.endswith(".gguf") and gguf_fields(gguf.GGUFReader(model))["general.architecture"] == "nomic-bert":
-        return nomic_graph(model), bert_tokenizer(vocab, max_tokens), 0
     if model.endswith(".gguf"):
-        proto, meta = llama_graph(model)
-        return proto, gguf_tokenizer(meta, max_tokens), 0
+        meta, w = read_gguf(model)
+        if meta["general.architecture"] == "nomic-bert":
+            return nomic_graph(meta, w), bert_tokenizer(vocab, max_tokens), 0
+        return llama_graph(meta, w), gguf_tokenizer(meta, max_tokens), 0
     return bert_graph(model), bert_tokenizer(model, max_tokens), 0
 
 

@@ -75,7 +75,7 @@ pub fn bench_encoder(mut config: Config, args: BenchEncoderArgs) -> Result<()> {
         let rate = done as f64 / start.elapsed().as_secs_f64();
         let line = serde_json::json!({
             "runtime": format!("learn-stream {}", encoder.backend()),
-            "model": encoder.model_id(), "batch": batch, "threads": encoder.threads(),
+            "model": encoder.model_id(), "prefix": encoder.prefix(), "batch": batch, "threads": encoder.threads(),
             "items_per_s": (rate * 100.0).round() / 100.0,
         });
         println!("{line}");

@@ -46,14 +46,7 @@ impl NativeDecoder {
             key_value: config.num_key_value_heads,
             dim: h / config.num_attention_heads,
         };
-        let plain = |name: &str, outputs: usize, inputs: usize| -> Result<Linear, EncodeError> {
-            Ok(Linear::new(
-                &files.values(&format!("{name}.weight"))?,
-                None,
-                outputs,
-                inputs,
-            ))
-        };
+        let plain = |name: &str, outputs, inputs| files.plain_linear(name, outputs, inputs);
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
             let p = format!("model.layers.{l}");

@@ -21,23 +21,19 @@ pub fn read(path: &Path) -> Result<ModelFiles, EncodeError> {
         path,
     };
     let arch = meta.string("general.architecture")?;
+    let tokens = meta.strings("tokenizer.ggml.tokens")?;
+    let vocab_size = tokens.len();
     let (architecture, rename, tokenizer): (_, fn(&str) -> Option<String>, _) = match arch.as_str()
     {
         "llama" | "qwen2" => (
-            Architecture::Decoder(decoder_config(&meta, &arch)?),
+            Architecture::Decoder(decoder_config(&meta, &arch, vocab_size)?),
             hf_name,
-            gguf_vocab::byte_level_bpe(
-                meta.strings("tokenizer.ggml.tokens")?,
-                meta.strings("tokenizer.ggml.merges")?,
-            ),
+            gguf_vocab::byte_level_bpe(tokens, meta.strings("tokenizer.ggml.merges")?),
         ),
         "nomic-bert" => (
-            Architecture::NomicBert(nomic_config(&meta, &arch)?),
+            Architecture::NomicBert(nomic_config(&meta, &arch, vocab_size)?),
             nomic_name,
-            gguf_vocab::word_piece(
-                meta.strings("tokenizer.ggml.tokens")?,
-                meta.ints("tokenizer.ggml.token_type")?,
-            ),
+            gguf_vocab::word_piece(tokens, meta.ints("tokenizer.ggml.token_type")?),
         ),
         other => {
             return Err(bad_file(
@@ -47,13 +43,14 @@ pub fn read(path: &Path) -> Result<ModelFiles, EncodeError> {
         }
     };
     let tokenizer = tokenizer.map_err(|e| bad_file(path, e))?;
-    let (heads, kv_heads, head_dim) = match &architecture {
-        Architecture::Decoder(c) => (
+    // llama.cpp permutes llama's Q/K rows (not qwen2's): (query heads, key/value heads, head dim).
+    let llama_heads = match &architecture {
+        Architecture::Decoder(c) if arch == "llama" => Some((
             c.num_attention_heads,
             c.num_key_value_heads,
             c.hidden_size / c.num_attention_heads,
-        ),
-        _ => (0, 0, 0),
+        )),
+        _ => None,
     };
     let mut tensors = HashMap::new();
     for name in content.tensor_infos.keys() {
@@ -61,9 +58,9 @@ pub fn read(path: &Path) -> Result<ModelFiles, EncodeError> {
         let t = content
             .tensor(&mut file, name, &Device::Cpu)?
             .dequantize(&Device::Cpu)?;
-        let t = match (arch.as_str(), name.rsplit('.').nth(1)) {
-            ("llama", Some("attn_q")) => unpermute(&t, heads, head_dim)?,
-            ("llama", Some("attn_k")) => unpermute(&t, kv_heads, head_dim)?,
+        let t = match (llama_heads, name.rsplit('.').nth(1)) {
+            (Some((heads, _, dim)), Some("attn_q")) => unpermute(&t, heads, dim)?,
+            (Some((_, kv_heads, dim)), Some("attn_k")) => unpermute(&t, kv_heads, dim)?,
             _ => t,
         };
         tensors.insert(hf, t);
@@ -121,10 +118,14 @@ impl Meta<'_> {
     }
 }
 
-fn decoder_config(meta: &Meta, arch: &str) -> Result<DecoderConfig, EncodeError> {
+fn decoder_config(
+    meta: &Meta,
+    arch: &str,
+    vocab_size: usize,
+) -> Result<DecoderConfig, EncodeError> {
     let int = |key: &str| meta.int(&format!("{arch}.{key}"));
     Ok(DecoderConfig {
-        vocab_size: meta.strings("tokenizer.ggml.tokens")?.len(),
+        vocab_size,
         hidden_size: int("embedding_length")?,
         intermediate_size: int("feed_forward_length")?,
         num_hidden_layers: int("block_count")?,
@@ -144,10 +145,11 @@ fn decoder_config(meta: &Meta, arch: &str) -> Result<DecoderConfig, EncodeError>
 fn nomic_config(
     meta: &Meta,
     arch: &str,
+    vocab_size: usize,
 ) -> Result<candle_transformers::models::nomic_bert::Config, EncodeError> {
     let int = |key: &str| meta.int(&format!("{arch}.{key}"));
     Ok(candle_transformers::models::nomic_bert::Config {
-        vocab_size: meta.strings("tokenizer.ggml.tokens")?.len(),
+        vocab_size,
         n_embd: int("embedding_length")?,
         n_head: int("attention.head_count")?,
         n_layer: int("block_count")?,

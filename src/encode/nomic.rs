@@ -11,7 +11,7 @@ use candle_transformers::models::nomic_bert::Config;
 use learn_kernels::attention::{attention, Heads};
 use learn_kernels::linear::Linear;
 use learn_kernels::rope::Rotary;
-use learn_kernels::{math, mean_pool_normalised, par_rows, par_rows2, Team};
+use learn_kernels::{math, mean_pool_normalised, par_rows2, Team};
 
 struct Layer {
     qkv: Linear,
@@ -26,8 +26,9 @@ struct Layer {
 }
 
 pub struct NativeNomic {
+    /// Word embeddings with token type 0's row already added (every text is one segment), so a
+    /// token's input is one row copy.
     word: Vec<f32>,
-    token_type: Vec<f32>,
     embedding_norm: Norm,
     layers: Vec<Layer>,
     rotary: Rotary,
@@ -45,14 +46,7 @@ impl NativeNomic {
         max_tokens: usize,
     ) -> Result<Self, EncodeError> {
         let (h, i) = (config.n_embd, config.n_inner);
-        let plain = |name: &str, outputs: usize, inputs: usize| -> Result<Linear, EncodeError> {
-            Ok(Linear::new(
-                &files.values(&format!("{name}.weight"))?,
-                None,
-                outputs,
-                inputs,
-            ))
-        };
+        let plain = |name: &str, outputs, inputs| files.plain_linear(name, outputs, inputs);
         let heads = Heads {
             query: config.n_head,
             key_value: config.n_head,
@@ -71,9 +65,15 @@ impl NativeNomic {
                 output_norm: Norm::load(files, &format!("{p}.norm2"))?,
             });
         }
+        let mut word = files.values("embeddings.word_embeddings.weight")?;
+        let token_type = files.values("embeddings.token_type_embeddings.weight")?;
+        for row in word.chunks_exact_mut(h) {
+            row.iter_mut()
+                .zip(&token_type[..h])
+                .for_each(|(w, t)| *w += t);
+        }
         Ok(Self {
-            word: files.values("embeddings.word_embeddings.weight")?,
-            token_type: files.values("embeddings.token_type_embeddings.weight")?[..h].to_vec(),
+            word,
             embedding_norm: Norm::load(files, "emb_ln")?,
             layers,
             rotary: Rotary::new(
@@ -94,13 +94,6 @@ impl NativeNomic {
         let spans = learn_kernels::spans(sequences);
         let tokens: usize = spans.iter().map(|s| s.1).sum();
         let mut x = packed_rows(&self.word, h, sequences, self.rotary.positions())?;
-        par_rows(team, &mut x, h, |rows| {
-            for row in rows.chunks_exact_mut(h) {
-                row.iter_mut()
-                    .zip(&self.token_type)
-                    .for_each(|(v, t)| *v += t);
-            }
-        });
         let layer_norm = |xs: &mut [f32], n: &Norm| n.apply(team, xs, h, self.eps);
         layer_norm(&mut x, &self.embedding_norm);
         let mut qkv = vec![0f32; tokens * self.heads.qkv_width()];

@@ -162,6 +162,19 @@ impl ModelFiles {
         Ok(t.flatten_all()?.to_vec1::<f32>()?)
     }
 
+    /// The bias-free linear layer `{name}.weight` (`outputs` × `inputs`) on the native kernels.
+    pub fn plain_linear(
+        &self,
+        name: &str,
+        outputs: usize,
+        inputs: usize,
+    ) -> Result<learn_kernels::linear::Linear, EncodeError> {
+        let weight = self.values(&format!("{name}.weight"))?;
+        Ok(learn_kernels::linear::Linear::new(
+            &weight, None, outputs, inputs,
+        ))
+    }
+
     pub fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
     }

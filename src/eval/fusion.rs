@@ -3,12 +3,11 @@
 //! space ranks an item it has never seen in training as well as one it has, so the blend leans on
 //! it where the towers know least (cold items) — UniSRec-style text-only rankers lack this.
 
-use std::collections::HashSet;
-
 use candle_core::{Result, Tensor};
 
 use super::scorers::Scorer;
 use super::split::Case;
+use super::{rank_of, Metrics};
 
 /// Blend weights tried on validation (0: the towers alone).
 pub const WEIGHTS: [f64; 8] = [0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0];
@@ -31,24 +30,33 @@ impl Scorer for FusedScorer<'_> {
 }
 
 /// The weight of [`WEIGHTS`] whose blend has the best unmasked NDCG@10 on `valid`, and each
-/// weight's validation NDCG@10.
+/// weight's validation NDCG@10. Both score matrices are computed once per chunk of users and
+/// blended at every weight (the weights share them).
 pub fn select_weight(
     first: &dyn Scorer,
     second: &dyn Scorer,
     valid: &[Case],
 ) -> Result<(f64, Vec<(f64, f64)>)> {
-    let mut curve = Vec::with_capacity(WEIGHTS.len());
-    for weight in WEIGHTS {
-        let fused = FusedScorer {
-            first,
-            second,
-            weight,
-        };
-        let ndcg = super::evaluate(&fused, valid, &HashSet::new())?
-            .unmasked
-            .ndcg_10;
-        curve.push((weight, ndcg));
+    let mut ranks = vec![Vec::with_capacity(valid.len()); WEIGHTS.len()];
+    for chunk in valid.chunks(super::USERS_PER_CHUNK) {
+        let histories: Vec<&[u32]> = chunk.iter().map(|c| c.history.as_slice()).collect();
+        let (a, b) = (first.scores(&histories)?, second.scores(&histories)?);
+        for (&weight, ranks) in WEIGHTS.iter().zip(&mut ranks) {
+            let blended = if weight == 0.0 {
+                a.clone()
+            } else {
+                (&a + (&b * weight)?)?
+            };
+            for (case, row) in chunk.iter().zip(blended.to_vec2::<f32>()?) {
+                ranks.push(rank_of(&row, case.target, &[]));
+            }
+        }
     }
+    let curve: Vec<(f64, f64)> = WEIGHTS
+        .iter()
+        .zip(&ranks)
+        .map(|(&w, r)| (w, Metrics::from_ranks(r).ndcg_10))
+        .collect();
     let best = curve
         .iter()
         .copied()

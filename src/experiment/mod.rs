@@ -122,9 +122,7 @@ impl Experiment {
         };
         Ok(Tower::new(spec, input, varmap, seed, &Device::Cpu)?)
     }
-}
 
-impl Experiment {
     /// The `kind` tower trained under `options.out`, with its checkpoint's metadata (refused when
     /// it was trained with another cold fraction).
     fn trained_tower(
