@@ -6,6 +6,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+#[path = "architecture/files.rs"]
+mod files;
+#[path = "architecture/functions.rs"]
+mod functions;
+#[path = "architecture/paths.rs"]
+mod paths;
+#[path = "architecture/repeats.rs"]
+mod repeats;
+
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
@@ -162,4 +171,38 @@ fn the_check_sees_a_cycle() {
         BTreeSet::from(["b".into(), "c".into(), "d".into()])
     );
     assert_eq!(cycles(&edges), vec![vec!["a".to_string(), "b".to_string()]]);
+}
+
+#[test]
+fn report() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = files::library_files(&src);
+    let graph = files::graph(&src, &files);
+    for (a, bs) in &graph {
+        for b in bs {
+            if graph.get(b).is_some_and(|x| x.contains(a)) {
+                println!("circle {a} <-> {b}");
+            }
+        }
+    }
+    println!("sccs {:?}", cycles(&graph));
+    for f in &files {
+        for (n, l, len) in functions::lengths(&f.code) {
+            if len > 80 {
+                println!("long {}:{l} {n} {len}", f.path.display());
+            }
+        }
+    }
+    let named: Vec<(String, String)> = files
+        .iter()
+        .map(|f| {
+            (
+                f.path.strip_prefix(&src).unwrap().display().to_string(),
+                f.code.clone(),
+            )
+        })
+        .collect();
+    for r in repeats::repeated(&named) {
+        println!("repeat {r}");
+    }
 }

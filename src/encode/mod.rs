@@ -2,8 +2,8 @@
 //! The LLM is never trained (LEARN's premise): an item is embedded once, when it is uploaded, and an
 //! identical text is served from a cache keyed by its hash.
 //!
-//! - [`weights`] / [`gguf`] / [`gguf_vocab`]: model files (Hugging Face directory or GGUF) →
-//!   tensors, config, tokenizer.
+//! - [`open`] → [`safetensors`] (Hugging Face directory) or [`gguf`] / [`gguf_vocab`] (GGUF):
+//!   model files → [`weights`] (tensors, config, tokenizer).
 //! - [`bert`] / [`nomic`] / [`decoder`]: BERT-family encoders, NomicBERT (nomic-embed-text) and
 //!   llama/qwen2 decoder LLMs on the native CPU kernels of the `learn-kernels` crate (packed
 //!   tokens, no padding computed, run-time SIMD dispatch); [`tokens`] packs their input rows.
@@ -17,6 +17,8 @@ mod decoder;
 mod gguf;
 mod gguf_vocab;
 mod nomic;
+mod open;
+mod safetensors;
 mod tokens;
 mod weights;
 

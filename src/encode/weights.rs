@@ -1,11 +1,11 @@
-//! Owns reading a frozen model's files: the Hugging Face directory (config.json, tokenizer.json,
-//! model.safetensors) or a GGUF file, into f32 tensors under Hugging Face names plus the
-//! architecture's hyper-parameters. Errors name the file and say how to get a model.
+//! Owns what a frozen model's files hold once read ([`ModelFiles`]): f32 tensors under Hugging Face
+//! names, the tokenizer and the architecture's hyper-parameters; and the errors that name a file.
+//! The readers: `open.rs` (which one a path needs), `safetensors.rs`, `gguf.rs`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use candle_core::{Device, Tensor};
+use candle_core::Tensor;
 
 use super::EncodeError;
 
@@ -80,63 +80,6 @@ pub(crate) fn bad_file(path: &Path, reason: impl ToString) -> EncodeError {
 }
 
 impl ModelFiles {
-    /// Reads a Hugging Face directory or, for a path ending in `.gguf`, a GGUF file.
-    pub fn read(path: &Path) -> Result<Self, EncodeError> {
-        if path.extension().is_some_and(|e| e == "gguf") {
-            if !path.is_file() {
-                return Err(EncodeError::MissingModel {
-                    dir: path.to_path_buf(),
-                    file: "(the .gguf file)",
-                });
-            }
-            return super::gguf::read(path);
-        }
-        let config_path = require(path, "config.json")?;
-        let tokenizer_path = require(path, "tokenizer.json")?;
-        let weights_path = require(path, "model.safetensors")?;
-        let text = std::fs::read_to_string(&config_path).map_err(|e| bad_file(&config_path, e))?;
-        let kind: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?;
-        let architecture = match kind["model_type"].as_str().unwrap_or("bert") {
-            "bert" => Architecture::Bert(
-                serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
-            ),
-            "llama" | "qwen2" => Architecture::Decoder(
-                serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
-            ),
-            "nomic_bert" => Architecture::NomicBert(
-                serde_json::from_str(&text).map_err(|e| bad_file(&config_path, e))?,
-            ),
-            other => {
-                return Err(bad_file(
-                    &config_path,
-                    format!(
-                        "model_type {other:?} is not supported (bert, nomic_bert, llama, qwen2)"
-                    ),
-                ))
-            }
-        };
-        let tensors = candle_core::safetensors::load(&weights_path, &Device::Cpu)
-            .map_err(|e| bad_file(&weights_path, e))?
-            .into_iter()
-            .map(|(name, t)| {
-                let name = ["bert.", "nomic_bert."]
-                    .iter()
-                    .find_map(|p| name.strip_prefix(p))
-                    .map(str::to_string)
-                    .unwrap_or(name);
-                Ok((name, t.to_dtype(candle_core::DType::F32)?))
-            })
-            .collect::<candle_core::Result<_>>()?;
-        let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| bad_file(&tokenizer_path, e))?;
-        Ok(Self {
-            architecture,
-            tensors,
-            tokenizer,
-        })
-    }
-
     pub fn dim(&self) -> usize {
         match &self.architecture {
             Architecture::Bert(c) => c.hidden_size,
@@ -177,21 +120,5 @@ impl ModelFiles {
 
     pub fn has(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn missing_model_says_how_to_get_one() {
-        for path in ["/nonexistent/model", "/nonexistent/model.gguf"] {
-            let msg = ModelFiles::read(Path::new(path)).err().unwrap().to_string();
-            assert!(
-                msg.contains(path) && msg.contains("scripts/fetch-model.sh"),
-                "{msg}"
-            );
-        }
     }
 }

@@ -107,17 +107,26 @@ fn typed<T: DeserializeOwned>(value: Value) -> Result<T, Rejection> {
         .map_err(|e| Rejection::new(RejectReason::SchemaViolation, e.to_string()))
 }
 
-fn check_id(field: &str, value: &str) -> Result<(), Rejection> {
-    if value.is_empty() || value.len() > MAX_ID_BYTES {
-        return Err(Rejection::new(
-            RejectReason::SchemaViolation,
-            format!(
-                "`{field}` must be 1..={MAX_ID_BYTES} bytes, got {}",
-                value.len()
-            ),
+/// What an id may be, on the topics and in the API (ids are Redis key parts, Kafka keys and log
+/// fields): 1..=[`MAX_ID_BYTES`] bytes, not blank, no control characters. The reason otherwise.
+pub fn id_problem(field: &str, value: &str) -> Option<String> {
+    if value.trim().is_empty() || value.len() > MAX_ID_BYTES {
+        return Some(format!(
+            "`{field}` must be 1..={MAX_ID_BYTES} bytes, not blank; got {}",
+            value.len()
         ));
     }
-    Ok(())
+    value
+        .chars()
+        .any(char::is_control)
+        .then(|| format!("`{field}` must not contain control characters"))
+}
+
+fn check_id(field: &str, value: &str) -> Result<(), Rejection> {
+    match id_problem(field, value) {
+        Some(detail) => Err(Rejection::new(RejectReason::SchemaViolation, detail)),
+        None => Ok(()),
+    }
 }
 
 fn check_ts(ts_ms: i64) -> Result<(), Rejection> {

@@ -11,7 +11,7 @@ mod decode;
 mod text;
 
 pub use dead_letter::{DeadLetter, Origin, DEAD_LETTER_PAYLOAD_BYTES};
-pub use decode::{Decode, Limits, RejectReason, Rejection, MAX_ID_BYTES};
+pub use decode::{id_problem, Decode, Limits, RejectReason, Rejection, MAX_ID_BYTES};
 
 use serde::{Deserialize, Serialize};
 

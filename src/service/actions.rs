@@ -7,21 +7,24 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use super::Shared;
-use crate::metrics::Event;
+use super::active::ActiveUsers;
+use crate::metrics::{Event, Stats};
 use crate::schemas::{RejectReason, UserAction};
+use crate::serving::ItemCounts;
 use crate::source::{Record, Refusal, Sink, SinkError, WatermarkReader};
 use crate::store::{Applied, PartitionBatch, Store};
 
+/// What the actions sink touches.
 pub struct ActionSink<S> {
-    shared: Arc<Shared<S>>,
+    pub store: S,
+    /// Told which users have fresh actions.
+    pub active: Arc<ActiveUsers>,
+    /// Counts each appended action once.
+    pub item_counts: Arc<ItemCounts>,
+    pub stats: Arc<Stats>,
 }
 
 impl<S: Store> ActionSink<S> {
-    pub fn new(shared: Arc<Shared<S>>) -> Self {
-        Self { shared }
-    }
-
     /// One partition's batch; `indices` maps its actions back to the written records. Returns
     /// what was applied and the actions refused.
     async fn apply(
@@ -29,7 +32,7 @@ impl<S: Store> ActionSink<S> {
         batch: &PartitionBatch,
         indices: &[usize],
     ) -> Result<(Applied, Vec<Refusal>), SinkError> {
-        let store = &self.shared.store;
+        let store = &self.store;
         match store.apply_actions(batch).await {
             Ok(applied) => {
                 let refusals = applied
@@ -144,7 +147,7 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
                 Ok((applied, refused)) => {
                     refusals.extend(refused);
                     appended.extend(applied.appended.iter().map(|&i| &records[indices[i]]));
-                    self.shared.stats.emit(Event::ActionsApplied {
+                    self.stats.emit(Event::ActionsApplied {
                         applied: applied.appended.len() as u64,
                         replayed: applied.replayed as u64,
                         duplicates: applied.duplicates as u64,
@@ -155,8 +158,7 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
         }
         // Each action counts once in the popularity: only where it was appended, never on a
         // redelivery (a replay) or a resend.
-        self.shared
-            .item_counts
+        self.item_counts
             .observe(appended.iter().map(|r| r.event.item_id.as_str()));
         if let Some(err) = failure {
             return Err(err);
@@ -164,7 +166,7 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
         // Replays too wake the trainer: a process that died after writing them never trained on
         // them.
         let refused: HashSet<usize> = refusals.iter().map(|r| r.index).collect();
-        self.shared.active.touch(
+        self.active.touch(
             records
                 .iter()
                 .enumerate()
@@ -175,6 +177,6 @@ impl<S: Store> Sink<UserAction> for ActionSink<S> {
     }
 
     fn watermarks(&self, topic: &str) -> WatermarkReader {
-        super::watermark_reader(&self.shared.store, topic)
+        super::watermark_reader(&self.store, topic)
     }
 }

@@ -16,11 +16,12 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{ServiceError, Shared};
+use super::shared::Warmup;
+use super::ServiceError;
+use crate::config::KafkaConfig;
 use crate::schemas::{EmbeddingSpace, ItemEmbedding};
-use crate::serving::Upsert;
+use crate::serving::{Catalogue, Models, Upsert};
 use crate::shutdown::Shutdown;
-use crate::store::Store;
 
 /// Records applied before the aligned index is extended; a quiet topic flushes at once.
 const MAX_PENDING: usize = 512;
@@ -30,11 +31,17 @@ const FETCH_WAIT_MS: u32 = 100;
 const IDLE: Duration = Duration::from_millis(20);
 const RETRY: Duration = Duration::from_secs(1);
 
-pub async fn run<S: Store>(
-    shared: Arc<Shared<S>>,
-    mut shutdown: Shutdown,
-) -> Result<(), ServiceError> {
-    let kafka = &shared.config.kafka;
+/// What the changelog touches.
+pub struct Changelog {
+    pub kafka: KafkaConfig,
+    pub catalogue: Arc<Catalogue>,
+    pub models: Arc<Models>,
+    /// `catalogue_synced` once caught up.
+    pub warmup: Arc<Warmup>,
+}
+
+pub async fn run(ctx: Changelog, mut shutdown: Shutdown) -> Result<(), ServiceError> {
+    let kafka = &ctx.kafka;
     let topic = kafka.item_embeddings_topic.clone();
     let consumer: StreamConsumer = crate::kafka::client_config(
         kafka,
@@ -73,14 +80,11 @@ pub async fn run<S: Store>(
     let mut synced = false;
     loop {
         if !synced && behind.is_empty() {
-            pending.flush(&shared).await;
+            pending.flush(&ctx).await;
             synced = true;
-            shared
-                .warmup
-                .catalogue_synced
-                .store(true, Ordering::Relaxed);
+            ctx.warmup.catalogue_synced.store(true, Ordering::Relaxed);
             tracing::info!(
-                items = shared.catalogue.len(),
+                items = ctx.catalogue.len(),
                 "catalogue caught up with the changelog"
             );
         }
@@ -91,7 +95,7 @@ pub async fn run<S: Store>(
         };
         let message = match message {
             Err(_) => {
-                pending.flush(&shared).await;
+                pending.flush(&ctx).await;
                 continue;
             }
             Ok(Err(err)) => {
@@ -110,13 +114,13 @@ pub async fn run<S: Store>(
         let Some(payload) = message.payload() else {
             // A tombstone: the item was deleted.
             if let Some(item_id) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
-                shared.catalogue.remove(item_id);
+                ctx.catalogue.remove(item_id);
             }
             continue;
         };
         match serde_json::from_slice::<ItemEmbedding>(payload) {
             Ok(e) if e.space == EmbeddingSpace::Content => {
-                match shared.catalogue.upsert(&e.item_id, &e.vector) {
+                match ctx.catalogue.upsert(&e.item_id, &e.vector) {
                     Some(Upsert::Edited(row)) => pending.edited.push(row),
                     Some(Upsert::New(_)) => pending.new += 1,
                     Some(Upsert::Same(_)) | None => {}
@@ -131,7 +135,7 @@ pub async fn run<S: Store>(
             ),
         }
         if pending.len() >= MAX_PENDING {
-            pending.flush(&shared).await;
+            pending.flush(&ctx).await;
         }
     }
 }
@@ -177,18 +181,18 @@ impl Pending {
     }
 
     /// Re-embeds edited rows and extends the index by the new ones (item tower, off the runtime).
-    async fn flush<S: Store>(&mut self, shared: &Arc<Shared<S>>) {
+    async fn flush(&mut self, ctx: &Changelog) {
         if self.is_empty() {
             return;
         }
         let edited = std::mem::take(&mut self.edited);
         self.new = 0;
-        let shared = shared.clone();
+        let (models, catalogue) = (ctx.models.clone(), ctx.catalogue.clone());
         let done = tokio::task::spawn_blocking(move || {
             if !edited.is_empty() {
-                shared.models.embed_items(&shared.catalogue, &edited)?;
+                models.embed_items(&catalogue, &edited)?;
             }
-            shared.models.warm(&shared.catalogue)
+            models.warm(&catalogue)
         })
         .await;
         if let Ok(Err(err)) = done {

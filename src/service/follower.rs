@@ -6,26 +6,38 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::trainer::serving_model;
-use super::Shared;
+use super::live::LiveModels;
+use super::shared::{TrainingState, Warmup};
 use crate::checkpoint;
-use crate::metrics::Event;
+use crate::metrics::{Event, Stats};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
-pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
-    let poll = Duration::from_millis(shared.config.online.model_poll_ms.max(50));
+/// What the follower touches.
+pub struct Follower<S> {
+    pub store: S,
+    pub live: LiveModels,
+    pub stats: Arc<Stats>,
+    /// Read (`leading`: the trainer serves its own versions) and written (`last_checkpoint_ms`).
+    pub training: Arc<TrainingState>,
+    pub warmup: Arc<Warmup>,
+    /// `online.model_poll_ms`.
+    pub poll: Duration,
+}
+
+pub async fn run<S: Store>(ctx: Follower<S>, mut shutdown: Shutdown) {
+    let poll = ctx.poll.max(Duration::from_millis(50));
     loop {
         // Rows the catalogue gained join the aligned index here, not in a request.
-        let warm = shared.clone();
+        let warm = ctx.live.clone();
         if let Ok(Err(err)) =
             tokio::task::spawn_blocking(move || warm.models.warm(&warm.catalogue)).await
         {
             tracing::warn!(%err, "aligned index not extended");
         }
-        if !shared.training.leading.load(Ordering::Relaxed) {
-            match follow(&shared).await {
-                Ok(()) => shared.warmup.model_loaded.store(true, Ordering::Relaxed),
+        if !ctx.training.leading.load(Ordering::Relaxed) {
+            match follow(&ctx).await {
+                Ok(()) => ctx.warmup.model_loaded.store(true, Ordering::Relaxed),
                 Err(err) => {
                     tracing::warn!(%err, "cannot load the published model; serving the previous version")
                 }
@@ -39,10 +51,10 @@ pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
 }
 
 async fn follow<S: Store>(
-    shared: &Arc<Shared<S>>,
+    ctx: &Follower<S>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let serving = shared.models.current().version;
-    if shared
+    let serving = ctx.live.models.current().version;
+    if ctx
         .store
         .model_version()
         .await?
@@ -50,17 +62,16 @@ async fn follow<S: Store>(
     {
         return Ok(());
     }
-    let Some(stored) = shared.store.current_model().await? else {
+    let Some(stored) = ctx.store.current_model().await? else {
         return Ok(());
     };
     let checkpoint = checkpoint::from_bytes(&stored.manifest, &stored.state)?;
-    let model = serving_model(&shared.config, shared.catalogue.dim(), &checkpoint)?;
-    if shared.serve_model(model).await? {
-        shared
-            .training
+    let model = ctx.live.load(&checkpoint)?;
+    if ctx.live.serve(model).await? {
+        ctx.training
             .last_checkpoint_ms
             .store(checkpoint.manifest.created_ms, Ordering::Relaxed);
-        shared.stats.emit(Event::ModelServed {
+        ctx.stats.emit(Event::ModelServed {
             version: stored.version,
         });
     }

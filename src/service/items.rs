@@ -5,45 +5,57 @@
 //! other processes' catalogues.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::Shared;
-use crate::metrics::{Event, Stage};
+use super::signals::{EncoderBusy, UploadLatency};
+use crate::encode::ContentEncoder;
+use crate::metrics::{Event, Stage, Stats};
 use crate::publish::EmbeddingPublisher;
 use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding, ItemEvent, ItemUpload, RejectReason};
+use crate::serving::{Catalogue, Models};
 use crate::source::{Record, Refusal, Sink, SinkError, WatermarkReader};
 use crate::store::Store;
 
+/// What the uploads sink touches.
 pub struct ItemSink<S> {
-    shared: Arc<Shared<S>>,
-    publisher: EmbeddingPublisher,
+    pub store: S,
+    pub encoder: Arc<ContentEncoder>,
+    pub catalogue: Arc<Catalogue>,
+    /// The item tower of the serving version, and its aligned index.
+    pub models: Arc<Models>,
+    pub stats: Arc<Stats>,
+    /// Held while the encoder runs.
+    pub busy: EncoderBusy,
+    /// Each batch's slowest upload → store latency.
+    pub latency: UploadLatency,
+    pub publisher: EmbeddingPublisher,
 }
 
 impl<S: Store> ItemSink<S> {
-    pub fn new(shared: Arc<Shared<S>>, publisher: EmbeddingPublisher) -> Self {
-        Self { shared, publisher }
-    }
-
     /// Encoder and item tower, off the async runtime (both are CPU-bound). When the encoder fails
     /// on the batch, each item is embedded alone and the ones that still fail are returned as
     /// failures (`(index, error)`), so one bad item cannot hold up the others.
     async fn embed(&self, items: Vec<(String, String)>) -> Result<Embedded, SinkError> {
-        let shared = self.shared.clone();
-        let _embedding = EmbeddingInFlight::enter(&self.shared.training.embedding);
+        let (encoder, catalogue, models, stats) = (
+            self.encoder.clone(),
+            self.catalogue.clone(),
+            self.models.clone(),
+            self.stats.clone(),
+        );
+        let _busy = self.busy.enter();
         let handed = Instant::now();
         tokio::task::spawn_blocking(move || {
-            shared.stats.emit(Stage::Queue.since(handed));
+            stats.emit(Stage::Queue.since(handed));
             let texts: Vec<String> = items.iter().map(|(_, text)| text.clone()).collect();
             let started = Instant::now();
             let mut failures = Vec::new();
-            let content: Vec<Option<Vec<f32>>> = match shared.encoder.embed(&texts) {
+            let content: Vec<Option<Vec<f32>>> = match encoder.embed(&texts) {
                 Ok(vectors) => vectors.into_iter().map(Some).collect(),
                 Err(err) => {
                     tracing::warn!(%err, items = texts.len(), "encoder failed on a batch; embedding its items one by one");
                     (0..texts.len())
-                        .map(|i| match shared.encoder.embed(&texts[i..=i]) {
+                        .map(|i| match encoder.embed(&texts[i..=i]) {
                             Ok(mut v) => v.pop(),
                             Err(err) => {
                                 failures.push((i, err.to_string()));
@@ -53,7 +65,7 @@ impl<S: Store> ItemSink<S> {
                         .collect()
                 }
             };
-            shared.stats.emit(Event::ItemsEmbedded {
+            stats.emit(Event::ItemsEmbedded {
                 count: (texts.len() - failures.len()) as u64,
                 seconds: started.elapsed().as_secs_f64(),
             });
@@ -68,23 +80,22 @@ impl<S: Store> ItemSink<S> {
                     failures,
                 });
             }
-            shared.stats.emit(Stage::Encode.since(started));
+            stats.emit(Stage::Encode.since(started));
             let started = Instant::now();
             let rows: Vec<u32> = embedded
                 .iter()
-                .filter_map(|(id, v)| shared.catalogue.insert(id, v))
+                .filter_map(|(id, v)| catalogue.insert(id, v))
                 .collect();
-            let (version, aligned) = shared
-                .models
-                .embed_items(&shared.catalogue, &rows)
+            let (version, aligned) = models
+                .embed_items(&catalogue, &rows)
                 .map_err(|e| SinkError::Fatal(format!("item tower: {e}")))?;
-            shared.stats.emit(Stage::ItemTower.since(started));
+            stats.emit(Stage::ItemTower.since(started));
             let ts_ms = now_ms();
             let mut embeddings = Vec::with_capacity(2 * embedded.len());
             for (id, vector) in embedded {
                 embeddings.push(ItemEmbedding {
                     item_id: id.clone(),
-                    model: shared.encoder.model_id().to_string(),
+                    model: encoder.model_id().to_string(),
                     space: EmbeddingSpace::Content,
                     dim: vector.len(),
                     vector,
@@ -93,9 +104,7 @@ impl<S: Store> ItemSink<S> {
                 });
             }
             embeddings.extend(
-                shared
-                    .models
-                    .records(&shared.catalogue, version, &rows, aligned),
+                models.records(&catalogue, version, &rows, aligned),
             );
             Ok(Embedded {
                 embeddings,
@@ -111,12 +120,12 @@ impl<S: Store> ItemSink<S> {
         let seconds = |from: i64, to: i64| (to - from).max(0) as f64 / 1000.0;
         for r in records {
             if let Some(produced) = r.timestamp_ms {
-                self.shared.stats.emit(Event::FreshnessStage {
+                self.stats.emit(Event::FreshnessStage {
                     stage: Stage::Delivery,
                     seconds: seconds(produced, r.received_ms),
                 });
             }
-            self.shared.stats.emit(Event::FreshnessStage {
+            self.stats.emit(Event::FreshnessStage {
                 stage: Stage::Batching,
                 seconds: seconds(r.received_ms, handed),
             });
@@ -134,15 +143,12 @@ impl<S: Store> ItemSink<S> {
             if let Some(produced) = r.timestamp_ms {
                 let latency = (written - produced).max(0);
                 slowest = slowest.max(latency as u64);
-                self.shared.stats.emit(Event::Fresh {
+                self.stats.emit(Event::Fresh {
                     seconds: latency as f64 / 1000.0,
                 });
             }
         }
-        self.shared
-            .knobs
-            .upload_latency_ms
-            .fetch_max(slowest, Ordering::Relaxed);
+        self.latency.record(slowest);
     }
 }
 
@@ -157,13 +163,12 @@ impl<S: Store> ItemSink<S> {
     /// every other process (a replay deletes again: idempotent).
     async fn delete(&self, item_ids: &[String]) -> Result<(), SinkError> {
         let transient = |e: &dyn std::fmt::Display| SinkError::Transient(e.to_string());
-        self.shared
-            .store
+        self.store
             .delete_items(item_ids)
             .await
             .map_err(|e| transient(&e))?;
         for id in item_ids {
-            self.shared.catalogue.remove(id);
+            self.catalogue.remove(id);
         }
         self.publisher
             .publish_tombstones(item_ids)
@@ -217,12 +222,11 @@ impl<S: Store> Sink<ItemEvent> for ItemSink<S> {
             }));
             if !embeddings.is_empty() {
                 let started = Instant::now();
-                self.shared
-                    .store
+                self.store
                     .put_item_embeddings(&embeddings)
                     .await
                     .map_err(|e| transient(&e))?;
-                self.shared.stats.emit(Stage::Store.since(started));
+                self.stats.emit(Stage::Store.since(started));
                 self.record_freshness(records);
                 self.publisher
                     .publish(&embeddings)
@@ -233,8 +237,7 @@ impl<S: Store> Sink<ItemEvent> for ItemSink<S> {
         if !deleted.is_empty() {
             self.delete(&deleted).await?;
         }
-        self.shared
-            .store
+        self.store
             .advance_watermarks(topic, read_up_to)
             .await
             .map_err(|e| transient(&e))?;
@@ -242,24 +245,6 @@ impl<S: Store> Sink<ItemEvent> for ItemSink<S> {
     }
 
     fn watermarks(&self, topic: &str) -> WatermarkReader {
-        super::watermark_reader(&self.shared.store, topic)
-    }
-}
-
-/// Marks an embedding in progress for as long as it lives: the trainer does not start a step
-/// while one is running, so the two never share the cores and an upload waits for at most one
-/// step.
-struct EmbeddingInFlight<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl<'a> EmbeddingInFlight<'a> {
-    fn enter(counter: &'a std::sync::atomic::AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Self(counter)
-    }
-}
-
-impl Drop for EmbeddingInFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        super::watermark_reader(&self.store, topic)
     }
 }

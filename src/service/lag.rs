@@ -13,21 +13,21 @@
 //! Multiplicative steps with a dead band between half the target and the target, so the knobs
 //! settle instead of oscillating.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::signals::UploadLatency;
 use crate::config::Config;
 use crate::metrics::{Event, LagBoard};
 use crate::shutdown::Shutdown;
 
-/// The adaptive micro-batch sizes, read by the uploads source and the trainer.
+/// The adaptive micro-batch sizes: set by lag control only, read by the uploads source and the
+/// trainer.
 #[derive(Debug)]
 pub struct Knobs {
     pub embed_batch: Arc<AtomicUsize>,
     pub train_batch: AtomicUsize,
-    /// Longest upload → Redis latency (ms) since the controller last looked.
-    pub upload_latency_ms: AtomicU64,
 }
 
 impl Knobs {
@@ -36,7 +36,6 @@ impl Knobs {
         Self {
             embed_batch: Arc::new(AtomicUsize::new(config.lag.embed_batch_min)),
             train_batch: AtomicUsize::new(config.online.batch_size),
-            upload_latency_ms: AtomicU64::new(0),
         }
     }
 }
@@ -98,16 +97,28 @@ pub struct Pressure {
     pub upload_latency_ms: u64,
 }
 
-/// Adjusts `knobs` from `lag` until shutdown.
-pub async fn control(
-    policy: LagPolicy,
-    topics: (String, String),
-    lag: Arc<LagBoard>,
-    knobs: Arc<Knobs>,
-    interval: Duration,
-    mut shutdown: Shutdown,
-) {
-    let (uploads_topic, actions_topic) = topics;
+/// What lag control reads and sets.
+pub struct Controller {
+    pub policy: LagPolicy,
+    /// (uploads, actions) topics.
+    pub topics: (String, String),
+    pub lag: Arc<LagBoard>,
+    pub latency: UploadLatency,
+    pub knobs: Arc<Knobs>,
+    /// `kafka.statistics_interval_ms`: how often librdkafka reports lag.
+    pub interval: Duration,
+}
+
+/// Adjusts the knobs from the lag board until shutdown.
+pub async fn control(ctx: Controller, mut shutdown: Shutdown) {
+    let Controller {
+        policy,
+        topics: (uploads_topic, actions_topic),
+        lag,
+        latency,
+        knobs,
+        interval,
+    } = ctx;
     loop {
         tokio::select! {
             _ = shutdown.recv() => return,
@@ -124,7 +135,7 @@ pub async fn control(
         let pressure = Pressure {
             uploads_lag: uploads,
             actions_lag: actions,
-            upload_latency_ms: knobs.upload_latency_ms.swap(0, Ordering::Relaxed),
+            upload_latency_ms: latency.take(),
         };
         let (new_embed, new_train) = policy.adjust(embed, train, pressure);
         if (new_embed, new_train) != (embed, train) {

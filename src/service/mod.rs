@@ -16,36 +16,35 @@
 
 mod actions;
 mod active;
-mod auth;
 mod changelog;
 mod follower;
-mod health;
 mod http;
 mod items;
 pub mod lag;
+mod live;
 mod popularity;
+mod shared;
+mod signals;
 pub mod status;
 mod tasks;
 mod trainer;
 
 pub use actions::ActionSink;
 pub use active::ActiveUsers;
-pub use http::{router, Status};
+pub use http::{router, JsonListener, Status};
 pub use items::ItemSink;
+pub use shared::{Shared, TrainingState, Warmup};
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tasks::Tasks;
 
-use crate::config::{Config, Role};
-use crate::encode::ContentEncoder;
+use crate::config::{KafkaConfig, Role};
 use crate::metrics::{LagBoard, Stats};
 use crate::publish::{DeadLetterProducer, EmbeddingPublisher};
 use crate::schemas::{Decode, ItemEvent, Limits, UserAction};
-use crate::serving::recommend::{Prior, Sources};
-use crate::serving::{Catalogue, ItemCounts, Models, ServingModel};
 use crate::shutdown::ShutdownTrigger;
 use crate::source::{self, Sink, SourceError, SourceSettings, WatermarkReader};
 use crate::store::{Store, StoreError};
@@ -70,119 +69,6 @@ pub enum ServiceError {
     Panicked(&'static str),
 }
 
-/// What the trainer reports for `/v1/status`.
-#[derive(Debug, Default)]
-pub struct TrainingState {
-    /// This process trains (holds the leader lock, or `role = "trainer"`).
-    pub leading: AtomicBool,
-    /// When the last checkpoint was written (ms since the epoch; 0 = none yet).
-    pub last_checkpoint_ms: AtomicI64,
-    pub pending_users: AtomicUsize,
-    /// Encoder calls in progress (the trainer waits for none before a step).
-    pub embedding: AtomicUsize,
-    /// When the newest action the trainer has trained on was ingested (ms since the epoch; set
-    /// when this process starts leading, then by every step).
-    pub trained_through_ms: AtomicI64,
-}
-
-impl TrainingState {
-    /// The trainer's lag: while users wait for a step, how long ago the newest action it has
-    /// trained on was ingested; 0 when nothing waits or this process does not train.
-    pub fn lag_seconds(&self, pending_users: usize, now_ms: i64) -> f64 {
-        let through = self.trained_through_ms.load(Ordering::Relaxed);
-        if !self.leading.load(Ordering::Relaxed) || pending_users == 0 || through == 0 {
-            return 0.0;
-        }
-        (now_ms - through).max(0) as f64 / 1000.0
-    }
-}
-
-/// What `/readyz` waits for besides the store: the catalogue caught up with the changelog and the first look at the
-/// published model (a process restarted into a running deployment must not answer with an empty
-/// catalogue or the untrained towers).
-#[derive(Default)]
-pub struct Warmup {
-    pub catalogue_synced: AtomicBool,
-    /// The published model (if any) is served: the follower checked, or the trainer restored it.
-    pub model_loaded: AtomicBool,
-}
-
-/// Everything the tasks and the HTTP handlers share.
-pub struct Shared<S> {
-    pub config: Config,
-    pub store: S,
-    pub encoder: Arc<ContentEncoder>,
-    pub catalogue: Catalogue,
-    pub models: Models,
-    pub stats: Arc<Stats>,
-    pub lag: Arc<LagBoard>,
-    pub active: ActiveUsers,
-    pub item_counts: ItemCounts,
-    pub knobs: Arc<lag::Knobs>,
-    pub training: TrainingState,
-    pub warmup: Warmup,
-    /// This process's name in the leader lock.
-    pub instance: String,
-    pub started: Instant,
-}
-
-impl<S: Store> Shared<S> {
-    /// Builds the shared state; the serving model starts as the initial (untrained) towers and is
-    /// replaced by the latest checkpoint as soon as the trainer or the follower finds one.
-    pub fn new(
-        config: Config,
-        store: S,
-        encoder: Arc<ContentEncoder>,
-        stats: Arc<Stats>,
-    ) -> Result<Self, ServiceError> {
-        let models = trainer::initial_models(&config, encoder.dim(), encoder.model_id())?;
-        Ok(Self {
-            catalogue: Catalogue::new(encoder.dim()),
-            models,
-            active: ActiveUsers::new(config.online.pending_users, config.online.republish_users),
-            item_counts: ItemCounts::default(),
-            knobs: Arc::new(lag::Knobs::new(&config)),
-            lag: Arc::default(),
-            training: TrainingState::default(),
-            warmup: Warmup::default(),
-            instance: format!(
-                "{}-{}",
-                std::env::var("HOSTNAME").unwrap_or_else(|_| "learn".into()),
-                std::process::id()
-            ),
-            started: Instant::now(),
-            config,
-            store,
-            encoder,
-            stats,
-        })
-    }
-
-    /// What recommendation reads, borrowed from the shared state, with this popularity weight.
-    pub fn sources(&self, popularity_weight: f32) -> Sources<'_, S> {
-        Sources {
-            store: &self.store,
-            catalogue: &self.catalogue,
-            models: &self.models,
-            prior: Some(Prior {
-                counts: &self.item_counts,
-                weight: popularity_weight,
-                logit_scale: self.config.training.logit_scale as f32,
-            }),
-            history_cap: self.config.history.cap,
-        }
-    }
-
-    /// Serves `model` from now on if it is newer than the current one, its aligned index built
-    /// first on a blocking thread (never on the runtime, never by a request). True when swapped.
-    pub async fn serve_model(self: &Arc<Self>, model: ServingModel) -> candle_core::Result<bool> {
-        let shared = self.clone();
-        tokio::task::spawn_blocking(move || shared.models.swap(model, &shared.catalogue))
-            .await
-            .map_err(|e| candle_core::Error::Msg(format!("index build task: {e}")))?
-    }
-}
-
 /// A [`WatermarkReader`] over the store's watermarks of `topic`.
 fn watermark_reader<S: Store>(store: &S, topic: &str) -> WatermarkReader {
     let (store, topic) = (store.clone(), topic.to_string());
@@ -203,30 +89,36 @@ struct Stream<'a> {
     max_wait_ms: u64,
 }
 
+/// What every consumer task shares.
+struct SourceHandles<'a> {
+    kafka: &'a KafkaConfig,
+    limits: Limits,
+    lag: &'a Arc<LagBoard>,
+    stats: &'a Arc<Stats>,
+    dead_letters: &'a DeadLetterProducer,
+    shutdown: &'a ShutdownTrigger,
+}
+
 /// A consumer task reading `stream` into `sink`.
-fn spawn_source<T: Decode, K: Sink<T> + 'static, S>(
+fn spawn_source<T: Decode, K: Sink<T> + 'static>(
     tasks: &mut Tasks,
-    shared: &Shared<S>,
+    handles: &SourceHandles<'_>,
     stream: Stream<'_>,
     sink: K,
-    dead_letters: DeadLetterProducer,
-    shutdown: &ShutdownTrigger,
 ) {
-    let config = &shared.config;
     let settings = SourceSettings {
         topic: stream.topic.to_string(),
-        group_id: format!("{}-{}", config.kafka.group_id, stream.name),
+        group_id: format!("{}-{}", handles.kafka.group_id, stream.name),
         max_batch: stream.max_batch,
         max_wait: Duration::from_millis(stream.max_wait_ms),
-        limits: Limits {
-            max_text_bytes: config.ingest.max_text_bytes,
-        },
-        lag: shared.lag.clone(),
+        limits: handles.limits,
+        lag: handles.lag.clone(),
     };
-    let (kafka, stats, stop, name) = (
-        config.kafka.clone(),
-        shared.stats.clone(),
-        shutdown.subscribe(),
+    let (kafka, stats, dead_letters, stop, name) = (
+        handles.kafka.clone(),
+        handles.stats.clone(),
+        handles.dead_letters.clone(),
+        handles.shutdown.subscribe(),
         stream.name,
     );
     tasks.spawn(name, async move {
@@ -239,16 +131,16 @@ fn spawn_source<T: Decode, K: Sink<T> + 'static, S>(
     });
 }
 
-/// Runs the pipelines, the trainer/follower, lag control and the HTTP API until `shutdown` is
-/// triggered (or one of them fails, which stops the others).
-pub async fn run<S: Store>(
-    shared: Arc<Shared<S>>,
-    shutdown: &ShutdownTrigger,
-) -> Result<(), ServiceError> {
-    let config = shared.config.clone();
-    crate::metrics::zero_counters(&[&config.kafka.actions_topic, &config.kafka.items_topic]);
-    if config.kafka.create_topics {
-        let k = &config.kafka;
+/// The output topics' producers.
+struct Outputs {
+    dead_letters: DeadLetterProducer,
+    items: EmbeddingPublisher,
+    users: EmbeddingPublisher,
+}
+
+/// Creates the topics when asked to (`kafka.create_topics`) and the producers of the outputs.
+async fn outputs(k: &KafkaConfig) -> Result<Outputs, ServiceError> {
+    if k.create_topics {
         let topics = [
             &k.actions_topic,
             &k.items_topic,
@@ -259,120 +151,204 @@ pub async fn run<S: Store>(
         let topics: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
         crate::kafka::create_topics(k, &topics, k.topic_partitions).await?;
     }
-    let producer = crate::kafka::producer(&config.kafka)?;
-    let dead_letters =
-        DeadLetterProducer::new(producer.clone(), config.kafka.dead_letter_topic.clone());
-    let items_out =
-        EmbeddingPublisher::new(producer.clone(), config.kafka.item_embeddings_topic.clone());
-    let users_out = EmbeddingPublisher::new(producer, config.kafka.user_embeddings_topic.clone());
-    let listener = tokio::net::TcpListener::bind(&config.serving.addr)
+    let producer = crate::kafka::producer(k)?;
+    Ok(Outputs {
+        dead_letters: DeadLetterProducer::new(producer.clone(), k.dead_letter_topic.clone()),
+        items: EmbeddingPublisher::new(producer.clone(), k.item_embeddings_topic.clone()),
+        users: EmbeddingPublisher::new(producer, k.user_embeddings_topic.clone()),
+    })
+}
+
+/// The two input pipelines: actions → histories, uploads → embeddings.
+fn spawn_pipelines<S: Store>(
+    tasks: &mut Tasks,
+    shared: &Shared<S>,
+    outputs: &Outputs,
+    shutdown: &ShutdownTrigger,
+) {
+    let config = &shared.config;
+    let handles = SourceHandles {
+        kafka: &config.kafka,
+        limits: Limits {
+            max_text_bytes: config.ingest.max_text_bytes,
+        },
+        lag: &shared.lag,
+        stats: &shared.stats,
+        dead_letters: &outputs.dead_letters,
+        shutdown,
+    };
+    let actions = ActionSink {
+        store: shared.store.clone(),
+        active: shared.active.clone(),
+        item_counts: shared.item_counts.clone(),
+        stats: shared.stats.clone(),
+    };
+    let stream = Stream {
+        name: "actions",
+        topic: &config.kafka.actions_topic,
+        max_batch: Arc::new(AtomicUsize::new(config.ingest.max_batch)),
+        max_wait_ms: config.ingest.max_wait_ms,
+    };
+    spawn_source::<UserAction, _>(tasks, &handles, stream, actions);
+    let items = ItemSink {
+        store: shared.store.clone(),
+        encoder: shared.encoder.clone(),
+        catalogue: shared.catalogue.clone(),
+        models: shared.models.clone(),
+        stats: shared.stats.clone(),
+        busy: shared.encoder_busy.clone(),
+        latency: shared.upload_latency.clone(),
+        publisher: outputs.items.clone(),
+    };
+    let stream = Stream {
+        name: "items",
+        topic: &config.kafka.items_topic,
+        max_batch: shared.knobs.embed_batch.clone(),
+        max_wait_ms: config.encoder.max_wait_ms,
+    };
+    spawn_source::<ItemEvent, _>(tasks, &handles, stream, items);
+}
+
+/// The leader lease and the trainer (not on a follower).
+fn spawn_training<S: Store>(
+    tasks: &mut Tasks,
+    shared: &Shared<S>,
+    outputs: &Outputs,
+    shutdown: &ShutdownTrigger,
+) {
+    let config = &shared.config;
+    let lease = Arc::new(trainer::Lease::new(
+        config.online.role,
+        config.online.leader_ttl_ms,
+    ));
+    let (store, instance, renewed, stop) = (
+        shared.store.clone(),
+        shared.instance.clone(),
+        lease.clone(),
+        shutdown.subscribe(),
+    );
+    tasks.spawn("leader lease", async move {
+        trainer::renew_lease(store, instance, renewed, stop).await;
+        Ok(())
+    });
+    let context = trainer::Context {
+        store: shared.store.clone(),
+        live: shared.live(),
+        active: shared.active.clone(),
+        item_counts: shared.item_counts.clone(),
+        stats: shared.stats.clone(),
+        training: shared.training.clone(),
+        encoder_busy: shared.encoder_busy.clone(),
+        knobs: shared.knobs.clone(),
+        config: trainer::TrainerConfig {
+            training: config.training.clone(),
+            online: config.online.clone(),
+            actions_topic: config.kafka.actions_topic.clone(),
+            model_id: shared.encoder.model_id().to_string(),
+        },
+        instance: shared.instance.clone(),
+    };
+    let publishers = trainer::Publishers {
+        items: outputs.items.clone(),
+        users: outputs.users.clone(),
+    };
+    let stop = shutdown.subscribe();
+    tasks.spawn("trainer", async move {
+        Ok(trainer::run(context, lease, publishers, stop).await?)
+    });
+}
+
+/// The catalogue changelog, the follower and lag control.
+fn spawn_followers<S: Store>(tasks: &mut Tasks, shared: &Shared<S>, shutdown: &ShutdownTrigger) {
+    let config = &shared.config;
+    let changelog = changelog::Changelog {
+        kafka: config.kafka.clone(),
+        catalogue: shared.catalogue.clone(),
+        models: shared.models.clone(),
+        warmup: shared.warmup.clone(),
+    };
+    tasks.spawn(
+        "catalogue changelog",
+        changelog::run(changelog, shutdown.subscribe()),
+    );
+    let follower = follower::Follower {
+        store: shared.store.clone(),
+        live: shared.live(),
+        stats: shared.stats.clone(),
+        training: shared.training.clone(),
+        warmup: shared.warmup.clone(),
+        poll: Duration::from_millis(config.online.model_poll_ms),
+    };
+    let stop = shutdown.subscribe();
+    tasks.spawn("follower", async move {
+        follower::run(follower, stop).await;
+        Ok(())
+    });
+    if config.kafka.statistics_interval_ms > 0 {
+        let controller = lag::Controller {
+            policy: lag::LagPolicy::from_config(config),
+            topics: (
+                config.kafka.items_topic.clone(),
+                config.kafka.actions_topic.clone(),
+            ),
+            lag: shared.lag.clone(),
+            latency: shared.upload_latency.clone(),
+            knobs: shared.knobs.clone(),
+            interval: Duration::from_millis(config.kafka.statistics_interval_ms as u64),
+        };
+        let stop = shutdown.subscribe();
+        tasks.spawn("lag control", async move {
+            lag::control(controller, stop).await;
+            Ok(())
+        });
+    }
+}
+
+/// Runs the pipelines, the trainer/follower, lag control and the HTTP API until `shutdown` is
+/// triggered (or one of them fails, which stops the others).
+pub async fn run<S: Store>(
+    shared: Arc<Shared<S>>,
+    shutdown: &ShutdownTrigger,
+) -> Result<(), ServiceError> {
+    let config = &shared.config;
+    crate::metrics::zero_counters(&[&config.kafka.actions_topic, &config.kafka.items_topic]);
+    let outputs = outputs(&config.kafka).await?;
+    let addr = config.serving.addr.clone();
+    let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .map_err(|source| ServiceError::Http {
-            addr: config.serving.addr.clone(),
+            addr: addr.clone(),
             source,
         })?;
     tracing::info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "HTTP API listening");
 
     let mut tasks = Tasks::default();
-    spawn_source::<UserAction, _, _>(
-        &mut tasks,
-        &shared,
-        Stream {
-            name: "actions",
-            topic: &config.kafka.actions_topic,
-            max_batch: Arc::new(AtomicUsize::new(config.ingest.max_batch)),
-            max_wait_ms: config.ingest.max_wait_ms,
-        },
-        ActionSink::new(shared.clone()),
-        dead_letters.clone(),
-        shutdown,
-    );
-    spawn_source::<ItemEvent, _, _>(
-        &mut tasks,
-        &shared,
-        Stream {
-            name: "items",
-            topic: &config.kafka.items_topic,
-            max_batch: shared.knobs.embed_batch.clone(),
-            max_wait_ms: config.encoder.max_wait_ms,
-        },
-        ItemSink::new(shared.clone(), items_out.clone()),
-        dead_letters,
-        shutdown,
-    );
+    spawn_pipelines(&mut tasks, &shared, &outputs, shutdown);
     if config.online.role != Role::Follower {
-        let (shared, stop) = (shared.clone(), shutdown.subscribe());
-        let publishers = trainer::Publishers {
-            items: items_out,
-            users: users_out,
-        };
-        let lease = Arc::new(trainer::Lease::new(
-            config.online.role,
-            config.online.leader_ttl_ms,
-        ));
-        {
-            let (store, instance, lease, stop) = (
-                shared.store.clone(),
-                shared.instance.clone(),
-                lease.clone(),
-                shutdown.subscribe(),
-            );
-            tasks.spawn("leader lease", async move {
-                trainer::renew_lease(store, instance, lease, stop).await;
-                Ok(())
-            });
-        }
-        tasks.spawn("trainer", async move {
-            Ok(trainer::run(shared, lease, publishers, stop).await?)
-        });
+        spawn_training(&mut tasks, &shared, &outputs, shutdown);
     }
-    tasks.spawn("catalogue changelog", {
-        let (shared, stop) = (shared.clone(), shutdown.subscribe());
-        changelog::run(shared, stop)
+    spawn_followers(&mut tasks, &shared, shutdown);
+    let popularity = Arc::new(popularity::Popularity {
+        store: shared.store.clone(),
+        item_counts: shared.item_counts.clone(),
+        catalogue: shared.catalogue.clone(),
+        every: Duration::from_millis(config.serving.popularity_sync_ms),
+        half_life_ms: config.serving.popularity_half_life_secs * 1000,
     });
-    tasks.spawn("popularity", {
-        let (shared, stop) = (shared.clone(), shutdown.subscribe());
-        async move {
-            popularity::run(shared, stop).await;
-            Ok(())
-        }
+    let (sharing, stop) = (popularity.clone(), shutdown.subscribe());
+    tasks.spawn("popularity", async move {
+        popularity::run(sharing, stop).await;
+        Ok(())
     });
-    tasks.spawn("follower", {
-        let (shared, stop) = (shared.clone(), shutdown.subscribe());
-        async move {
-            follower::run(shared, stop).await;
-            Ok(())
-        }
-    });
-    if config.kafka.statistics_interval_ms > 0 {
-        let policy = lag::LagPolicy::from_config(&config);
-        let topics = (
-            config.kafka.items_topic.clone(),
-            config.kafka.actions_topic.clone(),
-        );
-        let (board, knobs, stop) = (
-            shared.lag.clone(),
-            shared.knobs.clone(),
-            shutdown.subscribe(),
-        );
-        let interval = Duration::from_millis(config.kafka.statistics_interval_ms as u64);
-        tasks.spawn("lag control", async move {
-            lag::control(policy, topics, board, knobs, interval, stop).await;
-            Ok(())
-        });
-    }
-    tasks.spawn("http", {
-        let (shared, mut stop) = (shared.clone(), shutdown.subscribe());
-        async move {
-            let addr = config.serving.addr.clone();
-            axum::serve(listener, http::router(shared))
-                .with_graceful_shutdown(async move { stop.recv().await })
-                .await
-                .map_err(|source| ServiceError::Http { addr, source })
-        }
+    let (api, mut stop) = (http::router(shared.clone()), shutdown.subscribe());
+    tasks.spawn("http", async move {
+        axum::serve(JsonListener(listener), api)
+            .with_graceful_shutdown(async move { stop.recv().await })
+            .await
+            .map_err(|source| ServiceError::Http { addr, source })
     });
     let outcome = tasks.supervise(shutdown).await;
     // The sources' final batches were counted after the popularity task stopped.
-    popularity::share_last(&shared).await;
+    popularity::share_last(&popularity).await;
     outcome
 }

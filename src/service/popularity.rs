@@ -8,59 +8,68 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Shared;
 use crate::schemas::now_ms;
+use crate::serving::{Catalogue, ItemCounts};
 use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreError};
 
-pub async fn run<S: Store>(shared: Arc<Shared<S>>, mut shutdown: Shutdown) {
-    let every = Duration::from_millis(shared.config.serving.popularity_sync_ms);
+/// What popularity sharing touches.
+pub struct Popularity<S> {
+    pub store: S,
+    pub item_counts: Arc<ItemCounts>,
+    /// Its rows are what the prior is rebuilt by.
+    pub catalogue: Arc<Catalogue>,
+    /// `serving.popularity_sync_ms`.
+    pub every: Duration,
+    /// `serving.popularity_half_life_secs`, in ms.
+    pub half_life_ms: u64,
+}
+
+pub async fn run<S: Store>(ctx: Arc<Popularity<S>>, mut shutdown: Shutdown) {
     loop {
-        if let Err(err) = sync(&shared).await {
+        if let Err(err) = sync(&ctx).await {
             tracing::warn!(%err, "popularity not shared this time");
         }
         tokio::select! {
             _ = shutdown.recv() => break,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(ctx.every) => {}
         }
     }
 }
 
 /// Adds what this process counted last to the shared counts: run once the sources have stopped.
-pub async fn share_last<S: Store>(shared: &Shared<S>) {
-    if let Err(err) = share_pending(shared, now_ms()).await {
+pub async fn share_last<S: Store>(ctx: &Popularity<S>) {
+    if let Err(err) = share_pending(ctx, now_ms()).await {
         tracing::warn!(%err, "last popularity counts not shared");
     }
 }
 
 /// Adds the counts observed here since the last call to the shared ones (kept for the next call
 /// when the store fails).
-async fn share_pending<S: Store>(shared: &Shared<S>, now: i64) -> Result<(), StoreError> {
-    let pending = shared.item_counts.take_pending();
+async fn share_pending<S: Store>(ctx: &Popularity<S>, now: i64) -> Result<(), StoreError> {
+    let pending = ctx.item_counts.take_pending();
     if pending.is_empty() {
         return Ok(());
     }
-    let half_life_ms = shared.config.serving.popularity_half_life_secs * 1000;
-    let added = shared
+    let added = ctx
         .store
-        .add_popularity(&pending, now, half_life_ms)
+        .add_popularity(&pending, now, ctx.half_life_ms)
         .await;
     if added.is_err() {
-        shared.item_counts.restore_pending(pending);
+        ctx.item_counts.restore_pending(pending);
     }
     added
 }
 
-async fn sync<S: Store>(shared: &Arc<Shared<S>>) -> Result<(), StoreError> {
-    let half_life_ms = shared.config.serving.popularity_half_life_secs * 1000;
+async fn sync<S: Store>(ctx: &Arc<Popularity<S>>) -> Result<(), StoreError> {
     let now = now_ms();
-    share_pending(shared, now).await?;
-    let counts = shared.store.popularity(now, half_life_ms).await?;
-    shared.item_counts.replace(counts);
+    share_pending(ctx, now).await?;
+    let counts = ctx.store.popularity(now, ctx.half_life_ms).await?;
+    ctx.item_counts.replace(counts);
     // A hash lookup per catalogue row: off the async runtime.
-    let refresh = shared.clone();
+    let (counts, catalogue) = (ctx.item_counts.clone(), ctx.catalogue.clone());
     let refreshed = tokio::task::spawn_blocking(move || {
-        refresh.item_counts.refresh_rows(&refresh.catalogue);
+        counts.refresh_rows(&catalogue);
     })
     .await;
     if let Err(err) = refreshed {

@@ -9,14 +9,10 @@
 
 use std::sync::Arc;
 
-use candle_core::Result;
-
-use super::catalogue::Catalogue;
-use super::model::ServingModel;
 use super::scan::{dot, dot_i8, quantise, TopN};
 
 /// Rows per chunk (and per item-tower call when rows are embedded in bulk).
-const CHUNK_ROWS: usize = 1024;
+pub const CHUNK_ROWS: usize = 1024;
 
 /// Catalogues up to this many rows are scored exactly, row by row; larger ones through the int8
 /// codes first.
@@ -47,30 +43,8 @@ impl AlignedIndex {
         }
     }
 
-    /// The index of every catalogue row under `model`.
-    pub fn build(model: &ServingModel, catalogue: &Catalogue) -> Result<Self> {
-        let empty = Self::empty(model.tower.spec().out_dim);
-        let (rows, vectors) = empty.missing(model, catalogue)?;
-        Ok(empty.with_rows(&rows, &vectors))
-    }
-
     pub fn rows(&self) -> usize {
         self.rows
-    }
-
-    /// The rows the catalogue has and this index lacks, and their vectors under `model` (the item
-    /// tower in chunks).
-    pub fn missing(
-        &self,
-        model: &ServingModel,
-        catalogue: &Catalogue,
-    ) -> Result<(Vec<u32>, Vec<Vec<f32>>)> {
-        let (total, mut vectors) = (catalogue.len(), Vec::new());
-        let rows: Vec<u32> = (self.rows as u32..total as u32).collect();
-        for chunk in rows.chunks(CHUNK_ROWS) {
-            vectors.extend(model.items(catalogue, chunk)?);
-        }
-        Ok((rows, vectors))
     }
 
     /// The next snapshot with `vectors` for `rows`: known rows overwritten (an edited item), the

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use candle_core::{Result, Tensor};
 
 use super::catalogue::Catalogue;
-use super::index::AlignedIndex;
+use super::index::{AlignedIndex, CHUNK_ROWS as INDEX_CHUNK_ROWS};
 use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding};
 use crate::towers::Tower;
 
@@ -47,6 +47,28 @@ impl ServingModel {
         let tower = self.tower.with_table(catalogue.table(rows)?)?;
         let local: Vec<u32> = (0..rows.len() as u32).collect();
         tower.items(&local, false)?.to_vec2()
+    }
+
+    /// The index of every catalogue row under this model.
+    fn build_index(&self, catalogue: &Catalogue) -> Result<AlignedIndex> {
+        let empty = AlignedIndex::empty(self.tower.spec().out_dim);
+        let (rows, vectors) = self.missing(&empty, catalogue)?;
+        Ok(empty.with_rows(&rows, &vectors))
+    }
+
+    /// The rows the catalogue has and `index` lacks, and their vectors under this model (the item
+    /// tower in chunks of [`INDEX_CHUNK_ROWS`]).
+    fn missing(
+        &self,
+        index: &AlignedIndex,
+        catalogue: &Catalogue,
+    ) -> Result<(Vec<u32>, Vec<Vec<f32>>)> {
+        let (total, mut vectors) = (catalogue.len(), Vec::new());
+        let rows: Vec<u32> = (index.rows() as u32..total as u32).collect();
+        for chunk in rows.chunks(INDEX_CHUNK_ROWS) {
+            vectors.extend(self.items(catalogue, chunk)?);
+        }
+        Ok((rows, vectors))
     }
 
     /// A user's embedding from their history (catalogue rows, oldest first).
@@ -92,7 +114,7 @@ impl Slot {
         if catalogue.len() <= index.rows() || catalogue.len() - index.rows() > limit {
             return Ok(index);
         }
-        let (rows, vectors) = index.missing(&self.model, catalogue)?;
+        let (rows, vectors) = self.model.missing(&index, catalogue)?;
         let _writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let latest = self.index.load_full();
         // Rows the upload path appended meanwhile are kept; only the rest of the tail is added.
@@ -158,7 +180,7 @@ impl Models {
         if model.version <= self.current.load().model.version {
             return Ok(false);
         }
-        let index = AlignedIndex::build(&model, catalogue)?;
+        let index = model.build_index(catalogue)?;
         let slot = Arc::new(Slot::new(model, index));
         let previous = self.current.rcu(|current| {
             if slot.model.version > current.model.version {

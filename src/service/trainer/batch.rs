@@ -13,23 +13,23 @@ impl<S: Store> Loop<S> {
         &mut self,
         users: &[String],
     ) -> Result<Option<OnlineBatch>, TrainerError> {
-        let shared = self.shared.clone();
-        let training = &shared.config.training;
-        let limit = shared.config.towers.max_len + shared.config.online.recent_targets;
+        let ctx = &self.ctx;
+        let (training, catalogue) = (&ctx.config.training, &ctx.live.catalogue);
+        let limit = ctx.live.towers.max_len + ctx.config.online.recent_targets;
         let histories =
-            futures::future::try_join_all(users.iter().map(|u| shared.store.history(u, limit)))
+            futures::future::try_join_all(users.iter().map(|u| ctx.store.history(u, limit)))
                 .await?;
         let ids: Vec<String> = histories
             .iter()
             .flatten()
             .map(|e| e.item_id.clone())
             .collect();
-        shared.catalogue.fetch_missing(&shared.store, &ids).await?;
+        catalogue.fetch_missing(&ctx.store, &ids).await?;
         let sequences: Vec<Vec<u32>> = histories
             .iter()
             .map(|h| {
                 h.iter()
-                    .filter_map(|e| shared.catalogue.row(&e.item_id))
+                    .filter_map(|e| catalogue.row(&e.item_id))
                     .collect::<Vec<u32>>()
             })
             .filter(|s| s.len() >= 2)
@@ -38,11 +38,11 @@ impl<S: Store> Loop<S> {
             return Ok(None);
         }
         // Read after the rows above: the catalogue only grows, so it covers every one of them.
-        let catalogue_items = shared.catalogue.len();
+        let catalogue_items = catalogue.len();
         let negatives = effective_negatives(
             training.negatives,
             catalogue_items,
-            shared.config.online.full_softmax_items,
+            ctx.config.online.full_softmax_items,
         );
         let step = step_rows(
             &sequences,
@@ -52,15 +52,11 @@ impl<S: Store> Loop<S> {
             &mut self.rng,
         );
         let log_share = training.logq_correction.then(|| {
-            let ids: Vec<String> = step
-                .rows
-                .iter()
-                .filter_map(|&r| shared.catalogue.id(r))
-                .collect();
-            shared.item_counts.log_share(ids.iter().map(String::as_str))
+            let ids: Vec<String> = step.rows.iter().filter_map(|&r| catalogue.id(r)).collect();
+            ctx.item_counts.log_share(ids.iter().map(String::as_str))
         });
         Ok(Some(OnlineBatch {
-            table: shared.catalogue.table(&step.rows)?,
+            table: catalogue.table(&step.rows)?,
             negatives: step.negatives,
             sequences: step.sequences,
             drawn: step.drawn,

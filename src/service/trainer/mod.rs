@@ -30,13 +30,20 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use super::Shared;
+use super::active::ActiveUsers;
+use super::lag::Knobs;
+use super::live::LiveModels;
+use super::shared::TrainingState;
+use super::signals::EncoderBusy;
 use crate::checkpoint::{CheckpointDir, CheckpointError};
-use crate::metrics::{Event, TrainerStage};
+use crate::config::OnlineConfig;
+use crate::metrics::{Event, Stats, TrainerStage};
 use crate::publish::EmbeddingPublisher;
+use crate::serving::ItemCounts;
 use crate::shutdown::Shutdown;
 use crate::store::{Fence, Store, StoreError};
 use crate::train::online::OnlineTrainer;
+use crate::train::TrainingConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TrainerError {
@@ -60,6 +67,35 @@ pub enum TrainerError {
     LeaseLapsed { version: u64, epoch: u64 },
 }
 
+/// What the trainer touches.
+pub struct Context<S> {
+    pub store: S,
+    pub live: LiveModels,
+    /// Users with fresh actions (taken for steps, re-published at checkpoints).
+    pub active: Arc<ActiveUsers>,
+    /// The popularity the log-Q correction reads.
+    pub item_counts: Arc<ItemCounts>,
+    pub stats: Arc<Stats>,
+    pub training: Arc<TrainingState>,
+    /// No step starts while the encoder is busy.
+    pub encoder_busy: EncoderBusy,
+    /// The training batch size lag control sets.
+    pub knobs: Arc<Knobs>,
+    pub config: TrainerConfig,
+    /// This process's name in the leader lock.
+    pub instance: String,
+}
+
+/// The settings the trainer reads.
+pub struct TrainerConfig {
+    pub training: TrainingConfig,
+    pub online: OnlineConfig,
+    /// Checkpoints record how far it has been read.
+    pub actions_topic: String,
+    /// The frozen encoder's id (in checkpoint manifests).
+    pub model_id: String,
+}
+
 /// Where re-published embeddings go.
 pub struct Publishers {
     pub items: EmbeddingPublisher,
@@ -74,7 +110,7 @@ enum Leadership {
 }
 
 struct Loop<S> {
-    shared: Arc<Shared<S>>,
+    ctx: Context<S>,
     lease: Arc<Lease>,
     publishers: Publishers,
     dir: CheckpointDir,
@@ -88,16 +124,16 @@ struct Loop<S> {
 }
 
 pub async fn run<S: Store>(
-    shared: Arc<Shared<S>>,
+    ctx: Context<S>,
     lease: Arc<Lease>,
     publishers: Publishers,
     mut shutdown: Shutdown,
 ) -> Result<(), TrainerError> {
-    let online = shared.config.online.clone();
+    let online = ctx.config.online.clone();
     let mut state = Loop {
         dir: CheckpointDir::new(&online.checkpoint_dir, online.keep_checkpoints),
-        rng: StdRng::seed_from_u64(shared.config.training.seed),
-        shared,
+        rng: StdRng::seed_from_u64(ctx.config.training.seed),
+        ctx,
         lease,
         publishers,
         leadership: Leadership::Following,
@@ -122,7 +158,7 @@ pub async fn run<S: Store>(
                 .renew_leadership()
                 .await
                 .map_err(|e| (TrainerStage::Leadership, e))?;
-            if !state.leading() || state.shared.training.embedding.load(Ordering::SeqCst) > 0 {
+            if !state.leading() || state.ctx.encoder_busy.is_busy() {
                 return Ok(());
             }
             state.step().await.map_err(|e| (TrainerStage::Step, e))?;
@@ -142,7 +178,7 @@ pub async fn run<S: Store>(
             Err((stage, err)) => {
                 // Contained: ingestion and serving go on. The in-memory trainer (possibly the
                 // cause) is dropped; the next round takes over again from the newest checkpoint.
-                state.shared.stats.emit(Event::TrainerSetback {
+                state.ctx.stats.emit(Event::TrainerSetback {
                     stage,
                     error: &err.to_string(),
                     backoff,
@@ -181,15 +217,15 @@ impl<S: Store> Loop<S> {
         let fence = self.lease.held();
         if let Leadership::Leading(_, term) = &self.leadership {
             if fence.as_ref() != Some(term) {
-                tracing::warn!(instance = %self.shared.instance, epoch = term.epoch, "lost the leader lock: following");
+                tracing::warn!(instance = %self.ctx.instance, epoch = term.epoch, "lost the leader lock: following");
                 self.leadership = Leadership::Following;
             }
         }
         if let (Some(fence), false) = (&fence, self.leading()) {
-            tracing::info!(instance = %self.shared.instance, epoch = fence.epoch, "leading: this process trains");
+            tracing::info!(instance = %self.ctx.instance, epoch = fence.epoch, "leading: this process trains");
             self.leadership = Leadership::Leading(Box::new(self.take_over().await?), fence.clone());
         }
-        self.shared
+        self.ctx
             .training
             .leading
             .store(fence.is_some(), Ordering::Relaxed);
@@ -198,24 +234,22 @@ impl<S: Store> Loop<S> {
 
     /// Becomes the trainer: restores the newest checkpoint, or starts from the initial weights.
     async fn take_over(&mut self) -> Result<OnlineTrainer, TrainerError> {
-        let config = self.shared.config.clone();
-        let dim = self.shared.catalogue.dim();
+        let ctx = &self.ctx;
         let mut trainer = OnlineTrainer::new(
-            &config.towers,
-            dim,
-            &config.training,
-            config.online.recent_targets,
+            &ctx.live.towers,
+            ctx.live.catalogue.dim(),
+            &ctx.config.training,
+            ctx.config.online.recent_targets,
         )?;
-        if let Some(checkpoint) = newest_checkpoint(&self.shared, &self.dir).await? {
+        if let Some(checkpoint) = newest_checkpoint(&ctx.store, &self.dir).await? {
             // Checks the checkpoint fits this configuration before anything is restored.
-            let serving = serving_model(&config, dim, &checkpoint)?;
+            let serving = ctx.live.load(&checkpoint)?;
             trainer.restore(&checkpoint)?;
             let version = checkpoint.manifest.version;
-            if self.shared.serve_model(serving).await? {
-                self.shared.stats.emit(Event::ModelServed { version });
+            if ctx.live.serve(serving).await? {
+                ctx.stats.emit(Event::ModelServed { version });
             }
-            self.shared
-                .training
+            ctx.training
                 .last_checkpoint_ms
                 .store(checkpoint.manifest.created_ms, Ordering::Relaxed);
             tracing::info!(
@@ -231,7 +265,7 @@ impl<S: Store> Loop<S> {
         }
         self.last_checkpoint = Instant::now();
         // Training lag counts from now until the first step.
-        self.shared
+        self.ctx
             .training
             .trained_through_ms
             .store(crate::schemas::now_ms(), Ordering::Relaxed);
@@ -239,17 +273,12 @@ impl<S: Store> Loop<S> {
     }
 
     async fn step(&mut self) -> Result<(), TrainerError> {
-        let shared = self.shared.clone();
-        let limit = shared.knobs.train_batch.load(Ordering::Relaxed);
-        let taken = shared.active.take_batch(
+        let limit = self.ctx.knobs.train_batch.load(Ordering::Relaxed);
+        let taken = self.ctx.active.take_batch(
             limit,
-            shared.config.online.recent_targets as u64,
+            self.ctx.config.online.recent_targets as u64,
             &mut self.rng,
         );
-        shared
-            .training
-            .pending_users
-            .store(shared.active.pending(), Ordering::Relaxed);
         let Some(batch) = self.batch(&taken.users).await? else {
             return Ok(());
         };
@@ -270,12 +299,12 @@ impl<S: Store> Loop<S> {
         self.leadership = Leadership::Leading(trainer, fence);
         if let Some(stepped) = stepped? {
             if let Some(newest) = taken.newest_ms {
-                shared
+                self.ctx
                     .training
                     .trained_through_ms
                     .fetch_max(newest, Ordering::Relaxed);
             }
-            shared.stats.emit(Event::TrainStep {
+            self.ctx.stats.emit(Event::TrainStep {
                 loss: stepped.loss as f64,
                 seconds: started.elapsed().as_secs_f64(),
                 users: taken.users.len(),

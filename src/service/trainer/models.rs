@@ -5,10 +5,12 @@ use super::TrainerError;
 use crate::checkpoint::{self, Checkpoint, CheckpointDir, Manifest};
 use crate::config::Config;
 use crate::schemas::now_ms;
-use crate::service::{ServiceError, Shared};
+use crate::service::ServiceError;
 use crate::serving::{Models, ServingModel};
 use crate::store::Store;
+use crate::towers::TowerSpec;
 use crate::train::online::inference_tower;
+use crate::train::TrainingConfig;
 
 /// The models a process starts with: the initial towers (seeded, version 0) serve until a
 /// checkpoint is found; the same weights are kept as the frozen baseline.
@@ -32,32 +34,28 @@ pub fn initial_models(
 }
 
 /// Hash of the settings the weights depend on.
-pub(super) fn config_hash(config: &Config) -> String {
-    let text = serde_json::to_string(&(&config.towers, &config.training)).expect("serialisable");
+pub(super) fn config_hash(towers: &TowerSpec, training: &TrainingConfig) -> String {
+    let text = serde_json::to_string(&(towers, training)).expect("serialisable");
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
 /// A serving model from a checkpoint's weights.
 pub fn serving_model(
-    config: &Config,
+    towers: &TowerSpec,
+    seed: u64,
     content_dim: usize,
     checkpoint: &Checkpoint,
 ) -> Result<ServingModel, TrainerError> {
-    check_compatible(config, content_dim, &checkpoint.manifest)?;
+    check_compatible(towers, content_dim, &checkpoint.manifest)?;
     Ok(ServingModel {
         version: checkpoint.manifest.version,
-        tower: inference_tower(
-            &config.towers,
-            content_dim,
-            config.training.seed,
-            Some(&checkpoint.weights),
-        )?,
+        tower: inference_tower(towers, content_dim, seed, Some(&checkpoint.weights))?,
         created_ms: checkpoint.manifest.created_ms,
     })
 }
 
 fn check_compatible(
-    config: &Config,
+    towers: &TowerSpec,
     content_dim: usize,
     manifest: &Manifest,
 ) -> Result<(), TrainerError> {
@@ -65,10 +63,10 @@ fn check_compatible(
         version: manifest.version,
         reason,
     };
-    if manifest.towers != config.towers {
+    if manifest.towers != *towers {
         return Err(incompatible(format!(
-            "[towers] {:?} vs configured {:?}",
-            manifest.towers, config.towers
+            "[towers] {:?} vs configured {towers:?}",
+            manifest.towers
         )));
     }
     if manifest.content_dim != content_dim {
@@ -82,14 +80,14 @@ fn check_compatible(
 
 /// The newest checkpoint: the local directory's or the store's, whichever is newer.
 pub(super) async fn newest_checkpoint<S: Store>(
-    shared: &Shared<S>,
+    store: &S,
     dir: &CheckpointDir,
 ) -> Result<Option<Checkpoint>, TrainerError> {
     let local = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || dir.latest()).await??
     };
-    let remote = match shared.store.current_model().await? {
+    let remote = match store.current_model().await? {
         Some(model)
             if local
                 .as_ref()

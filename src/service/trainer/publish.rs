@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use super::models::config_hash;
-use super::{serving_model, Loop, TrainerError};
+use super::{Loop, TrainerError};
 use crate::checkpoint::Manifest;
 use crate::metrics::Event;
 use crate::schemas::{now_ms, UserEmbedding};
@@ -16,21 +16,21 @@ impl<S: Store> Loop<S> {
     /// Writes, publishes and serves a new version, then re-publishes embeddings under it.
     pub(super) async fn checkpoint(&mut self) -> Result<(), TrainerError> {
         let started = Instant::now();
-        let shared = self.shared.clone();
-        let config = &shared.config;
-        let version = shared.models.current().version + 1;
+        let ctx = &self.ctx;
+        let (config, live) = (&ctx.config, &ctx.live);
+        let version = live.models.current().version + 1;
         let offsets = BTreeMap::from([(
-            config.kafka.actions_topic.clone(),
-            shared.store.watermarks(&config.kafka.actions_topic).await?,
+            config.actions_topic.clone(),
+            ctx.store.watermarks(&config.actions_topic).await?,
         )]);
         let manifest = Manifest {
             version,
             created_ms: now_ms(),
             step: 0,
-            config_hash: config_hash(config),
-            model_id: shared.encoder.model_id().to_string(),
-            content_dim: shared.catalogue.dim(),
-            towers: config.towers.clone(),
+            config_hash: config_hash(&live.towers, &config.training),
+            model_id: config.model_id.clone(),
+            content_dim: live.catalogue.dim(),
+            towers: live.towers.clone(),
             loss: (self.steps_since_checkpoint > 0)
                 .then(|| self.loss_since_checkpoint / self.steps_since_checkpoint as f64),
             offsets,
@@ -60,7 +60,7 @@ impl<S: Store> Loop<S> {
                 manifest,
                 state,
             };
-            match shared.store.publish_model(&model, fence).await? {
+            match ctx.store.publish_model(&model, fence).await? {
                 Publication::Published => None,
                 Publication::Superseded => Some(TrainerError::Fenced { version }),
                 Publication::NotLeader => Some(lapsed),
@@ -70,15 +70,12 @@ impl<S: Store> Loop<S> {
             let _ = std::fs::remove_dir_all(&path);
             return Err(err);
         }
-        shared
-            .serve_model(serving_model(config, shared.catalogue.dim(), &checkpoint)?)
-            .await?;
-        shared
-            .training
+        live.serve(live.load(&checkpoint)?).await?;
+        ctx.training
             .last_checkpoint_ms
             .store(checkpoint.manifest.created_ms, Ordering::Relaxed);
-        shared.stats.emit(Event::ModelServed { version });
-        shared.stats.emit(Event::Checkpointed {
+        ctx.stats.emit(Event::ModelServed { version });
+        ctx.stats.emit(Event::Checkpointed {
             version,
             seconds: started.elapsed().as_secs_f64(),
         });
@@ -92,40 +89,41 @@ impl<S: Store> Loop<S> {
     /// Aligned embeddings of the whole catalogue and of the users active since the last checkpoint,
     /// under the serving version.
     async fn republish(&self) -> Result<(), TrainerError> {
-        let shared = self.shared.clone();
-        let model = shared.models.current();
-        let towers_id = shared.models.towers_id().to_string();
-        let (all, threads) = (shared.clone(), self.threads.clone());
+        let (ctx, live) = (&self.ctx, self.ctx.live.clone());
+        let model = live.models.current();
+        let towers_id = live.models.towers_id().to_string();
+        let (all, threads) = (live.clone(), self.threads.clone());
         let (version, vectors) = tokio::task::spawn_blocking(move || {
             threads.run(|| all.models.all_items(&all.catalogue))
         })
         .await??;
         let rows: Vec<u32> = (0..vectors.len() as u32).collect();
-        let embeddings = shared
+        let embeddings = live
             .models
-            .records(&shared.catalogue, version, &rows, vectors);
+            .records(&live.catalogue, version, &rows, vectors);
         for chunk in embeddings.chunks(1024) {
-            shared.store.put_item_embeddings(chunk).await?;
+            ctx.store.put_item_embeddings(chunk).await?;
             self.publishers.items.publish(chunk).await?;
         }
-        let users = shared.active.drain_since_checkpoint();
-        let limit = shared.config.towers.max_len;
+        let users = ctx.active.drain_since_checkpoint();
+        let limit = live.towers.max_len;
         let histories =
-            futures::future::try_join_all(users.iter().map(|u| shared.store.history(u, limit)))
+            futures::future::try_join_all(users.iter().map(|u| ctx.store.history(u, limit)))
                 .await?;
-        let (shared2, model2, threads) = (shared.clone(), model.clone(), self.threads.clone());
+        let (catalogue, model2, threads) =
+            (live.catalogue.clone(), model.clone(), self.threads.clone());
         let embeddings = tokio::task::spawn_blocking(move || {
             threads.run(|| -> candle_core::Result<Vec<UserEmbedding>> {
                 let mut out = Vec::new();
                 for (user, history) in users.into_iter().zip(histories) {
                     let rows: Vec<u32> = history
                         .iter()
-                        .filter_map(|e| shared2.catalogue.row(&e.item_id))
+                        .filter_map(|e| catalogue.row(&e.item_id))
                         .collect();
                     if rows.is_empty() {
                         continue;
                     }
-                    let vector = model2.user(&shared2.catalogue, &rows)?;
+                    let vector = model2.user(&catalogue, &rows)?;
                     out.push(UserEmbedding {
                         user_id: user,
                         model: towers_id.clone(),
@@ -141,7 +139,7 @@ impl<S: Store> Loop<S> {
         })
         .await??;
         for chunk in embeddings.chunks(1024) {
-            shared.store.put_user_embeddings(chunk).await?;
+            ctx.store.put_user_embeddings(chunk).await?;
             self.publishers.users.publish(chunk).await?;
         }
         Ok(())

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
-use super::http::error;
+use super::error::ApiError;
 
 pub async fn require_token(
     State(token): State<Arc<str>>,
@@ -26,11 +26,12 @@ pub async fn require_token(
         Some(presented) if constant_time_eq(presented.as_bytes(), token.as_bytes()) => {
             next.run(request).await
         }
-        _ => error(
+        _ => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "this endpoint needs `Authorization: Bearer <serving.auth_token>`",
-        ),
+        )
+        .into_response(),
     }
 }
 

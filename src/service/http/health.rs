@@ -14,10 +14,19 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
-use super::Shared;
+use crate::service::shared::Warmup;
+use crate::serving::{Catalogue, Models};
 use crate::store::Store;
 
 const STORE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// What readiness checks.
+pub struct Probe<S> {
+    pub store: S,
+    pub warmup: Arc<Warmup>,
+    pub models: Arc<Models>,
+    pub catalogue: Arc<Catalogue>,
+}
 
 #[derive(Debug, Serialize)]
 pub struct Readiness {
@@ -34,23 +43,21 @@ pub async fn livez() -> &'static str {
     "ok"
 }
 
-pub async fn readyz<S: Store>(
-    State(shared): State<Arc<Shared<S>>>,
-) -> (StatusCode, Json<Readiness>) {
-    let store = match tokio::time::timeout(STORE_TIMEOUT, shared.store.ping()).await {
+pub async fn readyz<S: Store>(State(probe): State<Arc<Probe<S>>>) -> (StatusCode, Json<Readiness>) {
+    let store = match tokio::time::timeout(STORE_TIMEOUT, probe.store.ping()).await {
         Ok(Ok(())) => "ok".to_string(),
         Ok(Err(err)) => format!("unavailable: {err}"),
         Err(_) => format!("no answer within {STORE_TIMEOUT:?}"),
     };
-    let catalogue_synced = shared.warmup.catalogue_synced.load(Ordering::Relaxed);
-    let model_loaded = shared.warmup.model_loaded.load(Ordering::Relaxed);
+    let catalogue_synced = probe.warmup.catalogue_synced.load(Ordering::Relaxed);
+    let model_loaded = probe.warmup.model_loaded.load(Ordering::Relaxed);
     let ready = store == "ok" && catalogue_synced && model_loaded;
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let model_version = shared.models.current().version;
+    let model_version = probe.models.current().version;
     (
         status,
         Json(Readiness {
@@ -59,7 +66,7 @@ pub async fn readyz<S: Store>(
             catalogue_synced,
             model_loaded,
             model_version,
-            catalogue_items: shared.catalogue.len(),
+            catalogue_items: probe.catalogue.len(),
         }),
     )
 }
