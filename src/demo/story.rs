@@ -173,7 +173,8 @@ impl Story<'_> {
         k: usize,
         popularity_weight: f32,
     ) -> Result<Recommendation, DemoError> {
-        let sources = self.shared.sources(popularity_weight);
+        let handles = self.shared.recommend_handles();
+        let sources = handles.sources(popularity_weight);
         let rows = user_rows(&sources, user).await.map_err(recommend_error)?;
         score(&sources, rows, k, Which::Current).map_err(recommend_error)
     }

@@ -16,7 +16,7 @@ use super::ServiceError;
 use crate::config::Config;
 use crate::encode::ContentEncoder;
 use crate::metrics::{LagBoard, Stats};
-use crate::serving::recommend::{Prior, Sources};
+use crate::serving::recommend::Handles;
 use crate::serving::{Catalogue, ItemCounts, Models};
 use crate::store::Store;
 
@@ -119,17 +119,14 @@ impl<S: Store> Shared<S> {
         })
     }
 
-    /// What recommendation reads, borrowed from the shared state, with this popularity weight.
-    pub fn sources(&self, popularity_weight: f32) -> Sources<'_, S> {
-        Sources {
-            store: &self.store,
-            catalogue: &self.catalogue,
-            models: &self.models,
-            prior: Some(Prior {
-                counts: &self.item_counts,
-                weight: popularity_weight,
-                logit_scale: self.config.training.logit_scale as f32,
-            }),
+    /// What recommendation reads.
+    pub fn recommend_handles(&self) -> Handles<S> {
+        Handles {
+            store: self.store.clone(),
+            catalogue: self.catalogue.clone(),
+            models: self.models.clone(),
+            item_counts: self.item_counts.clone(),
+            logit_scale: self.config.training.logit_scale as f32,
             history_cap: self.config.history.cap,
         }
     }

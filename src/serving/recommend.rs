@@ -5,6 +5,7 @@
 //! With a [`Prior`], the popularity prior is added (see [`super::ItemCounts`]).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,36 @@ pub struct Sources<'a, S> {
     pub models: &'a Models,
     pub prior: Option<Prior<'a>>,
     pub history_cap: usize,
+}
+
+/// The handles a running service recommends from (owned, cheap to clone); [`Self::sources`]
+/// borrows them with a popularity weight.
+#[derive(Clone)]
+pub struct Handles<S> {
+    pub store: S,
+    pub catalogue: Arc<Catalogue>,
+    pub models: Arc<Models>,
+    pub item_counts: Arc<ItemCounts>,
+    /// `training.logit_scale`: the prior's scale.
+    pub logit_scale: f32,
+    /// `history.cap`: how much of a history is read.
+    pub history_cap: usize,
+}
+
+impl<S> Handles<S> {
+    pub fn sources(&self, popularity_weight: f32) -> Sources<'_, S> {
+        Sources {
+            store: &self.store,
+            catalogue: &self.catalogue,
+            models: &self.models,
+            prior: Some(Prior {
+                counts: &self.item_counts,
+                weight: popularity_weight,
+                logit_scale: self.logit_scale,
+            }),
+            history_cap: self.history_cap,
+        }
+    }
 }
 
 /// What scoring needs from the store: the user's history as catalogue rows (fetched async).

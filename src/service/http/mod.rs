@@ -42,13 +42,8 @@ pub fn router<S: Store>(shared: Arc<Shared<S>>) -> Router {
     crate::metrics::prometheus();
     let serving = &shared.config.serving;
     let recommender = Arc::new(recommend::Recommender {
-        store: shared.store.clone(),
-        catalogue: shared.catalogue.clone(),
-        models: shared.models.clone(),
-        item_counts: shared.item_counts.clone(),
+        handles: shared.recommend_handles(),
         serving: serving.clone(),
-        logit_scale: shared.config.training.logit_scale as f32,
-        history_cap: shared.config.history.cap,
         requests: Semaphore::new(serving.max_concurrent_requests),
         scorers: Arc::new(Semaphore::new(serving.scorers())),
     });

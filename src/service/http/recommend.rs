@@ -17,8 +17,8 @@ use tokio::sync::Semaphore;
 use super::error::ApiError;
 use crate::config::ServingConfig;
 use crate::schemas::id_problem;
-use crate::serving::recommend::{score, user_rows, Prior, RecommendError, Sources};
-use crate::serving::{Catalogue, ItemCounts, Models, Which};
+use crate::serving::recommend::{score, user_rows, Handles, RecommendError};
+use crate::serving::Which;
 use crate::store::Store;
 
 #[derive(Debug, Deserialize)]
@@ -30,37 +30,14 @@ pub struct RecommendQuery {
     popularity_weight: Option<f32>,
 }
 
-/// What recommendation touches.
+/// What the recommend endpoint touches.
 pub struct Recommender<S> {
-    pub store: S,
-    pub catalogue: Arc<Catalogue>,
-    pub models: Arc<Models>,
-    pub item_counts: Arc<ItemCounts>,
+    pub handles: Handles<S>,
     pub serving: ServingConfig,
-    /// `training.logit_scale`: the popularity prior's scale.
-    pub logit_scale: f32,
-    /// `history.cap`: how much of a history is read.
-    pub history_cap: usize,
     /// Requests in flight (beyond: shed).
     pub requests: Semaphore,
     /// Requests scoring at once (beyond: wait their turn).
     pub scorers: Arc<Semaphore>,
-}
-
-impl<S: Store> Recommender<S> {
-    fn sources(&self, popularity_weight: f32) -> Sources<'_, S> {
-        Sources {
-            store: &self.store,
-            catalogue: &self.catalogue,
-            models: &self.models,
-            prior: Some(Prior {
-                counts: &self.item_counts,
-                weight: popularity_weight,
-                logit_scale: self.logit_scale,
-            }),
-            history_cap: self.history_cap,
-        }
-    }
 }
 
 /// The `user_id` of a raw query, percent-decoded strictly: an id that is not UTF-8 is refused,
@@ -126,7 +103,7 @@ pub async fn handler<S: Store>(
     let timeout = Duration::from_millis(api.serving.request_timeout_ms);
     let which = q.model.unwrap_or(Which::Current);
     let scored = async {
-        let user = user_rows(&api.sources(weight), &q.user_id).await?;
+        let user = user_rows(&api.handles.sources(weight), &q.user_id).await?;
         // Scoring the catalogue is CPU work: off the async runtime, so ingestion and other
         // requests keep their threads. The turn is held by the scoring thread itself: a request
         // that times out does not free it before its CPU work is done.
@@ -134,7 +111,7 @@ pub async fn handler<S: Store>(
         let api = api.clone();
         tokio::task::spawn_blocking(move || {
             let _scorer = scorer;
-            score(&api.sources(weight), user, k, which)
+            score(&api.handles.sources(weight), user, k, which)
         })
         .await
         .map_err(|e| RecommendError::Task(e.to_string()))?

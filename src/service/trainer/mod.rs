@@ -6,17 +6,19 @@
 //! aligned embeddings of the catalogue and of the recently active users with the new version.
 //! A process that becomes leader first restores the newest checkpoint (local directory or store).
 //!
-//! Here: the loop, leadership and the step; [`models`]: towers ↔ checkpoints; [`batch`]: batch
+//! Here: the loop, leadership and the step; [`error`]: what a round can fail with; [`models`]: towers ↔ checkpoints; [`batch`]: batch
 //! assembly; [`publish`]: checkpoint and re-publication; [`threads`]: the low-priority threads
 //! steps and re-publication run on.
 
 mod batch;
+mod error;
 mod lease;
 mod models;
 mod policy;
 mod publish;
 mod threads;
 
+pub use error::TrainerError;
 pub use lease::{renew as renew_lease, Lease};
 use models::newest_checkpoint;
 pub use models::{initial_models, serving_model};
@@ -35,37 +37,15 @@ use super::lag::Knobs;
 use super::live::LiveModels;
 use super::shared::TrainingState;
 use super::signals::EncoderBusy;
-use crate::checkpoint::{CheckpointDir, CheckpointError};
+use crate::checkpoint::CheckpointDir;
 use crate::config::OnlineConfig;
 use crate::metrics::{Event, Stats, TrainerStage};
 use crate::publish::EmbeddingPublisher;
 use crate::serving::ItemCounts;
 use crate::shutdown::Shutdown;
-use crate::store::{Fence, Store, StoreError};
+use crate::store::{Fence, Store};
 use crate::train::online::OnlineTrainer;
 use crate::train::TrainingConfig;
-
-#[derive(Debug, thiserror::Error)]
-pub enum TrainerError {
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
-    #[error("checkpoint: {0}")]
-    Checkpoint(#[from] CheckpointError),
-    #[error("towers: {0}")]
-    Tensor(#[from] candle_core::Error),
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("checkpoint v{version} does not fit this configuration: {reason}")]
-    Incompatible { version: u64, reason: String },
-    #[error("trainer threads: {0}")]
-    Threads(#[from] rayon::ThreadPoolBuildError),
-    #[error("training task failed: {0}")]
-    Join(#[from] tokio::task::JoinError),
-    #[error("version {version} was published by another trainer first; stepping down")]
-    Fenced { version: u64 },
-    #[error("the leader lease (epoch {epoch}) may have lapsed: not publishing version {version}")]
-    LeaseLapsed { version: u64, epoch: u64 },
-}
 
 /// What the trainer touches.
 pub struct Context<S> {
