@@ -38,7 +38,7 @@ pub fn consumer_config(kafka: &KafkaConfig, group_id: &str) -> ClientConfig {
                 "auto.commit.interval.ms",
                 kafka.auto_commit_interval_ms.to_string(),
             ),
-            ("auto.offset.reset", kafka.auto_offset_reset.clone()),
+            ("auto.offset.reset", kafka.auto_offset_reset.as_str().into()),
             ("session.timeout.ms", kafka.session_timeout_ms.to_string()),
             (
                 "statistics.interval.ms",

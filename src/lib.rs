@@ -2,7 +2,8 @@
 //!
 //! A map of the modules, in the order data flows through them:
 //!
-//! - [`config`]: the typed configuration tree (`config/default.toml`, `--config`, `LEARN__…` env vars).
+//! - [`config`]: the typed configuration tree (`config/default.toml`, `--config`, `LEARN__…` env vars);
+//!   each section validates itself with [`checks`].
 //! - [`schemas`]: the events on every topic (user actions, item uploads, embeddings, dead letters),
 //!   the decoder that turns raw Kafka payloads into them or into a reasoned rejection, and the
 //!   item text an upload is embedded from.
@@ -29,7 +30,10 @@
 //!   the written report (`results.json`, `report.md`, `training.svg`).
 //! - [`replay`]: `learn replay`: a timestamped dataset into Kafka in time order, with prequential
 //!   (test-then-train) evaluation of a running service and a report.
-//! - [`workload`]: the input streams the tools produce (synthetic; MovieLens 100K in time order).
+//! - [`loadgen`]: `learn loadgen`: a steady synthetic load at fixed rates, a bulk catalogue, and
+//!   the external freshness probe.
+//! - [`workload`]: the input streams the tools produce (synthetic; MovieLens 100K in time order), as
+//!   typed events, and their producer.
 //! - [`demo`]: everything in one process with no servers: librdkafka's mock cluster, an in-process store
 //!   and a workload stream.
 //! - [`metrics`]: the typed internal events the pipelines emit, as `metrics` counters and as a snapshot.
@@ -37,11 +41,12 @@
 //! - [`tensor`]: tensor helpers shared by the encoder, the towers and the scorers.
 //!
 //! The order above is the data flow. The import stack (no cycles, checked by
-//! `tests/architecture.rs`), bottom to top: schemas/shutdown/tensor → metrics/publish/towers →
-//! encode/checkpoint/eval → dataset/train → config/workload → store/kafka/experiment →
-//! serving/source → service → demo/replay.
+//! `tests/architecture.rs`, file by file too), bottom to top: checks/schemas/shutdown/tensor →
+//! metrics/publish/towers → encode/checkpoint/eval → dataset/train → config → store/kafka/experiment
+//! → workload/serving/source → service → demo/replay/loadgen.
 
 pub mod checkpoint;
+pub mod checks;
 pub mod config;
 pub mod dataset;
 pub mod demo;
@@ -49,6 +54,7 @@ pub mod encode;
 pub mod eval;
 pub mod experiment;
 pub mod kafka;
+pub mod loadgen;
 pub mod metrics;
 pub mod publish;
 pub mod replay;

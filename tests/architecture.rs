@@ -1,7 +1,12 @@
-//! The module stack, checked from the source: no module-level import cycle among the top-level
-//! modules of `src/` (edges read from `crate::<module>` paths, tests excluded), no source file over
-//! 400 lines, and a thin binary (`src/main.rs` under 150 lines). The same reading as
-//! `../shared/tools/module-cycles.py`, so CI holds the line.
+//! The module stack, checked from the source (library code; tests excluded):
+//! - no module-level import cycle among the top-level modules of `src/` (edges read from
+//!   `crate::<module>` paths; the same reading as `../shared/tools/module-cycles.py`), no source
+//!   file over 400 lines, and a thin binary (`src/main.rs` under 150 lines);
+//! - no file-level import circle: file A names a `crate::`, `super::` or `self::` path into file B
+//!   (re-exports followed to the defining file) and B, directly or through others, into A;
+//! - no function over 80 lines, but for the [`LONG_FUNCTIONS`] listed with their reason;
+//! - the blocks of six or more lines repeated with other literals are the [`REPEATED_BLOCKS`]
+//!   listed with their reason (a new one fails and is printed).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -173,36 +178,139 @@ fn the_check_sees_a_cycle() {
     assert_eq!(cycles(&edges), vec![vec!["a".to_string(), "b".to_string()]]);
 }
 
-#[test]
-fn report() {
+/// Functions allowed over 80 lines, each with why it stays whole.
+const LONG_FUNCTIONS: &[(&str, &str, &str)] = &[
+    (
+        "metrics/event.rs",
+        "record",
+        "one match arm per event type: the single door from an event to its counters and log line",
+    ),
+    (
+        "demo/story.rs",
+        "tell",
+        "the demo's walkthrough read top to bottom as the story it prints",
+    ),
+];
+
+/// Repeated blocks allowed, as `file ~ file` with why they stay two.
+const REPEATED_BLOCKS: &[(&str, &str, &str)] = &[
+    (
+        "store/redis.rs",
+        "store/memory.rs",
+        "the two `Store` implementations: the same trait methods' signatures (and closing lines) \
+         by construction; what they share beyond that lives in `store/entry.rs` and `fields.rs`",
+    ),
+    (
+        "schemas/mod.rs",
+        "schemas/mod.rs",
+        "an action's wire name and its one-byte history code: two lookup tables over the same \
+         variants, kept as matches so a new variant fails to compile until both are written",
+    ),
+    (
+        "towers/loss.rs",
+        "towers/loss.rs",
+        "`softmax_loss` and `chunked` (the same loss with its chunk size open, for the tests) \
+         share their parameter list",
+    ),
+];
+
+fn library() -> (PathBuf, Vec<files::File>) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let files = files::library_files(&src);
+    (src, files)
+}
+
+#[test]
+fn no_file_imports_a_file_that_imports_it_back() {
+    let (src, files) = library();
     let graph = files::graph(&src, &files);
-    for (a, bs) in &graph {
-        for b in bs {
-            if graph.get(b).is_some_and(|x| x.contains(a)) {
-                println!("circle {a} <-> {b}");
+    assert!(
+        graph.len() > 100,
+        "every library file read: {}",
+        graph.len()
+    );
+    assert_eq!(
+        cycles(&graph),
+        Vec::<Vec<String>>::new(),
+        "file-level import circles"
+    );
+}
+
+#[test]
+fn no_function_over_80_lines_but_the_listed_ones() {
+    let (src, files) = library();
+    let mut long = Vec::new();
+    for file in &files {
+        let name = file.path.strip_prefix(&src).unwrap().display().to_string();
+        for (function, line, lines) in functions::lengths(&file.code) {
+            let listed = LONG_FUNCTIONS
+                .iter()
+                .any(|(f, n, _)| *f == name && *n == function);
+            if lines > 80 && !listed {
+                long.push(format!("{name}:{line} {function} ({lines} lines)"));
             }
         }
     }
-    println!("sccs {:?}", cycles(&graph));
-    for f in &files {
-        for (n, l, len) in functions::lengths(&f.code) {
-            if len > 80 {
-                println!("long {}:{l} {n} {len}", f.path.display());
-            }
-        }
-    }
+    assert_eq!(long, Vec::<String>::new(), "functions over 80 lines");
+}
+
+#[test]
+fn repeated_blocks_are_the_listed_ones() {
+    let (src, files) = library();
     let named: Vec<(String, String)> = files
         .iter()
         .map(|f| {
-            (
-                f.path.strip_prefix(&src).unwrap().display().to_string(),
-                f.code.clone(),
-            )
+            let name = f.path.strip_prefix(&src).unwrap().display().to_string();
+            (name, f.code.clone())
         })
         .collect();
-    for r in repeats::repeated(&named) {
-        println!("repeat {r}");
+    let found = repeats::repeated(&named);
+    for block in &found {
+        println!("repeated: {block}");
     }
+    let unlisted: Vec<&String> = found
+        .iter()
+        .filter(|block| {
+            !REPEATED_BLOCKS.iter().any(|(a, b, _)| {
+                let (left, right) = block.split_once(" ~ ").unwrap();
+                left.starts_with(&format!("{a}:")) && right.starts_with(&format!("{b}:"))
+                    || left.starts_with(&format!("{b}:")) && right.starts_with(&format!("{a}:"))
+            })
+        })
+        .collect();
+    assert_eq!(
+        unlisted,
+        Vec::<&String>::new(),
+        "blocks of {}+ lines repeated (make one serve both, or list it with its reason)",
+        repeats::MIN_LINES
+    );
+}
+
+/// The readers behind the checks see what they are meant to.
+#[test]
+fn the_checks_read_rust_as_written() {
+    let code = paths::code_only(
+        "fn a() { let s = \"}{ // \"; let c = '{'; } // fn b() {\n/* fn c() { */ fn d<'a>(x: &'a str) -> u8 {\n 1\n}",
+    );
+    let lengths: Vec<(String, usize)> = functions::lengths(&code)
+        .into_iter()
+        .map(|(name, _, lines)| (name, lines))
+        .collect();
+    assert_eq!(lengths, vec![("a".into(), 1), ("d".into(), 3)]);
+    let mut trees =
+        paths::rooted_paths("use crate::a::{b, c::{self, D}}; super::e::f(); x::self_y");
+    trees.sort();
+    assert_eq!(
+        trees,
+        vec![
+            vec!["crate", "a", "b"],
+            vec!["crate", "a", "c"],
+            vec!["crate", "a", "c", "D"],
+            vec!["super", "e", "f"],
+        ]
+    );
+    let block = "let a = f(1);\nlet b = g(a);\nlet c = h(b);\nlet d = i(c);\nlet e = j(d);\nlet f = k(e);\n";
+    let other = block.replace("(1)", "(2)");
+    let found = repeats::repeated(&[("x.rs".into(), block.into()), ("y.rs".into(), other)]);
+    assert_eq!(found, vec!["x.rs:1 ~ y.rs:1 (6 lines)".to_string()]);
 }

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use learn_stream::workload::{synthetic_stream, SyntheticOptions, Topic};
+use learn_stream::workload::{synthetic_stream, SyntheticOptions};
 
 const TTL_MS: u64 = 3000;
 
@@ -112,11 +112,8 @@ fn a_frozen_leader_is_fenced_and_exactly_one_model_exists_per_version() {
     let messages: Vec<(String, String, Vec<u8>)> = stream
         .into_iter()
         .map(|m| {
-            let topic = match m.topic {
-                Topic::Actions => &config.kafka.actions_topic,
-                Topic::Items => &config.kafka.items_topic,
-            };
-            (topic.clone(), m.key, m.payload)
+            let topic = m.topic().name(&config.kafka).to_string();
+            (topic, m.key().to_string(), m.payload())
         })
         .collect();
     let stop_producing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use learn_stream::config::Config;
 use learn_stream::encode::ContentEncoder;
 use learn_stream::metrics::Stats;
-use learn_stream::service::Shared;
+use learn_stream::service::{JsonListener, Shared};
 use learn_stream::store::{HistoryPolicy, MemoryStore};
 
 fn get(url: &str) -> (u16, serde_json::Value) {
@@ -36,12 +36,61 @@ async fn start(config: Config) -> (String, Arc<Shared<MemoryStore>>) {
     tokio::spawn({
         let shared = shared.clone();
         async move {
-            axum::serve(listener, learn_stream::service::router(shared))
-                .await
-                .unwrap()
+            axum::serve(
+                JsonListener(listener),
+                learn_stream::service::router(shared),
+            )
+            .await
+            .unwrap()
         }
     });
     (base, shared)
+}
+
+/// One raw HTTP/1.1 exchange over TCP (for requests no client library sends): `head` written
+/// while the answer is read, so a server that answers before reading all of it is heard.
+/// Returns (status, JSON body).
+fn raw_exchange(base: &str, head: Vec<u8>) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        // The server may close before it has read everything: a failed write is expected then.
+        let _ = writer.write_all(&head);
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(_) if !answer.is_empty() => break,
+            Err(e) => panic!("no answer: {e}"),
+        }
+        let text = String::from_utf8_lossy(&answer);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(|v| v.trim().parse::<usize>().unwrap())
+            });
+            if length.is_some_and(|n| body.len() >= n) {
+                break;
+            }
+        }
+    }
+    drop(stream);
+    let _ = sending.join();
+    let text = String::from_utf8_lossy(&answer).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = serde_json::from_str(body).unwrap_or(serde_json::Value::String(body.to_string()));
+    (status, body)
 }
 
 /// A validator for `#/components/schemas/<name>` of the served OpenAPI document.
@@ -274,4 +323,70 @@ async fn a_configured_token_guards_the_api_but_not_the_probes() {
     .await
     .unwrap();
     assert_eq!(results, [401, 401, 401, 200, 200, 200]);
+}
+
+/// The HTTP layer's own answers are JSON with a `code` too (a URI over 64 KiB, a request head
+/// over hyper's buffer), and user ids are decoded strictly: not UTF-8, or with a control
+/// character, is refused rather than turned into another id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_layers_edges_are_json_too() {
+    let Some(model_dir) = common::model_dir() else {
+        return;
+    };
+    let config = common::config("unused:9092", "redis://unused/", &model_dir);
+    let (base, _shared) = start(config).await;
+    let error_schema = {
+        let url = format!("{base}/openapi.json");
+        let doc = tokio::task::spawn_blocking(move || get(&url))
+            .await
+            .unwrap()
+            .1;
+        component(&doc, "Error")
+    };
+    let long_uri = format!(
+        "GET /v1/recommend?user_id={} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let long_line = format!(
+        "GET /v1/recommend?user_id=u&pad={} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "b".repeat(2 << 20)
+    );
+    for (head, status, code) in [
+        (long_uri, 414, "uri_too_long"),
+        (long_line, 431, "request_head_too_large"),
+    ] {
+        let base = base.clone();
+        let (got, body) =
+            tokio::task::spawn_blocking(move || raw_exchange(&base, head.into_bytes()))
+                .await
+                .unwrap();
+        assert_eq!((got, body["code"].as_str()), (status, Some(code)), "{body}");
+        conforms(&error_schema, &body, code);
+    }
+    for query in [
+        "user_id=%ff%fe",
+        "user_id=%fe%ff",
+        "user_id=a%00b",
+        "user_id=a%0Ab",
+    ] {
+        let url = format!("{base}/v1/recommend?{query}");
+        let (got, body) = tokio::task::spawn_blocking(move || get(&url))
+            .await
+            .unwrap();
+        assert_eq!(
+            (got, body["code"].as_str()),
+            (400, Some("invalid_parameter")),
+            "{query}: {body}"
+        );
+        conforms(&error_schema, &body, query);
+    }
+    let url = format!("{base}/v1/recommend?user_id=caf%C3%A9&k=2");
+    let (ok, body) = tokio::task::spawn_blocking(move || get(&url))
+        .await
+        .unwrap();
+    assert_eq!(
+        (ok, body["user_id"].as_str()),
+        (200, Some("café")),
+        "{body}"
+    );
 }

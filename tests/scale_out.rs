@@ -20,10 +20,10 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use learn_stream::config::Config;
-use learn_stream::schemas::{EmbeddingSpace, ItemUpload, UserAction};
+use learn_stream::schemas::{EmbeddingSpace, ItemUpload};
 use learn_stream::serving::recommend::Recommendation;
 use learn_stream::store::{HistoryPolicy, RedisStore, Store};
-use learn_stream::workload::{synthetic_stream, SyntheticOptions, Topic};
+use learn_stream::workload::{synthetic_stream, Outgoing, SyntheticOptions};
 
 const PARTITIONS: i32 = 6;
 const TTL_MS: u64 = 3000;
@@ -106,18 +106,19 @@ fn stream(
         bad_fraction: 0.0,
         seed,
     }) {
-        match m.topic {
-            Topic::Items => uploads.push((config.kafka.items_topic.clone(), m.key, m.payload)),
-            Topic::Actions => {
-                let mut action: UserAction = serde_json::from_slice(&m.payload).unwrap();
+        let topic = m.topic().name(&config.kafka).to_string();
+        match m {
+            Outgoing::Upload(_) => uploads.push((topic, m.key().to_string(), m.payload())),
+            Outgoing::Action(mut action) => {
                 action.ts_ms += seed as i64 * 86_400_000;
                 expected
                     .entry(action.user_id.clone())
                     .or_default()
                     .push(action.item_id.clone());
-                let payload = serde_json::to_vec(&action).unwrap();
-                out.push((config.kafka.actions_topic.clone(), m.key, payload));
+                let key = action.user_id.clone();
+                out.push((topic, key, serde_json::to_vec(&action).unwrap()));
             }
+            Outgoing::Malformed { .. } => unreachable!("bad_fraction is 0"),
         }
     }
     (uploads, out)

@@ -90,8 +90,8 @@ pub fn replay(config: Config, args: ReplayArgs) -> Result<()> {
 }
 
 pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
-    use learn_stream::replay::probe::FreshnessProbe;
-    let options = learn_stream::replay::load::LoadOptions {
+    use learn_stream::loadgen::probe::FreshnessProbe;
+    let options = learn_stream::loadgen::LoadOptions {
         uploads_per_sec: args.uploads_per_sec,
         actions_per_sec: args.actions_per_sec,
         seconds: args.seconds,
@@ -104,7 +104,7 @@ pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
                 learn_stream::kafka::producer(&config.kafka)?,
                 config.kafka.item_embeddings_topic.clone(),
             );
-            learn_stream::replay::load::seed_catalogue(
+            learn_stream::loadgen::seed_catalogue(
                 &publisher,
                 args.catalogue,
                 args.catalogue_dim,
@@ -122,7 +122,7 @@ pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
     let probe = args
         .probe
         .then(|| FreshnessProbe::start(&config, std::time::Duration::from_secs(10)));
-    let (uploads, actions) = learn_stream::replay::load::run(&config, &options, probe.as_ref())?;
+    let (uploads, actions) = learn_stream::loadgen::run(&config, &options, probe.as_ref())?;
     println!(
         "sent {uploads} uploads and {actions} actions in {:.1} s",
         started.elapsed().as_secs_f64()

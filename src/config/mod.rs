@@ -38,10 +38,27 @@ pub enum ConfigError {
     /// Parse or type error; figment's message names the key and the file it came from.
     #[error("invalid configuration: {0}")]
     Parse(Box<figment::Error>),
-    #[error("invalid configuration: key `{key}`: {reason}")]
-    Invalid { key: &'static str, reason: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(#[from] crate::checks::Invalid),
     #[error("configuration file {0} does not exist")]
     MissingFile(PathBuf),
+}
+
+/// Where a consumer group with no committed offset starts (librdkafka's `auto.offset.reset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AutoOffsetReset {
+    Earliest,
+    Latest,
+}
+
+impl AutoOffsetReset {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Earliest => "earliest",
+            Self::Latest => "latest",
+        }
+    }
 }
 
 /// The whole configuration.
@@ -84,7 +101,7 @@ pub struct KafkaConfig {
     /// Output: aligned user embeddings (`schemas/user_embedding.schema.json`), keyed by user id.
     pub user_embeddings_topic: String,
     /// Where a group with no committed offset starts: `earliest` or `latest`.
-    pub auto_offset_reset: String,
+    pub auto_offset_reset: AutoOffsetReset,
     /// `session.timeout.ms`: how long the group waits for a silent member before rebalancing.
     pub session_timeout_ms: u32,
     /// `auto.commit.interval.ms`: how often offsets stored after a successful write are committed.

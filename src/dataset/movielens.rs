@@ -26,6 +26,14 @@ fn read_latin1(path: &Path) -> Result<String, DatasetError> {
     Ok(bytes.iter().map(|&b| b as char).collect())
 }
 
+/// The non-empty lines of `text`, numbered from 0, split at `separator`.
+fn records(text: &str, separator: char) -> impl Iterator<Item = (usize, Vec<&str>)> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.is_empty())
+        .map(move |(n, l)| (n, l.split(separator).collect()))
+}
+
 pub fn movies(dir: &Path) -> Result<Vec<Movie>, DatasetError> {
     let genres: Vec<String> = read_latin1(&dir.join("u.genre"))?
         .lines()
@@ -38,12 +46,7 @@ pub fn movies(dir: &Path) -> Result<Vec<Movie>, DatasetError> {
         .collect();
     let path = dir.join("u.item");
     let mut out = Vec::new();
-    for (n, line) in read_latin1(&path)?
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty())
-    {
-        let f: Vec<&str> = line.split('|').collect();
+    for (n, f) in records(&read_latin1(&path)?, '|') {
         if f.len() < 5 + genres.len() {
             return Err(format_error(&path, n, "too few fields"));
         }
@@ -66,12 +69,7 @@ pub fn movies(dir: &Path) -> Result<Vec<Movie>, DatasetError> {
 pub fn ratings(dir: &Path) -> Result<Vec<Rating>, DatasetError> {
     let path = dir.join("u.data");
     let mut out = Vec::new();
-    for (n, line) in read_latin1(&path)?
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.is_empty())
-    {
-        let f: Vec<&str> = line.split('\t').collect();
+    for (n, f) in records(&read_latin1(&path)?, '\t') {
         let [user, item, rating, ts] = f[..] else {
             return Err(format_error(&path, n, "expected 4 tab-separated fields"));
         };

@@ -10,6 +10,7 @@ mod story;
 pub use mock::MockBroker;
 
 use std::fmt;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -133,15 +134,8 @@ pub async fn run(
         config.kafka.user_embeddings_topic.clone(),
     ];
     let broker = MockBroker::start(&topics, 3)?;
-    config.kafka.brokers = broker.bootstrap_servers().to_string();
-    config.kafka.create_topics = false; // made above; the mock cluster has no admin API
-                                        // The demo keeps nothing: checkpoints go to a temporary directory, HTTP to a free port.
     let checkpoints = tempfile_dir()?;
-    config.online.checkpoint_dir = checkpoints.clone();
-    if !options.serve {
-        config.serving.addr = "127.0.0.1:0".into();
-    }
-
+    local(&mut config, &broker, &checkpoints, options.serve);
     let store = MemoryStore::new(HistoryPolicy::from(&config.history));
     let stats = Arc::new(Stats::default());
     let shutdown = ShutdownTrigger::default();
@@ -157,7 +151,10 @@ pub async fn run(
     });
 
     let total = stream.len() as u64;
-    let produced_actions = stream.iter().filter(|o| o.topic == Topic::Actions).count() as u64;
+    let produced_actions = stream
+        .iter()
+        .filter(|o| o.topic() == Topic::Actions)
+        .count() as u64;
     let progress = ProgressBar::new(total).with_style(
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} events settled ({per_sec})",
@@ -166,26 +163,12 @@ pub async fn run(
     );
     let started = Instant::now();
     produce(&config, &stream).await?;
-
-    let timeout = Duration::from_secs(600);
-    loop {
-        let settled = stats.snapshot().settled();
-        progress.set_position(settled);
-        if settled >= total {
-            break;
-        }
-        if started.elapsed() > timeout || service.is_finished() {
-            shutdown.trigger();
-            service
-                .await
-                .map_err(|e| DemoError::Mock(e.to_string()))??;
-            return Err(DemoError::Stalled {
-                settled,
-                total,
-                timeout,
-            });
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    if let Err(stalled) = settle(&stats, total, &progress, &service).await {
+        shutdown.trigger();
+        service
+            .await
+            .map_err(|e| DemoError::Mock(e.to_string()))??;
+        return Err(stalled);
     }
     let elapsed = started.elapsed();
     progress.finish();
@@ -197,13 +180,7 @@ pub async fn run(
         elapsed,
     };
     let walkthrough = if options.walkthrough {
-        let story = story::Story {
-            shared: &shared,
-            titles: titles(&stream),
-            users: users(&stream),
-            producer: crate::kafka::producer(&config.kafka)?,
-        };
-        Some(story.tell().await?)
+        Some(walkthrough(&shared, &stream).await?)
     } else {
         None
     };
@@ -219,13 +196,66 @@ pub async fn run(
     Ok(summary)
 }
 
+/// `config` for one process with no servers: the mock cluster's brokers (topics made by it: it has
+/// no admin API), checkpoints in a temporary directory, HTTP on a free port unless it `serve`s.
+fn local(config: &mut Config, broker: &MockBroker, checkpoints: &Path, serve: bool) {
+    config.kafka.brokers = broker.bootstrap_servers().to_string();
+    config.kafka.create_topics = false;
+    config.online.checkpoint_dir = checkpoints.to_path_buf();
+    if !serve {
+        config.serving.addr = "127.0.0.1:0".into();
+    }
+}
+
+/// Waits until all `total` events are settled (applied, embedded or dead-lettered), or fails
+/// when the service stopped or ten minutes passed.
+async fn settle(
+    stats: &Stats,
+    total: u64,
+    progress: &ProgressBar,
+    service: &tokio::task::JoinHandle<Result<(), crate::service::ServiceError>>,
+) -> Result<(), DemoError> {
+    let (started, timeout) = (Instant::now(), Duration::from_secs(600));
+    loop {
+        let settled = stats.snapshot().settled();
+        progress.set_position(settled);
+        if settled >= total {
+            return Ok(());
+        }
+        if started.elapsed() > timeout || service.is_finished() {
+            return Err(DemoError::Stalled {
+                settled,
+                total,
+                timeout,
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The walkthrough over the settled service: its users and titles from `stream`.
+async fn walkthrough(
+    shared: &Arc<Shared<MemoryStore>>,
+    stream: &[Outgoing],
+) -> Result<String, DemoError> {
+    let story = story::Story {
+        shared,
+        titles: titles(stream),
+        users: users(stream),
+        producer: crate::kafka::producer(&shared.config.kafka)?,
+    };
+    story.tell().await
+}
+
 /// Item id → title, from the stream's uploads.
 fn titles(stream: &[Outgoing]) -> std::collections::HashMap<String, String> {
     stream
         .iter()
-        .filter(|o| o.topic == Topic::Items)
-        .filter_map(|o| serde_json::from_slice::<crate::schemas::ItemUpload>(&o.payload).ok())
-        .map(|u| (u.item_id, u.title))
+        .filter_map(|o| match o {
+            Outgoing::Upload(upload) => Some(upload),
+            _ => None,
+        })
+        .map(|u| (u.item_id.clone(), u.title.clone()))
         .collect()
 }
 
@@ -234,8 +264,8 @@ fn users(stream: &[Outgoing]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     stream
         .iter()
-        .filter(|o| o.topic == Topic::Actions && seen.insert(o.key.clone()))
-        .map(|o| o.key.clone())
+        .filter(|o| o.topic() == Topic::Actions && seen.insert(o.key().to_string()))
+        .map(|o| o.key().to_string())
         .collect()
 }
 
@@ -249,11 +279,10 @@ async fn produce(config: &Config, stream: &[Outgoing]) -> Result<(), DemoError> 
 
 /// Sends one message and waits for its acknowledgement.
 async fn send(producer: &FutureProducer, config: &Config, o: &Outgoing) -> Result<(), DemoError> {
-    let topic = match o.topic {
-        Topic::Actions => &config.kafka.actions_topic,
-        Topic::Items => &config.kafka.items_topic,
-    };
-    let record = FutureRecord::to(topic).key(&o.key).payload(&o.payload);
+    let payload = o.payload();
+    let record = FutureRecord::to(o.topic().name(&config.kafka))
+        .key(o.key())
+        .payload(&payload);
     producer
         .send(record, Duration::from_secs(30))
         .await

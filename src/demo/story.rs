@@ -16,7 +16,7 @@ use crate::service::Shared;
 use crate::serving::recommend::{score, user_rows, Recommendation};
 use crate::serving::Which;
 use crate::store::{MemoryStore, Store};
-use crate::workload::{Outgoing, Topic};
+use crate::workload::Outgoing;
 
 /// Users scanned for who the new upload reaches.
 const AUDIENCE_SCAN: usize = 200;
@@ -243,11 +243,7 @@ impl Story<'_> {
         send(
             &self.producer,
             &self.shared.config,
-            &Outgoing {
-                topic: Topic::Items,
-                key: item.to_string(),
-                payload: serde_json::to_vec(&upload).expect("serialisable"),
-            },
+            &Outgoing::Upload(upload),
         )
         .await?;
         while self.shared.catalogue.row(item).is_none() {
@@ -277,19 +273,14 @@ impl Story<'_> {
             .iter()
             .enumerate()
             .map(|(n, item)| {
-                let action = UserAction {
+                Outgoing::Action(UserAction {
                     event_id: format!("demo-burst-{}-{n}", now_ms()),
                     user_id: user.to_string(),
                     item_id: item.clone(),
                     action: Action::Complete,
                     ts_ms: now_ms() + n as i64,
                     watch_ms: Some(30_000),
-                };
-                Outgoing {
-                    topic: Topic::Actions,
-                    key: user.to_string(),
-                    payload: serde_json::to_vec(&action).expect("serialisable"),
-                }
+                })
             })
             .collect();
         for event in &events {

@@ -285,9 +285,7 @@ pub fn eval_command(
     config: &Config,
     options: &EvalOptions,
 ) -> Result<report::Results, ExperimentError> {
-    use crate::eval::scorers::{ContentScorer, PopularityScorer, TowerScorer};
-    use crate::eval::{evaluate, fusion};
-    use report::{ModelResult, Results};
+    use report::Results;
 
     let exp = Experiment::prepare(
         &options.dataset,
@@ -311,61 +309,8 @@ pub fn eval_command(
     };
     let mut models = std::collections::BTreeMap::new();
     for &kind in &options.models {
-        let (evaluation, training, fusion) = match kind {
-            ModelKind::Learn | ModelKind::Sasrec => {
-                let (tower, meta) = exp.trained_tower(kind, options, content.as_ref())?;
-                let scorer = TowerScorer::new(&tower, items)?;
-                (
-                    evaluate(&scorer, &exp.split.test, &exp.cold)?,
-                    Some(meta.report),
-                    None,
-                )
-            }
-            ModelKind::LearnFused => {
-                let (tower, meta) =
-                    exp.trained_tower(ModelKind::Learn, options, content.as_ref())?;
-                let towers = TowerScorer::new(&tower, items)?;
-                let table = content.as_ref().expect("loaded above");
-                let raw = ContentScorer::whitened(table, meta.towers.max_len)?;
-                let (weight, valid_ndcg_10) =
-                    fusion::select_weight(&towers, &raw, &exp.split.valid)?;
-                let fused = fusion::FusedScorer {
-                    first: &towers,
-                    second: &raw,
-                    weight,
-                };
-                (
-                    evaluate(&fused, &exp.split.test, &exp.cold)?,
-                    Some(meta.report),
-                    Some(report::Fusion {
-                        weight,
-                        valid_ndcg_10,
-                    }),
-                )
-            }
-            ModelKind::Content | ModelKind::ContentWhitened => {
-                let table = content.as_ref().expect("loaded above");
-                let max_len = config.towers.max_len;
-                let scorer = if kind == ModelKind::Content {
-                    ContentScorer::new(table, max_len)?
-                } else {
-                    ContentScorer::whitened(table, max_len)?
-                };
-                (evaluate(&scorer, &exp.split.test, &exp.cold)?, None, None)
-            }
-            ModelKind::Popularity => {
-                let scorer = PopularityScorer::new(&exp.train, items)?;
-                (evaluate(&scorer, &exp.split.test, &exp.cold)?, None, None)
-            }
-        };
-        models.insert(
-            kind.name().to_string(),
-            ModelResult {
-                evaluation,
-                training,
-                fusion,
-            },
-        );
+        let result = model_result(&exp, kind, config, options, content.as_ref())?;
+        models.insert(kind.name().to_string(), result);
     }
     let results = Results {
         dataset: exp.dataset.name.clone(),
@@ -379,4 +324,68 @@ pub fn eval_command(
     };
     report::write(&results, &options.out).map_err(|e| checkpoint_error(&options.out, e))?;
     Ok(results)
+}
+
+/// One model of `learn eval`, trained (or built) and evaluated on the test split.
+fn model_result(
+    exp: &Experiment,
+    kind: ModelKind,
+    config: &Config,
+    options: &EvalOptions,
+    content: Option<&Tensor>,
+) -> Result<report::ModelResult, ExperimentError> {
+    use crate::eval::scorers::{ContentScorer, PopularityScorer, TowerScorer};
+    use crate::eval::{evaluate, fusion};
+
+    let items = exp.dataset.items.len();
+    let (evaluation, training, fusion) = match kind {
+        ModelKind::Learn | ModelKind::Sasrec => {
+            let (tower, meta) = exp.trained_tower(kind, options, content)?;
+            let scorer = TowerScorer::new(&tower, items)?;
+            (
+                evaluate(&scorer, &exp.split.test, &exp.cold)?,
+                Some(meta.report),
+                None,
+            )
+        }
+        ModelKind::LearnFused => {
+            let (tower, meta) = exp.trained_tower(ModelKind::Learn, options, content)?;
+            let towers = TowerScorer::new(&tower, items)?;
+            let table = content.expect("loaded for every model that reads content");
+            let raw = ContentScorer::whitened(table, meta.towers.max_len)?;
+            let (weight, valid_ndcg_10) = fusion::select_weight(&towers, &raw, &exp.split.valid)?;
+            let fused = fusion::FusedScorer {
+                first: &towers,
+                second: &raw,
+                weight,
+            };
+            (
+                evaluate(&fused, &exp.split.test, &exp.cold)?,
+                Some(meta.report),
+                Some(report::Fusion {
+                    weight,
+                    valid_ndcg_10,
+                }),
+            )
+        }
+        ModelKind::Content | ModelKind::ContentWhitened => {
+            let table = content.expect("loaded for every model that reads content");
+            let max_len = config.towers.max_len;
+            let scorer = if kind == ModelKind::Content {
+                ContentScorer::new(table, max_len)?
+            } else {
+                ContentScorer::whitened(table, max_len)?
+            };
+            (evaluate(&scorer, &exp.split.test, &exp.cold)?, None, None)
+        }
+        ModelKind::Popularity => {
+            let scorer = PopularityScorer::new(&exp.train, items)?;
+            (evaluate(&scorer, &exp.split.test, &exp.cold)?, None, None)
+        }
+    };
+    Ok(report::ModelResult {
+        evaluation,
+        training,
+        fusion,
+    })
 }

@@ -2,24 +2,16 @@
 //! timestamp order (each item uploaded just before its first action), paced by `speed`, while a
 //! running `learn serve` learns from it, with prequential evaluation ([`prequential`]) and a
 //! report: `replay.json` (every probe and lag sample), `replay.md` (recall per window) and
-//! `replay.svg` (prequential Recall@10 and consumer lag over the replay). [`load`] is the steady
-//! synthetic load generator used for freshness measurements.
+//! `replay.svg` (prequential Recall@10 and consumer lag over the replay).
 
 mod figure;
-pub mod load;
 pub mod prequential;
-pub mod probe;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::ClientContext;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -27,19 +19,15 @@ use crate::eval::plot;
 use crate::schemas::UserAction;
 use crate::service::Status;
 use crate::serving::recommend::Recommendation;
-use crate::workload::{movielens_stream, Outgoing, Topic};
+use crate::workload::{movielens_stream, EventProducer, Outgoing, ProduceError};
 use prequential::{windows, LagSample, Popularity, Probe};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("dataset: {0}")]
     Dataset(String),
-    #[error("kafka: {0}")]
-    Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("{0} messages were not acknowledged by the broker")]
-    Undelivered(u64),
-    #[error("freshness probe: {0}")]
-    Probe(String),
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
     #[error("service at {url}: {reason}")]
     Service { url: String, reason: String },
     #[error("{path}: {source}")]
@@ -81,79 +69,6 @@ pub struct ReplayReport {
     pub online_recall_10: f64,
     pub frozen_recall_10: f64,
     pub popularity_recall_10: f64,
-}
-
-/// Counts failed deliveries (the replay fails if any message is lost).
-#[derive(Default, Clone)]
-struct Deliveries {
-    failed: Arc<AtomicU64>,
-}
-
-impl ClientContext for Deliveries {}
-
-impl ProducerContext for Deliveries {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((err, _)) = result {
-            tracing::error!(%err, "replay message not delivered");
-            self.failed.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-}
-
-impl Deliveries {
-    /// Waits for every message to be acknowledged; an error if any was lost.
-    fn finish(&self, producer: &ThreadedProducer<Deliveries>) -> Result<(), ReplayError> {
-        producer.flush(Duration::from_secs(60))?;
-        match self.failed.load(Ordering::Relaxed) {
-            0 => Ok(()),
-            failed => Err(ReplayError::Undelivered(failed)),
-        }
-    }
-}
-
-/// A producer whose lost deliveries are counted.
-fn producer(config: &Config) -> Result<(ThreadedProducer<Deliveries>, Deliveries), ReplayError> {
-    let deliveries = Deliveries::default();
-    let producer = crate::kafka::client_config(
-        &config.kafka,
-        &[("acks", "all".into()), ("linger.ms", "5".into())],
-    )
-    .create_with_context(deliveries.clone())?;
-    Ok((producer, deliveries))
-}
-
-/// Sends one message to its input topic, waiting while the local queue is full.
-fn send(
-    producer: &ThreadedProducer<Deliveries>,
-    config: &Config,
-    outgoing: &Outgoing,
-) -> Result<(), ReplayError> {
-    let topic = match outgoing.topic {
-        Topic::Actions => &config.kafka.actions_topic,
-        Topic::Items => &config.kafka.items_topic,
-    };
-    let mut record = BaseRecord::to(topic)
-        .key(&outgoing.key)
-        .payload(&outgoing.payload);
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err((err, _)) => return Err(err.into()),
-        }
-    }
-}
-
-fn event_time(o: &Outgoing) -> i64 {
-    #[derive(Deserialize)]
-    struct Ts {
-        ts_ms: i64,
-    }
-    serde_json::from_slice::<Ts>(&o.payload).map_or(0, |t| t.ts_ms)
 }
 
 struct Client {
@@ -236,7 +151,7 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
     if options.limit > 0 {
         stream.truncate(options.limit);
     }
-    let (producer, deliveries) = producer(config)?;
+    let producer = EventProducer::new(&config.kafka)?;
     let client = options.serve_url.as_ref().map(|url| Client {
         agent: ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(30)))
@@ -245,18 +160,12 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
         url: url.trim_end_matches('/').to_string(),
         auth: config.serving.authorization(),
     });
-
     let started = Instant::now();
-    let first_ts = stream.first().map_or(0, event_time);
-    let (mut popularity, mut seen) = (
-        Popularity::default(),
-        HashMap::<String, HashSet<String>>::new(),
-    );
-    let (mut probes, mut lag, mut actions, mut unsynced) = (Vec::new(), Vec::new(), 0usize, 0usize);
-    let mut last_sample = Instant::now() - Duration::from_secs(10);
+    let first_ts = stream.first().map_or(0, Outgoing::ts_ms);
+    let mut evaluation = Evaluation::new(started);
     for (n, outgoing) in stream.iter().enumerate() {
         let due = Duration::from_secs_f64(
-            ((event_time(outgoing) - first_ts) as f64 / 1000.0 / options.speed).max(0.0),
+            ((outgoing.ts_ms() - first_ts) as f64 / 1000.0 / options.speed).max(0.0),
         );
         let capped = if options.max_rate > 0.0 {
             Duration::from_secs_f64(n as f64 / options.max_rate)
@@ -266,55 +175,104 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
         if let Some(wait) = due.max(capped).checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
         }
-        if outgoing.topic == Topic::Actions {
-            let action: UserAction =
-                serde_json::from_slice(&outgoing.payload).expect("replay actions are valid");
-            let user_seen = seen.entry(action.user_id.clone()).or_default();
+        if let Outgoing::Action(action) = outgoing {
             if let Some(client) = &client {
-                if !user_seen.is_empty() && actions % options.eval_every.max(1) == 0 {
-                    producer.flush(Duration::from_secs(30))?;
-                    if !client.wait_applied(actions as u64, SYNC_TIMEOUT)? {
-                        unsynced += 1;
-                    }
-                    let (online_hit, version) =
-                        client.hit(&action.user_id, &action.item_id, "current")?;
-                    let (frozen_hit, _) = client.hit(&action.user_id, &action.item_id, "frozen")?;
-                    let popularity_hit = popularity.top(10, user_seen).contains(&action.item_id);
-                    probes.push(Probe {
-                        action_index: actions,
-                        elapsed_secs: started.elapsed().as_secs_f64(),
-                        online_hit,
-                        frozen_hit,
-                        popularity_hit,
-                        version,
-                    });
-                }
-                if last_sample.elapsed() >= Duration::from_secs(1) {
-                    last_sample = Instant::now();
-                    lag.push(client.sample(started.elapsed().as_secs_f64(), config)?);
-                }
+                evaluation.probe(client, &producer, action, config, options)?;
             }
-            popularity.observe(&action.item_id);
-            user_seen.insert(action.item_id);
-            actions += 1;
+            evaluation.observe(action);
         }
-        send(&producer, config, outgoing)?;
+        producer.send(outgoing)?;
     }
-    deliveries.finish(&producer)?;
-    let rate = |hit: fn(&Probe) -> bool| {
-        probes.iter().filter(|p| hit(p)).count() as f64 / probes.len().max(1) as f64
-    };
-    Ok(ReplayReport {
-        events: stream.len(),
-        actions,
-        seconds: started.elapsed().as_secs_f64(),
-        unsynced_probes: unsynced,
-        online_recall_10: rate(|p| p.online_hit),
-        frozen_recall_10: rate(|p| p.frozen_hit),
-        popularity_recall_10: rate(|p| p.popularity_hit),
-        probes,
-        lag,
-    })
+    producer.finish()?;
+    Ok(evaluation.report(stream.len()))
+}
+
+/// Prequential evaluation as the replay goes: each probed action is predicted before it is sent.
+struct Evaluation {
+    started: Instant,
+    popularity: Popularity,
+    /// Per user, the items acted on so far.
+    seen: HashMap<String, HashSet<String>>,
+    probes: Vec<Probe>,
+    lag: Vec<LagSample>,
+    actions: usize,
+    unsynced: usize,
+    last_sample: Instant,
+}
+
+impl Evaluation {
+    fn new(started: Instant) -> Self {
+        Self {
+            started,
+            popularity: Popularity::default(),
+            seen: HashMap::new(),
+            probes: Vec::new(),
+            lag: Vec::new(),
+            actions: 0,
+            unsynced: 0,
+            last_sample: Instant::now() - Duration::from_secs(10),
+        }
+    }
+
+    /// Every `eval_every`th action of a user with history: is its item in the service's top 10
+    /// (current and frozen model) and in the popularity baseline's? Plus a lag sample a second.
+    fn probe(
+        &mut self,
+        client: &Client,
+        producer: &EventProducer,
+        action: &UserAction,
+        config: &Config,
+        options: &ReplayOptions,
+    ) -> Result<(), ReplayError> {
+        let user_seen = self.seen.entry(action.user_id.clone()).or_default();
+        if !user_seen.is_empty() && self.actions.is_multiple_of(options.eval_every.max(1)) {
+            producer.flush(Duration::from_secs(30))?;
+            if !client.wait_applied(self.actions as u64, SYNC_TIMEOUT)? {
+                self.unsynced += 1;
+            }
+            let (online_hit, version) = client.hit(&action.user_id, &action.item_id, "current")?;
+            let (frozen_hit, _) = client.hit(&action.user_id, &action.item_id, "frozen")?;
+            let popularity_hit = self.popularity.top(10, user_seen).contains(&action.item_id);
+            self.probes.push(Probe {
+                action_index: self.actions,
+                elapsed_secs: self.started.elapsed().as_secs_f64(),
+                online_hit,
+                frozen_hit,
+                popularity_hit,
+                version,
+            });
+        }
+        if self.last_sample.elapsed() >= Duration::from_secs(1) {
+            self.last_sample = Instant::now();
+            let elapsed = self.started.elapsed().as_secs_f64();
+            self.lag.push(client.sample(elapsed, config)?);
+        }
+        Ok(())
+    }
+
+    fn observe(&mut self, action: &UserAction) {
+        self.popularity.observe(&action.item_id);
+        let user_seen = self.seen.entry(action.user_id.clone()).or_default();
+        user_seen.insert(action.item_id.clone());
+        self.actions += 1;
+    }
+
+    fn report(self, events: usize) -> ReplayReport {
+        let rate = |hit: fn(&Probe) -> bool| {
+            self.probes.iter().filter(|p| hit(p)).count() as f64 / self.probes.len().max(1) as f64
+        };
+        ReplayReport {
+            events,
+            actions: self.actions,
+            seconds: self.started.elapsed().as_secs_f64(),
+            unsynced_probes: self.unsynced,
+            online_recall_10: rate(|p| p.online_hit),
+            frozen_recall_10: rate(|p| p.frozen_hit),
+            popularity_recall_10: rate(|p| p.popularity_hit),
+            probes: self.probes,
+            lag: self.lag,
+        }
+    }
 }
 
 /// Markdown summary: overall and per-window prequential Recall@10.

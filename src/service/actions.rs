@@ -42,7 +42,7 @@ impl<S: Store> ActionSink<S> {
                     .collect();
                 Ok((applied, refusals))
             }
-            Err(err) if err.is_transient() => Err(SinkError::Transient(err.to_string())),
+            Err(err) if err.is_transient() => Err(SinkError::transient("store", err)),
             Err(err) => {
                 tracing::error!(%err, partition = batch.partition, "the store refused a batch; isolating the actions that cause it");
                 let (mut total, mut refusals) = (Applied::default(), Vec::new());
@@ -65,7 +65,7 @@ impl<S: Store> ActionSink<S> {
                             }
                         }
                         Err(err) if err.is_transient() => {
-                            return Err(SinkError::Transient(err.to_string()))
+                            return Err(SinkError::transient("store", err))
                         }
                         Err(err) => refusals.push(refused(indices[i], &err)),
                     }
@@ -74,7 +74,7 @@ impl<S: Store> ActionSink<S> {
                 store
                     .advance_watermarks(&batch.topic, &read_up_to)
                     .await
-                    .map_err(|e| SinkError::Transient(e.to_string()))?;
+                    .map_err(|e| SinkError::transient("store", e))?;
                 Ok((total, refusals))
             }
         }

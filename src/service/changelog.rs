@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::shared::Warmup;
@@ -41,41 +41,9 @@ pub struct Changelog {
 }
 
 pub async fn run(ctx: Changelog, mut shutdown: Shutdown) -> Result<(), ServiceError> {
-    let kafka = &ctx.kafka;
-    let topic = kafka.item_embeddings_topic.clone();
-    let consumer: StreamConsumer = crate::kafka::client_config(
-        kafka,
-        &[
-            ("group.id", format!("{}-catalogue", kafka.group_id)),
-            ("enable.auto.commit", "false".into()),
-            ("enable.auto.offset.store", "false".into()),
-            (
-                "fetch.wait.max.ms",
-                kafka.fetch_wait_max_ms.max(FETCH_WAIT_MS).to_string(),
-            ),
-        ],
-    )
-    .create()?;
-    let consumer = Arc::new(consumer);
-    // The partitions and where the catalogue is caught up (blocking metadata calls).
-    let mut behind = loop {
-        let (c, t) = (consumer.clone(), topic.clone());
-        match tokio::task::spawn_blocking(move || high_watermarks(&c, &t)).await {
-            Ok(Ok(highs)) => break highs,
-            Ok(Err(err)) => tracing::warn!(%err, %topic, "catalogue changelog: no metadata yet"),
-            Err(err) => tracing::warn!(%err, "catalogue changelog: metadata task failed"),
-        }
-        tokio::select! {
-            _ = shutdown.recv() => return Ok(()),
-            _ = tokio::time::sleep(RETRY) => {}
-        }
+    let Some((consumer, mut behind)) = assign(&ctx.kafka, &mut shutdown).await? else {
+        return Ok(());
     };
-    let mut assignment = TopicPartitionList::new();
-    for &partition in behind.keys() {
-        assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
-    }
-    consumer.assign(&assignment)?;
-    behind.retain(|_, high| *high > 0);
     let mut pending = Pending::default();
     let mut synced = false;
     loop {
@@ -111,33 +79,55 @@ pub async fn run(ctx: Changelog, mut shutdown: Shutdown) -> Result<(), ServiceEr
         {
             behind.remove(&message.partition());
         }
-        let Some(payload) = message.payload() else {
-            // A tombstone: the item was deleted.
-            if let Some(item_id) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
-                ctx.catalogue.remove(item_id);
-            }
-            continue;
-        };
-        match serde_json::from_slice::<ItemEmbedding>(payload) {
-            Ok(e) if e.space == EmbeddingSpace::Content => {
-                match ctx.catalogue.upsert(&e.item_id, &e.vector) {
-                    Some(Upsert::Edited(row)) => pending.edited.push(row),
-                    Some(Upsert::New(_)) => pending.new += 1,
-                    Some(Upsert::Same(_)) | None => {}
-                }
-            }
-            Ok(_) => {}
-            Err(err) => tracing::warn!(
-                %err,
-                partition = message.partition(),
-                offset = message.offset(),
-                "catalogue changelog: record skipped"
-            ),
-        }
+        pending.apply(&ctx.catalogue, &message);
         if pending.len() >= MAX_PENDING {
             pending.flush(&ctx).await;
         }
     }
+}
+
+/// A consumer outside any group assigned every partition of the changelog from the beginning,
+/// and each partition's high watermark at start (where the catalogue is caught up; empty ones
+/// left out). `None` on shutdown while the metadata is not there yet.
+async fn assign(
+    kafka: &KafkaConfig,
+    shutdown: &mut Shutdown,
+) -> Result<Option<(Arc<StreamConsumer>, HashMap<i32, i64>)>, ServiceError> {
+    let topic = kafka.item_embeddings_topic.clone();
+    let consumer: StreamConsumer = crate::kafka::client_config(
+        kafka,
+        &[
+            ("group.id", format!("{}-catalogue", kafka.group_id)),
+            ("enable.auto.commit", "false".into()),
+            ("enable.auto.offset.store", "false".into()),
+            (
+                "fetch.wait.max.ms",
+                kafka.fetch_wait_max_ms.max(FETCH_WAIT_MS).to_string(),
+            ),
+        ],
+    )
+    .create()?;
+    let consumer = Arc::new(consumer);
+    // The partitions and where the catalogue is caught up (blocking metadata calls).
+    let mut behind = loop {
+        let (c, t) = (consumer.clone(), topic.clone());
+        match tokio::task::spawn_blocking(move || high_watermarks(&c, &t)).await {
+            Ok(Ok(highs)) => break highs,
+            Ok(Err(err)) => tracing::warn!(%err, %topic, "catalogue changelog: no metadata yet"),
+            Err(err) => tracing::warn!(%err, "catalogue changelog: metadata task failed"),
+        }
+        tokio::select! {
+            _ = shutdown.recv() => return Ok(None),
+            _ = tokio::time::sleep(RETRY) => {}
+        }
+    };
+    let mut assignment = TopicPartitionList::new();
+    for &partition in behind.keys() {
+        assignment.add_partition_offset(&topic, partition, Offset::Beginning)?;
+    }
+    consumer.assign(&assignment)?;
+    behind.retain(|_, high| *high > 0);
+    Ok(Some((consumer, behind)))
 }
 
 /// Every partition of `topic` and its high watermark.
@@ -172,6 +162,34 @@ struct Pending {
 }
 
 impl Pending {
+    /// One changelog record into the catalogue: a content vector adds or replaces its item's
+    /// row (noted here for the aligned index), a tombstone deletes the item, an aligned record is
+    /// skipped (each process derives its own).
+    fn apply(&mut self, catalogue: &Catalogue, message: &BorrowedMessage<'_>) {
+        let Some(payload) = message.payload() else {
+            if let Some(item_id) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
+                catalogue.remove(item_id);
+            }
+            return;
+        };
+        match serde_json::from_slice::<ItemEmbedding>(payload) {
+            Ok(e) if e.space == EmbeddingSpace::Content => {
+                match catalogue.upsert(&e.item_id, &e.vector) {
+                    Some(Upsert::Edited(row)) => self.edited.push(row),
+                    Some(Upsert::New(_)) => self.new += 1,
+                    Some(Upsert::Same(_)) | None => {}
+                }
+            }
+            Ok(_) => {}
+            Err(err) => tracing::warn!(
+                %err,
+                partition = message.partition(),
+                offset = message.offset(),
+                "catalogue changelog: record skipped"
+            ),
+        }
+    }
+
     fn len(&self) -> usize {
         self.edited.len() + self.new
     }

@@ -88,7 +88,7 @@ impl<S: Store> ItemSink<S> {
                 .collect();
             let (version, aligned) = models
                 .embed_items(&catalogue, &rows)
-                .map_err(|e| SinkError::Fatal(format!("item tower: {e}")))?;
+                .map_err(|e| SinkError::fatal("item tower", e))?;
             stats.emit(Stage::ItemTower.since(started));
             let ts_ms = now_ms();
             let mut embeddings = Vec::with_capacity(2 * embedded.len());
@@ -112,7 +112,7 @@ impl<S: Store> ItemSink<S> {
             })
         })
         .await
-        .map_err(|e| SinkError::Fatal(format!("encoder task: {e}")))?
+        .map_err(|e| SinkError::fatal("encoder task", e))?
     }
 
     /// How long each record took to be read and to reach the sink (`handed`, Unix ms).
@@ -162,18 +162,17 @@ impl<S: Store> ItemSink<S> {
     /// Deleted items: out of the store and this catalogue, then a tombstone on item-embeddings for
     /// every other process (a replay deletes again: idempotent).
     async fn delete(&self, item_ids: &[String]) -> Result<(), SinkError> {
-        let transient = |e: &dyn std::fmt::Display| SinkError::Transient(e.to_string());
         self.store
             .delete_items(item_ids)
             .await
-            .map_err(|e| transient(&e))?;
+            .map_err(|e| SinkError::transient("store", e))?;
         for id in item_ids {
             self.catalogue.remove(id);
         }
         self.publisher
             .publish_tombstones(item_ids)
             .await
-            .map_err(|e| transient(&e))?;
+            .map_err(|e| SinkError::transient("item-embeddings topic", e))?;
         tracing::info!(items = item_ids.len(), "items deleted");
         Ok(())
     }
@@ -189,7 +188,6 @@ impl<S: Store> Sink<ItemEvent> for ItemSink<S> {
         records: &[Record<ItemEvent>],
         read_up_to: &BTreeMap<i32, i64>,
     ) -> Result<Vec<Refusal>, SinkError> {
-        let transient = |e: &dyn std::fmt::Display| SinkError::Transient(e.to_string());
         let last: HashMap<&str, usize> = records
             .iter()
             .enumerate()
@@ -225,13 +223,13 @@ impl<S: Store> Sink<ItemEvent> for ItemSink<S> {
                 self.store
                     .put_item_embeddings(&embeddings)
                     .await
-                    .map_err(|e| transient(&e))?;
+                    .map_err(|e| SinkError::transient("store", e))?;
                 self.stats.emit(Stage::Store.since(started));
                 self.record_freshness(records);
                 self.publisher
                     .publish(&embeddings)
                     .await
-                    .map_err(|e| transient(&e))?;
+                    .map_err(|e| SinkError::transient("item-embeddings topic", e))?;
             }
         }
         if !deleted.is_empty() {
@@ -240,7 +238,7 @@ impl<S: Store> Sink<ItemEvent> for ItemSink<S> {
         self.store
             .advance_watermarks(topic, read_up_to)
             .await
-            .map_err(|e| transient(&e))?;
+            .map_err(|e| SinkError::transient("store", e))?;
         Ok(refusals)
     }
 

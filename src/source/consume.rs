@@ -174,13 +174,14 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
             }
             match self.attempt(&topic, &mut written).await {
                 Ok(()) => break Ok(true),
-                Err(SinkError::Fatal(reason)) => {
+                Err(err @ SinkError::Fatal { .. }) => {
                     break Err(SourceError::Sink {
                         topic: topic.clone(),
-                        source: SinkError::Fatal(reason),
+                        source: err,
                     })
                 }
-                Err(SinkError::Transient(reason)) => {
+                Err(err @ SinkError::Transient { .. }) => {
+                    let reason = err.to_string();
                     self.stats.emit(Event::SinkRetry {
                         topic: &topic,
                         reason: &reason,
@@ -263,7 +264,7 @@ impl<T: Decode, S: Sink<T>> Loop<T, S> {
                 .dead_letters
                 .deliver(letter)
                 .await
-                .map_err(|e| SinkError::Transient(format!("dead-letter topic: {e}")))?;
+                .map_err(|e| SinkError::transient("dead-letter topic", e))?;
             match delivery {
                 Delivery::Sent => self.stats.emit(Event::DeadLettered {
                     topic,

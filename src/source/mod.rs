@@ -27,15 +27,43 @@ use std::future::Future;
 
 use crate::schemas::RejectReason;
 
-/// A failed downstream write.
+/// The error a sink's dependency gave.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// A failed downstream write: what failed (`during`) and the dependency's own error, kept as the
+/// source.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// Worth retrying (a store or broker unreachable): the batch is retried with backoff.
-    #[error("transient: {0}")]
-    Transient(String),
+    #[error("transient: {during}: {source}")]
+    Transient {
+        during: &'static str,
+        #[source]
+        source: Cause,
+    },
     /// Retrying cannot help: the source stops with this error.
-    #[error("fatal: {0}")]
-    Fatal(String),
+    #[error("fatal: {during}: {source}")]
+    Fatal {
+        during: &'static str,
+        #[source]
+        source: Cause,
+    },
+}
+
+impl SinkError {
+    pub fn transient(during: &'static str, source: impl Into<Cause>) -> Self {
+        Self::Transient {
+            during,
+            source: source.into(),
+        }
+    }
+
+    pub fn fatal(during: &'static str, source: impl Into<Cause>) -> Self {
+        Self::Fatal {
+            during,
+            source: source.into(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

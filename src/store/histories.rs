@@ -3,7 +3,9 @@
 //! one script (`apply_batch.lua`) that moves the partition's watermark with the appends. On a
 //! cluster a batch spans slots, so each slot gets a script of its own (`apply_actions.lua`) that
 //! moves its users' own watermarks (`hw:{user}`) with their appends, and the partition's resume
-//! point moves once every slot is written.
+//! point moves once every slot is written. Both scripts begin with the same append core
+//! (`history_core.lua`: resend check, append, replay outcome); they differ in where the watermark
+//! lives.
 
 use std::collections::{BTreeMap, HashMap};
 

@@ -74,8 +74,14 @@ impl RedisStore {
             keys: Keys::new(prefix),
             registry: ItemRegistry::new(Keys::new(prefix).item_registry()),
             policy,
-            apply_script: Script::new(include_str!("apply_actions.lua")),
-            batch_script: Script::new(include_str!("apply_batch.lua")),
+            apply_script: Script::new(concat!(
+                include_str!("history_core.lua"),
+                include_str!("apply_actions.lua")
+            )),
+            batch_script: Script::new(concat!(
+                include_str!("history_core.lua"),
+                include_str!("apply_batch.lua")
+            )),
             advance_script: Script::new(include_str!("advance_watermarks.lua")),
             publish_script: Script::new(include_str!("publish_model.lua")),
             lead_script: Script::new(include_str!("lead.lua")),

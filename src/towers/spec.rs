@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::adapter::AdapterKind;
+use crate::checks::{positive, probability, Invalid};
 
 /// Shape of a tower (`[towers]` in the config). Serialised into checkpoints and results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +58,39 @@ pub struct TowerSpec {
     /// Biases 0 and norm scales 1 either way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init_std: Option<f32>,
+}
+
+impl TowerSpec {
+    /// The first value the towers cannot be built with, keyed under `section` (`towers`, or
+    /// `sasrec` for the baseline's tower).
+    pub fn validate(&self, section: &str) -> Result<(), Invalid> {
+        let key = |name: &str| format!("{section}.{name}");
+        positive(&key("d_model"), self.d_model)?;
+        positive(&key("heads"), self.heads)?;
+        positive(&key("out_dim"), self.out_dim)?;
+        positive(&key("max_len"), self.max_len)?;
+        if !self.d_model.is_multiple_of(self.heads) {
+            return Err(Invalid::new(
+                key("heads"),
+                format!("must divide {section}.d_model"),
+            ));
+        }
+        if !self.output_head && self.out_dim != self.d_model {
+            return Err(Invalid::new(
+                key("out_dim"),
+                format!(
+                    "must equal {section}.d_model without an output head ({section}.output_head = false)"
+                ),
+            ));
+        }
+        probability(&key("dropout"), self.dropout)?;
+        probability(&key("attn_dropout"), self.attn_dropout)?;
+        probability(&key("id_dropout"), self.id_dropout)?;
+        if self.init_std.is_some_and(|s| s.is_nan() || s <= 0.0) {
+            return Err(Invalid::new(key("init_std"), "must be greater than 0"));
+        }
+        Ok(())
+    }
 }
 
 fn yes() -> bool {

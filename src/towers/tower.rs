@@ -81,66 +81,8 @@ impl Tower {
         device: &Device,
     ) -> Result<Self> {
         let vb = VarBuilder::from_varmap(varmap, DType::F32, device);
-        let whitening = |dim| {
-            spec.whiten
-                .then(|| Whitening::new(dim, varmap, device))
-                .transpose()
-        };
-        let input = match input {
-            TowerInput::Content { table, trained } => {
-                let adapter = Adapter::new(spec.adapter, table.dim(1)?, spec.d_model, &vb)?;
-                let ids = if spec.item_ids {
-                    let mask: Vec<f32> = trained.iter().map(|&t| f32::from(u8::from(t))).collect();
-                    Some(ItemIds {
-                        offsets: embedding(trained.len(), spec.d_model, vb.pp("id_offsets"))?,
-                        trained: Tensor::from_vec(mask, (trained.len(), 1), device)?,
-                        dropout: SeededDropout::new(spec.id_dropout, seed.wrapping_add(2)),
-                    })
-                } else {
-                    None
-                };
-                InputLayer::Content {
-                    table: Some(table.to_device(device)?),
-                    adapter,
-                    ids,
-                    whitening: whitening(table.dim(1)?)?,
-                }
-            }
-            TowerInput::Features { .. } if spec.item_ids => {
-                candle_core::bail!(
-                    "towers.item_ids is for offline training: the online catalogue grows, its towers read content alone"
-                )
-            }
-            TowerInput::Features { .. } if !spec.normalise => {
-                candle_core::bail!(
-                    "towers.normalise = false is for offline training: the service scores unit vectors (cosine + the popularity prior)"
-                )
-            }
-            TowerInput::Features { dim } => InputLayer::Content {
-                table: None,
-                adapter: Adapter::new(spec.adapter, dim, spec.d_model, &vb)?,
-                ids: None,
-                whitening: whitening(dim)?,
-            },
-            TowerInput::Ids { items } => {
-                InputLayer::Ids(embedding(items, spec.d_model, vb.pp("item_embeddings"))?)
-            }
-        };
-        let blocks = (0..spec.layers)
-            .map(|i| {
-                let dropout = SeededDropout::new(spec.dropout, block_seed(seed, i));
-                let attn_dropout =
-                    SeededDropout::new(spec.attn_dropout, block_seed(seed, i).wrapping_add(500));
-                Block::new(
-                    spec.d_model,
-                    spec.heads,
-                    dropout,
-                    attn_dropout,
-                    spec.pre_ln,
-                    vb.pp(format!("block{i}")),
-                )
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let input = input_layer(spec, input, varmap, &vb, seed, device)?;
+        let blocks = blocks(spec, &vb, seed)?;
         let mut tower = Self {
             input,
             // Rows 0..max_len: history positions; row max_len: the item tower's slot.
@@ -353,6 +295,83 @@ fn block_seed(seed: u64, block: usize) -> u64 {
 
 #[path = "tower_anchors.rs"]
 mod anchors;
+
+/// The input layer: content through the adaptor (optionally whitened, with per-item ID offsets
+/// offline), or item-ID embeddings.
+fn input_layer(
+    spec: &TowerSpec,
+    input: TowerInput,
+    varmap: &VarMap,
+    vb: &VarBuilder,
+    seed: u64,
+    device: &Device,
+) -> Result<InputLayer> {
+    let whitening = |dim| {
+        spec.whiten
+            .then(|| Whitening::new(dim, varmap, device))
+            .transpose()
+    };
+    let layer = match input {
+        TowerInput::Content { table, trained } => {
+            let adapter = Adapter::new(spec.adapter, table.dim(1)?, spec.d_model, vb)?;
+            let ids = if spec.item_ids {
+                let mask: Vec<f32> = trained.iter().map(|&t| f32::from(u8::from(t))).collect();
+                Some(ItemIds {
+                    offsets: embedding(trained.len(), spec.d_model, vb.pp("id_offsets"))?,
+                    trained: Tensor::from_vec(mask, (trained.len(), 1), device)?,
+                    dropout: SeededDropout::new(spec.id_dropout, seed.wrapping_add(2)),
+                })
+            } else {
+                None
+            };
+            InputLayer::Content {
+                table: Some(table.to_device(device)?),
+                adapter,
+                ids,
+                whitening: whitening(table.dim(1)?)?,
+            }
+        }
+        TowerInput::Features { .. } if spec.item_ids => {
+            candle_core::bail!(
+                "towers.item_ids is for offline training: the online catalogue grows, its towers read content alone"
+            )
+        }
+        TowerInput::Features { .. } if !spec.normalise => {
+            candle_core::bail!(
+                "towers.normalise = false is for offline training: the service scores unit vectors (cosine + the popularity prior)"
+            )
+        }
+        TowerInput::Features { dim } => InputLayer::Content {
+            table: None,
+            adapter: Adapter::new(spec.adapter, dim, spec.d_model, vb)?,
+            ids: None,
+            whitening: whitening(dim)?,
+        },
+        TowerInput::Ids { items } => {
+            InputLayer::Ids(embedding(items, spec.d_model, vb.pp("item_embeddings"))?)
+        }
+    };
+    Ok(layer)
+}
+
+/// The transformer blocks, each with its own dropout seeds.
+fn blocks(spec: &TowerSpec, vb: &VarBuilder, seed: u64) -> Result<Vec<Block>> {
+    (0..spec.layers)
+        .map(|i| {
+            let dropout = SeededDropout::new(spec.dropout, block_seed(seed, i));
+            let attn_dropout =
+                SeededDropout::new(spec.attn_dropout, block_seed(seed, i).wrapping_add(500));
+            Block::new(
+                spec.d_model,
+                spec.heads,
+                dropout,
+                attn_dropout,
+                spec.pre_ln,
+                vb.pp(format!("block{i}")),
+            )
+        })
+        .collect()
+}
 
 #[cfg(test)]
 #[path = "tower_tests.rs"]

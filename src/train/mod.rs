@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 
 use targets::TargetSpec;
 
+use crate::checks::{positive, Invalid};
+
 /// Optimisation settings (`[training]` in the config).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -76,6 +78,20 @@ fn patience_window_default() -> usize {
 }
 
 impl TrainingConfig {
+    /// The first value training cannot run with.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        positive("training.batch_size", self.batch_size)?;
+        positive("training.patience_window", self.patience_window)?;
+        positive("training.epochs", self.epochs)?;
+        if self.negatives.draws() {
+            positive("training.negative_samples", self.negative_samples)?;
+        }
+        if self.lr.is_nan() || self.lr <= 0.0 {
+            return Err(Invalid::new("training.lr", "must be greater than 0"));
+        }
+        Ok(())
+    }
+
     pub fn target_spec(&self) -> TargetSpec {
         TargetSpec {
             targets: self.loss,

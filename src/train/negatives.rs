@@ -144,6 +144,25 @@ impl Negatives {
                 (positives, log_q)
             }
         };
+        let blocked = self.blocked(&positives, anchors, &columns, items.len(), pool);
+        CandidateSet {
+            items,
+            positives,
+            log_q,
+            blocked,
+        }
+    }
+
+    /// The (pair, column) entries kept out of each pair's softmax: its siblings' targets (pairs
+    /// of one anchor), and with `sampled` negatives every target column but its own.
+    fn blocked(
+        self,
+        positives: &[u32],
+        anchors: &[usize],
+        columns: &HashMap<u32, u32>,
+        columns_len: usize,
+        pool: &Pool,
+    ) -> Vec<(u32, u32)> {
         let mut blocked = Vec::new();
         let mut siblings: HashMap<usize, Vec<u32>> = HashMap::new();
         for (p, &a) in anchors.iter().enumerate() {
@@ -163,7 +182,7 @@ impl Negatives {
             // A pair sees its own positive and the draws, not the other pairs' targets.
             let drawn: std::collections::HashSet<u32> =
                 pool.drawn.iter().map(|i| columns[i]).collect();
-            let target_only: Vec<u32> = (0..items.len() as u32)
+            let target_only: Vec<u32> = (0..columns_len as u32)
                 .filter(|c| !drawn.contains(c))
                 .collect();
             for (p, &own) in positives.iter().enumerate() {
@@ -174,12 +193,7 @@ impl Negatives {
         }
         blocked.sort_unstable();
         blocked.dedup();
-        CandidateSet {
-            items,
-            positives,
-            log_q,
-            blocked,
-        }
+        blocked
     }
 }
 

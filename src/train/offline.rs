@@ -143,6 +143,97 @@ fn length_bucketed_batches(
     batches
 }
 
+/// A run's optimisation state: the variables, AdamW, the step count and the negatives' universe.
+struct Optimisation<'a> {
+    tower: &'a Tower,
+    config: &'a TrainingConfig,
+    vars: Vec<Var>,
+    optimizer: AdamW,
+    /// Items drawn as negatives (those seen in training).
+    universe: Vec<u32>,
+    log_share: Option<Vec<f32>>,
+    step: usize,
+    total_steps: usize,
+}
+
+impl Optimisation<'_> {
+    /// One pass over `batches`, a step each: the mean loss.
+    fn epoch(
+        &mut self,
+        batches: Vec<Vec<UserSample>>,
+        rng: &mut StdRng,
+        bar: &ProgressBar,
+    ) -> Result<f64> {
+        let config = self.config;
+        let (mut loss_sum, mut steps) = (0f64, 0usize);
+        for samples in batches {
+            if samples.iter().all(|s| s.pairs.is_empty()) {
+                continue;
+            }
+            self.optimizer.set_learning_rate(learning_rate(
+                config.lr,
+                self.step,
+                self.total_steps,
+                config.warmup_frac,
+            ));
+            let drawn = if config.negatives.draws() {
+                draw_uniform(self.universe.len(), config.negative_samples, rng)
+                    .into_iter()
+                    .map(|i| self.universe[i])
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            let pool = Pool {
+                items: Universe::Items(&self.universe),
+                drawn: &drawn,
+                log_share: self.log_share.as_deref(),
+            };
+            let loss = batch_loss(self.tower, &samples, config, &pool)?;
+            let mut grads = loss.backward()?;
+            clip_gradients(&mut grads, &self.vars, config.clip_norm)?;
+            self.optimizer.step(&grads)?;
+            loss_sum += loss.to_scalar::<f32>()? as f64;
+            steps += 1;
+            self.step += 1;
+            bar.inc(1);
+        }
+        Ok(loss_sum / steps.max(1) as f64)
+    }
+}
+
+/// An epoch's log once `tower` is scored on `valid` (nothing masked).
+fn validated(
+    tower: &Tower,
+    item_count: usize,
+    valid: &[Case],
+    epoch: usize,
+    loss: f64,
+    started: Instant,
+) -> Result<EpochLog> {
+    let metrics = evaluate(
+        &TowerScorer::new(tower, item_count)?,
+        valid,
+        &HashSet::new(),
+    )?
+    .unmasked;
+    let log = EpochLog {
+        epoch,
+        loss,
+        valid_recall_10: metrics.recall_10,
+        valid_ndcg_10: metrics.ndcg_10,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        epoch,
+        loss = log.loss,
+        valid_ndcg_10 = log.valid_ndcg_10,
+        seconds = log.seconds,
+        "epoch done"
+    );
+    Ok(log)
+}
+
 /// Trains `tower` (whose variables are `varmap`) on `train` sequences, validating on `valid` after
 /// every epoch (NDCG@10, nothing masked); leaves the best epoch's weights in place.
 pub fn train(
@@ -155,32 +246,32 @@ pub fn train(
 ) -> Result<TrainReport> {
     let started = Instant::now();
     let vars: Vec<Var> = sorted_vars(varmap).into_iter().map(|(_, v)| v).collect();
-    let mut optimizer = AdamW::new(
-        vars.clone(),
-        AdamWParams::new(config.lr, config.weight_decay),
-    )?;
     let mut rng = StdRng::seed_from_u64(config.seed);
     let trainable: Vec<usize> = (0..train.len()).filter(|&u| train[u].len() >= 2).collect();
-    let log_share = config
-        .logq_correction
-        .then(|| log_shares(train, item_count));
-    let universe = trained_items(train, item_count);
-    let steps_per_epoch = length_bucketed_batches(
-        train,
-        &trainable,
+    let max_len = tower.spec().max_len;
+    let steps_per_epoch =
+        length_bucketed_batches(train, &trainable, config, max_len, &mut rng.clone()).len();
+    let mut run = Optimisation {
+        tower,
         config,
-        tower.spec().max_len,
-        &mut rng.clone(),
-    )
-    .len();
-    let total_steps = steps_per_epoch * config.epochs;
-    let (mut step, mut curve) = (0, Vec::new());
-    let (mut best, mut best_epoch, mut best_weights) = (f64::NEG_INFINITY, 0, snapshot(&vars)?);
+        optimizer: AdamW::new(
+            vars.clone(),
+            AdamWParams::new(config.lr, config.weight_decay),
+        )?,
+        vars,
+        universe: trained_items(train, item_count),
+        log_share: config
+            .logq_correction
+            .then(|| log_shares(train, item_count)),
+        step: 0,
+        total_steps: steps_per_epoch * config.epochs,
+    };
+    let mut curve: Vec<EpochLog> = Vec::new();
+    let (mut best, mut best_epoch, mut best_weights) = (f64::NEG_INFINITY, 0, snapshot(&run.vars)?);
     let mut status = String::new();
     for epoch in 1..=config.epochs {
         let epoch_started = Instant::now();
-        let batches_of_epoch =
-            length_bucketed_batches(train, &trainable, config, tower.spec().max_len, &mut rng);
+        let batches = length_bucketed_batches(train, &trainable, config, max_len, &mut rng);
         let bar = ProgressBar::new(steps_per_epoch as u64).with_style(
             ProgressStyle::with_template(
                 "epoch {msg} {bar:30} {pos}/{len} steps ({per_sec}, eta {eta})",
@@ -188,69 +279,17 @@ pub fn train(
             .expect("template"),
         );
         bar.set_message(format!("{epoch}/{}{status}", config.epochs));
-        let (mut loss_sum, mut batches) = (0f64, 0usize);
-        for samples in batches_of_epoch {
-            if samples.iter().all(|s| s.pairs.is_empty()) {
-                continue;
-            }
-            optimizer.set_learning_rate(learning_rate(
-                config.lr,
-                step,
-                total_steps,
-                config.warmup_frac,
-            ));
-            let drawn = if config.negatives.draws() {
-                draw_uniform(universe.len(), config.negative_samples, &mut rng)
-                    .into_iter()
-                    .map(|i| universe[i])
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let pool = Pool {
-                items: Universe::Items(&universe),
-                drawn: &drawn,
-                log_share: log_share.as_deref(),
-            };
-            let loss = batch_loss(tower, &samples, config, &pool)?;
-            let mut grads = loss.backward()?;
-            clip_gradients(&mut grads, &vars, config.clip_norm)?;
-            optimizer.step(&grads)?;
-            loss_sum += loss.to_scalar::<f32>()? as f64;
-            batches += 1;
-            step += 1;
-            bar.inc(1);
-        }
+        let loss = run.epoch(batches, &mut rng, &bar)?;
         bar.finish_and_clear();
-        let metrics = evaluate(
-            &TowerScorer::new(tower, item_count)?,
-            valid,
-            &HashSet::new(),
-        )?
-        .unmasked;
-        let log = EpochLog {
-            epoch,
-            loss: loss_sum / batches.max(1) as f64,
-            valid_recall_10: metrics.recall_10,
-            valid_ndcg_10: metrics.ndcg_10,
-            seconds: epoch_started.elapsed().as_secs_f64(),
-        };
-        tracing::info!(
-            epoch,
-            loss = log.loss,
-            valid_ndcg_10 = log.valid_ndcg_10,
-            seconds = log.seconds,
-            "epoch done"
-        );
+        let log = validated(tower, item_count, valid, epoch, loss, epoch_started)?;
         status = format!(
             " (last: loss {:.4}, valid NDCG@10 {:.4}",
             log.loss, log.valid_ndcg_10
         );
-        curve.push(log);
-        let improved = metrics.ndcg_10 > best;
-        if improved {
-            (best, best_epoch, best_weights) = (metrics.ndcg_10, epoch, snapshot(&vars)?);
+        if log.valid_ndcg_10 > best {
+            (best, best_epoch, best_weights) = (log.valid_ndcg_10, epoch, snapshot(&run.vars)?);
         }
+        curve.push(log);
         status += &format!("; best {best:.4} at epoch {best_epoch})");
         let valid: Vec<f64> = curve.iter().map(|e| e.valid_ndcg_10).collect();
         if should_stop(&valid, config.patience, config.patience_window) {
@@ -263,13 +302,13 @@ pub fn train(
             break;
         }
     }
-    for (var, weights) in vars.iter().zip(&best_weights) {
+    for (var, weights) in run.vars.iter().zip(&best_weights) {
         var.set(weights)?;
     }
     Ok(TrainReport {
         curve,
         best_epoch,
-        steps: step,
+        steps: run.step,
         seconds: started.elapsed().as_secs_f64(),
     })
 }

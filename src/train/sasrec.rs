@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::TrainingConfig;
+use crate::checks::Invalid;
 use crate::towers::{AdapterKind, TowerSpec};
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -59,34 +60,11 @@ impl SasrecConfig {
         }
     }
 
-    /// The first invalid value as (key, reason); `Config::load` reports it.
-    pub fn check(&self) -> Result<(), (&'static str, &'static str)> {
-        let invalid = |key, reason| (key, reason);
-        for (key, value) in [
-            ("sasrec.d_model", self.d_model),
-            ("sasrec.heads", self.heads),
-            ("sasrec.max_len", self.max_len),
-        ] {
-            if value == 0 {
-                return Err(invalid(key, "must be greater than 0"));
-            }
-        }
-        if !self.d_model.is_multiple_of(self.heads) {
-            return Err(invalid("sasrec.heads", "must divide sasrec.d_model"));
-        }
-        for (key, p) in [
-            ("sasrec.dropout", self.dropout),
-            ("sasrec.attn_dropout", self.attn_dropout),
-        ] {
-            if !(0.0..1.0).contains(&p) {
-                return Err(invalid(key, "must be in [0, 1)"));
-            }
-        }
-        if self.init_std.is_nan() || self.init_std <= 0.0 {
-            return Err(invalid("sasrec.init_std", "must be greater than 0"));
-        }
+    /// The first invalid value: the tower's (under `sasrec.`), then the weight decay.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        self.towers().validate("sasrec")?;
         if self.weight_decay < 0.0 {
-            return Err(invalid("sasrec.weight_decay", "must not be negative"));
+            return Err(Invalid::new("sasrec.weight_decay", "must not be negative"));
         }
         Ok(())
     }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{Outgoing, Topic, WorkloadError};
+use super::{Outgoing, WorkloadError};
 use crate::dataset::movielens::{movies, ratings};
 use crate::schemas::{Action, ItemUpload, UserAction};
 
@@ -39,16 +39,7 @@ pub fn movielens_stream(dir: &Path) -> Result<Vec<Outgoing>, WorkloadError> {
             author_id: None,
             ts_ms: first - 1,
         };
-        let payload = serde_json::to_vec(&upload).expect("serialisable");
-        events.push((
-            first - 1,
-            0,
-            Outgoing {
-                topic: Topic::Items,
-                key: upload.item_id,
-                payload,
-            },
-        ));
+        events.push((first - 1, 0, Outgoing::Upload(upload)));
     }
     for r in ratings.iter() {
         let action = UserAction {
@@ -60,16 +51,7 @@ pub fn movielens_stream(dir: &Path) -> Result<Vec<Outgoing>, WorkloadError> {
             ts_ms: r.ts_ms,
             watch_ms: None,
         };
-        let payload = serde_json::to_vec(&action).expect("serialisable");
-        events.push((
-            r.ts_ms,
-            1,
-            Outgoing {
-                topic: Topic::Actions,
-                key: action.user_id,
-                payload,
-            },
-        ));
+        events.push((r.ts_ms, 1, Outgoing::Action(action)));
     }
     events.sort_by_key(|(ts, kind, _)| (*ts, *kind));
     Ok(events.into_iter().map(|(_, _, o)| o).collect())

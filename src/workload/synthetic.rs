@@ -187,10 +187,11 @@ fn malformed(rng: &mut StdRng, ts_ms: i64) -> Outgoing {
             format!(r#"{{"item_id":"bad-{ts_ms}","title":"   ","ts_ms":{ts_ms}}}"#),
         ),
     };
-    Outgoing {
+    Outgoing::Malformed {
         topic,
         key: format!("bad-{ts_ms}"),
         payload: payload.into_bytes(),
+        ts_ms,
     }
 }
 
@@ -212,12 +213,7 @@ pub fn synthetic_stream(options: &SyntheticOptions) -> Vec<Outgoing> {
     let mut uploaded = 0;
     let mut ts = START_MS;
     let push_upload = |rng: &mut StdRng, id: usize, ts: i64, out: &mut Vec<Outgoing>| {
-        let item = upload(rng, id, ts);
-        out.push(Outgoing {
-            topic: Topic::Items,
-            key: item.item_id.clone(),
-            payload: serde_json::to_vec(&item).expect("serialisable"),
-        });
+        out.push(Outgoing::Upload(upload(rng, id, ts)));
     };
     while uploaded < initial {
         push_upload(&mut rng, uploaded, ts, &mut out);
@@ -262,11 +258,7 @@ pub fn synthetic_stream(options: &SyntheticOptions) -> Vec<Outgoing> {
             ts_ms: ts,
             watch_ms: Some(rng.random_range(500..60_000)),
         };
-        out.push(Outgoing {
-            topic: Topic::Actions,
-            key: action.user_id.clone(),
-            payload: serde_json::to_vec(&action).expect("serialisable"),
-        });
+        out.push(Outgoing::Action(action));
     }
     out
 }
@@ -292,14 +284,15 @@ mod tests {
         let mut seen_items = std::collections::HashSet::new();
         let (mut bad, mut actions) = (0, 0);
         for o in &stream {
-            match o.topic {
-                Topic::Items => match ItemUpload::decode(Some(&o.payload), &limits) {
+            let payload = o.payload();
+            match o.topic() {
+                Topic::Items => match ItemUpload::decode(Some(&payload), &limits) {
                     Ok(item) => {
                         seen_items.insert(item.item_id);
                     }
                     Err(_) => bad += 1,
                 },
-                Topic::Actions => match UserAction::decode(Some(&o.payload), &limits) {
+                Topic::Actions => match UserAction::decode(Some(&payload), &limits) {
                     Ok(a) => {
                         actions += 1;
                         assert!(

@@ -2,7 +2,6 @@
 //! (the user id strictly: valid UTF-8 once percent-decoded, the topics' id rules), bounded
 //! (requests in flight beyond the limit are shed, scoring waits for a scorer) and timed out.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,7 +47,7 @@ fn strict_user_id(raw: Option<&str>) -> Result<(), ApiError> {
         if key != "user_id" {
             continue;
         }
-        let value: Cow<str> = value.replace('+', " ").into();
+        let value = value.replace('+', " ");
         let decoded = percent_encoding::percent_decode_str(&value).decode_utf8();
         let id = decoded.map_err(|_| ApiError::invalid("user_id is not valid UTF-8"))?;
         if let Some(problem) = id_problem("user_id", &id) {

@@ -1,20 +1,30 @@
-//! `learn loadgen`: a steady synthetic load (uploads and actions at fixed rates, Kafka timestamps
+//! Owns `learn loadgen`: a steady synthetic load (uploads and actions at fixed rates, Kafka timestamps
 //! = send time) for measuring a running service, e.g. upload → aligned-embedding freshness at
 //! 20 uploads/s while actions stream in (`scripts/bench-freshness.sh`); and a large synthetic
 //! catalogue published straight to the item-embeddings changelog ([`seed_catalogue`]) for serving benchmarks
-//! (`scripts/bench-http.sh`: 100,000 items without embedding 100,000 texts first).
+//! (`scripts/bench-http.sh`: 100,000 items without embedding 100,000 texts first). [`probe`]
+//! measures freshness from outside the service.
+
+pub mod probe;
 
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::probe::FreshnessProbe;
-use super::{producer, send, ReplayError};
 use crate::config::Config;
 use crate::publish::EmbeddingPublisher;
 use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding};
-use crate::workload::{synthetic_stream, SyntheticOptions, Topic};
+use crate::workload::{synthetic_stream, EventProducer, ProduceError, SyntheticOptions, Topic};
+use probe::FreshnessProbe;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Produce(#[from] ProduceError),
+    #[error("freshness probe: {0}")]
+    Probe(String),
+}
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -30,7 +40,7 @@ pub fn run(
     config: &Config,
     options: &LoadOptions,
     probe: Option<&FreshnessProbe>,
-) -> Result<(usize, usize), ReplayError> {
+) -> Result<(usize, usize), LoadError> {
     let uploads_total = (options.uploads_per_sec * options.seconds).round() as usize;
     let actions_total = (options.actions_per_sec * options.seconds).round() as usize;
     let stream = synthetic_stream(&SyntheticOptions {
@@ -40,7 +50,8 @@ pub fn run(
         bad_fraction: 0.0,
         seed: options.seed,
     });
-    let (uploads, actions): (Vec<_>, Vec<_>) = stream.iter().partition(|o| o.topic == Topic::Items);
+    let (uploads, actions): (Vec<_>, Vec<_>) =
+        stream.iter().partition(|o| o.topic() == Topic::Items);
     // Each message's send time: uploads and actions evenly spaced at their own rates.
     let mut schedule: Vec<(f64, _)> = uploads
         .iter()
@@ -54,18 +65,18 @@ pub fn run(
         )
         .collect();
     schedule.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let (producer, deliveries) = producer(config)?;
+    let producer = EventProducer::new(&config.kafka)?;
     let started = Instant::now();
     for (at, outgoing) in schedule {
         if let Some(wait) = Duration::from_secs_f64(at).checked_sub(started.elapsed()) {
             std::thread::sleep(wait);
         }
-        if let (Some(probe), Topic::Items) = (probe, outgoing.topic) {
-            probe.sent(&outgoing.key);
+        if let (Some(probe), Topic::Items) = (probe, outgoing.topic()) {
+            probe.sent(outgoing.key());
         }
-        send(&producer, config, outgoing)?;
+        producer.send(outgoing)?;
     }
-    deliveries.finish(&producer)?;
+    producer.finish()?;
     Ok((uploads.len(), actions.len()))
 }
 

@@ -6,7 +6,7 @@ use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::ReplayError;
+use super::LoadError;
 use crate::config::Config;
 use crate::schemas::EmbeddingSpace;
 use crate::store::{HistoryPolicy, RedisStore, Store};
@@ -31,7 +31,7 @@ impl ProbeReport {
 
 pub struct FreshnessProbe {
     sent: Sender<(String, Instant)>,
-    watcher: JoinHandle<Result<ProbeReport, ReplayError>>,
+    watcher: JoinHandle<Result<ProbeReport, LoadError>>,
 }
 
 impl FreshnessProbe {
@@ -43,11 +43,11 @@ impl FreshnessProbe {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|e| ReplayError::Probe(e.to_string()))?;
+                .map_err(|e| LoadError::Probe(e.to_string()))?;
             runtime.block_on(async {
                 let store = RedisStore::open(&redis, history)
                     .await
-                    .map_err(|e| ReplayError::Probe(e.to_string()))?;
+                    .map_err(|e| LoadError::Probe(e.to_string()))?;
                 watch(&store, received, timeout).await
             })
         });
@@ -61,11 +61,11 @@ impl FreshnessProbe {
     }
 
     /// Waits for the outstanding uploads (each up to the timeout) and returns the latencies.
-    pub fn finish(self) -> Result<ProbeReport, ReplayError> {
+    pub fn finish(self) -> Result<ProbeReport, LoadError> {
         drop(self.sent);
         self.watcher
             .join()
-            .map_err(|_| ReplayError::Probe("the watcher thread panicked".into()))?
+            .map_err(|_| LoadError::Probe("the watcher thread panicked".into()))?
     }
 }
 
@@ -73,7 +73,7 @@ async fn watch<S: Store>(
     store: &S,
     received: Receiver<(String, Instant)>,
     timeout: Duration,
-) -> Result<ProbeReport, ReplayError> {
+) -> Result<ProbeReport, LoadError> {
     let mut report = ProbeReport::default();
     let mut pending: Vec<(String, Instant)> = Vec::new();
     let mut open = true;
@@ -93,7 +93,7 @@ async fn watch<S: Store>(
             let found = store
                 .item_embeddings(&ids, EmbeddingSpace::Aligned)
                 .await
-                .map_err(|e| ReplayError::Probe(e.to_string()))?;
+                .map_err(|e| LoadError::Probe(e.to_string()))?;
             let seen = Instant::now();
             let mut index = 0;
             pending.retain(|(_, sent)| {
