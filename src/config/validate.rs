@@ -1,6 +1,6 @@
 //! Owns the value checks of the sections [`Config`] holds itself (Kafka, Redis, ingest, online,
 //! serving, lag), each beside its section's type as `validate`, and the checks across sections.
-//! `[towers]`, `[training]`, `[sasrec]` and `[encoder]` validate themselves in their modules.
+//! `[towers]`, `[training]`, `[sasrec]` and `[encoder]` validate themselves in their owners' modules.
 
 use super::{
     redacted_url, Config, HistoryConfig, IngestConfig, KafkaConfig, LagConfig, OnlineConfig,
@@ -15,8 +15,7 @@ impl Config {
         self.redis.validate()?;
         self.history.validate()?;
         self.ingest.validate()?;
-        positive("encoder.max_tokens", self.encoder.max_tokens)?;
-        positive("encoder.max_batch", self.encoder.max_batch)?;
+        self.encoder.validate()?;
         self.towers.validate("towers")?;
         self.sasrec.validate()?;
         self.online.validate()?;

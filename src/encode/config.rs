@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checks::{positive, Invalid};
+
 /// The frozen content encoder.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -86,6 +88,12 @@ impl TaskPrefix {
 }
 
 impl EncoderConfig {
+    /// The first value the encoder cannot run with.
+    pub fn validate(&self) -> Result<(), Invalid> {
+        positive("encoder.max_tokens", self.max_tokens)?;
+        positive("encoder.max_batch", self.max_batch)
+    }
+
     /// The id published with embeddings: `model_id`, or the model directory's name (a `.gguf`
     /// file's name without the extension).
     pub fn resolved_model_id(&self) -> String {
