@@ -100,11 +100,11 @@ fn rules_and_dashboard_query_only_exported_metrics() {
             "{what} queries metrics the service does not export: {unknown:?}"
         );
     }
-    // Every alert links a runbook section, and the README has it (a heading `#### <Anchor>`).
+    // Every alert links a runbook section, and docs/runbook.md has it (a heading `## <Anchor>`).
     let alerts = rules.matches("- alert: ").count();
     let anchors: Vec<&str> = rules
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("runbook: \"README.md#"))
+        .filter_map(|l| l.trim().strip_prefix("runbook: \"docs/runbook.md#"))
         .map(|a| a.trim_end_matches('"'))
         .collect();
     assert_eq!(
@@ -112,16 +112,16 @@ fn rules_and_dashboard_query_only_exported_metrics() {
         alerts,
         "every alert has a runbook annotation"
     );
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
-    let headings: BTreeSet<String> = readme
+    let runbook = std::fs::read_to_string(root().join("docs/runbook.md")).unwrap();
+    let headings: BTreeSet<String> = runbook
         .lines()
-        .filter_map(|l| l.strip_prefix("#### "))
+        .filter_map(|l| l.strip_prefix("## "))
         .map(|h| h.trim().to_lowercase())
         .collect();
     for anchor in anchors {
         assert!(
             headings.contains(anchor),
-            "README has no runbook heading for #{anchor}"
+            "docs/runbook.md has no runbook heading for #{anchor}"
         );
     }
 }

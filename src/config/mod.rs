@@ -115,7 +115,7 @@ pub struct KafkaConfig {
     pub fetch_wait_max_ms: u32,
     /// `fetch.queue.backoff.ms`: how long a partition's fetching pauses once the local queue is
     /// over librdkafka's thresholds. librdkafka's 1000 ms stalls a consumer that drains the queue
-    /// faster than that (README "Ingest throughput").
+    /// faster than that (docs/results-streaming.md, "Ingest throughput").
     pub fetch_queue_backoff_ms: u32,
     /// Create missing topics at start-up (turn off where topics are provisioned by ops).
     pub create_topics: bool,
@@ -255,7 +255,7 @@ pub struct ServingConfig {
     /// Largest `k` a recommendation request may ask for.
     pub max_k: usize,
     /// Weight of the popularity prior in ranking: score = logit_scale · cos + weight · ln(item's
-    /// share of actions). 0 ranks by the embeddings alone. See README "Ranking".
+    /// share of actions). 0 ranks by the embeddings alone. See docs/operations.md, "Ranking".
     pub popularity_weight: f32,
     /// Half-life of the popularity counts (0: they never decay).
     pub popularity_half_life_secs: u64,

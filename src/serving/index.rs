@@ -5,7 +5,7 @@
 //! chunk), never the whole matrix. A query ([`AlignedIndex::top`]) scans every row exactly up to
 //! [`EXACT_ROWS`]; beyond, it scans the int8 codes (a quarter of the bytes) and re-scores the best
 //! candidates exactly — no graph to rebuild per model version, a new item searchable as soon as it
-//! is appended (README "Large catalogues").
+//! is appended (docs/operations.md, "Large catalogues").
 
 use std::sync::Arc;
 

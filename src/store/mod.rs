@@ -9,7 +9,7 @@
 //! committed offset and the crash are delivered again. Each store keeps the highest offset already
 //! applied and skips anything at or below it, moving it in the same atomic write as the history:
 //! Redis per user and partition (the user's slot), the memory store per partition; the partition's
-//! resume point follows once the batch is written. See README "Idempotent histories".
+//! resume point follows once the batch is written. See docs/architecture.md, "Idempotent histories".
 
 mod connection;
 mod entry;

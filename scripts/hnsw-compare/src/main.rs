@@ -1,6 +1,6 @@
 //! Build time, query latency and recall@100 of an HNSW index (hnsw_rs: M 16, ef_construction 100,
 //! ef 200, both cores inserting) over N random unit vectors of width 64 — the comparison behind the
-//! aligned index's int8 scan (README "Large catalogues").
+//! aligned index's int8 scan (docs/operations.md, "Large catalogues").
 use hnsw_rs::prelude::*;
 use rand::{Rng, SeedableRng};
 use std::time::Instant;

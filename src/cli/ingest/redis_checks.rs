@@ -49,7 +49,7 @@ pub fn check_histories(
 }
 
 /// Redis memory per history entry (`MEMORY USAGE` of the first 20 users' history lists and their
-/// watermark hashes over their entries; layout in README "Redis layout").
+/// watermark hashes over their entries; layout in docs/architecture.md, "Redis layout").
 async fn memory_per_entry(url: &str, prefix: &str, args: &IngestArgs) -> Result<()> {
     let client = redis::Client::open(url)?;
     let mut conn = client.get_multiplexed_async_connection().await?;
