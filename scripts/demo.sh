@@ -3,8 +3,6 @@
 # (librdkafka's mock cluster + in-process store: no servers needed). Arguments go to `learn demo`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/lib/build-deps.sh
-build_deps
 scripts/fetch-model.sh
-cargo build --release --bin learn
+scripts/build-release.sh
 exec target/release/learn demo "$@"

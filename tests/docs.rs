@@ -148,7 +148,10 @@ fn the_link_checker_sees_what_is_broken() {
         anchors(text),
         BTreeSet::from(["top".into(), "a-b-c".into(), "a-b-c-1".into()])
     );
-    assert_eq!(links("see [x](docs/a.md#b) and `[y](z)`\n```\n[q](w)\n```"), vec!["docs/a.md#b", "z"]);
+    assert_eq!(
+        links("see [x](docs/a.md#b) and `[y](z)`\n```\n[q](w)\n```"),
+        vec!["docs/a.md#b", "z"]
+    );
     let readme = root().join("README.md");
     assert!(broken(&readme, "docs/nothing.md").is_some());
     assert!(broken(&readme, "#no-such-heading").is_some());

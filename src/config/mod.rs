@@ -317,11 +317,50 @@ impl Config {
             }
             figment = figment.merge(Toml::file(path));
         }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
-        let config: Config = figment
+        let env =
+            Env::prefixed(ENV_PREFIX).filter(|key| librdkafka_property(key.as_str()).is_none());
+        figment = figment.merge(env.split("__"));
+        let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Parse(Box::new(e)))?;
+        for (name, value) in std::env::vars() {
+            let property = name.strip_prefix(ENV_PREFIX).and_then(librdkafka_property);
+            if let Some(property) = property {
+                config.kafka.librdkafka.insert(property, value);
+            }
+        }
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// The librdkafka property an environment override names (after `LEARN__`):
+/// `KAFKA__LIBRDKAFKA__SASL__PASSWORD` sets `sasl.password`, each `__` a dot — the properties are
+/// dotted, and a dot in a variable name would nest the key instead (a Kubernetes Secret's keys come
+/// in as such variables).
+fn librdkafka_property(name: &str) -> Option<String> {
+    const SECTION: &str = "KAFKA__LIBRDKAFKA__";
+    let head = name.get(..SECTION.len())?;
+    let rest = &name[SECTION.len()..];
+    (head.eq_ignore_ascii_case(SECTION) && !rest.is_empty())
+        .then(|| rest.to_ascii_lowercase().replace("__", "."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn librdkafka_properties_come_through_the_environment_dotted() {
+        assert_eq!(
+            librdkafka_property("KAFKA__LIBRDKAFKA__SASL__PASSWORD").as_deref(),
+            Some("sasl.password")
+        );
+        assert_eq!(
+            librdkafka_property("kafka__librdkafka__ssl__ca__location").as_deref(),
+            Some("ssl.ca.location")
+        );
+        assert_eq!(librdkafka_property("KAFKA__BROKERS"), None);
+        assert_eq!(librdkafka_property("KAFKA__LIBRDKAFKA__"), None);
     }
 }
