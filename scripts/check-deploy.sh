@@ -21,15 +21,23 @@ k8s=deploy/kubernetes
 log "hadolint Dockerfile"
 "$venv/bin/hadolint" --failure-threshold info Dockerfile
 
-log "Kubernetes API schemas (kubernetes-validate --strict, Kubernetes 1.33)"
-"$venv/bin/kubernetes-validate" --strict -k 1.33.0 \
-  $k8s/namespace.yaml $k8s/configmap.yaml $k8s/deployment.yaml $k8s/service.yaml \
-  $k8s/poddisruptionbudget.yaml $k8s/secret.example.yaml
-
-log "custom resources against their operators' CRD schemas (check-jsonschema; the CRDs' patterns use Python regex syntax)"
-"$venv/bin/check-jsonschema" --regex-variant python --schemafile $k8s/crds/servicemonitor-v1.json $k8s/servicemonitor.yaml
-"$venv/bin/check-jsonschema" --regex-variant python --schemafile $k8s/crds/prometheusrule-v1.json $k8s/prometheusrule.yaml
-"$venv/bin/check-jsonschema" --regex-variant python --schemafile $k8s/crds/scaledobject-v1alpha1.json $k8s/scaledobject.yaml
+# Each manifest by its kind: a custom resource against deploy/kubernetes/crds/<kind>-<version>.json,
+# everything else against the Kubernetes API.
+core=()
+for manifest in $k8s/*.yaml; do
+  [[ $manifest == */kustomization.yaml ]] && continue
+  api=$(sed -n 's/^apiVersion: //p' "$manifest")
+  kind=$(sed -n 's/^kind: //p' "$manifest")
+  schema="$k8s/crds/${kind,,}-${api##*/}.json"
+  if [[ -f $schema ]]; then
+    log "$manifest ($kind) against its operator's CRD schema (check-jsonschema; Python regex syntax)"
+    "$venv/bin/check-jsonschema" --regex-variant python --schemafile "$schema" "$manifest"
+  else
+    core+=("$manifest")
+  fi
+done
+log "Kubernetes API schemas (kubernetes-validate --strict, Kubernetes 1.33): ${core[*]}"
+"$venv/bin/kubernetes-validate" --strict -k 1.33.0 "${core[@]}"
 
 log "PrometheusRule = config/prometheus/alerts.yml; kustomization resources exist"
 "$venv/bin/python" - <<'PY'

@@ -224,8 +224,13 @@ impl Evaluation {
         config: &Config,
         options: &ReplayOptions,
     ) -> Result<(), ReplayError> {
-        let user_seen = self.seen.entry(action.user_id.clone()).or_default();
-        if !user_seen.is_empty() && self.actions.is_multiple_of(options.eval_every.max(1)) {
+        let user_seen = self
+            .seen
+            .get(&action.user_id)
+            .filter(|seen| !seen.is_empty());
+        if let Some(user_seen) =
+            user_seen.filter(|_| self.actions.is_multiple_of(options.eval_every.max(1)))
+        {
             producer.flush(Duration::from_secs(30))?;
             if !client.wait_applied(self.actions as u64, SYNC_TIMEOUT)? {
                 self.unsynced += 1;

@@ -49,45 +49,35 @@ impl<T> JsonErrors<T> {
     }
 }
 
-/// The JSON answer for `head` when it is one of hyper's automatic error answers.
+/// The JSON answer for `head` when it is one of hyper's automatic error answers. Called on every
+/// write of a connection: anything but a bare response head is passed over on its first and last
+/// bytes.
 pub fn rewrite(head: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(head).ok()?;
-    let head = text.strip_suffix("\r\n\r\n")?;
+    if !(head.starts_with(b"HTTP/1.") && head.ends_with(b"\r\n\r\n")) {
+        return None;
+    }
+    let head = std::str::from_utf8(head).ok()?.strip_suffix("\r\n\r\n")?;
     let mut lines = head.split("\r\n");
-    let status: u16 = lines
-        .next()?
-        .strip_prefix("HTTP/1.")?
-        .get(2..5)?
-        .parse()
-        .ok()?;
-    let empty = lines.any(|l| l.eq_ignore_ascii_case("content-length: 0"));
-    let error = match StatusCode::from_u16(status).ok()? {
-        StatusCode::URI_TOO_LONG => ApiError::new(
-            StatusCode::URI_TOO_LONG,
-            "uri_too_long",
-            "the request URI is over 64 KiB",
-        ),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => ApiError::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+    let status: u16 = lines.next()?.get(9..12)?.parse().ok()?;
+    if !lines.any(|l| l.eq_ignore_ascii_case("content-length: 0")) {
+        return None;
+    }
+    let status = StatusCode::from_u16(status).ok()?;
+    let (code, message) = match status {
+        StatusCode::URI_TOO_LONG => ("uri_too_long", "the request URI is over 64 KiB"),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
             "request_head_too_large",
             "the request line and headers are over the server's limit",
         ),
-        StatusCode::BAD_REQUEST => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_request",
-            "the request is not valid HTTP/1.1",
-        ),
+        StatusCode::BAD_REQUEST => ("malformed_request", "the request is not valid HTTP/1.1"),
         _ => return None,
     };
-    if !empty {
-        return None;
-    }
-    let body = error.body().to_string();
-    let reason = error.status.canonical_reason().unwrap_or("");
+    let body = ApiError::new(status, code, message).body().to_string();
+    let reason = status.canonical_reason().unwrap_or("");
     Some(
         format!(
             "HTTP/1.1 {} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            error.status.as_u16(),
+            status.as_u16(),
             body.len()
         )
         .into_bytes(),
