@@ -6,9 +6,9 @@
 //! aligned embeddings of the catalogue and of the recently active users with the new version.
 //! A process that becomes leader first restores the newest checkpoint (local directory or store).
 //!
-//! Here: the loop, leadership and the step; [`error`]: what a round can fail with; [`models`]: towers ↔ checkpoints; [`batch`]: batch
-//! assembly; [`publish`]: checkpoint and re-publication; [`threads`]: the low-priority threads
-//! steps and re-publication run on.
+//! Here: the loop, leadership and the step; [`error`]: what a round can fail with; [`models`]:
+//! towers ↔ checkpoints; [`batch`]: batch assembly; [`publish`]: checkpoint and re-publication;
+//! [`threads`]: the low-priority threads steps and re-publication run on.
 
 mod batch;
 mod error;
