@@ -146,9 +146,9 @@ fn main() {
                     .collect();
                 let started = Instant::now();
                 let batch = online_batch(&table, sequences, &config, &mut rng);
-                trainer.step(&batch, usize::MAX).unwrap();
+                let stepped = trainer.step(&batch, usize::MAX).unwrap();
                 times.push(started.elapsed().as_secs_f64());
-                pairs.push(args.batch * config.online.recent_targets);
+                pairs.push(stepped.map_or(0, |s| s.pairs));
             }
         }
         "offline" => {
@@ -217,6 +217,7 @@ fn online_batch(
         table: table.index_select(&rows, 0).unwrap(),
         negatives: step.negatives,
         sequences: step.sequences,
+        fresh: Vec::new(),
         drawn: step.drawn,
         catalogue_items: items,
         log_share: training

@@ -75,14 +75,8 @@ enum Command {
 
 fn main() -> Result<()> {
     hold_freed_memory();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,rdkafka=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    cli::logging::init(matches!(cli.command, Command::Demo(_)));
     let config = Config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Embed(args) => encoder::embed(config, args),
@@ -96,5 +90,8 @@ fn main() -> Result<()> {
         Command::Loadgen(args) => stream::loadgen(config, args),
         Command::BenchIngest(args) => ingest::bench_ingest(config, args),
         Command::Checkpoint(ops::CheckpointCommand::Inspect { path }) => ops::inspect(config, path),
+        Command::Checkpoint(ops::CheckpointCommand::Import { run, dir }) => {
+            ops::import(config, run, dir)
+        }
     }
 }

@@ -32,6 +32,7 @@ fn batch(step: usize) -> OnlineBatch {
                     .collect()
             })
             .collect(),
+        fresh: Vec::new(),
         drawn: vec![3, 11, 17],
         negatives: config().training.negatives,
         catalogue_items: 20,

@@ -1,5 +1,6 @@
 //! `learn demo` as a new user runs it (librdkafka's mock cluster and an in-process store: no
-//! servers): the stream settles, the walkthrough tells the cold-start story from real state, and
+//! servers): the towers are first trained offline on the stream's first part and imported, the
+//! stream settles, the walkthrough tells the cold-start story from real state, and
 //! with `--serve` the HTTP API stays up for the printed curl lines until Ctrl-C.
 
 mod common;
@@ -62,6 +63,10 @@ fn the_walkthrough_tells_the_cold_start_story_and_the_api_stays_up() {
     }
     for part in [
         "events in:",
+        "full log (each dead letter's reason)",
+        "0. Before the stream",
+        "trained offline on its history",
+        "imported as version 1",
         "1. ",
         "top 5 now",
         "2. A creator uploads",

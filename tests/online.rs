@@ -140,6 +140,7 @@ async fn every_history(shared: &Shared<RedisStore>) -> OnlineBatch {
     OnlineBatch {
         table: shared.catalogue.table(&rows).unwrap(),
         sequences,
+        fresh: Vec::new(),
         drawn: Vec::new(),
         negatives: shared.config.training.negatives,
         catalogue_items: rows.len(),
@@ -242,6 +243,8 @@ async fn learns_online_checkpoints_restores_and_recommends_new_items() {
         eval_every: 4,
         window: 50,
         out: data.path().join("report"),
+        split: None,
+        scratch_url: None,
     };
     let report = tokio::task::spawn_blocking({
         let config = config.clone();

@@ -323,6 +323,7 @@ fn large_catalogue_online_steps_learn_the_clusters_from_a_sample() {
             table: content.index_select(&rows, 0).unwrap(),
             negatives: step.negatives,
             sequences: step.sequences,
+            fresh: Vec::new(),
             drawn: step.drawn,
             catalogue_items: N,
             log_share: Some(vec![-(N as f32).ln(); step.rows.len()]),

@@ -97,7 +97,7 @@ pub fn train(mut config: Config, args: TrainArgs) -> Result<()> {
         cold_fraction: args.data.cold_items,
         model: args.model,
     };
-    let report = experiment::train_command(&config, &options)?;
+    let report = experiment::train_command(&config, &options, None)?;
     println!(
         "{}: best epoch {} of {}, {} steps, {:.0} s; checkpoint in {}",
         args.model.name(),

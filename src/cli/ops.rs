@@ -1,4 +1,5 @@
-//! `learn status` (a running service at a glance) and `learn checkpoint inspect`.
+//! `learn status` (a running service at a glance), `learn checkpoint inspect` and `learn
+//! checkpoint import` (a `learn train` run as version 1 of a new online lineage).
 
 use std::path::PathBuf;
 
@@ -28,6 +29,17 @@ pub enum CheckpointCommand {
     Inspect {
         /// A checkpoint (v00000012/) or the directory holding them. Default: online.checkpoint_dir.
         path: Option<PathBuf>,
+    },
+    /// Start a new online lineage from a `learn train` run: check it against this configuration
+    /// ([towers], the encoder's id, prefix and width) and write it as version 1 into the
+    /// checkpoint directory, where `learn serve`'s trainer restores (and publishes) it.
+    Import {
+        /// The `learn train --out` directory (learn.json + learn.safetensors).
+        run: PathBuf,
+        /// The checkpoint directory to write into (must hold no version yet). Default:
+        /// online.checkpoint_dir.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -148,6 +160,37 @@ pub fn inspect(config: Config, path: Option<PathBuf>) -> Result<()> {
             serde_json::to_string_pretty(&manifest)?
         );
     }
+    Ok(())
+}
+
+pub fn import(config: Config, run: PathBuf, dir: Option<PathBuf>) -> Result<()> {
+    use learn_stream::checkpoint::CheckpointDir;
+    use learn_stream::encode::ContentEncoder;
+    use learn_stream::service::{warm_start, EncoderIdentity};
+    let encoder = ContentEncoder::from_config(&config.encoder)
+        .with_context(|| format!("loading the encoder {}", config.encoder.model_dir.display()))?;
+    let identity = EncoderIdentity {
+        model_id: encoder.model_id(),
+        prefix: encoder.prefix(),
+        dim: encoder.dim(),
+    };
+    let checkpoint = warm_start(Some(&run), &config.towers, &config.training, &identity)?
+        .context("a run was given")?;
+    let dir = dir.unwrap_or_else(|| config.online.checkpoint_dir.clone());
+    let checkpoints = CheckpointDir::new(&dir, config.online.keep_checkpoints);
+    if let Some((version, _)) = checkpoints.list()?.last() {
+        bail!(
+            "{} already holds version {version}: an import starts a new lineage; give an empty --dir (and a fresh Redis key_prefix), or retire the old lineage first",
+            dir.display()
+        );
+    }
+    let written = checkpoints.write(&checkpoint)?;
+    println!(
+        "imported {} as version 1 into {} ({} tensors; AdamW's moments start fresh)",
+        run.display(),
+        written.dir.display(),
+        checkpoint.weights.len()
+    );
     Ok(())
 }
 

@@ -44,6 +44,10 @@ pub struct DemoArgs {
     /// Keep the HTTP API up on serving.addr after the stream, until Ctrl-C.
     #[arg(long)]
     pub serve: bool,
+    /// Skip the offline pass: the towers start from their initial weights and learn from the
+    /// stream alone (by default they are first trained offline on the stream's first 60 %).
+    #[arg(long)]
+    pub no_offline: bool,
 }
 
 /// Triggers `shutdown` on Ctrl-C or SIGTERM.
@@ -120,9 +124,22 @@ pub async fn demo(mut config: Config, args: DemoArgs) -> Result<()> {
     let options = demo::DemoOptions {
         walkthrough: !args.no_walkthrough,
         serve: args.serve,
+        offline: !args.no_offline,
     };
-    demo::run(config, stream, encoder, options, |summary, walkthrough| {
+    let on_offline = |pass: &demo::OfflinePass| {
+        eprintln!(
+            "offline pass: {} epochs on {} actions in {:.0} s; imported as version 1, now streaming",
+            pass.epochs,
+            pass.interactions,
+            pass.elapsed.as_secs_f64()
+        );
+    };
+    demo::run(config, stream, encoder, options, on_offline, |summary, walkthrough| {
         println!("{summary}");
+        println!(
+            "full log (each dead letter's reason): {}",
+            super::logging::demo_log().display()
+        );
         if let Some(text) = walkthrough {
             println!("{text}");
         }
@@ -132,7 +149,7 @@ pub async fn demo(mut config: Config, args: DemoArgs) -> Result<()> {
         if args.serve {
             println!("\nThe HTTP API stays up on {addr} (Ctrl-C stops it). Try:");
             println!("  curl -s 'http://{addr}/v1/recommend?user_id=u1&k=5'");
-            println!("  curl -s 'http://{addr}/v1/recommend?user_id=u1&k=5&model=frozen'   # the never-trained towers");
+            println!("  curl -s 'http://{addr}/v1/recommend?user_id=u1&k=5&model=frozen'   # the towers as first served, never updated online");
             println!("  curl -s http://{addr}/v1/status");
             println!("  curl -s http://{addr}/metrics | grep ^learn_");
             println!("  curl -s http://{addr}/openapi.json");

@@ -35,6 +35,19 @@ pub struct ReplayArgs {
     /// Where replay.json, replay.md and replay.svg / replay.png go.
     #[arg(long, default_value = "runs/replay")]
     pub out: PathBuf,
+    /// Where the history ends: a fraction of the events (0.5) or a Unix time in seconds. The
+    /// events before it are produced first, unevaluated and unpaced; the rest is streamed and
+    /// evaluated test-then-train.
+    #[arg(long, value_parser = learn_stream::replay::SplitPoint::parse)]
+    pub split: Option<learn_stream::replay::SplitPoint>,
+    /// Write the history before --split as a canonical dataset (items.jsonl, interactions.csv)
+    /// into this directory for `learn train`, and exit without producing anything.
+    #[arg(long, requires = "split")]
+    pub export: Option<PathBuf>,
+    /// A second service on the same topics (its own consumer group, keys and checkpoints) that
+    /// trains from scratch: its online model is evaluated as one more arm.
+    #[arg(long)]
+    pub scratch_url: Option<String>,
 }
 
 #[derive(Args)]
@@ -61,6 +74,16 @@ pub struct LoadArgs {
 }
 
 pub fn replay(config: Config, args: ReplayArgs) -> Result<()> {
+    if let (Some(dir), Some(split)) = (&args.export, args.split) {
+        let written = learn_stream::replay::export_history(&args.dataset, split, args.limit, dir)?;
+        println!(
+            "history before the split: {} items, {} interactions -> {}/{{items.jsonl,interactions.csv}}",
+            written.items,
+            written.interactions,
+            dir.display()
+        );
+        return Ok(());
+    }
     let serve_url = (!args.no_eval).then(|| {
         args.serve_url
             .clone()
@@ -75,6 +98,8 @@ pub fn replay(config: Config, args: ReplayArgs) -> Result<()> {
         eval_every: args.eval_every,
         window: args.window,
         out: args.out,
+        split: args.split,
+        scratch_url: args.scratch_url,
     };
     let report = learn_stream::replay::run(&config, &options)?;
     learn_stream::replay::write(&report, options.window, &options.out)?;

@@ -205,8 +205,23 @@ pub struct OnlineConfig {
     pub min_batch_size: usize,
     /// Pause between steps, so training leaves CPU to ingestion.
     pub step_interval_ms: u64,
-    /// The history/target cut falls within each user's last `recent_targets` actions.
+    /// Every fresh action of a taken user is a target; at least its last `recent_targets` are
+    /// (with `dense`/`last` targets: the cut falls within them).
     pub recent_targets: usize,
+    /// Users from a reservoir of the whole stream's users whose stored histories each step
+    /// replays beside the fresh ones (0: fresh users only).
+    pub replay_users: usize,
+    /// A fresh optimizer (a new lineage, a warm start, weights restored without their moments)
+    /// ramps the learning rate up linearly over this many steps.
+    pub warmup_steps: u64,
+    /// Refit the content whitening whenever the catalogue has doubled since the last fit, until a
+    /// fit has seen this many items (0: fitted once, on the lineage's first step).
+    pub whiten_refit_until: usize,
+    /// A `learn train` output directory (`learn.json` + `learn.safetensors`) a new lineage starts
+    /// from: imported as version 1 when neither the checkpoint directory nor the store has a
+    /// model (empty: the initial weights).
+    #[serde(default)]
+    pub warm_start: Option<std::path::PathBuf>,
     /// With `training.negatives = "all_items"`, a step's softmax runs over the whole catalogue
     /// up to this many items; above, over the batch's targets + `training.negative_samples`
     /// uniform draws, logQ-corrected (`mixed`): a step's cost stops growing with the catalogue.

@@ -5,9 +5,11 @@
 //! API stays up until Ctrl-C.
 
 mod mock;
+mod offline;
 mod story;
 
 pub use mock::MockBroker;
+pub use offline::OfflinePass;
 
 use std::fmt;
 use std::path::Path;
@@ -38,6 +40,8 @@ pub enum DemoError {
     Store(#[from] crate::store::StoreError),
     #[error("workload: {0}")]
     Workload(#[from] crate::workload::WorkloadError),
+    #[error("offline pass: {0}")]
+    Offline(String),
     #[error("walkthrough: {0}")]
     Walkthrough(String),
     #[error("the pipeline settled only {settled} of {total} events within {timeout:?}")]
@@ -117,6 +121,8 @@ pub struct DemoOptions {
     pub walkthrough: bool,
     /// Keep the HTTP API up on `serving.addr` until Ctrl-C.
     pub serve: bool,
+    /// First train the towers offline on the stream's first part and warm-start from them.
+    pub offline: bool,
 }
 
 pub async fn run(
@@ -124,6 +130,7 @@ pub async fn run(
     stream: Vec<Outgoing>,
     encoder: Arc<ContentEncoder>,
     options: DemoOptions,
+    on_offline: impl FnOnce(&OfflinePass),
     report: impl FnOnce(&DemoSummary, Option<&str>),
 ) -> Result<DemoSummary, DemoError> {
     let topics = [
@@ -135,7 +142,14 @@ pub async fn run(
     ];
     let broker = MockBroker::start(&topics, 3)?;
     let checkpoints = tempfile_dir()?;
-    local(&mut config, &broker, &checkpoints, options.serve);
+    local(&mut config, &broker, &checkpoints.join("checkpoints"), options.serve);
+    let offline = if options.offline {
+        let pass = offline::train(&mut config, &stream, encoder.clone(), &checkpoints).await?;
+        on_offline(&pass);
+        Some(pass)
+    } else {
+        None
+    };
     let store = MemoryStore::new(HistoryPolicy::from(&config.history));
     let stats = Arc::new(Stats::default());
     let shutdown = ShutdownTrigger::default();
@@ -180,7 +194,7 @@ pub async fn run(
         elapsed,
     };
     let walkthrough = if options.walkthrough {
-        Some(walkthrough(&shared, &stream).await?)
+        Some(walkthrough(&shared, &stream, offline).await?)
     } else {
         None
     };
@@ -233,29 +247,30 @@ async fn settle(
     }
 }
 
-/// The walkthrough over the settled service: its users and titles from `stream`.
+/// The walkthrough over the settled service: its users and uploads from `stream`.
 async fn walkthrough(
     shared: &Arc<Shared<MemoryStore>>,
     stream: &[Outgoing],
+    offline: Option<OfflinePass>,
 ) -> Result<String, DemoError> {
     let story = story::Story {
         shared,
-        titles: titles(stream),
+        offline,
+        uploads: uploads(stream),
         users: users(stream),
         producer: crate::kafka::producer(&shared.config.kafka)?,
     };
     story.tell().await
 }
 
-/// Item id → title, from the stream's uploads.
-fn titles(stream: &[Outgoing]) -> std::collections::HashMap<String, String> {
+/// Item id → upload, from the stream's uploads.
+fn uploads(stream: &[Outgoing]) -> std::collections::HashMap<String, crate::schemas::ItemUpload> {
     stream
         .iter()
         .filter_map(|o| match o {
-            Outgoing::Upload(upload) => Some(upload),
+            Outgoing::Upload(upload) => Some((upload.item_id.clone(), upload.clone())),
             _ => None,
         })
-        .map(|u| (u.item_id.clone(), u.title.clone()))
         .collect()
 }
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::FutureProducer;
 
-use super::{send, DemoError};
+use super::{send, DemoError, OfflinePass};
 use crate::schemas::{now_ms, Action, ItemUpload, UserAction};
 use crate::service::Shared;
 use crate::serving::recommend::{score, user_rows, Recommendation};
@@ -30,7 +30,10 @@ fn loss(l: Option<f64>) -> String {
 
 pub(super) struct Story<'a> {
     pub shared: &'a Arc<Shared<MemoryStore>>,
-    pub titles: HashMap<String, String>,
+    /// The offline pass the towers were warm-started from, if any.
+    pub offline: Option<OfflinePass>,
+    /// The stream's uploads by item id (titles, and what a sequel shares with its prequel).
+    pub uploads: HashMap<String, ItemUpload>,
     pub users: Vec<String>,
     /// Connected before the story starts, so latencies do not include a connection set-up.
     pub producer: FutureProducer,
@@ -54,11 +57,27 @@ impl Story<'_> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let after = self.shared.stats.snapshot();
+        if let Some(pass) = &self.offline {
+            let _ = writeln!(
+                out,
+                "\n0. Before the stream, as a platform would, the towers were trained offline on its history \
+                 (the first {:.0} % of the events: {} items, {} actions; `learn train`, {} epochs, the best \
+                 on validation #{} at NDCG@10 {:.3}; {:.0} s) and imported as version 1 (`online.warm_start`).",
+                super::offline::HISTORY_SHARE * 100.0,
+                pass.items,
+                pass.interactions,
+                pass.epochs,
+                pass.best_epoch,
+                pass.valid_ndcg_10,
+                pass.elapsed.as_secs_f64()
+            );
+        }
         let _ = writeln!(
             out,
-            "\n0. While the stream poured in, the trainer yielded the cores to ingestion ({} contrastive \
+            "\n{}hile the stream poured in, the trainer yielded the cores to ingestion ({} contrastive \
              steps). Now it catches up on the users who acted: {} steps in {:.1} s, loss {} → {} \
              (ln of the catalogue size, {:.2}, is chance), serving model version {}.",
+            if self.offline.is_some() { "   Then, w" } else { "0. W" },
             before.train_steps,
             after.train_steps - before.train_steps,
             started.elapsed().as_secs_f64(),
@@ -80,10 +99,11 @@ impl Story<'_> {
 
         // Cold start: a new upload, recommendable within milliseconds of arriving.
         let new_item = format!("new-{}", now_ms());
-        let title = self.new_title(&before);
+        let sequel = self.sequel(&before, &new_item);
+        let title = sequel.title.clone();
         self.users.retain(|u| *u != user);
         self.users.insert(0, user.clone());
-        let (waited, audience) = self.upload(&new_item, &title).await?;
+        let (waited, audience) = self.upload(sequel).await?;
         let _ = writeln!(
             out,
             "\n2. A creator uploads \"{title}\" ({new_item}). Embedded by the frozen encoder, aligned by the \
@@ -192,7 +212,7 @@ impl Story<'_> {
     }
 
     fn title(&self, item: &str) -> &str {
-        self.titles.get(item).map_or("", String::as_str)
+        self.uploads.get(item).map_or("", |u| u.title.as_str())
     }
 
     /// One line per item; with `previous`, items new since then are marked `+`.
@@ -212,33 +232,31 @@ impl Story<'_> {
     }
 
     /// A title in the spirit of the user's current favourite, so the new item has an audience.
-    fn new_title(&self, top: &Recommendation) -> String {
-        let like = top
-            .items
-            .first()
-            .map(|s| self.title(&s.item_id).to_string())
-            .unwrap_or_default();
-        format!("{like}, part 2")
+    /// A sequel to the user's top item, as its creator would upload it: "…, part 2", with the
+    /// prequel's category, tags and creator.
+    fn sequel(&self, top: &Recommendation, item: &str) -> ItemUpload {
+        let prequel = top.items.first().and_then(|s| self.uploads.get(&s.item_id));
+        ItemUpload {
+            item_id: item.to_string(),
+            title: format!("{}, part 2", prequel.map_or("", |p| p.title.as_str())),
+            description: None,
+            tags: prequel.map_or_else(Vec::new, |p| p.tags.clone()),
+            category: prequel.and_then(|p| p.category.clone()),
+            brand: None,
+            author_id: prequel.and_then(|p| p.author_id.clone()),
+            ts_ms: now_ms(),
+        }
     }
 
     /// Produces the upload, waits until it is recommendable; (latency, users whose top 10 has it
     /// with its rank).
     async fn upload(
         &mut self,
-        item: &str,
-        title: &str,
+        upload: ItemUpload,
     ) -> Result<(Duration, Vec<(String, usize)>), DemoError> {
-        let upload = ItemUpload {
-            item_id: item.to_string(),
-            title: title.to_string(),
-            description: None,
-            tags: Vec::new(),
-            category: None,
-            brand: None,
-            author_id: None,
-            ts_ms: now_ms(),
-        };
-        self.titles.insert(item.to_string(), title.to_string());
+        let item = upload.item_id.clone();
+        let item = item.as_str();
+        self.uploads.insert(item.to_string(), upload.clone());
         let started = Instant::now();
         send(
             &self.producer,

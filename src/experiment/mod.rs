@@ -4,6 +4,7 @@
 //! `results.json`, `report.md` and `training.svg`.
 
 pub mod report;
+pub mod warm_start;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -156,6 +157,9 @@ pub struct CheckpointMeta {
     pub model: ModelKind,
     pub dataset: String,
     pub encoder_model: Option<String>,
+    /// The encoder's resolved task prefix (absent in runs written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder_prefix: Option<String>,
     pub towers: TowerSpec,
     pub training: TrainingConfig,
     pub cold_fraction: f64,
@@ -216,18 +220,32 @@ pub struct TrainOptions {
     pub model: ModelKind,
 }
 
+/// `encoder`: one already loaded (its text cache then holds the dataset's vectors), else the
+/// configured one is loaded.
 pub fn train_command(
     config: &Config,
     options: &TrainOptions,
+    encoder: Option<&ContentEncoder>,
 ) -> Result<TrainReport, ExperimentError> {
     let exp = Experiment::prepare(
         &options.dataset,
         options.cold_fraction,
         config.training.seed,
     )?;
-    let content = match options.model {
-        ModelKind::Learn => Some(exp.content(config, &options.cache_dir)?),
-        ModelKind::Sasrec => None,
+    let (content, prefix) = match options.model {
+        ModelKind::Learn => {
+            let loaded;
+            let encoder = match encoder {
+                Some(encoder) => encoder,
+                None => {
+                    loaded = ContentEncoder::from_config(&config.encoder)?;
+                    &loaded
+                }
+            };
+            let table = content_table(&exp.dataset, encoder, &options.cache_dir)?;
+            (Some(table), Some(encoder.prefix().to_string()))
+        }
+        ModelKind::Sasrec => (None, None),
         other => {
             return Err(checkpoint_error(
                 &options.out,
@@ -262,6 +280,7 @@ pub fn train_command(
         model: options.model,
         dataset: exp.dataset.name.clone(),
         encoder_model: content.as_ref().map(|_| config.encoder.resolved_model_id()),
+        encoder_prefix: prefix,
         towers,
         training,
         cold_fraction: options.cold_fraction,

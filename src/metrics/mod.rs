@@ -60,7 +60,7 @@ pub struct Snapshot {
     pub train_steps: u64,
     /// (anchor, positive) pairs trained on.
     pub train_pairs: u64,
-    /// Ingested actions trained on (at most `online.recent_targets` per user and step).
+    /// Ingested actions trained on (every fresh action of a taken user, up to `history.cap`).
     pub train_actions: u64,
     pub train_loss: Option<f64>,
     /// Dead letters by reason.

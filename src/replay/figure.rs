@@ -1,18 +1,21 @@
-//! The replay's figure: prequential Recall@10 per window of probes, and consumer lag per stream
-//! over time.
+//! The replay's figure: each arm's prequential Recall@10 per window of probes, and consumer lag
+//! per stream over time.
 
 use super::{windows, LagSample, ReplayReport};
 use crate::eval::plot::Panel;
 
 /// Prequential recall per window and consumer lag over the replay.
 pub fn panels(report: &ReplayReport, window: usize) -> Vec<Panel> {
-    let w = windows(&report.probes, window);
-    let series = |name: &str, pick: fn(&(usize, f64, f64, f64)) -> f64| {
-        (
-            name.to_string(),
-            w.iter().map(|p| (p.0 as f64, pick(p))).collect(),
-        )
-    };
+    let w = windows(&report.probes, report.arms.len(), window);
+    let recall: Vec<(String, Vec<(f64, f64)>)> = report
+        .arms
+        .iter()
+        .enumerate()
+        .map(|(arm, name)| {
+            let points = w.iter().map(|(at, s)| (*at as f64, s[arm].recall_10));
+            (name.clone(), points.collect())
+        })
+        .collect();
     let lag = |name: &str, pick: fn(&LagSample) -> i64| {
         (
             name.to_string(),
@@ -28,11 +31,7 @@ pub fn panels(report: &ReplayReport, window: usize) -> Vec<Panel> {
             title: format!("prequential Recall@10, windows of {window} probes"),
             x_label: "actions replayed".into(),
             y_label: "Recall@10".into(),
-            series: vec![
-                series("online LEARN", |p| p.1),
-                series("frozen", |p| p.2),
-                series("popularity", |p| p.3),
-            ],
+            series: recall,
         },
         Panel {
             title: "consumer lag".into(),

@@ -19,8 +19,8 @@ use crate::eval::plot;
 use crate::schemas::UserAction;
 use crate::service::Status;
 use crate::serving::recommend::Recommendation;
-use crate::workload::{movielens_stream, EventProducer, Outgoing, ProduceError};
-use prequential::{windows, LagSample, Popularity, Probe};
+use crate::workload::{export, movielens_stream, EventProducer, Exported, Outgoing, ProduceError};
+use prequential::{score, windows, LagSample, Popularity, Probe, Score, COLD_BELOW};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -54,6 +54,43 @@ pub struct ReplayOptions {
     /// Probes per window of the recall-over-time curve.
     pub window: usize,
     pub out: PathBuf,
+    /// Where the history ends: events before it are produced unevaluated and as fast as the
+    /// service takes them (the history a warm start was trained on), the rest is streamed and
+    /// evaluated. None: everything is evaluated.
+    pub split: Option<SplitPoint>,
+    /// A second service, trained from scratch on the same topics (another consumer group): its
+    /// online model is one more arm.
+    pub scratch_url: Option<String>,
+}
+
+/// `learn replay --split`: a fraction of the events, or an event time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SplitPoint {
+    Fraction(f64),
+    /// Milliseconds since the epoch.
+    Time(i64),
+}
+
+impl SplitPoint {
+    /// A value in (0, 1) is a fraction of the events; a larger one, a Unix time in seconds.
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let x: f64 = value
+            .parse()
+            .map_err(|_| format!("{value:?}: a fraction (0.5) or a Unix time in seconds"))?;
+        match x {
+            x if x > 0.0 && x < 1.0 => Ok(SplitPoint::Fraction(x)),
+            x if x >= 1.0 => Ok(SplitPoint::Time((x * 1000.0) as i64)),
+            _ => Err(format!("{value}: must be above 0")),
+        }
+    }
+
+    /// The index of the first streamed event of `stream` (time-ordered).
+    pub fn index(self, stream: &[Outgoing]) -> usize {
+        match self {
+            SplitPoint::Fraction(f) => (stream.len() as f64 * f).round() as usize,
+            SplitPoint::Time(ms) => stream.partition_point(|o| o.ts_ms() < ms),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,10 +102,22 @@ pub struct ReplayReport {
     pub lag: Vec<LagSample>,
     /// Probes taken before the service had applied every earlier action (sync timed out).
     pub unsynced_probes: usize,
-    /// Overall prequential Recall@10.
-    pub online_recall_10: f64,
-    pub frozen_recall_10: f64,
-    pub popularity_recall_10: f64,
+    /// The arms, in each probe's `ranks` order.
+    pub arms: Vec<String>,
+    /// Events produced as history before the evaluated stream (0 without `--split`).
+    pub history_events: usize,
+    /// Per arm: overall, on cold targets and on warm ones.
+    pub scores: Vec<ArmScores>,
+}
+
+/// One arm's prequential scores.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArmScores {
+    pub arm: String,
+    pub overall: Score,
+    /// Targets with fewer than [`prequential::COLD_BELOW`] interactions before the probe.
+    pub cold: Score,
+    pub warm: Score,
 }
 
 struct Client {
@@ -101,12 +150,22 @@ impl Client {
             .map_err(|e| failed(e.to_string()))
     }
 
-    fn hit(&self, user: &str, item: &str, model: &str) -> Result<(bool, u64), ReplayError> {
-        let rec: Recommendation = self.get(
-            "/v1/recommend",
-            &[("user_id", user), ("k", "10"), ("model", model)],
-        )?;
-        Ok((rec.items.iter().any(|s| s.item_id == item), rec.version))
+    /// The rank of `item` in the user's top 10 under `model` (None: not there), and the version;
+    /// `alone`: by the embeddings alone (no popularity prior).
+    fn rank(
+        &self,
+        user: &str,
+        item: &str,
+        model: &str,
+        alone: bool,
+    ) -> Result<(Option<u8>, u64), ReplayError> {
+        let mut query = vec![("user_id", user), ("k", "10"), ("model", model)];
+        if alone {
+            query.push(("popularity_weight", "0"));
+        }
+        let rec: Recommendation = self.get("/v1/recommend", &query)?;
+        let rank = rec.items.iter().position(|s| s.item_id == item);
+        Ok((rank.map(|r| r as u8), rec.version))
     }
 
     /// Waits (up to `timeout`) until the service has applied `actions` actions to histories, so a
@@ -141,29 +200,57 @@ impl Client {
 /// Longest wait for the service to apply every earlier action before a probe.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Longest wait for the services to apply the whole history before the evaluated stream.
+const HISTORY_TIMEOUT: Duration = Duration::from_secs(600);
+
 /// Produces the dataset and evaluates the service as it learns. Before each probe the replay waits
 /// until the service has applied every action produced so far (the service must have started
 /// fresh on these topics), so each prediction uses the whole past and none of the future:
-/// test-then-train. Training itself runs at its own pace, as it would in production.
+/// test-then-train. Training itself runs at its own pace, as it would in production. With a
+/// split, the history before it is produced first, unevaluated and unpaced.
 pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, ReplayError> {
     let mut stream =
         movielens_stream(&options.dataset).map_err(|e| ReplayError::Dataset(e.to_string()))?;
     if options.limit > 0 {
         stream.truncate(options.limit);
     }
+    let history = options.split.map_or(0, |split| split.index(&stream));
     let producer = EventProducer::new(&config.kafka)?;
-    let client = options.serve_url.as_ref().map(|url| Client {
+    let client = |url: &String| Client {
         agent: ureq::Agent::config_builder()
             .timeout_global(Some(Duration::from_secs(30)))
             .build()
             .into(),
         url: url.trim_end_matches('/').to_string(),
         auth: config.serving.authorization(),
-    });
+    };
+    let clients: Vec<Client> = options
+        .serve_url
+        .iter()
+        .chain(&options.scratch_url)
+        .map(client)
+        .collect();
+    let mut evaluation = Evaluation::new(Instant::now(), options.scratch_url.is_some());
+    for outgoing in &stream[..history] {
+        if let Outgoing::Action(action) = outgoing {
+            evaluation.observe(action);
+        }
+        producer.send(outgoing)?;
+    }
+    producer.flush(Duration::from_secs(60))?;
+    for client in &clients {
+        if !client.wait_applied(evaluation.actions as u64, HISTORY_TIMEOUT)? {
+            return Err(ReplayError::Service {
+                url: client.url.clone(),
+                reason: format!("did not apply the {} history actions", evaluation.actions),
+            });
+        }
+    }
     let started = Instant::now();
-    let first_ts = stream.first().map_or(0, Outgoing::ts_ms);
-    let mut evaluation = Evaluation::new(started);
-    for (n, outgoing) in stream.iter().enumerate() {
+    evaluation.started = started;
+    let streamed = &stream[history..];
+    let first_ts = streamed.first().map_or(0, Outgoing::ts_ms);
+    for (n, outgoing) in streamed.iter().enumerate() {
         let due = Duration::from_secs_f64(
             ((outgoing.ts_ms() - first_ts) as f64 / 1000.0 / options.speed).max(0.0),
         );
@@ -176,15 +263,33 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
             std::thread::sleep(wait);
         }
         if let Outgoing::Action(action) = outgoing {
-            if let Some(client) = &client {
-                evaluation.probe(client, &producer, action, config, options)?;
+            if !clients.is_empty() {
+                evaluation.probe(&clients, &producer, action, config, options)?;
             }
             evaluation.observe(action);
         }
         producer.send(outgoing)?;
     }
     producer.finish()?;
-    Ok(evaluation.report(stream.len()))
+    Ok(evaluation.report(stream.len(), history))
+}
+
+/// Writes the events before `split` as a canonical dataset for `learn train` ([`export`]).
+pub fn export_history(
+    dataset: &Path,
+    split: SplitPoint,
+    limit: usize,
+    dir: &Path,
+) -> Result<Exported, ReplayError> {
+    let mut stream =
+        movielens_stream(dataset).map_err(|e| ReplayError::Dataset(e.to_string()))?;
+    if limit > 0 {
+        stream.truncate(limit);
+    }
+    export(&stream[..split.index(&stream)], dir).map_err(|source| ReplayError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
 }
 
 /// Prequential evaluation as the replay goes: each probed action is predicted before it is sent.
@@ -193,6 +298,8 @@ struct Evaluation {
     popularity: Popularity,
     /// Per user, the items acted on so far.
     seen: HashMap<String, HashSet<String>>,
+    /// Whether a from-scratch service is the last arm.
+    scratch: bool,
     probes: Vec<Probe>,
     lag: Vec<LagSample>,
     actions: usize,
@@ -201,11 +308,12 @@ struct Evaluation {
 }
 
 impl Evaluation {
-    fn new(started: Instant) -> Self {
+    fn new(started: Instant, scratch: bool) -> Self {
         Self {
             started,
             popularity: Popularity::default(),
             seen: HashMap::new(),
+            scratch,
             probes: Vec::new(),
             lag: Vec::new(),
             actions: 0,
@@ -214,11 +322,22 @@ impl Evaluation {
         }
     }
 
-    /// Every `eval_every`th action of a user with history: is its item in the service's top 10
-    /// (current and frozen model) and in the popularity baseline's? Plus a lag sample a second.
+    /// The arms, in each probe's order.
+    fn arms(&self) -> Vec<String> {
+        let mut arms: Vec<String> = ["online", "online-alone", "frozen", "popularity"]
+            .map(String::from)
+            .to_vec();
+        if self.scratch {
+            arms.extend(["scratch", "scratch-alone"].map(String::from));
+        }
+        arms
+    }
+
+    /// Every `eval_every`th action of a user with history: where is its item in each arm's top 10?
+    /// Plus a lag sample a second (of the first service).
     fn probe(
         &mut self,
-        client: &Client,
+        clients: &[Client],
         producer: &EventProducer,
         action: &UserAction,
         config: &Config,
@@ -232,25 +351,34 @@ impl Evaluation {
             user_seen.filter(|_| self.actions.is_multiple_of(options.eval_every.max(1)))
         {
             producer.flush(Duration::from_secs(30))?;
-            if !client.wait_applied(self.actions as u64, SYNC_TIMEOUT)? {
-                self.unsynced += 1;
+            for client in clients {
+                if !client.wait_applied(self.actions as u64, SYNC_TIMEOUT)? {
+                    self.unsynced += 1;
+                }
             }
-            let (online_hit, version) = client.hit(&action.user_id, &action.item_id, "current")?;
-            let (frozen_hit, _) = client.hit(&action.user_id, &action.item_id, "frozen")?;
-            let popularity_hit = self.popularity.top(10, user_seen).contains(&action.item_id);
+            let (user, item) = (&action.user_id, &action.item_id);
+            let (online, version) = clients[0].rank(user, item, "current", false)?;
+            let (alone, _) = clients[0].rank(user, item, "current", true)?;
+            let (frozen, _) = clients[0].rank(user, item, "frozen", false)?;
+            let popular = self.popularity.top(10, user_seen);
+            let popularity = popular.iter().position(|i| i == item).map(|r| r as u8);
+            let mut ranks = vec![online, alone, frozen, popularity];
+            if let Some(scratch) = clients.get(1) {
+                ranks.push(scratch.rank(user, item, "current", false)?.0);
+                ranks.push(scratch.rank(user, item, "current", true)?.0);
+            }
             self.probes.push(Probe {
                 action_index: self.actions,
                 elapsed_secs: self.started.elapsed().as_secs_f64(),
-                online_hit,
-                frozen_hit,
-                popularity_hit,
+                ranks,
+                cold: self.popularity.count(item) < COLD_BELOW,
                 version,
             });
         }
         if self.last_sample.elapsed() >= Duration::from_secs(1) {
             self.last_sample = Instant::now();
             let elapsed = self.started.elapsed().as_secs_f64();
-            self.lag.push(client.sample(elapsed, config)?);
+            self.lag.push(clients[0].sample(elapsed, config)?);
         }
         Ok(())
     }
@@ -262,42 +390,89 @@ impl Evaluation {
         self.actions += 1;
     }
 
-    fn report(self, events: usize) -> ReplayReport {
-        let rate = |hit: fn(&Probe) -> bool| {
-            self.probes.iter().filter(|p| hit(p)).count() as f64 / self.probes.len().max(1) as f64
-        };
+    fn report(self, events: usize, history_events: usize) -> ReplayReport {
+        let arms = self.arms();
+        let scores = arms
+            .iter()
+            .enumerate()
+            .map(|(i, arm)| ArmScores {
+                arm: arm.clone(),
+                overall: score(&self.probes, i),
+                cold: score(self.probes.iter().filter(|p| p.cold), i),
+                warm: score(self.probes.iter().filter(|p| !p.cold), i),
+            })
+            .collect();
         ReplayReport {
             events,
             actions: self.actions,
             seconds: self.started.elapsed().as_secs_f64(),
             unsynced_probes: self.unsynced,
-            online_recall_10: rate(|p| p.online_hit),
-            frozen_recall_10: rate(|p| p.frozen_hit),
-            popularity_recall_10: rate(|p| p.popularity_hit),
+            arms,
+            history_events,
+            scores,
             probes: self.probes,
             lag: self.lag,
         }
     }
 }
 
-/// Markdown summary: overall and per-window prequential Recall@10.
+/// What each arm is, in words, for the report (with a split, the service was warm-started).
+fn describe(arm: &str, split: bool) -> &'static str {
+    match (arm, split) {
+        ("online", true) => "offline model + online updates (the default service), + prior",
+        ("online", false) => "online LEARN (towers trained on the stream), + prior",
+        ("online-alone", true) => "offline model + online updates, by the embeddings alone",
+        ("online-alone", false) => "online LEARN, by the embeddings alone",
+        ("frozen", true) => "offline model, frozen (never updated online), + prior",
+        ("frozen", false) => "frozen (initial weights, never trained), + prior",
+        ("scratch", _) => "online from scratch (a second service, no warm start), + prior",
+        ("scratch-alone", _) => "online from scratch, by the embeddings alone",
+        _ => "popularity so far (the replay's own counts)",
+    }
+}
+
+/// Markdown summary: each arm's prequential Recall@10 and NDCG@10, overall, on cold and warm
+/// targets, and Recall@10 per window.
 pub fn markdown(report: &ReplayReport, window: usize) -> String {
+    let split = report.history_events > 0;
     let mut md = format!(
-        "Replayed {} events ({} actions) in {:.0} s; {} prequential probes ({} before the service caught up).\n\n\
-         | model | prequential Recall@10 |\n|---|---|\n\
-         | online LEARN | {:.4} |\n| frozen (never trained) | {:.4} |\n| popularity (so far) | {:.4} |\n\n\
-         | actions replayed | online | frozen | popularity |\n|---|---|---|---|\n",
+        "Replayed {} events ({} actions; the first {} events as unevaluated history) in {:.0} s; \
+         {} prequential probes ({} before the service caught up; {} on cold targets, fewer than \
+         {COLD_BELOW} interactions before the probe).\n\n\
+         | arm | Recall@10 | NDCG@10 | cold R@10 | warm R@10 | cold / warm |\n|---|---|---|---|---|---|\n",
         report.events,
         report.actions,
+        report.history_events,
         report.seconds,
         report.probes.len(),
         report.unsynced_probes,
-        report.online_recall_10,
-        report.frozen_recall_10,
-        report.popularity_recall_10
+        report.probes.iter().filter(|p| p.cold).count(),
     );
-    for (at, online, frozen, pop) in windows(&report.probes, window) {
-        let _ = writeln!(md, "| {at} | {online:.4} | {frozen:.4} | {pop:.4} |");
+    for s in &report.scores {
+        let ratio = if s.warm.recall_10 > 0.0 {
+            format!("{:.2}", s.cold.recall_10 / s.warm.recall_10)
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {ratio} |",
+            describe(&s.arm, split),
+            s.overall.recall_10,
+            s.overall.ndcg_10,
+            s.cold.recall_10,
+            s.warm.recall_10,
+        );
+    }
+    let _ = write!(
+        md,
+        "\nRecall@10 per window of {window} probes:\n\n| actions replayed | {} |\n|---{}|\n",
+        report.arms.join(" | "),
+        "|---".repeat(report.arms.len())
+    );
+    for (at, scores) in windows(&report.probes, report.arms.len(), window) {
+        let cells: Vec<String> = scores.iter().map(|s| format!("{:.4}", s.recall_10)).collect();
+        let _ = writeln!(md, "| {at} | {} |", cells.join(" | "));
     }
     md
 }

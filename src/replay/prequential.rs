@@ -1,7 +1,9 @@
-//! Prequential (test-then-train) evaluation: before an action is produced, the service is asked
-//! for the user's top 10 under the online model and under the frozen model, and a popularity
-//! baseline (counts of everything replayed so far) ranks too; each scores a hit if the action's
-//! item is in its list. The service has not seen the action yet, so every score is out-of-sample.
+//! Prequential (test-then-train) evaluation: before an action is produced, each arm is asked for
+//! the user's top 10 — the service's online model (with its popularity prior, and by the
+//! embeddings alone) and its frozen model, optionally a second service trained from scratch (both
+//! ways), and a popularity baseline (counts of everything replayed so far);
+//! each scores the rank of the action's item in its list (Recall@10, NDCG@10). No arm has seen
+//! the action yet, so every score is out-of-sample.
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,6 +19,11 @@ pub struct Popularity {
 }
 
 impl Popularity {
+    /// Interactions with `item` so far.
+    pub fn count(&self, item: &str) -> u64 {
+        self.counts.get(item).copied().unwrap_or(0)
+    }
+
     pub fn observe(&mut self, item: &str) {
         *self.counts.entry(item.to_string()).or_default() += 1;
         self.stale = true;
@@ -45,9 +52,11 @@ pub struct Probe {
     /// Position of the action in the replay (0-based, actions only).
     pub action_index: usize,
     pub elapsed_secs: f64,
-    pub online_hit: bool,
-    pub frozen_hit: bool,
-    pub popularity_hit: bool,
+    /// Per arm (in the report's `arms` order): the 0-based rank of the action's item in that
+    /// arm's top 10, None when it is not there.
+    pub ranks: Vec<Option<u8>>,
+    /// The item had fewer than [`COLD_BELOW`] interactions before this action.
+    pub cold: bool,
     /// Model version that answered for the online model.
     pub version: u64,
 }
@@ -62,20 +71,44 @@ pub struct LagSample {
     pub train_steps: u64,
 }
 
-/// Recall@10 of the three recommenders over consecutive windows of `window` probes:
-/// (actions replayed at the window's end, online, frozen, popularity).
-pub fn windows(probes: &[Probe], window: usize) -> Vec<(usize, f64, f64, f64)> {
+/// A target with fewer interactions than this before its probe counts as cold.
+pub const COLD_BELOW: u64 = 5;
+
+/// Recall@10 and NDCG@10 of one arm over some probes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    pub recall_10: f64,
+    pub ndcg_10: f64,
+    pub probes: usize,
+}
+
+/// Scores arm `arm` on `probes`.
+pub fn score<'a>(probes: impl IntoIterator<Item = &'a Probe>, arm: usize) -> Score {
+    let (mut hits, mut gain, mut n) = (0usize, 0f64, 0usize);
+    for probe in probes {
+        n += 1;
+        if let Some(rank) = probe.ranks.get(arm).copied().flatten() {
+            hits += 1;
+            gain += 1.0 / (f64::from(rank) + 2.0).log2();
+        }
+    }
+    let per = |x: f64| if n == 0 { 0.0 } else { x / n as f64 };
+    Score {
+        recall_10: per(hits as f64),
+        ndcg_10: per(gain),
+        probes: n,
+    }
+}
+
+/// The arms' scores over consecutive windows of `window` probes: (actions replayed at the
+/// window's end, one score per arm).
+pub fn windows(probes: &[Probe], arms: usize, window: usize) -> Vec<(usize, Vec<Score>)> {
     probes
         .chunks(window.max(1))
         .map(|w| {
-            let rate = |hit: fn(&Probe) -> bool| {
-                w.iter().filter(|p| hit(p)).count() as f64 / w.len() as f64
-            };
             (
                 w.last().map_or(0, |p| p.action_index + 1),
-                rate(|p| p.online_hit),
-                rate(|p| p.frozen_hit),
-                rate(|p| p.popularity_hit),
+                (0..arms).map(|arm| score(w, arm)).collect(),
             )
         })
         .collect()
@@ -96,16 +129,20 @@ mod tests {
     }
 
     #[test]
-    fn windows_average_hits() {
-        let probe = |i, hit| Probe {
+    fn windows_score_each_arm() {
+        let probe = |i, online: Option<u8>| Probe {
             action_index: i,
             elapsed_secs: 0.0,
-            online_hit: hit,
-            frozen_hit: false,
-            popularity_hit: true,
+            ranks: vec![online, None, Some(0)],
+            cold: false,
             version: 0,
         };
-        let w = windows(&[probe(0, true), probe(5, false), probe(9, true)], 2);
-        assert_eq!(w, vec![(6, 0.5, 0.0, 1.0), (10, 1.0, 0.0, 1.0)]);
+        let w = windows(&[probe(0, Some(0)), probe(5, None), probe(9, Some(2))], 3, 2);
+        assert_eq!(w.len(), 2);
+        assert_eq!((w[0].0, w[1].0), (6, 10));
+        assert_eq!(w[0].1[0].recall_10, 0.5);
+        assert_eq!(w[0].1[0].ndcg_10, 0.5, "rank 0 gains 1");
+        assert_eq!(w[1].1[0].ndcg_10, 0.5, "rank 2 gains 1/log2(4)");
+        assert_eq!((w[0].1[1].recall_10, w[0].1[2].recall_10), (0.0, 1.0));
     }
 }

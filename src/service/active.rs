@@ -1,12 +1,15 @@
 //! Users with fresh actions, for the trainer (who to train on next) and for re-publishing (whose
 //! embedding changed since the last checkpoint). Both sets are bounded: past their capacity the
 //! least recently active user is dropped, so a trainer that falls behind samples the stream
-//! instead of queueing it.
+//! instead of queueing it. Beside them, a [`Reservoir`] of users seen over the whole stream, whose
+//! stored histories a step replays.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use rand::Rng;
+
+use super::reservoir::Reservoir;
 
 /// When a user last acted and how many actions they took since they were last taken.
 #[derive(Clone, Copy)]
@@ -70,13 +73,18 @@ struct Inner {
     tick: u64,
     pending: Recent,
     since_checkpoint: Recent,
+    past: Reservoir,
 }
 
 /// Users taken for a training step.
 pub struct Taken {
     pub users: Vec<String>,
-    /// Their actions since they were last taken, at most the step's per-user targets each.
+    /// Per user: their actions since they were last taken, at most `per_user`.
+    pub fresh: Vec<u64>,
+    /// The sum of `fresh`.
     pub actions: u64,
+    /// Users from the reservoir, none of them in `users`, whose stored histories are replayed.
+    pub replay: Vec<String>,
     /// When the newest of those actions was ingested (ms since the epoch); None: no users.
     pub newest_ms: Option<i64>,
 }
@@ -86,13 +94,15 @@ pub struct ActiveUsers {
 }
 
 impl ActiveUsers {
-    /// `pending`: users awaiting training; `republish`: users remembered for re-publishing.
+    /// `pending`: users awaiting training (and held in the replay reservoir); `republish`: users
+    /// remembered for re-publishing.
     pub fn new(pending: usize, republish: usize) -> Self {
         Self {
             inner: Mutex::new(Inner {
                 tick: 0,
                 pending: Recent::new(pending),
                 since_checkpoint: Recent::new(republish),
+                past: Reservoir::new(pending),
             }),
         }
     }
@@ -109,6 +119,7 @@ impl ActiveUsers {
             let tick = inner.tick;
             inner.pending.touch(user, tick, now);
             inner.since_checkpoint.touch(user, tick, now);
+            inner.past.offer(user);
         }
     }
 
@@ -118,8 +129,9 @@ impl ActiveUsers {
 
     /// Takes up to `n` pending users, sampled without replacement with weight 1 / (1 + rank / n),
     /// rank 0 being the most recent: fresh activity first, older users still get a chance.
-    /// `Taken::actions` counts their fresh actions, at most `per_user` each (what a step trains on).
-    pub fn take_batch(&self, n: usize, per_user: u64, rng: &mut impl Rng) -> Taken {
+    /// `Taken::fresh` counts their fresh actions, at most `per_user` each (what a step trains on);
+    /// `Taken::replay` adds up to `replay` other users from the reservoir.
+    pub fn take_batch(&self, n: usize, per_user: u64, replay: usize, rng: &mut impl Rng) -> Taken {
         let mut inner = self.lock();
         let mut keyed: Vec<(f64, String)> = inner
             .pending
@@ -135,17 +147,38 @@ impl ActiveUsers {
             .collect();
         keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
         keyed.truncate(n);
-        let (mut actions, mut newest_ms) = (0, None);
+        let (mut fresh, mut newest_ms) = (Vec::with_capacity(keyed.len()), None);
         for (_, user) in &keyed {
-            if let Some(seen) = inner.pending.last_seen.remove(user) {
-                actions += seen.actions.min(per_user);
-                newest_ms = newest_ms.max(Some(seen.at_ms));
-            }
+            let seen = inner.pending.last_seen.remove(user);
+            fresh.push(seen.map_or(0, |s| s.actions.min(per_user)));
+            newest_ms = newest_ms.max(seen.map(|s| s.at_ms));
         }
+        let users: Vec<String> = keyed.into_iter().map(|(_, u)| u).collect();
+        let taken: std::collections::HashSet<&str> = users.iter().map(String::as_str).collect();
+        let replay = inner.past.sample(replay, &taken, rng);
         Taken {
-            users: keyed.into_iter().map(|(_, u)| u).collect(),
-            actions,
+            actions: fresh.iter().sum(),
+            fresh,
+            replay,
+            users,
             newest_ms,
+        }
+    }
+
+    /// Puts users taken for a step that did not run back among the pending, with their fresh
+    /// actions (merged with any that arrived since), so nothing fresh is skipped.
+    pub fn untake(&self, taken: &Taken) {
+        let mut inner = self.lock();
+        let at_ms = taken.newest_ms.unwrap_or_else(crate::schemas::now_ms);
+        for (user, &fresh) in taken.users.iter().zip(&taken.fresh) {
+            inner.tick += 1;
+            let tick = inner.tick;
+            let seen = inner.pending.last_seen.entry(user.clone()).or_insert(Seen {
+                tick,
+                actions: 0,
+                at_ms,
+            });
+            seen.actions += fresh;
         }
     }
 
@@ -177,7 +210,7 @@ mod tests {
         assert!(active.pending() <= 100, "pending stays bounded");
         let mut rng = StdRng::seed_from_u64(1);
         let before = active.pending();
-        let taken = active.take_batch(20, 5, &mut rng);
+        let taken = active.take_batch(20, 5, 0, &mut rng);
         let batch = taken.users;
         assert_eq!(active.pending(), before - 20);
         assert_eq!((batch.len(), taken.actions), (20, 20), "one action each");
@@ -190,6 +223,16 @@ mod tests {
         let republish = active.drain_since_checkpoint();
         assert!(republish.len() <= 10 && republish[0] == "u999");
         assert!(active.drain_since_checkpoint().is_empty());
+        active.touch(["x", "y"]);
+        let alone = active.take_batch(10, 5, 0, &mut rng);
+        assert_eq!(active.pending(), 0);
+        active.untake(&alone);
+        assert_eq!(active.pending(), alone.users.len(), "a step that did not run gives them back");
+        assert_eq!(active.take_batch(10, 5, 0, &mut rng).actions, alone.actions);
+        active.touch(["x"]);
+        let replayed = active.take_batch(1, 5, 8, &mut rng);
+        assert_eq!(replayed.replay.len(), 8, "replayed from the reservoir");
+        assert!(!replayed.replay.contains(&replayed.users[0]));
     }
 
     #[test]
@@ -197,16 +240,19 @@ mod tests {
         let active = ActiveUsers::new(100, 10);
         active.touch(["a", "b", "a", "a", "c", "a", "a", "a", "a"]);
         let mut rng = StdRng::seed_from_u64(1);
-        let taken = active.take_batch(10, 5, &mut rng);
+        let taken = active.take_batch(10, 5, 0, &mut rng);
         assert_eq!(taken.users.len(), 3);
         assert_eq!(
             taken.actions,
             5 + 1 + 1,
             "a's 7 actions count as the 5 a step supervises"
         );
+        let a = taken.users.iter().position(|u| u == "a").unwrap();
+        assert_eq!(taken.fresh[a], 5);
+        assert!(taken.replay.is_empty());
         active.touch(["a"]);
         assert_eq!(
-            active.take_batch(10, 5, &mut rng).actions,
+            active.take_batch(10, 5, 0, &mut rng).actions,
             1,
             "counted afresh"
         );

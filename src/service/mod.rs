@@ -23,6 +23,7 @@ mod items;
 pub mod lag;
 mod live;
 mod popularity;
+mod reservoir;
 mod shared;
 mod signals;
 pub mod status;
@@ -34,6 +35,7 @@ pub use active::ActiveUsers;
 pub use http::{router, JsonListener, Status};
 pub use items::ItemSink;
 pub use shared::{Shared, TrainingState, Warmup};
+pub use trainer::{warm_start, EncoderIdentity};
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -245,6 +247,8 @@ fn spawn_training<S: Store>(
             online: config.online.clone(),
             actions_topic: config.kafka.actions_topic.clone(),
             model_id: shared.encoder.model_id().to_string(),
+            prefix: shared.encoder.prefix().to_string(),
+            history_cap: config.history.cap,
         },
         instance: shared.instance.clone(),
     };

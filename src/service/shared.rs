@@ -11,7 +11,7 @@ use super::active::ActiveUsers;
 use super::lag::Knobs;
 use super::live::LiveModels;
 use super::signals::{EncoderBusy, UploadLatency};
-use super::trainer::initial_models;
+use super::trainer::{initial_models, EncoderIdentity};
 use super::ServiceError;
 use crate::config::Config;
 use crate::encode::ContentEncoder;
@@ -91,7 +91,12 @@ impl<S: Store> Shared<S> {
         encoder: Arc<ContentEncoder>,
         stats: Arc<Stats>,
     ) -> Result<Self, ServiceError> {
-        let models = initial_models(&config, encoder.dim(), encoder.model_id())?;
+        let identity = EncoderIdentity {
+            model_id: encoder.model_id(),
+            prefix: encoder.prefix(),
+            dim: encoder.dim(),
+        };
+        let models = initial_models(&config, &identity)?;
         Ok(Self {
             catalogue: Arc::new(Catalogue::new(encoder.dim())),
             models: Arc::new(models),

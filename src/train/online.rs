@@ -27,6 +27,10 @@ pub struct OnlineBatch {
     pub negatives: Negatives,
     /// Per user, oldest first, as rows of `table`.
     pub sequences: Vec<Vec<u32>>,
+    /// Per sequence: how many of its last items are fresh (not trained on yet); every one of them
+    /// is a target ([`super::targets::TargetSpec::fresh_samples`]). Missing or below the trainer's
+    /// `recent` floor: `recent`.
+    pub fresh: Vec<usize>,
     /// Rows of `table` drawn uniformly from the catalogue as negatives (`sampled`, `mixed`).
     pub drawn: Vec<u32>,
     /// Items in the catalogue the draws came from.
@@ -49,8 +53,12 @@ pub struct OnlineTrainer {
     vars: Vec<(String, Var)>,
     optimizer: AdamW,
     config: TrainingConfig,
-    /// The cut between history and targets falls within the last `recent` actions.
+    /// At least a sequence's last `recent` actions are targets (`online.recent_targets`).
     recent: usize,
+    /// See [`Self::refit_whitening_until`].
+    whiten_refit_until: usize,
+    /// See [`Self::warm_up_over`].
+    warmup_steps: u64,
     // Keeps the variables alive and named.
     _varmap: VarMap,
 }
@@ -82,6 +90,8 @@ impl OnlineTrainer {
             optimizer,
             config: config.clone(),
             recent,
+            whiten_refit_until: 0,
+            warmup_steps: 1,
             _varmap: varmap,
         })
     }
@@ -105,12 +115,15 @@ impl OnlineTrainer {
         let mut rng = StdRng::seed_from_u64(seed);
         self.tower.reseed_dropout(seed);
         let targets = self.config.target_spec();
+        let max_len = self.tower.spec().max_len;
         let samples: Vec<_> = batch
             .sequences
             .iter()
+            .enumerate()
             .take(batch_limit)
-            .filter_map(|s| {
-                targets.recent_sample(s, self.tower.spec().max_len, self.recent, &mut rng)
+            .flat_map(|(i, s)| {
+                let fresh = batch.fresh.get(i).copied().unwrap_or(0).max(self.recent);
+                targets.fresh_samples(s, max_len, fresh, &mut rng)
             })
             .collect();
         if samples.len() < 2 {
@@ -130,6 +143,44 @@ impl OnlineTrainer {
         batch_loss(&tower, &samples, &config, &pool).map(|loss| Some((loss, pairs)))
     }
 
+    /// `towers.whiten`: a lineage's whitening is fitted on the table of its first step (with
+    /// `all_items` negatives, the whole catalogue; shrunk towards no whitening while it is small),
+    /// then refitted whenever the catalogue has doubled since, as long as the last fit saw fewer
+    /// than `whiten_refit_until` items and the table is the whole catalogue. The statistics travel
+    /// with the weights, so every version carries its own (and a warm start keeps the offline fit
+    /// until the catalogue outgrows it).
+    fn refit_whitening(&self, batch: &OnlineBatch) -> Result<()> {
+        let Some(whitening) = self.tower.whitening() else {
+            return Ok(());
+        };
+        let fitted = whitening.fitted_on()?;
+        let whole = batch.negatives == Negatives::AllItems && batch.sequences.len() > 1;
+        let outgrown = whole
+            && fitted < self.whiten_refit_until
+            && batch.catalogue_items >= 2 * fitted;
+        if fitted == 0 || outgrown {
+            whitening.fit(&batch.table)?;
+            tracing::info!(
+                items = batch.table.dim(0)?,
+                before = fitted,
+                "content whitening fitted (it travels with the next version)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Ramp the learning rate up linearly over a fresh optimizer's first `steps` steps
+    /// (`online.warmup_steps`; 0 or 1: full rate from the first step).
+    pub fn warm_up_over(&mut self, steps: u64) {
+        self.warmup_steps = steps;
+    }
+
+    /// Refit the whitening as the catalogue grows until a fit has seen this many items
+    /// (`online.whiten_refit_until`; 0: fitted once, on the first step's table).
+    pub fn refit_whitening_until(&mut self, items: usize) {
+        self.whiten_refit_until = items;
+    }
+
     /// The loss `step` would see on `batch` now, without updating anything (for monitoring).
     pub fn loss(&self, batch: &OnlineBatch) -> Result<Option<f32>> {
         self.batch_loss(batch, usize::MAX)?
@@ -141,13 +192,12 @@ impl OnlineTrainer {
     /// A step whose loss or gradient norm is not finite changes nothing and is an error: a diverging
     /// step must never reach a checkpoint.
     pub fn step(&mut self, batch: &OnlineBatch, batch_limit: usize) -> Result<Option<Stepped>> {
-        // `towers.whiten`: a lineage's whitening is fitted once, on the catalogue of its first step
-        // (with `all_items` negatives the table is the whole catalogue), then travels with the weights.
-        if let Some(whitening) = self.tower.whitening() {
-            if whitening.fitted_on()? == 0 {
-                whitening.fit(&batch.table)?;
-            }
-        }
+        self.refit_whitening(batch)?;
+        // A fresh optimizer (a new lineage, a warm start, a restore without moments) ramps its
+        // learning rate up: AdamW's first updates are full-size on every weight at once.
+        let ramp = (self.steps() + 1) as f64 / self.warmup_steps.max(1) as f64;
+        self.optimizer
+            .set_learning_rate(self.config.lr * ramp.min(1.0));
         let Some((loss, pairs)) = self.batch_loss(batch, batch_limit)? else {
             return Ok(None);
         };

@@ -105,6 +105,42 @@ impl TargetSpec {
         })
     }
 
+    /// Online, every fresh action supervised: the last `fresh` items of `sequence` are new since
+    /// the user was last trained on. `all_positions`: windows of `max_len + 1` items from the end
+    /// (as in [`Self::epoch_samples`]) until one reaches the first fresh item, every position of
+    /// each window supervised — the fresh actions, and the recent past they follow revisited with
+    /// them. `dense` and `last`: one cut within the fresh actions ([`Self::recent_sample`]).
+    pub fn fresh_samples(
+        &self,
+        sequence: &[u32],
+        max_len: usize,
+        fresh: usize,
+        rng: &mut impl Rng,
+    ) -> Vec<UserSample> {
+        let n = sequence.len();
+        if n < 2 {
+            return Vec::new();
+        }
+        if self.targets != Targets::AllPositions {
+            return self
+                .recent_sample(sequence, max_len, fresh, rng)
+                .into_iter()
+                .collect();
+        }
+        let first_fresh = n.saturating_sub(fresh.max(1)).max(1);
+        let mut samples = Vec::new();
+        let mut end = n;
+        loop {
+            let start = end.saturating_sub(max_len + 1);
+            samples.push(next_items(&sequence[start..end], 0));
+            // The window's first target is sequence[start + 1]: done once that is not fresh.
+            if start + 1 <= first_fresh {
+                break samples;
+            }
+            end = start + 1;
+        }
+    }
+
     /// History = `sequence[..cut]` (its last `max_len`), targets from `cut` on; `1 <= cut < len`.
     fn split_at(
         &self,
@@ -196,6 +232,40 @@ mod tests {
         assert_eq!(s.history, [107, 108, 109, 110]);
         let recent: Vec<u32> = s.pairs.iter().map(|p| p.target).collect();
         assert_eq!(recent, [110, 111]);
+    }
+
+    #[test]
+    fn fresh_samples_supervise_every_fresh_action() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let seq: Vec<u32> = (100..130).collect();
+        for fresh in [1, 3, 4, 5, 9, 29, 40] {
+            let samples = spec(Targets::AllPositions).fresh_samples(&seq, 4, fresh, &mut rng);
+            let supervised: std::collections::BTreeSet<u32> = samples
+                .iter()
+                .flat_map(|s| {
+                    assert!(s.history.len() <= 4);
+                    s.pairs.iter().map(|p| {
+                        assert_eq!(p.target, s.history[p.position] + 1, "next item");
+                        p.target
+                    })
+                })
+                .collect();
+            let first_fresh = 130 - fresh.min(29) as u32;
+            assert!(
+                (first_fresh..130).all(|t| supervised.contains(&t)),
+                "fresh {fresh}: every fresh action is a target"
+            );
+            // Windows of max_len + 1 items: at most one more than the fresh ones need.
+            assert!(samples.len() <= fresh.div_ceil(4).max(1));
+        }
+        // A short sequence: one window, every next item.
+        let s = spec(Targets::AllPositions).fresh_samples(&seq[..3], 4, 1, &mut rng);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].pairs.len(), 2);
+        assert!(spec(Targets::Dense)
+            .fresh_samples(&seq, 4, 3, &mut rng)
+            .iter()
+            .all(|s| s.pairs.iter().all(|p| p.target >= 127)));
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Owns the input streams the tools produce: a synthetic stream ([`synthetic`]: topical users and
 //! items, with a share of malformed events) and a MovieLens 100K replay ([`movielens`]: uploads,
 //! then ratings as actions in time order), as typed events, and their producer ([`producer`]:
-//! serialised at the send, to the configured topic). Used by `learn demo`, `learn replay` and
-//! `learn loadgen`.
+//! serialised at the send, to the configured topic), and a slice of a stream as an offline
+//! dataset ([`export()`]). Used by `learn demo`, `learn replay` and `learn loadgen`.
 
+mod export;
 mod movielens;
 mod producer;
 mod synthetic;
 
+pub use export::{export, Exported};
 pub use movielens::movielens_stream;
 pub use producer::{EventProducer, ProduceError};
 pub use synthetic::{synthetic_stream, SyntheticOptions};

@@ -1,39 +1,49 @@
-//! Batch assembly for one online step: users' recent sequences over a batch-local item table.
+//! Batch assembly for one online step: the taken users' sequences (every fresh action covered)
+//! and the replayed users' stored histories, over a batch-local item table.
 
 use super::{Loop, TrainerError};
+use crate::service::active::Taken;
 use crate::store::Store;
 use crate::train::online::OnlineBatch;
 use crate::train::rows::{effective_negatives, step_rows};
 
 impl<S: Store> Loop<S> {
-    /// Users' recent sequences as rows of a batch-local table ([`step_rows`]): the whole
+    /// The taken users' sequences (each read far enough back to cover its fresh actions) and the
+    /// replayed users' latest windows, as rows of a batch-local table ([`step_rows`]): the whole
     /// catalogue (`all_items` up to `online.full_softmax_items`), or the batch's items plus
     /// uniform draws from the catalogue.
-    pub(super) async fn batch(
-        &mut self,
-        users: &[String],
-    ) -> Result<Option<OnlineBatch>, TrainerError> {
+    pub(super) async fn batch(&mut self, taken: &Taken) -> Result<Option<OnlineBatch>, TrainerError> {
         let ctx = &self.ctx;
         let (training, catalogue) = (&ctx.config.training, &ctx.live.catalogue);
-        let limit = ctx.live.towers.max_len + ctx.config.online.recent_targets;
-        let histories =
-            futures::future::try_join_all(users.iter().map(|u| ctx.store.history(u, limit)))
-                .await?;
+        let window = ctx.live.towers.max_len + ctx.config.online.recent_targets;
+        let wanted: Vec<(&String, usize)> = taken
+            .users
+            .iter()
+            .zip(&taken.fresh)
+            .map(|(user, &fresh)| (user, fresh as usize))
+            .chain(taken.replay.iter().map(|user| (user, 0)))
+            .collect();
+        let histories = futures::future::try_join_all(
+            wanted
+                .iter()
+                .map(|&(user, fresh)| ctx.store.history(user, window.max(fresh + window))),
+        )
+        .await?;
         let ids: Vec<String> = histories
             .iter()
             .flatten()
             .map(|e| e.item_id.clone())
             .collect();
         catalogue.fetch_missing(&ctx.store, &ids).await?;
-        let sequences: Vec<Vec<u32>> = histories
+        let (sequences, fresh): (Vec<Vec<u32>>, Vec<usize>) = histories
             .iter()
-            .map(|h| {
-                h.iter()
-                    .filter_map(|e| catalogue.row(&e.item_id))
-                    .collect::<Vec<u32>>()
+            .zip(&wanted)
+            .map(|(h, &(_, fresh))| {
+                let rows: Vec<u32> = h.iter().filter_map(|e| catalogue.row(&e.item_id)).collect();
+                (rows, fresh)
             })
-            .filter(|s| s.len() >= 2)
-            .collect();
+            .filter(|(s, _)| s.len() >= 2)
+            .unzip();
         if sequences.len() < 2 {
             return Ok(None);
         }
@@ -59,6 +69,7 @@ impl<S: Store> Loop<S> {
             table: catalogue.table(&step.rows)?,
             negatives: step.negatives,
             sequences: step.sequences,
+            fresh,
             drawn: step.drawn,
             catalogue_items,
             log_share,

@@ -14,6 +14,8 @@ pub enum TrainerError {
     Tensor(#[from] candle_core::Error),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("warm start: {0}")]
+    WarmStart(#[from] crate::experiment::warm_start::WarmStartError),
     #[error("checkpoint v{version} does not fit this configuration: {reason}")]
     Incompatible { version: u64, reason: String },
     #[error("trainer threads: {0}")]

@@ -21,7 +21,7 @@ mod threads;
 pub use error::TrainerError;
 pub use lease::{renew as renew_lease, Lease};
 use models::newest_checkpoint;
-pub use models::{initial_models, serving_model};
+pub use models::{initial_models, serving_model, warm_start, EncoderIdentity};
 use policy::CheckpointPolicy;
 use threads::TrainerThreads;
 
@@ -37,7 +37,7 @@ use super::lag::Knobs;
 use super::live::LiveModels;
 use super::shared::TrainingState;
 use super::signals::EncoderBusy;
-use crate::checkpoint::CheckpointDir;
+use crate::checkpoint::{Checkpoint, CheckpointDir};
 use crate::config::OnlineConfig;
 use crate::metrics::{Event, Stats, TrainerStage};
 use crate::publish::EmbeddingPublisher;
@@ -74,6 +74,10 @@ pub struct TrainerConfig {
     pub actions_topic: String,
     /// The frozen encoder's id (in checkpoint manifests).
     pub model_id: String,
+    /// The frozen encoder's resolved task prefix (a warm start is checked against it).
+    pub prefix: String,
+    /// `history.cap`: the most fresh actions of one user a step can read back.
+    pub history_cap: usize,
 }
 
 /// Where re-published embeddings go.
@@ -203,7 +207,13 @@ impl<S: Store> Loop<S> {
         }
         if let (Some(fence), false) = (&fence, self.leading()) {
             tracing::info!(instance = %self.ctx.instance, epoch = fence.epoch, "leading: this process trains");
-            self.leadership = Leadership::Leading(Box::new(self.take_over().await?), fence.clone());
+            let (trainer, unpublished) = self.take_over().await?;
+            self.leadership = Leadership::Leading(Box::new(trainer), fence.clone());
+            if let Some(checkpoint) = unpublished {
+                // A warm start's version 1, or a local version the store lacks: published like any
+                // checkpoint, so followers and a later leader restore it from the store.
+                self.persist(checkpoint, Instant::now()).await?;
+            }
         }
         self.ctx
             .training
@@ -212,8 +222,10 @@ impl<S: Store> Loop<S> {
         Ok(())
     }
 
-    /// Becomes the trainer: restores the newest checkpoint, or starts from the initial weights.
-    async fn take_over(&mut self) -> Result<OnlineTrainer, TrainerError> {
+    /// Becomes the trainer: restores the newest checkpoint; with none, imports `online.warm_start`
+    /// or starts from the initial weights. Returns too what the store does not have yet (to be
+    /// published).
+    async fn take_over(&mut self) -> Result<(OnlineTrainer, Option<Checkpoint>), TrainerError> {
         let ctx = &self.ctx;
         let mut trainer = OnlineTrainer::new(
             &ctx.live.towers,
@@ -221,7 +233,29 @@ impl<S: Store> Loop<S> {
             &ctx.config.training,
             ctx.config.online.recent_targets,
         )?;
-        if let Some(checkpoint) = newest_checkpoint(&ctx.store, &self.dir).await? {
+        trainer.refit_whitening_until(ctx.config.online.whiten_refit_until);
+        trainer.warm_up_over(ctx.config.online.warmup_steps);
+        let unpublished;
+        let newest = match newest_checkpoint(&ctx.store, &self.dir).await? {
+            Some((checkpoint, missing)) => {
+                unpublished = missing.then(|| checkpoint.clone());
+                Some(checkpoint)
+            }
+            None => {
+                let encoder = EncoderIdentity {
+                    model_id: &ctx.config.model_id,
+                    prefix: &ctx.config.prefix,
+                    dim: ctx.live.catalogue.dim(),
+                };
+                let run = ctx.config.online.warm_start.as_deref();
+                unpublished = warm_start(run, &ctx.live.towers, &ctx.config.training, &encoder)?;
+                if let Some(run) = &ctx.config.online.warm_start {
+                    tracing::info!(run = %run.display(), "no checkpoint yet: starting the lineage from the offline run (version 1); AdamW's moments start fresh");
+                }
+                unpublished.clone()
+            }
+        };
+        if let Some(checkpoint) = newest {
             // Checks the checkpoint fits this configuration before anything is restored.
             let serving = ctx.live.load(&checkpoint)?;
             trainer.restore(&checkpoint)?;
@@ -238,7 +272,7 @@ impl<S: Store> Loop<S> {
                 optimizer = if checkpoint.optimizer.is_some() {
                     "restored"
                 } else {
-                    "fresh (the store publishes weights only)"
+                    "fresh (a warm start, or the store's weights alone)"
                 },
                 "restored checkpoint"
             );
@@ -249,17 +283,22 @@ impl<S: Store> Loop<S> {
             .training
             .trained_through_ms
             .store(crate::schemas::now_ms(), Ordering::Relaxed);
-        Ok(trainer)
+        Ok((trainer, unpublished))
     }
 
     async fn step(&mut self) -> Result<(), TrainerError> {
         let limit = self.ctx.knobs.train_batch.load(Ordering::Relaxed);
+        let online = &self.ctx.config.online;
+        // Fresh actions beyond what a history holds are gone from it: at most the cap each.
         let taken = self.ctx.active.take_batch(
             limit,
-            self.ctx.config.online.recent_targets as u64,
+            self.ctx.config.history_cap as u64,
+            online.replay_users,
             &mut self.rng,
         );
-        let Some(batch) = self.batch(&taken.users).await? else {
+        let Some(batch) = self.batch(&taken).await? else {
+            // Fewer than two usable sequences: they wait for the next step.
+            self.ctx.active.untake(&taken);
             return Ok(());
         };
         let Leadership::Leading(mut trainer, fence) =
@@ -271,7 +310,7 @@ impl<S: Store> Loop<S> {
         let threads = self.threads.clone();
         let (trainer, stepped) = tokio::task::spawn_blocking(move || {
             threads.run(|| {
-                let stepped = trainer.step(&batch, limit);
+                let stepped = trainer.step(&batch, usize::MAX);
                 (trainer, stepped)
             })
         })

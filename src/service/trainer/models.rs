@@ -4,6 +4,9 @@
 use super::TrainerError;
 use crate::checkpoint::{self, Checkpoint, CheckpointDir, Manifest};
 use crate::config::Config;
+use std::path::Path;
+
+use crate::experiment::warm_start::{self, Target};
 use crate::schemas::now_ms;
 use crate::service::ServiceError;
 use crate::serving::{Models, ServingModel};
@@ -12,25 +15,56 @@ use crate::towers::TowerSpec;
 use crate::train::online::inference_tower;
 use crate::train::TrainingConfig;
 
-/// The models a process starts with: the initial towers (seeded, version 0) serve until a
-/// checkpoint is found; the same weights are kept as the frozen baseline.
-pub fn initial_models(
-    config: &Config,
-    content_dim: usize,
-    model_id: &str,
-) -> Result<Models, ServiceError> {
+/// The encoder the towers read, as checkpoints and warm starts are checked against it.
+pub struct EncoderIdentity<'a> {
+    pub model_id: &'a str,
+    /// The resolved task prefix.
+    pub prefix: &'a str,
+    pub dim: usize,
+}
+
+/// The models a process starts with: the initial towers (seeded, version 0) — or, with
+/// `online.warm_start`, the imported offline model (version 1) — serve until a newer checkpoint
+/// is found; the same weights are kept as the frozen baseline. An offline run that does not fit
+/// this configuration fails the start, naming the setting.
+pub fn initial_models(config: &Config, encoder: &EncoderIdentity) -> Result<Models, ServiceError> {
     let build = || -> Result<ServingModel, TrainerError> {
+        let run = config.online.warm_start.as_deref();
+        if let Some(imported) = warm_start(run, &config.towers, &config.training, encoder)? {
+            return serving_model(&config.towers, config.training.seed, encoder.dim, &imported);
+        }
         Ok(ServingModel {
             version: 0,
-            tower: inference_tower(&config.towers, content_dim, config.training.seed, None)?,
+            tower: inference_tower(&config.towers, encoder.dim, config.training.seed, None)?,
             created_ms: now_ms(),
         })
     };
     Ok(Models::new(
         build()?,
         build()?,
-        format!("learn-towers/{model_id}"),
+        format!("learn-towers/{}", encoder.model_id),
     ))
+}
+
+/// The `online.warm_start` run as version 1 of a new lineage for `towers` + `training` (None
+/// when the key is unset).
+pub fn warm_start(
+    run: Option<&Path>,
+    towers: &TowerSpec,
+    training: &TrainingConfig,
+    encoder: &EncoderIdentity,
+) -> Result<Option<Checkpoint>, TrainerError> {
+    let Some(run) = run else {
+        return Ok(None);
+    };
+    let target = Target {
+        towers,
+        model_id: encoder.model_id,
+        prefix: encoder.prefix,
+        content_dim: Some(encoder.dim),
+    };
+    let hash = config_hash(towers, training);
+    Ok(Some(warm_start::import(run, &target, &hash)?))
 }
 
 /// Hash of the settings the weights depend on.
@@ -78,16 +112,20 @@ fn check_compatible(
     Ok(())
 }
 
-/// The newest checkpoint: the local directory's or the store's, whichever is newer.
+/// The newest checkpoint: the local directory's or the store's, whichever is newer, and whether
+/// the store lacks it (a local one newer than the store's model: imported by `learn checkpoint
+/// import`, or written by a leader that stopped before publishing).
 pub(super) async fn newest_checkpoint<S: Store>(
     store: &S,
     dir: &CheckpointDir,
-) -> Result<Option<Checkpoint>, TrainerError> {
+) -> Result<Option<(Checkpoint, bool)>, TrainerError> {
     let local = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || dir.latest()).await??
     };
-    let remote = match store.current_model().await? {
+    let stored = store.current_model().await?;
+    let stored_version = stored.as_ref().map(|m| m.version);
+    let remote = match stored {
         Some(model)
             if local
                 .as_ref()
@@ -103,5 +141,11 @@ pub(super) async fn newest_checkpoint<S: Store>(
         }
         _ => None,
     };
-    Ok(remote.or(local))
+    Ok(match remote {
+        Some(remote) => Some((remote, false)),
+        None => local.map(|l| {
+            let unpublished = stored_version.is_none_or(|v| v < l.manifest.version);
+            (l, unpublished)
+        }),
+    })
 }

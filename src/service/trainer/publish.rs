@@ -36,10 +36,25 @@ impl<S: Store> Loop<S> {
             offsets,
             state_sha256: None, // set by the write
         };
-        let super::Leadership::Leading(trainer, fence) = &self.leadership else {
+        let super::Leadership::Leading(trainer, _) = &self.leadership else {
             return Ok(()); // only a leader checkpoints
         };
         let checkpoint = trainer.checkpoint(manifest)?;
+        self.persist(checkpoint, started).await
+    }
+
+    /// Writes `checkpoint` (its manifest's version) to the directory, publishes it to the store
+    /// under this term's fence, serves it and re-publishes the embeddings under it.
+    pub(super) async fn persist(
+        &mut self,
+        checkpoint: crate::checkpoint::Checkpoint,
+        started: Instant,
+    ) -> Result<(), TrainerError> {
+        let (ctx, live) = (&self.ctx, &self.ctx.live);
+        let version = checkpoint.manifest.version;
+        let super::Leadership::Leading(_, fence) = &self.leadership else {
+            return Ok(()); // only a leader publishes
+        };
         let (dir, to_write) = (self.dir.clone(), checkpoint.clone());
         let written = tokio::task::spawn_blocking(move || dir.write(&to_write)).await??;
         let path = written.dir;
