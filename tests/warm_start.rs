@@ -27,7 +27,12 @@ const DIM: usize = 24;
 
 /// An offline run as `learn train` writes it (weights + meta), over a random 40-item content
 /// table; returns its weights sorted by name.
-fn offline_run(dir: &Path, towers: &TowerSpec, encoder: &str, prefix: &str) -> Vec<(String, Tensor)> {
+fn offline_run(
+    dir: &Path,
+    towers: &TowerSpec,
+    encoder: &str,
+    prefix: &str,
+) -> Vec<(String, Tensor)> {
     let config = Config::load(None).unwrap();
     let table = Tensor::randn(0f32, 1.0, (40, DIM), &Device::Cpu).unwrap();
     let varmap = VarMap::new();
@@ -86,7 +91,10 @@ fn an_offline_run_becomes_version_one_with_its_weights_and_whitening() {
     assert_eq!(checkpoint.manifest.version, 1);
     assert_eq!(checkpoint.manifest.content_dim, DIM);
     assert_eq!(checkpoint.manifest.model_id, "enc");
-    assert!(checkpoint.optimizer.is_none(), "AdamW's moments start fresh");
+    assert!(
+        checkpoint.optimizer.is_none(),
+        "AdamW's moments start fresh"
+    );
     assert_eq!(checkpoint.weights.len(), saved.len());
     for ((name, weight), (saved_name, saved_weight)) in checkpoint.weights.iter().zip(&saved) {
         assert_eq!(name, saved_name);
@@ -116,16 +124,28 @@ fn a_run_that_does_not_fit_is_refused_naming_the_setting() {
         d_model: config.towers.d_model * 2,
         ..config.towers.clone()
     };
-    assert_eq!(refused(target(&wider, "enc", "query: ", DIM)), "towers.d_model");
+    assert_eq!(
+        refused(target(&wider, "enc", "query: ", DIM)),
+        "towers.d_model"
+    );
     let unwhitened = TowerSpec {
         whiten: false,
         ..config.towers.clone()
     };
-    assert_eq!(refused(target(&unwhitened, "enc", "query: ", DIM)), "towers.whiten");
+    assert_eq!(
+        refused(target(&unwhitened, "enc", "query: ", DIM)),
+        "towers.whiten"
+    );
     let towers = &config.towers;
-    assert_eq!(refused(target(towers, "other", "query: ", DIM)), "encoder.model_id");
+    assert_eq!(
+        refused(target(towers, "other", "query: ", DIM)),
+        "encoder.model_id"
+    );
     assert_eq!(refused(target(towers, "enc", "", DIM)), "encoder.prefix");
-    assert_eq!(refused(target(towers, "enc", "query: ", 384)), "content dimension");
+    assert_eq!(
+        refused(target(towers, "enc", "query: ", 384)),
+        "content dimension"
+    );
     let message = import(dir.path(), &target(&wider, "enc", "query: ", DIM), "h")
         .map(drop)
         .unwrap_err()
@@ -222,41 +242,36 @@ async fn learn_train_imports_serves_as_version_one_and_followers_restore_it() {
         .unwrap();
     // Under another [towers] the import is refused, naming the key; nothing is written.
     let leader_dir = config.online.checkpoint_dir.join("leader");
-    let refused = learn()
-        .args(["checkpoint", "import"])
-        .arg(&run)
-        .arg("--dir")
-        .arg(&leader_dir)
-        .env("LEARN__ENCODER__MODEL_DIR", &model_dir)
-        .env("LEARN__TOWERS__LAYERS", "3")
-        .output()
-        .unwrap();
+    let import = |env: &[(&str, &str)]| {
+        let mut command = learn();
+        command
+            .args(["checkpoint", "import"])
+            .arg(&run)
+            .arg("--dir")
+            .arg(&leader_dir)
+            .env("LEARN__ENCODER__MODEL_DIR", &model_dir)
+            .envs(env.iter().copied());
+        command.output().unwrap()
+    };
+    let refused = import(&[("LEARN__TOWERS__LAYERS", "3")]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(!refused.status.success() && stderr.contains("towers.layers"), "{stderr}");
+    assert!(
+        !refused.status.success() && stderr.contains("towers.layers"),
+        "{stderr}"
+    );
     assert!(!leader_dir.exists());
-    let imported = learn()
-        .args(["checkpoint", "import"])
-        .arg(&run)
-        .arg("--dir")
-        .arg(&leader_dir)
-        .env("LEARN__ENCODER__MODEL_DIR", &model_dir)
-        .output()
-        .unwrap();
-    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
+    let imported = import(&[]);
+    assert!(
+        imported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&imported.stderr)
+    );
     assert!(leader_dir.join("v00000001/manifest.json").is_file());
-    let again = learn()
-        .args(["checkpoint", "import"])
-        .arg(&run)
-        .arg("--dir")
-        .arg(&leader_dir)
-        .env("LEARN__ENCODER__MODEL_DIR", &model_dir)
-        .output()
-        .unwrap();
-    assert!(!again.status.success(), "a lineage is imported once");
+    assert!(!import(&[]).status.success(), "a lineage is imported once");
 
     // The trainer restores it and publishes it; a follower with no warm start of its own
     // restores version 1 from the store.
-    let spawn = |name: &str, role: &str, extra: &[(&str, &Path)]| {
+    let spawn = |name: &str, role: &str, extra: &[(&str, &Path)], stderr: Stdio| {
         let addr = common::free_addr();
         let mut command = common::serve_command(&config, &model_dir);
         command
@@ -268,15 +283,15 @@ async fn learn_train_imports_serves_as_version_one_and_followers_restore_it() {
                 config.online.checkpoint_dir.join(name),
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::piped());
+            .stderr(stderr);
         for (key, value) in extra {
             command.env(key, value);
         }
         (command.spawn().expect("spawn learn serve"), addr)
     };
-    let (mut leader, leader_addr) = spawn("leader", "trainer", &[]);
+    let (mut leader, leader_addr) = spawn("leader", "trainer", &[], Stdio::inherit());
     wait_for_version(&leader_addr, &mut leader, 1);
-    let (mut follower, follower_addr) = spawn("follower", "follower", &[]);
+    let (mut follower, follower_addr) = spawn("follower", "follower", &[], Stdio::inherit());
     wait_for_version(&follower_addr, &mut follower, 1);
     assert_eq!(common::status(&follower_addr).unwrap().model_version, 1);
     // online.warm_start under a config it does not fit: the start fails naming the key.
@@ -287,11 +302,25 @@ async fn learn_train_imports_serves_as_version_one_and_followers_restore_it() {
             ("LEARN__ONLINE__WARM_START", run.as_path()),
             ("LEARN__TOWERS__HEADS", Path::new("2")),
         ],
+        Stdio::piped(),
     );
-    let exited = misfit.wait().unwrap();
+    let started = Instant::now();
+    let exited = loop {
+        if let Some(status) = misfit.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            misfit.kill().unwrap();
+            panic!("learn serve started with a warm start that does not fit");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let mut stderr = String::new();
     std::io::Read::read_to_string(misfit.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(!exited.success() && stderr.contains("towers.heads"), "{stderr}");
+    assert!(
+        !exited.success() && stderr.contains("towers.heads"),
+        "{stderr}"
+    );
     for mut child in [leader, follower] {
         common::signal(&child, "-TERM");
         child.wait().unwrap();

@@ -25,8 +25,8 @@ pub fn init(demo: bool) {
             .init();
         return;
     }
-    let screen = from_env()
-        .unwrap_or_else(|| "warn,rdkafka=warn,learn_stream::metrics::event=error".into());
+    let screen =
+        from_env().unwrap_or_else(|| "warn,rdkafka=warn,learn_stream::metrics::event=error".into());
     let file = std::fs::File::create(demo_log()).ok();
     let full = file.map(|file| {
         tracing_subscriber::fmt::layer()

@@ -133,16 +133,14 @@ pub async fn run(
     on_offline: impl FnOnce(&OfflinePass),
     report: impl FnOnce(&DemoSummary, Option<&str>),
 ) -> Result<DemoSummary, DemoError> {
-    let topics = [
-        config.kafka.actions_topic.clone(),
-        config.kafka.items_topic.clone(),
-        config.kafka.dead_letter_topic.clone(),
-        config.kafka.item_embeddings_topic.clone(),
-        config.kafka.user_embeddings_topic.clone(),
-    ];
-    let broker = MockBroker::start(&topics, 3)?;
+    let broker = MockBroker::start(&topics(&config), 3)?;
     let checkpoints = tempfile_dir()?;
-    local(&mut config, &broker, &checkpoints.join("checkpoints"), options.serve);
+    local(
+        &mut config,
+        &broker,
+        &checkpoints.join("checkpoints"),
+        options.serve,
+    );
     let offline = if options.offline {
         let pass = offline::train(&mut config, &stream, encoder.clone(), &checkpoints).await?;
         on_offline(&pass);
@@ -208,6 +206,19 @@ pub async fn run(
         .map_err(|e| DemoError::Mock(e.to_string()))??;
     let _ = std::fs::remove_dir_all(&checkpoints);
     Ok(summary)
+}
+
+/// Every topic the service reads or writes (the mock cluster has no admin API: made up front).
+fn topics(config: &Config) -> [String; 5] {
+    let k = &config.kafka;
+    [
+        &k.actions_topic,
+        &k.items_topic,
+        &k.dead_letter_topic,
+        &k.item_embeddings_topic,
+        &k.user_embeddings_topic,
+    ]
+    .map(String::clone)
 }
 
 /// `config` for one process with no servers: the mock cluster's brokers (topics made by it: it has

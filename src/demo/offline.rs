@@ -57,10 +57,11 @@ pub async fn train(
         model: ModelKind::Learn,
     };
     let run = options.out.clone();
-    let report = tokio::task::spawn_blocking(move || train_command(&offline, &options, Some(&encoder)))
-        .await
-        .map_err(|e| DemoError::Offline(e.to_string()))?
-        .map_err(|e| DemoError::Offline(e.to_string()))?;
+    let report =
+        tokio::task::spawn_blocking(move || train_command(&offline, &options, Some(&encoder)))
+            .await
+            .map_err(|e| DemoError::Offline(e.to_string()))?
+            .map_err(|e| DemoError::Offline(e.to_string()))?;
     config.online.warm_start = Some(run);
     let best = report.curve.iter().find(|e| e.epoch == report.best_epoch);
     Ok(OfflinePass {

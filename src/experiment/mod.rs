@@ -4,7 +4,11 @@
 //! `results.json`, `report.md` and `training.svg`.
 
 pub mod report;
+mod saved;
 pub mod warm_start;
+
+use saved::checkpoint_error;
+pub use saved::{load_checkpoint_meta, load_weights, save_checkpoint, CheckpointMeta};
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -19,7 +23,7 @@ use crate::encode::ContentEncoder;
 use crate::eval::split::{cold_items, without_items};
 use crate::eval::{leave_one_out, Split};
 use crate::towers::{Tower, TowerInput, TowerSpec};
-use crate::train::{TrainReport, TrainingConfig};
+use crate::train::TrainReport;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExperimentError {
@@ -149,66 +153,6 @@ impl Experiment {
         load_weights(&options.out, kind, &mut varmap)?;
         Ok((tower, meta))
     }
-}
-
-/// What is saved beside a tower's weights.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct CheckpointMeta {
-    pub model: ModelKind,
-    pub dataset: String,
-    pub encoder_model: Option<String>,
-    /// The encoder's resolved task prefix (absent in runs written before it was recorded).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub encoder_prefix: Option<String>,
-    pub towers: TowerSpec,
-    pub training: TrainingConfig,
-    pub cold_fraction: f64,
-    pub report: TrainReport,
-}
-
-fn checkpoint_error(path: &Path, reason: impl ToString) -> ExperimentError {
-    ExperimentError::Checkpoint {
-        path: path.to_path_buf(),
-        reason: reason.to_string(),
-    }
-}
-
-pub fn save_checkpoint(
-    dir: &Path,
-    varmap: &VarMap,
-    meta: &CheckpointMeta,
-) -> Result<(), ExperimentError> {
-    std::fs::create_dir_all(dir).map_err(|e| checkpoint_error(dir, e))?;
-    let weights = dir.join(format!("{}.safetensors", meta.model.name()));
-    varmap.save(&weights)?;
-    let path = dir.join(format!("{}.json", meta.model.name()));
-    std::fs::write(
-        &path,
-        serde_json::to_string_pretty(meta).expect("serialisable"),
-    )
-    .map_err(|e| checkpoint_error(&path, e))
-}
-
-pub fn load_checkpoint_meta(
-    dir: &Path,
-    kind: ModelKind,
-) -> Result<CheckpointMeta, ExperimentError> {
-    let path = dir.join(format!("{}.json", kind.name()));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        checkpoint_error(
-            &path,
-            format!("{e} (train it first: learn train --model {})", kind.name()),
-        )
-    })?;
-    serde_json::from_str(&text).map_err(|e| checkpoint_error(&path, e))
-}
-
-pub fn load_weights(
-    dir: &Path,
-    kind: ModelKind,
-    varmap: &mut VarMap,
-) -> Result<(), ExperimentError> {
-    Ok(varmap.load(dir.join(format!("{}.safetensors", kind.name())))?)
 }
 
 /// `learn train`.

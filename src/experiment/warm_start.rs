@@ -43,7 +43,11 @@ pub struct Target<'a> {
 /// The `learn train` run in `run` as version 1 of a new lineage (no optimizer moments), once every
 /// setting the serving check reads agrees with `target`. `config_hash` is the service's hash of
 /// `[towers]` + `[training]`.
-pub fn import(run: &Path, target: &Target, config_hash: &str) -> Result<Checkpoint, WarmStartError> {
+pub fn import(
+    run: &Path,
+    target: &Target,
+    config_hash: &str,
+) -> Result<Checkpoint, WarmStartError> {
     let meta = load_checkpoint_meta(run, ModelKind::Learn).map_err(|e| WarmStartError::Read {
         path: run.to_path_buf(),
         reason: e.to_string(),
@@ -147,7 +151,10 @@ fn check(
 }
 
 /// The first `[towers]` key whose value differs, with both values.
-fn first_difference(offline: &TowerSpec, configured: &TowerSpec) -> Option<(String, String, String)> {
+fn first_difference(
+    offline: &TowerSpec,
+    configured: &TowerSpec,
+) -> Option<(String, String, String)> {
     let as_map = |spec: &TowerSpec| match serde_json::to_value(spec).expect("serialisable") {
         serde_json::Value::Object(map) => map,
         _ => unreachable!("a struct serialises as an object"),

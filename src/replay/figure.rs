@@ -1,7 +1,8 @@
 //! The replay's figure: each arm's prequential Recall@10 per window of probes, and consumer lag
 //! per stream over time.
 
-use super::{windows, LagSample, ReplayReport};
+use super::prequential::{windows, LagSample};
+use super::ReplayReport;
 use crate::eval::plot::Panel;
 
 /// Prequential recall per window and consumer lag over the replay.

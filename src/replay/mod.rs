@@ -4,23 +4,26 @@
 //! report: `replay.json` (every probe and lag sample), `replay.md` (recall per window) and
 //! `replay.svg` (prequential Recall@10 and consumer lag over the replay).
 
+mod client;
 mod figure;
 pub mod prequential;
+mod report;
+mod split;
+
+pub use report::{markdown, write};
+pub use split::{export_history, SplitPoint};
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::eval::plot;
 use crate::schemas::UserAction;
-use crate::service::Status;
-use crate::serving::recommend::Recommendation;
-use crate::workload::{export, movielens_stream, EventProducer, Exported, Outgoing, ProduceError};
-use prequential::{score, windows, LagSample, Popularity, Probe, Score, COLD_BELOW};
+use crate::workload::{movielens_stream, EventProducer, Outgoing, ProduceError};
+use client::Client;
+use prequential::{score, LagSample, Popularity, Probe, Score, COLD_BELOW};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
@@ -63,36 +66,6 @@ pub struct ReplayOptions {
     pub scratch_url: Option<String>,
 }
 
-/// `learn replay --split`: a fraction of the events, or an event time.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum SplitPoint {
-    Fraction(f64),
-    /// Milliseconds since the epoch.
-    Time(i64),
-}
-
-impl SplitPoint {
-    /// A value in (0, 1) is a fraction of the events; a larger one, a Unix time in seconds.
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let x: f64 = value
-            .parse()
-            .map_err(|_| format!("{value:?}: a fraction (0.5) or a Unix time in seconds"))?;
-        match x {
-            x if x > 0.0 && x < 1.0 => Ok(SplitPoint::Fraction(x)),
-            x if x >= 1.0 => Ok(SplitPoint::Time((x * 1000.0) as i64)),
-            _ => Err(format!("{value}: must be above 0")),
-        }
-    }
-
-    /// The index of the first streamed event of `stream` (time-ordered).
-    pub fn index(self, stream: &[Outgoing]) -> usize {
-        match self {
-            SplitPoint::Fraction(f) => (stream.len() as f64 * f).round() as usize,
-            SplitPoint::Time(ms) => stream.partition_point(|o| o.ts_ms() < ms),
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReplayReport {
     pub events: usize,
@@ -120,83 +93,6 @@ pub struct ArmScores {
     pub warm: Score,
 }
 
-struct Client {
-    agent: ureq::Agent,
-    url: String,
-    /// `Authorization` header value when the service wants a token (`serving.auth_token`).
-    auth: Option<String>,
-}
-
-impl Client {
-    fn get<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> Result<T, ReplayError> {
-        let url = format!("{}{path}", self.url);
-        let failed = |reason: String| ReplayError::Service {
-            url: url.clone(),
-            reason,
-        };
-        let mut request = self.agent.get(&url).query_pairs(query.iter().copied());
-        if let Some(auth) = &self.auth {
-            request = request.header("Authorization", auth);
-        }
-        request
-            .call()
-            .map_err(|e| failed(e.to_string()))?
-            .body_mut()
-            .read_json()
-            .map_err(|e| failed(e.to_string()))
-    }
-
-    /// The rank of `item` in the user's top 10 under `model` (None: not there), and the version;
-    /// `alone`: by the embeddings alone (no popularity prior).
-    fn rank(
-        &self,
-        user: &str,
-        item: &str,
-        model: &str,
-        alone: bool,
-    ) -> Result<(Option<u8>, u64), ReplayError> {
-        let mut query = vec![("user_id", user), ("k", "10"), ("model", model)];
-        if alone {
-            query.push(("popularity_weight", "0"));
-        }
-        let rec: Recommendation = self.get("/v1/recommend", &query)?;
-        let rank = rec.items.iter().position(|s| s.item_id == item);
-        Ok((rank.map(|r| r as u8), rec.version))
-    }
-
-    /// Waits (up to `timeout`) until the service has applied `actions` actions to histories, so a
-    /// probe sees every earlier action of the stream; false if it timed out.
-    fn wait_applied(&self, actions: u64, timeout: Duration) -> Result<bool, ReplayError> {
-        let started = Instant::now();
-        loop {
-            let status: Status = self.get("/v1/status", &[])?;
-            if status.actions_applied >= actions {
-                return Ok(true);
-            }
-            if started.elapsed() >= timeout {
-                return Ok(false);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn sample(&self, elapsed: f64, config: &Config) -> Result<LagSample, ReplayError> {
-        let status: Status = self.get("/v1/status", &[])?;
-        let lag = |topic: &str| status.lag.get(topic).map_or(0, |p| p.values().sum());
-        Ok(LagSample {
-            elapsed_secs: elapsed,
-            actions_lag: lag(&config.kafka.actions_topic),
-            uploads_lag: lag(&config.kafka.items_topic),
-            model_version: status.model_version,
-            train_steps: status.train_steps,
-        })
-    }
-}
-
 /// Longest wait for the service to apply every earlier action before a probe.
 const SYNC_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -216,19 +112,11 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
     }
     let history = options.split.map_or(0, |split| split.index(&stream));
     let producer = EventProducer::new(&config.kafka)?;
-    let client = |url: &String| Client {
-        agent: ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into(),
-        url: url.trim_end_matches('/').to_string(),
-        auth: config.serving.authorization(),
-    };
     let clients: Vec<Client> = options
         .serve_url
         .iter()
         .chain(&options.scratch_url)
-        .map(client)
+        .map(|url| Client::new(url, config))
         .collect();
     let mut evaluation = Evaluation::new(Instant::now(), options.scratch_url.is_some());
     for outgoing in &stream[..history] {
@@ -272,24 +160,6 @@ pub fn run(config: &Config, options: &ReplayOptions) -> Result<ReplayReport, Rep
     }
     producer.finish()?;
     Ok(evaluation.report(stream.len(), history))
-}
-
-/// Writes the events before `split` as a canonical dataset for `learn train` ([`export`]).
-pub fn export_history(
-    dataset: &Path,
-    split: SplitPoint,
-    limit: usize,
-    dir: &Path,
-) -> Result<Exported, ReplayError> {
-    let mut stream =
-        movielens_stream(dataset).map_err(|e| ReplayError::Dataset(e.to_string()))?;
-    if limit > 0 {
-        stream.truncate(limit);
-    }
-    export(&stream[..split.index(&stream)], dir).map_err(|source| ReplayError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })
 }
 
 /// Prequential evaluation as the replay goes: each probed action is predicted before it is sent.
@@ -414,84 +284,4 @@ impl Evaluation {
             lag: self.lag,
         }
     }
-}
-
-/// What each arm is, in words, for the report (with a split, the service was warm-started).
-fn describe(arm: &str, split: bool) -> &'static str {
-    match (arm, split) {
-        ("online", true) => "offline model + online updates (the default service), + prior",
-        ("online", false) => "online LEARN (towers trained on the stream), + prior",
-        ("online-alone", true) => "offline model + online updates, by the embeddings alone",
-        ("online-alone", false) => "online LEARN, by the embeddings alone",
-        ("frozen", true) => "offline model, frozen (never updated online), + prior",
-        ("frozen", false) => "frozen (initial weights, never trained), + prior",
-        ("scratch", _) => "online from scratch (a second service, no warm start), + prior",
-        ("scratch-alone", _) => "online from scratch, by the embeddings alone",
-        _ => "popularity so far (the replay's own counts)",
-    }
-}
-
-/// Markdown summary: each arm's prequential Recall@10 and NDCG@10, overall, on cold and warm
-/// targets, and Recall@10 per window.
-pub fn markdown(report: &ReplayReport, window: usize) -> String {
-    let split = report.history_events > 0;
-    let mut md = format!(
-        "Replayed {} events ({} actions; the first {} events as unevaluated history) in {:.0} s; \
-         {} prequential probes ({} before the service caught up; {} on cold targets, fewer than \
-         {COLD_BELOW} interactions before the probe).\n\n\
-         | arm | Recall@10 | NDCG@10 | cold R@10 | warm R@10 | cold / warm |\n|---|---|---|---|---|---|\n",
-        report.events,
-        report.actions,
-        report.history_events,
-        report.seconds,
-        report.probes.len(),
-        report.unsynced_probes,
-        report.probes.iter().filter(|p| p.cold).count(),
-    );
-    for s in &report.scores {
-        let ratio = if s.warm.recall_10 > 0.0 {
-            format!("{:.2}", s.cold.recall_10 / s.warm.recall_10)
-        } else {
-            "-".into()
-        };
-        let _ = writeln!(
-            md,
-            "| {} | {:.4} | {:.4} | {:.4} | {:.4} | {ratio} |",
-            describe(&s.arm, split),
-            s.overall.recall_10,
-            s.overall.ndcg_10,
-            s.cold.recall_10,
-            s.warm.recall_10,
-        );
-    }
-    let _ = write!(
-        md,
-        "\nRecall@10 per window of {window} probes:\n\n| actions replayed | {} |\n|---{}|\n",
-        report.arms.join(" | "),
-        "|---".repeat(report.arms.len())
-    );
-    for (at, scores) in windows(&report.probes, report.arms.len(), window) {
-        let cells: Vec<String> = scores.iter().map(|s| format!("{:.4}", s.recall_10)).collect();
-        let _ = writeln!(md, "| {at} | {} |", cells.join(" | "));
-    }
-    md
-}
-
-/// Writes replay.json, replay.md and replay.svg / replay.png into `dir`.
-pub fn write(report: &ReplayReport, window: usize, dir: &Path) -> Result<(), ReplayError> {
-    let io = |path: PathBuf| move |source| ReplayError::Write { path, source };
-    std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
-    let files = [
-        (
-            "replay.json",
-            serde_json::to_string_pretty(report).expect("serialisable"),
-        ),
-        ("replay.md", markdown(report, window)),
-    ];
-    for (name, text) in files {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(io(path.clone()))?;
-    }
-    let stem = dir.join("replay");
-    plot::write(&figure::panels(report, window), &stem).map_err(io(stem.with_extension("svg")))
 }

@@ -137,7 +137,11 @@ mod tests {
             cold: false,
             version: 0,
         };
-        let w = windows(&[probe(0, Some(0)), probe(5, None), probe(9, Some(2))], 3, 2);
+        let w = windows(
+            &[probe(0, Some(0)), probe(5, None), probe(9, Some(2))],
+            3,
+            2,
+        );
         assert_eq!(w.len(), 2);
         assert_eq!((w[0].0, w[1].0), (6, 10));
         assert_eq!(w[0].1[0].recall_10, 0.5);

@@ -53,13 +53,17 @@ impl Reservoir {
         if n == 0 || eligible == 0 {
             return Vec::new();
         }
-        rand::seq::index::sample(rng, self.users.len(), self.users.len().min(n + exclude.len()))
-            .into_iter()
-            .map(|i| &self.users[i])
-            .filter(|u| !exclude.contains(u.as_str()))
-            .take(n)
-            .cloned()
-            .collect()
+        rand::seq::index::sample(
+            rng,
+            self.users.len(),
+            self.users.len().min(n + exclude.len()),
+        )
+        .into_iter()
+        .map(|i| &self.users[i])
+        .filter(|u| !exclude.contains(u.as_str()))
+        .take(n)
+        .cloned()
+        .collect()
     }
 }
 
@@ -87,6 +91,9 @@ mod tests {
         // Early users are not all replaced by later ones: the sample spans the whole stream.
         let mut late = Reservoir::new(10);
         (0..10_000).for_each(|i| late.offer(&format!("v{i}")));
-        assert!(late.users.iter().any(|u| u[1..].parse::<u32>().unwrap() < 5_000));
+        assert!(late
+            .users
+            .iter()
+            .any(|u| u[1..].parse::<u32>().unwrap() < 5_000));
     }
 }

@@ -79,37 +79,11 @@ impl TargetSpec {
         }
     }
 
-    /// Online: the targets are the user's last `recent` actions. `all_positions`: the last
-    /// `max_len + 1` items, supervised at the positions whose next item is recent; `dense` and
-    /// `last`: a cut within the recent actions. None below 2 items.
-    pub fn recent_sample(
-        &self,
-        sequence: &[u32],
-        max_len: usize,
-        recent: usize,
-        rng: &mut impl Rng,
-    ) -> Option<UserSample> {
-        let n = sequence.len();
-        if n < 2 {
-            return None;
-        }
-        let first_target = n.saturating_sub(recent.max(1)).max(1);
-        Some(match self.targets {
-            Targets::AllPositions => {
-                let start = n.saturating_sub(max_len + 1);
-                next_items(&sequence[start..], first_target - start - 1)
-            }
-            Targets::Dense | Targets::Last => {
-                self.split_at(sequence, rng.random_range(first_target..n), max_len, rng)
-            }
-        })
-    }
-
     /// Online, every fresh action supervised: the last `fresh` items of `sequence` are new since
     /// the user was last trained on. `all_positions`: windows of `max_len + 1` items from the end
     /// (as in [`Self::epoch_samples`]) until one reaches the first fresh item, every position of
     /// each window supervised — the fresh actions, and the recent past they follow revisited with
-    /// them. `dense` and `last`: one cut within the fresh actions ([`Self::recent_sample`]).
+    /// them. `dense` and `last`: one cut within the fresh actions.
     pub fn fresh_samples(
         &self,
         sequence: &[u32],
@@ -121,13 +95,11 @@ impl TargetSpec {
         if n < 2 {
             return Vec::new();
         }
-        if self.targets != Targets::AllPositions {
-            return self
-                .recent_sample(sequence, max_len, fresh, rng)
-                .into_iter()
-                .collect();
-        }
         let first_fresh = n.saturating_sub(fresh.max(1)).max(1);
+        if self.targets != Targets::AllPositions {
+            let cut = rng.random_range(first_fresh..n);
+            return vec![self.split_at(sequence, cut, max_len, rng)];
+        }
         let mut samples = Vec::new();
         let mut end = n;
         loop {
@@ -208,30 +180,28 @@ mod tests {
         }
     }
 
-    #[test]
-    fn all_positions_supervise_every_next_item_once() {
-        let mut rng = StdRng::seed_from_u64(1);
-        let seq: Vec<u32> = (100..112).collect();
-        let samples = spec(Targets::AllPositions).epoch_samples(&seq, 4, &mut rng);
-        let mut targets: Vec<u32> = samples
+    /// Every pair's target, checked to be the next item of a history of at most `max_len`.
+    fn next_item_targets(samples: &[UserSample], max_len: usize) -> Vec<u32> {
+        samples
             .iter()
             .flat_map(|s| {
-                assert!(s.history.len() <= 4);
+                assert!(s.history.len() <= max_len);
                 s.pairs.iter().map(|p| {
                     assert_eq!(p.target, s.history[p.position] + 1, "next item");
                     p.target
                 })
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn all_positions_supervise_every_next_item_once() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let seq: Vec<u32> = (100..112).collect();
+        let samples = spec(Targets::AllPositions).epoch_samples(&seq, 4, &mut rng);
+        let mut targets = next_item_targets(&samples, 4);
         targets.sort_unstable();
         assert_eq!(targets, (101..112).collect::<Vec<_>>());
-        // Online: only the recent targets, with the longest history that fits.
-        let s = spec(Targets::AllPositions)
-            .recent_sample(&seq, 4, 2, &mut rng)
-            .unwrap();
-        assert_eq!(s.history, [107, 108, 109, 110]);
-        let recent: Vec<u32> = s.pairs.iter().map(|p| p.target).collect();
-        assert_eq!(recent, [110, 111]);
     }
 
     #[test]
@@ -240,16 +210,8 @@ mod tests {
         let seq: Vec<u32> = (100..130).collect();
         for fresh in [1, 3, 4, 5, 9, 29, 40] {
             let samples = spec(Targets::AllPositions).fresh_samples(&seq, 4, fresh, &mut rng);
-            let supervised: std::collections::BTreeSet<u32> = samples
-                .iter()
-                .flat_map(|s| {
-                    assert!(s.history.len() <= 4);
-                    s.pairs.iter().map(|p| {
-                        assert_eq!(p.target, s.history[p.position] + 1, "next item");
-                        p.target
-                    })
-                })
-                .collect();
+            let supervised: std::collections::BTreeSet<u32> =
+                next_item_targets(&samples, 4).into_iter().collect();
             let first_fresh = 130 - fresh.min(29) as u32;
             assert!(
                 (first_fresh..130).all(|t| supervised.contains(&t)),

@@ -77,10 +77,22 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let written = export(&events, dir.path()).unwrap();
-        assert_eq!(written, Exported { items: 2, interactions: 3 });
+        assert_eq!(
+            written,
+            Exported {
+                items: 2,
+                interactions: 3
+            }
+        );
         let dataset = crate::dataset::load(dir.path()).unwrap();
-        let Outgoing::Upload(b) = &events[1] else { unreachable!() };
-        assert_eq!(dataset.items[1].text, b.text(), "the text the service embeds");
+        let Outgoing::Upload(b) = &events[1] else {
+            unreachable!()
+        };
+        assert_eq!(
+            dataset.items[1].text,
+            b.text(),
+            "the text the service embeds"
+        );
         assert_eq!(dataset.sequences, vec![vec![0, 1, 0]]);
     }
 }

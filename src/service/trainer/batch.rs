@@ -12,7 +12,10 @@ impl<S: Store> Loop<S> {
     /// replayed users' latest windows, as rows of a batch-local table ([`step_rows`]): the whole
     /// catalogue (`all_items` up to `online.full_softmax_items`), or the batch's items plus
     /// uniform draws from the catalogue.
-    pub(super) async fn batch(&mut self, taken: &Taken) -> Result<Option<OnlineBatch>, TrainerError> {
+    pub(super) async fn batch(
+        &mut self,
+        taken: &Taken,
+    ) -> Result<Option<OnlineBatch>, TrainerError> {
         let ctx = &self.ctx;
         let (training, catalogue) = (&ctx.config.training, &ctx.live.catalogue);
         let window = ctx.live.towers.max_len + ctx.config.online.recent_targets;
