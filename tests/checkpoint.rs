@@ -1,6 +1,7 @@
 //! Checkpoints: stopping, restoring and continuing gives bit-for-bit the weights and optimizer
 //! state of a run that never stopped; writes are atomic and only the last K are kept; a diverging
-//! (non-finite) step changes nothing.
+//! (non-finite) step changes nothing; the whitening is fitted on a lineage's first step, refitted
+//! only as configured, and carried by checkpoints.
 
 use candle_core::{Device, Tensor};
 use learn_stream::checkpoint::{self, CheckpointDir, Manifest};
@@ -280,4 +281,58 @@ fn whitening_is_fitted_on_the_first_step_never_trained_and_travels_with_the_weig
         .unwrap();
     next.step(&batch(7), 64).unwrap();
     assert_eq!(whiten(&next), fitted);
+}
+
+/// Items the lineage's whitening was fitted on (`whiten.items`; 0: not yet).
+fn whitened_on(trainer: &OnlineTrainer) -> usize {
+    let weights = trainer.weights().unwrap();
+    let (_, items) = weights.iter().find(|(n, _)| n == "whiten.items").unwrap();
+    items.to_vec1::<f32>().unwrap()[0] as usize
+}
+
+/// `batch(step)` over a catalogue of `items` (the first 20 rows as before, the rest new).
+fn grown(step: usize, items: usize) -> OnlineBatch {
+    let values: Vec<f32> = (0..items * DIM)
+        .map(|i| ((i * 5 + i / DIM + step) % 17) as f32 / 17.0 - 0.5)
+        .collect();
+    OnlineBatch {
+        table: Tensor::from_vec(values, (items, DIM), &Device::Cpu).unwrap(),
+        catalogue_items: items,
+        log_share: None,
+        ..batch(step)
+    }
+}
+
+#[test]
+fn whitening_is_fitted_on_the_first_step_and_refitted_only_as_the_catalogue_doubles() {
+    let config = config();
+    assert!(config.towers.whiten && config.online.whiten_refit_until == 0);
+    // The default: fitted once, on the first step's catalogue, whatever it grows to.
+    let mut once = trainer(&config);
+    assert_eq!(whitened_on(&once), 0);
+    once.step(&batch(0), usize::MAX).unwrap().unwrap();
+    assert_eq!(whitened_on(&once), 20);
+    once.step(&grown(1, 80), usize::MAX).unwrap().unwrap();
+    assert_eq!(whitened_on(&once), 20, "kept as the catalogue grows");
+    // Refits on each doubling, until a fit has seen `until` items.
+    let mut refit = trainer(&config);
+    refit.refit_whitening_until(60);
+    refit.step(&batch(0), usize::MAX).unwrap().unwrap();
+    refit.step(&grown(1, 39), usize::MAX).unwrap().unwrap();
+    assert_eq!(whitened_on(&refit), 20, "not yet doubled");
+    refit.step(&grown(2, 40), usize::MAX).unwrap().unwrap();
+    assert_eq!(whitened_on(&refit), 40, "doubled: refitted");
+    refit.step(&grown(3, 80), usize::MAX).unwrap().unwrap();
+    assert_eq!(whitened_on(&refit), 80, "40 < 60: refitted again");
+    refit.step(&grown(4, 200), usize::MAX).unwrap().unwrap();
+    assert_eq!(
+        whitened_on(&refit),
+        80,
+        "a fit has seen 60: kept from now on"
+    );
+    // A checkpoint carries the statistics: a restored trainer has the same fit.
+    let mut restored = trainer(&config);
+    let saved = refit.checkpoint(manifest(&config, 1)).unwrap();
+    restored.restore(&saved).unwrap();
+    assert_eq!(whitened_on(&restored), 80);
 }
