@@ -135,12 +135,7 @@ pub async fn run(
 ) -> Result<DemoSummary, DemoError> {
     let broker = MockBroker::start(&topics(&config), 3)?;
     let checkpoints = tempfile_dir()?;
-    local(
-        &mut config,
-        &broker,
-        &checkpoints.join("checkpoints"),
-        options.serve,
-    );
+    local(&mut config, &broker, &checkpoints, options.serve);
     let offline = if options.offline {
         let pass = offline::train(&mut config, &stream, encoder.clone(), &checkpoints).await?;
         on_offline(&pass);
@@ -222,11 +217,11 @@ fn topics(config: &Config) -> [String; 5] {
 }
 
 /// `config` for one process with no servers: the mock cluster's brokers (topics made by it: it has
-/// no admin API), checkpoints in a temporary directory, HTTP on a free port unless it `serve`s.
-fn local(config: &mut Config, broker: &MockBroker, checkpoints: &Path, serve: bool) {
+/// no admin API), checkpoints under the work directory `work`, HTTP on a free port unless it `serve`s.
+fn local(config: &mut Config, broker: &MockBroker, work: &Path, serve: bool) {
     config.kafka.brokers = broker.bootstrap_servers().to_string();
     config.kafka.create_topics = false;
-    config.online.checkpoint_dir = checkpoints.to_path_buf();
+    config.online.checkpoint_dir = work.join("checkpoints");
     if !serve {
         config.serving.addr = "127.0.0.1:0".into();
     }
