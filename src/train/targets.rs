@@ -106,7 +106,7 @@ impl TargetSpec {
             let start = end.saturating_sub(max_len + 1);
             samples.push(next_items(&sequence[start..end], 0));
             // The window's first target is sequence[start + 1]: done once that is not fresh.
-            if start + 1 <= first_fresh {
+            if start < first_fresh {
                 break samples;
             }
             end = start + 1;

@@ -2,6 +2,7 @@
 //! and serving go on).
 
 use crate::checkpoint::CheckpointError;
+use crate::experiment::warm_start::WarmStartError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -14,8 +15,9 @@ pub enum TrainerError {
     Tensor(#[from] candle_core::Error),
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// Boxed: the mismatch's text is large, and every trainer result carries the variant's size.
     #[error("warm start: {0}")]
-    WarmStart(#[from] crate::experiment::warm_start::WarmStartError),
+    WarmStart(Box<WarmStartError>),
     #[error("checkpoint v{version} does not fit this configuration: {reason}")]
     Incompatible { version: u64, reason: String },
     #[error("trainer threads: {0}")]
@@ -26,4 +28,10 @@ pub enum TrainerError {
     Fenced { version: u64 },
     #[error("the leader lease (epoch {epoch}) may have lapsed: not publishing version {version}")]
     LeaseLapsed { version: u64, epoch: u64 },
+}
+
+impl From<WarmStartError> for TrainerError {
+    fn from(err: WarmStartError) -> Self {
+        TrainerError::WarmStart(Box::new(err))
+    }
 }
