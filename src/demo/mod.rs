@@ -280,13 +280,16 @@ fn uploads(stream: &[Outgoing]) -> std::collections::HashMap<String, crate::sche
         .collect()
 }
 
-/// The stream's users (action keys), in order of first appearance.
+/// The stream's users (of its well-formed actions), in order of first appearance.
 fn users(stream: &[Outgoing]) -> Vec<String> {
     let mut seen = std::collections::HashSet::new();
     stream
         .iter()
-        .filter(|o| o.topic() == Topic::Actions && seen.insert(o.key().to_string()))
-        .map(|o| o.key().to_string())
+        .filter_map(|o| match o {
+            Outgoing::Action(action) => Some(action.user_id.clone()),
+            _ => None, // a malformed event's key is no user
+        })
+        .filter(|user| seen.insert(user.clone()))
         .collect()
 }
 

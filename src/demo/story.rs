@@ -111,12 +111,16 @@ impl Story<'_> {
             waited.as_millis()
         );
         let full = self.ranked(&user, self.shared.catalogue.len(), 0.0).await?;
-        if let Some(rank) = full.items.iter().position(|s| s.item_id == new_item) {
-            let _ = writeln!(
+        let rank_of = |item: &str| full.items.iter().position(|s| s.item_id == item);
+        if let Some(rank) = rank_of(&new_item) {
+            let prequel = before.items.first().map(|s| s.item_id.as_str());
+            let _ =
+                writeln!(
                 out,
-                "   For {user}, by the embeddings alone, it ranks #{} of {}.",
+                "   For {user}, by the embeddings alone, it ranks #{} of {} (its prequel: #{}).",
                 rank + 1,
-                full.items.len()
+                full.items.len(),
+                prequel.and_then(rank_of).map_or("-".into(), |r| (r + 1).to_string())
             );
         }
         if audience.is_empty() {
