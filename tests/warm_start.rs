@@ -73,7 +73,7 @@ fn target<'a>(towers: &'a TowerSpec, model_id: &'a str, prefix: &'a str, dim: us
         towers,
         model_id,
         prefix,
-        content_dim: Some(dim),
+        content_dim: dim,
     }
 }
 

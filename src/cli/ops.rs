@@ -174,8 +174,7 @@ pub fn import(config: Config, run: PathBuf, dir: Option<PathBuf>) -> Result<()> 
         prefix: encoder.prefix(),
         dim: encoder.dim(),
     };
-    let checkpoint = warm_start(Some(&run), &config.towers, &config.training, &identity)?
-        .context("a run was given")?;
+    let checkpoint = warm_start(&run, &config.towers, &config.training, &identity)?;
     let dir = dir.unwrap_or_else(|| config.online.checkpoint_dir.clone());
     let checkpoints = CheckpointDir::new(&dir, config.online.keep_checkpoints);
     if let Some((version, _)) = checkpoints.list()?.last() {

@@ -4,7 +4,7 @@
 //! optimizer's moments are not carried: offline AdamW ran under another schedule, so the stream's
 //! AdamW starts fresh (zero moments, bias correction from step 0).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
@@ -36,8 +36,8 @@ pub struct Target<'a> {
     pub model_id: &'a str,
     /// The encoder's resolved task prefix.
     pub prefix: &'a str,
-    /// The frozen encoder's output width (None: read from the run's weights).
-    pub content_dim: Option<usize>,
+    /// The frozen encoder's output width.
+    pub content_dim: usize,
 }
 
 /// The `learn train` run in `run` as version 1 of a new lineage (no optimizer moments), once every
@@ -53,14 +53,16 @@ pub fn import(
         reason: e.to_string(),
     })?;
     let path = run.join(format!("{}.safetensors", ModelKind::Learn.name()));
-    let tensors: HashMap<String, Tensor> =
-        candle_core::safetensors::load(&path, &candle_core::Device::Cpu).map_err(|e| {
-            WarmStartError::Read {
+    // Sorted by name: the order the trainer's variables and checkpoints have.
+    let weights: BTreeMap<String, Tensor> =
+        candle_core::safetensors::load(&path, &candle_core::Device::Cpu)
+            .map_err(|e| WarmStartError::Read {
                 path: path.clone(),
                 reason: e.to_string(),
-            }
-        })?;
-    let content_dim = tensors
+            })?
+            .into_iter()
+            .collect();
+    let content_dim = weights
         .get("adapter.weight")
         .and_then(|w| w.dims().get(1).copied())
         .ok_or_else(|| WarmStartError::Read {
@@ -68,7 +70,6 @@ pub fn import(
             reason: "no adapter.weight: not a LEARN (content) tower".into(),
         })?;
     check(run, &meta, content_dim, target)?;
-    let weights: BTreeMap<String, Tensor> = tensors.into_iter().collect();
     Ok(Checkpoint {
         manifest: Manifest {
             version: 1,
@@ -139,11 +140,11 @@ fn check(
             );
         }
     }
-    if let Some(dim) = target.content_dim.filter(|&d| d != content_dim) {
+    if target.content_dim != content_dim {
         return mismatch(
             "content dimension",
             content_dim.to_string(),
-            dim.to_string(),
+            target.content_dim.to_string(),
             "the run was trained on another encoder's vectors",
         );
     }

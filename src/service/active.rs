@@ -81,12 +81,17 @@ pub struct Taken {
     pub users: Vec<String>,
     /// Per user: their actions since they were last taken, at most `per_user`.
     pub fresh: Vec<u64>,
-    /// The sum of `fresh`.
-    pub actions: u64,
     /// Users from the reservoir, none of them in `users`, whose stored histories are replayed.
     pub replay: Vec<String>,
     /// When the newest of those actions was ingested (ms since the epoch); None: no users.
     pub newest_ms: Option<i64>,
+}
+
+impl Taken {
+    /// The fresh actions a step over these users trains on (the sum of `fresh`).
+    pub fn actions(&self) -> u64 {
+        self.fresh.iter().sum()
+    }
 }
 
 pub struct ActiveUsers {
@@ -157,7 +162,6 @@ impl ActiveUsers {
         let taken: std::collections::HashSet<&str> = users.iter().map(String::as_str).collect();
         let replay = inner.past.sample(replay, &taken, rng);
         Taken {
-            actions: fresh.iter().sum(),
             fresh,
             replay,
             users,
@@ -211,9 +215,9 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let before = active.pending();
         let taken = active.take_batch(20, 5, 0, &mut rng);
-        let batch = taken.users;
+        let batch = &taken.users;
         assert_eq!(active.pending(), before - 20);
-        assert_eq!((batch.len(), taken.actions), (20, 20), "one action each");
+        assert_eq!((batch.len(), taken.actions()), (20, 20), "one action each");
         assert!(
             batch
                 .iter()
@@ -233,8 +237,8 @@ mod tests {
             "a step that did not run gives them back"
         );
         assert_eq!(
-            active.take_batch(1000, 5, 0, &mut rng).actions,
-            alone.actions
+            active.take_batch(1000, 5, 0, &mut rng).actions(),
+            alone.actions()
         );
         active.touch(["x"]);
         let replayed = active.take_batch(1, 5, 8, &mut rng);
@@ -250,7 +254,7 @@ mod tests {
         let taken = active.take_batch(10, 5, 0, &mut rng);
         assert_eq!(taken.users.len(), 3);
         assert_eq!(
-            taken.actions,
+            taken.actions(),
             5 + 1 + 1,
             "a's 7 actions count as the 5 a step supervises"
         );
@@ -259,7 +263,7 @@ mod tests {
         assert!(taken.replay.is_empty());
         active.touch(["a"]);
         assert_eq!(
-            active.take_batch(10, 5, 0, &mut rng).actions,
+            active.take_batch(10, 5, 0, &mut rng).actions(),
             1,
             "counted afresh"
         );

@@ -154,9 +154,9 @@ impl OnlineTrainer {
             return Ok(());
         };
         let fitted = whitening.fitted_on()?;
-        let whole = batch.negatives == Negatives::AllItems && batch.sequences.len() > 1;
-        let outgrown =
-            whole && fitted < self.whiten_refit_until && batch.catalogue_items >= 2 * fitted;
+        let outgrown = batch.negatives == Negatives::AllItems
+            && fitted < self.whiten_refit_until
+            && batch.catalogue_items >= 2 * fitted;
         if fitted == 0 || outgrown {
             whitening.fit(&batch.table)?;
             tracing::info!(

@@ -29,7 +29,7 @@ impl<S: Store> Loop<S> {
         let histories = futures::future::try_join_all(
             wanted
                 .iter()
-                .map(|&(user, fresh)| ctx.store.history(user, window.max(fresh + window))),
+                .map(|&(user, fresh)| ctx.store.history(user, fresh + window)),
         )
         .await?;
         let ids: Vec<String> = histories

@@ -235,30 +235,27 @@ impl<S: Store> Loop<S> {
         )?;
         trainer.refit_whitening_until(ctx.config.online.whiten_refit_until);
         trainer.warm_up_over(ctx.config.online.warmup_steps);
-        let unpublished;
-        let newest = match newest_checkpoint(&ctx.store, &self.dir).await? {
-            Some((checkpoint, missing)) => {
-                unpublished = missing.then(|| checkpoint.clone());
-                Some(checkpoint)
-            }
-            None => {
-                let encoder = EncoderIdentity {
-                    model_id: &ctx.config.model_id,
-                    prefix: &ctx.config.prefix,
-                    dim: ctx.live.catalogue.dim(),
-                };
-                let run = ctx.config.online.warm_start.as_deref();
-                unpublished = warm_start(run, &ctx.live.towers, &ctx.config.training, &encoder)?;
-                if let Some(run) = &ctx.config.online.warm_start {
+        let (newest, unpublished) = match newest_checkpoint(&ctx.store, &self.dir).await? {
+            Some((checkpoint, missing)) => (Some(checkpoint), missing),
+            None => match &ctx.config.online.warm_start {
+                Some(run) => {
                     tracing::info!(run = %run.display(), "no checkpoint yet: starting the lineage from the offline run (version 1); AdamW's moments start fresh");
+                    let encoder = EncoderIdentity {
+                        model_id: &ctx.config.model_id,
+                        prefix: &ctx.config.prefix,
+                        dim: ctx.live.catalogue.dim(),
+                    };
+                    let towers = &ctx.live.towers;
+                    let imported = warm_start(run, towers, &ctx.config.training, &encoder)?;
+                    (Some(imported), true)
                 }
-                unpublished.clone()
-            }
+                None => (None, false),
+            },
         };
-        if let Some(checkpoint) = newest {
+        if let Some(checkpoint) = &newest {
             // Checks the checkpoint fits this configuration before anything is restored.
-            let serving = ctx.live.load(&checkpoint)?;
-            trainer.restore(&checkpoint)?;
+            let serving = ctx.live.load(checkpoint)?;
+            trainer.restore(checkpoint)?;
             let version = checkpoint.manifest.version;
             if ctx.live.serve(serving).await? {
                 ctx.stats.emit(Event::ModelServed { version });
@@ -283,7 +280,7 @@ impl<S: Store> Loop<S> {
             .training
             .trained_through_ms
             .store(crate::schemas::now_ms(), Ordering::Relaxed);
-        Ok((trainer, unpublished))
+        Ok((trainer, newest.filter(|_| unpublished)))
     }
 
     async fn step(&mut self) -> Result<(), TrainerError> {
@@ -328,7 +325,7 @@ impl<S: Store> Loop<S> {
                 seconds: started.elapsed().as_secs_f64(),
                 users: taken.users.len(),
                 pairs: stepped.pairs,
-                actions: taken.actions,
+                actions: taken.actions(),
             });
             self.steps_since_checkpoint += 1;
             self.loss_since_checkpoint += stepped.loss as f64;

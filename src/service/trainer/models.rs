@@ -3,9 +3,9 @@
 
 use super::TrainerError;
 use crate::checkpoint::{self, Checkpoint, CheckpointDir, Manifest};
-use crate::config::Config;
 use std::path::Path;
 
+use crate::config::Config;
 use crate::experiment::warm_start::{self, Target};
 use crate::schemas::now_ms;
 use crate::service::ServiceError;
@@ -28,10 +28,14 @@ pub struct EncoderIdentity<'a> {
 /// is found; the same weights are kept as the frozen baseline. An offline run that does not fit
 /// this configuration fails the start, naming the setting.
 pub fn initial_models(config: &Config, encoder: &EncoderIdentity) -> Result<Models, ServiceError> {
+    // Read once: the served and the frozen model are built from the same import.
+    let imported = match &config.online.warm_start {
+        Some(run) => Some(warm_start(run, &config.towers, &config.training, encoder)?),
+        None => None,
+    };
     let build = || -> Result<ServingModel, TrainerError> {
-        let run = config.online.warm_start.as_deref();
-        if let Some(imported) = warm_start(run, &config.towers, &config.training, encoder)? {
-            return serving_model(&config.towers, config.training.seed, encoder.dim, &imported);
+        if let Some(imported) = &imported {
+            return serving_model(&config.towers, config.training.seed, encoder.dim, imported);
         }
         Ok(ServingModel {
             version: 0,
@@ -46,25 +50,21 @@ pub fn initial_models(config: &Config, encoder: &EncoderIdentity) -> Result<Mode
     ))
 }
 
-/// The `online.warm_start` run as version 1 of a new lineage for `towers` + `training` (None
-/// when the key is unset).
+/// The `learn train` run in `run` as version 1 of a new lineage for `towers` + `training`.
 pub fn warm_start(
-    run: Option<&Path>,
+    run: &Path,
     towers: &TowerSpec,
     training: &TrainingConfig,
     encoder: &EncoderIdentity,
-) -> Result<Option<Checkpoint>, TrainerError> {
-    let Some(run) = run else {
-        return Ok(None);
-    };
+) -> Result<Checkpoint, TrainerError> {
     let target = Target {
         towers,
         model_id: encoder.model_id,
         prefix: encoder.prefix,
-        content_dim: Some(encoder.dim),
+        content_dim: encoder.dim,
     };
     let hash = config_hash(towers, training);
-    Ok(Some(warm_start::import(run, &target, &hash)?))
+    Ok(warm_start::import(run, &target, &hash)?)
 }
 
 /// Hash of the settings the weights depend on.
