@@ -1,9 +1,9 @@
 //! Owns how Kafka clients are configured: the shared properties, consumers, producers, and topic
-//! creation for tests and the demo.
+//! creation (the catalogue topic compacted, never time-deleted).
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
@@ -68,7 +68,15 @@ pub fn producer(kafka: &KafkaConfig) -> Result<FutureProducer, KafkaError> {
     .create()
 }
 
-/// Creates the topics that do not exist yet (brokers here do not auto-create them).
+/// Topic settings of the catalogue changelog: compaction keeps each item's newest record (its
+/// content vector, or a tombstone that goes after `delete.retention.ms`), and with `compact` alone
+/// nothing is deleted by age (`retention.ms` applies to `delete` only), so a process that starts
+/// later still reads every live item. (`retention.ms=-1` is left out: it would say the same, and
+/// tansu 0.6, the test broker, loses its idempotent producers' state on a topic created with it.)
+pub const CATALOGUE_TOPIC_CONFIG: [(&str, &str); 1] = [("cleanup.policy", "compact")];
+
+/// Creates the topics that do not exist yet (brokers here do not auto-create them); the catalogue
+/// topic (`kafka.catalogue_topic`) with [`CATALOGUE_TOPIC_CONFIG`].
 pub async fn create_topics(
     kafka: &KafkaConfig,
     topics: &[&str],
@@ -78,11 +86,17 @@ pub async fn create_topics(
     let new_topics: Vec<NewTopic> = topics
         .iter()
         .map(|t| {
-            NewTopic::new(
+            let topic = NewTopic::new(
                 t,
                 partitions,
                 TopicReplication::Fixed(kafka.topic_replication),
-            )
+            );
+            match *t == kafka.catalogue_topic {
+                true => CATALOGUE_TOPIC_CONFIG
+                    .iter()
+                    .fold(topic, |topic, (key, value)| topic.set(key, value)),
+                false => topic,
+            }
         })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -96,4 +110,100 @@ pub async fn create_topics(
         }
     }
     Ok(())
+}
+
+/// What the broker says of a topic the service relies on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicLayout {
+    pub topic: String,
+    /// None: the topic does not exist.
+    pub partitions: Option<usize>,
+    /// `cleanup.policy`; None: not reported (the broker's default, `delete`).
+    pub cleanup_policy: Option<String>,
+    /// `retention.ms`; None: not reported (the broker's default, 7 days).
+    pub retention_ms: Option<i64>,
+}
+
+impl TopicLayout {
+    /// Whether every record that is the newest of its key stays: compacted, and never deleted by
+    /// age (`compact` alone, or `compact,delete` with `retention.ms=-1`).
+    pub fn keeps_every_key(&self) -> bool {
+        let policy = self.cleanup_policy.as_deref().unwrap_or("delete");
+        let policies: Vec<&str> = policy.split(',').map(str::trim).collect();
+        policies.contains(&"compact")
+            && (!policies.contains(&"delete") || self.retention_ms == Some(-1))
+    }
+}
+
+/// The partitions and retention settings of `topics`, as the broker reports them.
+pub async fn describe_topics(
+    kafka: &KafkaConfig,
+    topics: &[&str],
+) -> Result<Vec<TopicLayout>, KafkaError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka, &[]).create()?;
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let specifiers: Vec<ResourceSpecifier> =
+        topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let configs = admin.describe_configs(&specifiers, &options).await?;
+    let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+    let metadata = tokio::task::spawn_blocking(move || {
+        names
+            .iter()
+            .map(|t| {
+                let metadata = admin
+                    .inner()
+                    .fetch_metadata(Some(t), Duration::from_secs(10))?;
+                Ok(metadata
+                    .topics()
+                    .iter()
+                    .find(|m| m.name() == t && m.error().is_none())
+                    .map(|m| m.partitions().len()))
+            })
+            .collect::<Result<Vec<_>, KafkaError>>()
+    })
+    .await
+    .map_err(|_| KafkaError::Canceled)??;
+    Ok(topics
+        .iter()
+        .zip(configs)
+        .zip(metadata)
+        .map(|((topic, config), partitions)| {
+            let value = |key: &str| {
+                let config = config.as_ref().ok()?;
+                // The effective value (a broker's default included); brokers that report only
+                // what was set on the topic leave the rest out.
+                config.get(key)?.value.clone()
+            };
+            TopicLayout {
+                topic: topic.to_string(),
+                partitions,
+                cleanup_policy: value("cleanup.policy"),
+                retention_ms: value("retention.ms").and_then(|v| v.parse().ok()),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TopicLayout;
+
+    fn layout(policy: Option<&str>, retention_ms: Option<i64>) -> TopicLayout {
+        TopicLayout {
+            topic: "t".into(),
+            partitions: Some(3),
+            cleanup_policy: policy.map(str::to_string),
+            retention_ms,
+        }
+    }
+
+    #[test]
+    fn only_compaction_without_age_deletion_keeps_every_key() {
+        assert!(layout(Some("compact"), None).keeps_every_key());
+        assert!(layout(Some("compact"), Some(604_800_000)).keeps_every_key());
+        assert!(layout(Some("compact,delete"), Some(-1)).keeps_every_key());
+        assert!(!layout(Some("compact,delete"), None).keeps_every_key());
+        assert!(!layout(Some("delete"), Some(-1)).keeps_every_key());
+        assert!(!layout(None, None).keeps_every_key());
+    }
 }

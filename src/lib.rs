@@ -15,7 +15,7 @@
 //! - [`store`]: the state store: rolling per-user histories and item embeddings, in Redis or in process,
 //!   behind one [`store::Store`] trait, with idempotent (replay-safe, resend-safe) writes and
 //!   transient/deterministic error classes.
-//! - [`publish`]: producers of outputs: the `item-embeddings` topic and the dead-letter topic.
+//! - [`publish`]: producers of outputs: the `item-embeddings`, `item-catalogue`, `user-embeddings` and dead-letter topics.
 //! - [`service`]: wires the above into the running service: the two pipelines (actions → histories,
 //!   uploads → embeddings), the continual trainer (leader only) and model hot-swap, lag control and
 //!   the HTTP API (`/v1/recommend`, `/v1/status`, `/livez`, `/readyz`, `/metrics`), until shutdown.

@@ -9,7 +9,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use learn_stream::config::Config;
 
-use cli::{encoder, ingest, offline, ops, run, stream};
+use cli::{encoder, ingest, model, offline, ops, run, stream};
 
 /// Training allocates and frees large tensors every step; glibc's malloc returns them to the OS
 /// (munmap) and page-faults them back in, a fifth of a training step. mimalloc reuses them, once
@@ -71,6 +71,9 @@ enum Command {
     /// Work with checkpoints.
     #[command(subcommand)]
     Checkpoint(ops::CheckpointCommand),
+    /// Work with the published model lineage.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
 }
 
 fn main() -> Result<()> {
@@ -92,6 +95,9 @@ fn main() -> Result<()> {
         Command::Checkpoint(ops::CheckpointCommand::Inspect { path }) => ops::inspect(config, path),
         Command::Checkpoint(ops::CheckpointCommand::Import { run, dir }) => {
             ops::import(config, run, dir)
+        }
+        Command::Model(model::ModelCommand::Reset { force, model }) => {
+            tokio::runtime::Runtime::new()?.block_on(model::reset(config, force, model))
         }
     }
 }

@@ -213,22 +213,27 @@ async fn stream_to_redis_with_dead_letters() {
         .fold(0f32, f32::max);
     assert!(max_diff < 1e-5, "learn embed vs stored: {max_diff}");
 
-    // The item-embeddings topic carries every item, in both spaces.
-    let published: HashMap<(String, EmbeddingSpace), ItemEmbedding> = common::read_topic(
-        &brokers,
-        &k.item_embeddings_topic,
-        3,
-        2 * uploads.len(),
-        Duration::from_secs(60),
-    )
-    .iter()
-    .map(|p| serde_json::from_slice::<ItemEmbedding>(p).expect("schema"))
-    .map(|e| ((e.item_id.clone(), e.space), e))
-    .collect();
-    assert_eq!(published.len(), 2 * uploads.len());
-    for u in &uploads {
-        let aligned = &published[&(u.item_id.clone(), EmbeddingSpace::Aligned)];
-        assert_eq!(aligned.dim, config.towers.out_dim);
+    // Every item's content vector is on the catalogue changelog, its aligned vector on
+    // item-embeddings: one space per topic.
+    for (topic, space, dim) in [
+        (&k.catalogue_topic, EmbeddingSpace::Content, encoder.dim()),
+        (
+            &k.item_embeddings_topic,
+            EmbeddingSpace::Aligned,
+            config.towers.out_dim,
+        ),
+    ] {
+        let published: HashMap<String, ItemEmbedding> =
+            common::read_topic(&brokers, topic, 3, uploads.len(), Duration::from_secs(60))
+                .iter()
+                .map(|p| serde_json::from_slice::<ItemEmbedding>(p).expect("schema"))
+                .map(|e| (e.item_id.clone(), e))
+                .collect();
+        assert_eq!(published.len(), uploads.len(), "{topic}");
+        for u in &uploads {
+            assert_eq!(published[&u.item_id].space, space, "{topic}");
+            assert_eq!(published[&u.item_id].dim, dim, "{topic}");
+        }
     }
 
     // Dead letters: one per bad event, with its reason and the original bytes.

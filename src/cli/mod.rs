@@ -1,11 +1,12 @@
 //! The `learn` binary's command families, one file each, every command's arguments beside its
 //! function: [`run`] (serve, demo), [`encoder`] (embed, bench-encoder), [`offline`] (train,
 //! eval), [`stream`] (replay, loadgen), [`ingest`] (bench-ingest), [`ops`] (status, checkpoint
-//! inspect and import); [`logging`] sets up where logs go.
+//! inspect and import), [`model`] (model reset); [`logging`] sets up where logs go.
 
 pub mod encoder;
 pub mod ingest;
 pub mod logging;
+pub mod model;
 pub mod offline;
 pub mod ops;
 pub mod run;

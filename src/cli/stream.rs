@@ -60,7 +60,7 @@ pub struct LoadArgs {
     pub seconds: f64,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
-    /// First publish this many random content vectors (`bulk-<n>`) to the item-embeddings changelog: a large
+    /// First publish this many random content vectors (`bulk-<n>`) to the catalogue changelog: a large
     /// catalogue for serving benchmarks.
     #[arg(long, default_value_t = 0)]
     pub catalogue: usize,
@@ -127,7 +127,7 @@ pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
         tokio::runtime::Runtime::new()?.block_on(async {
             let publisher = learn_stream::publish::EmbeddingPublisher::new(
                 learn_stream::kafka::producer(&config.kafka)?,
-                config.kafka.item_embeddings_topic.clone(),
+                config.kafka.catalogue_topic.clone(),
             );
             learn_stream::loadgen::seed_catalogue(
                 &publisher,

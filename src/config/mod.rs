@@ -96,8 +96,15 @@ pub struct KafkaConfig {
     pub items_topic: String,
     /// Output: events that could not be decoded, with the reason (`schemas/dead_letter.schema.json`).
     pub dead_letter_topic: String,
-    /// Output: item embeddings, content and aligned (`schemas/item_embedding.schema.json`), keyed by item id.
+    /// Output: aligned item embeddings, each model version's (`schemas/item_embedding.schema.json`),
+    /// keyed by item id; a tombstone when an item is deleted. Ordinary retention.
     pub item_embeddings_topic: String,
+    /// Output and changelog: every live item's content vector, keyed by item id (a tombstone when
+    /// deleted). Compacted with no time-based deletion: every process rebuilds its catalogue from it.
+    pub catalogue_topic: String,
+    /// Refuse to start when the catalogue topic may lose items (not `cleanup.policy=compact`, or
+    /// time-based deletion on); `false` only warns.
+    pub require_compacted_catalogue: bool,
     /// Output: aligned user embeddings (`schemas/user_embedding.schema.json`), keyed by user id.
     pub user_embeddings_topic: String,
     /// Where a group with no committed offset starts: `earliest` or `latest`.
@@ -146,6 +153,10 @@ pub struct RedisConfig {
     pub cluster: bool,
     /// Prefix of every key this service writes, so several deployments can share one server.
     pub key_prefix: String,
+    /// Refuse to start unless every primary's `maxmemory-policy` is `noeviction` (an evicted
+    /// watermark, fencing or popularity key silently breaks exactly-once and fencing); `false` only
+    /// warns.
+    pub require_noeviction: bool,
     /// TLS (`rediss://`): a PEM file of the CA(s) that signed the server's certificate, when it
     /// is not in the system trust store.
     #[serde(default)]
@@ -289,6 +300,9 @@ pub struct ServingConfig {
     /// open). Set it through `LEARN__SERVING__AUTH_TOKEN`, not a committed file.
     #[serde(default, skip_serializing)]
     pub auth_token: Option<Secret>,
+    /// Serve without `auth_token` on an address beyond loopback (a proxy or the network
+    /// authenticates); otherwise such a start is refused.
+    pub allow_unauthenticated: bool,
 }
 
 impl ServingConfig {

@@ -34,6 +34,7 @@ impl KafkaConfig {
             ("kafka.items_topic", &self.items_topic),
             ("kafka.dead_letter_topic", &self.dead_letter_topic),
             ("kafka.item_embeddings_topic", &self.item_embeddings_topic),
+            ("kafka.catalogue_topic", &self.catalogue_topic),
             ("kafka.user_embeddings_topic", &self.user_embeddings_topic),
         ] {
             non_empty(key, value)?;
@@ -188,10 +189,21 @@ impl ServingConfig {
             "serving.request_timeout_ms",
             self.request_timeout_ms as usize,
         )?;
-        if self.addr.parse::<std::net::SocketAddr>().is_err() {
+        let Ok(addr) = self.addr.parse::<std::net::SocketAddr>() else {
             return Err(Invalid::new(
                 "serving.addr",
                 format!("`{}` is not an ip:port address", self.addr),
+            ));
+        };
+        if !addr.ip().is_loopback() && self.auth_token.is_none() && !self.allow_unauthenticated {
+            return Err(Invalid::new(
+                "serving.auth_token",
+                format!(
+                    "unset while serving on {addr}, beyond loopback: anyone who reaches it could \
+                     read every user's recommendations. Set LEARN__SERVING__AUTH_TOKEN (the \
+                     Kubernetes Secret), or serving.allow_unauthenticated = true where a proxy or \
+                     the network authenticates"
+                ),
             ));
         }
         Ok(())

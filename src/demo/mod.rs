@@ -204,13 +204,14 @@ pub async fn run(
 }
 
 /// Every topic the service reads or writes (the mock cluster has no admin API: made up front).
-fn topics(config: &Config) -> [String; 5] {
+fn topics(config: &Config) -> [String; 6] {
     let k = &config.kafka;
     [
         &k.actions_topic,
         &k.items_topic,
         &k.dead_letter_topic,
         &k.item_embeddings_topic,
+        &k.catalogue_topic,
         &k.user_embeddings_topic,
     ]
     .map(String::clone)
@@ -221,6 +222,8 @@ fn topics(config: &Config) -> [String; 5] {
 fn local(config: &mut Config, broker: &MockBroker, work: &Path, serve: bool) {
     config.kafka.brokers = broker.bootstrap_servers().to_string();
     config.kafka.create_topics = false;
+    // The mock cluster keeps every record and cannot describe topic settings.
+    config.kafka.require_compacted_catalogue = false;
     config.online.checkpoint_dir = work.join("checkpoints");
     if !serve {
         config.serving.addr = "127.0.0.1:0".into();

@@ -151,8 +151,8 @@ fn check(
     Ok(())
 }
 
-/// The first `[towers]` key whose value differs, with both values.
-fn first_difference(
+/// The first `[towers]` key whose value differs, with both values (`offline`'s first).
+pub fn first_difference(
     offline: &TowerSpec,
     configured: &TowerSpec,
 ) -> Option<(String, String, String)> {

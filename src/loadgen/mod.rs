@@ -1,7 +1,7 @@
 //! Owns `learn loadgen`: a steady synthetic load (uploads and actions at fixed rates, Kafka timestamps
 //! = send time) for measuring a running service, e.g. upload → aligned-embedding freshness at
 //! 20 uploads/s while actions stream in (`scripts/bench-freshness.sh`); and a large synthetic
-//! catalogue published straight to the item-embeddings changelog ([`seed_catalogue`]) for serving benchmarks
+//! catalogue published straight to the catalogue changelog ([`seed_catalogue`]) for serving benchmarks
 //! (`scripts/bench-http.sh`: 100,000 items without embedding 100,000 texts first). [`probe`]
 //! measures freshness from outside the service.
 
@@ -81,7 +81,7 @@ pub fn run(
 }
 
 /// Publishes `items` random unit content vectors of width `dim` (ids `bulk-<n>`) to the
-/// item-embeddings changelog, as the uploads path would; every process's catalogue reads them there.
+/// catalogue changelog, as the uploads path would; every process's catalogue reads them there.
 pub async fn seed_catalogue(
     publisher: &EmbeddingPublisher,
     items: usize,

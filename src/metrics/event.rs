@@ -61,6 +61,9 @@ pub enum Event<'a> {
     Checkpointed { version: u64, seconds: f64 },
     /// This process serves a new model version.
     ModelServed { version: u64 },
+    /// The published model (or a local checkpoint) does not fit this configuration: it is not
+    /// served, and nothing newer of its lineage will be.
+    ModelRefused { version: u64, reason: &'a str },
     /// Lag control set the micro-batch limits.
     BatchLimits { embed: usize, train: usize },
     /// The service's state at a `/metrics` scrape.
@@ -123,10 +126,12 @@ pub fn zero_counters(topics: &[&str]) {
         "learn_train_pairs_total",
         "learn_train_actions_total",
         "learn_actions_applied_total",
+        "learn_checkpoints_total",
     ] {
         metrics::counter!(name).increment(0);
     }
     metrics::gauge!("learn_train_lag_seconds").set(0.0);
+    metrics::gauge!("learn_model_refused_version").set(0.0);
 }
 
 /// Where an upload's milliseconds go, in order; together they make `learn_freshness_seconds`.
@@ -270,7 +275,12 @@ impl Event<'_> {
             }
             Event::ModelServed { version } => {
                 metrics::gauge!("learn_model_version").set(version as f64);
+                metrics::gauge!("learn_model_refused_version").set(0.0);
                 tracing::info!(version, "serving model version");
+            }
+            Event::ModelRefused { version, reason } => {
+                metrics::gauge!("learn_model_refused_version").set(version as f64);
+                tracing::error!(version, %reason, "the published model does not fit this configuration: not served; retire its lineage with `learn model reset` (docs/operations.md, \"Upgrades\")");
             }
             Event::BatchLimits { embed, train } => {
                 metrics::gauge!("learn_embed_batch_limit").set(embed as f64);

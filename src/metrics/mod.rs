@@ -12,7 +12,7 @@
 //! `learn_encoder_batch_size`, `learn_freshness_seconds` (upload produced → aligned embedding
 //! written), `learn_train_steps_total`, `learn_train_loss`, `learn_train_step_seconds`,
 //! `learn_train_batch_users`, `learn_checkpoints_total`, `learn_checkpoint_seconds`,
-//! `learn_checkpoint_version`, `learn_checkpoint_age_seconds`, `learn_model_version`,
+//! `learn_checkpoint_version`, `learn_checkpoint_age_seconds`, `learn_model_version`, `learn_model_refused_version` (a published version that does not fit, 0 when none),
 //! `learn_catalogue_items`, `learn_pending_train_users`, `learn_leader` (1 while this process
 //! holds the trainer lock), `learn_freshness_stage_seconds{stage}` (where the milliseconds go), `learn_embed_batch_limit`,
 //! `learn_train_batch_limit`, `learn_trainer_errors_total{stage}`; and `learn_consumer_lag{topic,partition}` from librdkafka

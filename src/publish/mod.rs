@@ -1,6 +1,7 @@
-//! Owns the output topics: [`EmbeddingPublisher`] (`item-embeddings`, `user-embeddings`) and
-//! [`DeadLetterProducer`] (`dead-letter`). Both wait for the broker's acknowledgement, so callers store input offsets only
-//! after the output is durable.
+//! Owns the output topics: [`EmbeddingPublisher`] (`item-embeddings`, `user-embeddings`, and the
+//! catalogue changelog `item-catalogue`), [`ItemPublisher`] (an item's vectors, each space to its
+//! topic) and [`DeadLetterProducer`] (`dead-letter`). All wait for the broker's acknowledgement, so
+//! callers store input offsets only after the output is durable.
 
 use std::time::Duration;
 
@@ -10,7 +11,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use serde::Serialize;
 
-use crate::schemas::{DeadLetter, ItemEmbedding, UserEmbedding};
+use crate::schemas::{DeadLetter, EmbeddingSpace, ItemEmbedding, UserEmbedding};
 
 const SEND_TIMEOUT: Timeout = Timeout::After(Duration::from_secs(30));
 
@@ -34,6 +35,12 @@ async fn send_json<T: Serialize>(
 /// An output event and its Kafka key.
 pub trait Keyed: Serialize {
     fn key(&self) -> &str;
+}
+
+impl<T: Keyed> Keyed for &T {
+    fn key(&self) -> &str {
+        (*self).key()
+    }
 }
 
 impl Keyed for ItemEmbedding {
@@ -84,6 +91,39 @@ impl EmbeddingPublisher {
         }))
         .await
         .map_err(|(err, _)| err)?;
+        Ok(())
+    }
+}
+
+/// An item's vectors, each space to its own topic: content vectors to the compacted catalogue
+/// changelog (one record per live item, whatever the number of model versions), aligned ones to
+/// `item-embeddings` (one per item and version).
+#[derive(Clone)]
+pub struct ItemPublisher {
+    pub catalogue: EmbeddingPublisher,
+    pub aligned: EmbeddingPublisher,
+}
+
+impl ItemPublisher {
+    /// Sends every embedding to its space's topic and waits until all are acknowledged.
+    pub async fn publish(&self, embeddings: &[ItemEmbedding]) -> Result<(), KafkaError> {
+        let (content, aligned): (Vec<&ItemEmbedding>, Vec<&ItemEmbedding>) = embeddings
+            .iter()
+            .partition(|e| e.space == EmbeddingSpace::Content);
+        futures::try_join!(
+            self.catalogue.publish(&content),
+            self.aligned.publish(&aligned)
+        )?;
+        Ok(())
+    }
+
+    /// Tombstones for `keys` on both topics: the catalogue changelog drops the items, and readers
+    /// of `item-embeddings` learn of the deletion.
+    pub async fn publish_tombstones(&self, keys: &[String]) -> Result<(), KafkaError> {
+        futures::try_join!(
+            self.catalogue.publish_tombstones(keys),
+            self.aligned.publish_tombstones(keys)
+        )?;
         Ok(())
     }
 }

@@ -1,11 +1,12 @@
-//! Keeps this process's catalogue complete and current from the `item-embeddings` topic read as a
-//! changelog (the GlobalKTable pattern): every partition from the beginning, outside any consumer
-//! group (no commits; every process reads everything). A content-space record adds its item's row
-//! or replaces it — an item edited through any process is replaced everywhere — and the item
-//! joins the aligned index at once, off the request path. Aligned records are skipped: each process
-//! derives those from its own serving model; a tombstone (key, no payload) deletes the item.
-//! `/readyz` waits for the first catch-up: the high
-//! watermarks seen at start. In production the topic is compacted (one record per item).
+//! Keeps this process's catalogue complete and current from the catalogue topic
+//! (`kafka.catalogue_topic`) read as a changelog (the GlobalKTable pattern): every partition from
+//! the beginning, outside any consumer group (no commits; every process reads everything). A
+//! content vector adds its item's row or replaces it — an item edited through any process is
+//! replaced everywhere — and the item joins the aligned index at once, off the request path; a
+//! tombstone (key, no payload) deletes the item. Only content vectors are written there (aligned
+//! ones go to `item-embeddings`: each process derives its own from its serving model), so the
+//! topic, compacted with no time-based deletion, holds exactly one record per live item.
+//! `/readyz` waits for the first catch-up: the high watermarks seen at start.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -93,7 +94,7 @@ async fn assign(
     kafka: &KafkaConfig,
     shutdown: &mut Shutdown,
 ) -> Result<Option<(Arc<StreamConsumer>, HashMap<i32, i64>)>, ServiceError> {
-    let topic = kafka.item_embeddings_topic.clone();
+    let topic = kafka.catalogue_topic.clone();
     let consumer: StreamConsumer = crate::kafka::client_config(
         kafka,
         &[
@@ -163,8 +164,8 @@ struct Pending {
 
 impl Pending {
     /// One changelog record into the catalogue: a content vector adds or replaces its item's
-    /// row (noted here for the aligned index), a tombstone deletes the item, an aligned record is
-    /// skipped (each process derives its own).
+    /// row (noted here for the aligned index), a tombstone deletes the item; anything else is
+    /// skipped.
     fn apply(&mut self, catalogue: &Catalogue, message: &BorrowedMessage<'_>) {
         let Some(payload) = message.payload() else {
             if let Some(item_id) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {

@@ -1,8 +1,8 @@
 //! Sink of the uploads pipeline: embeds every new item with the frozen encoder at once (cold
 //! start), adds it to the catalogue, runs the current item tower on it, and stores and publishes
-//! both vectors (content, version 0; aligned, the serving model's version). A tombstone deletes
-//! the item: out of the store and the catalogue, and a tombstone on `item-embeddings` for the
-//! other processes' catalogues.
+//! both vectors (content, version 0, to the catalogue changelog; aligned, the serving model's
+//! version, to `item-embeddings`). A tombstone deletes the item: out of the store and the
+//! catalogue, and a tombstone on both topics (the other processes' catalogues read the changelog).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -11,7 +11,7 @@ use std::time::Instant;
 use super::signals::{EncoderBusy, UploadLatency};
 use crate::encode::ContentEncoder;
 use crate::metrics::{Event, Stage, Stats};
-use crate::publish::EmbeddingPublisher;
+use crate::publish::ItemPublisher;
 use crate::schemas::{now_ms, EmbeddingSpace, ItemEmbedding, ItemEvent, ItemUpload, RejectReason};
 use crate::serving::{Catalogue, Models};
 use crate::source::{Record, Refusal, Sink, SinkError, WatermarkReader};
@@ -29,7 +29,7 @@ pub struct ItemSink<S> {
     pub busy: EncoderBusy,
     /// Each batch's slowest upload → store latency.
     pub latency: UploadLatency,
-    pub publisher: EmbeddingPublisher,
+    pub publisher: ItemPublisher,
 }
 
 impl<S: Store> ItemSink<S> {
@@ -159,8 +159,8 @@ struct Embedded {
 }
 
 impl<S: Store> ItemSink<S> {
-    /// Deleted items: out of the store and this catalogue, then a tombstone on item-embeddings for
-    /// every other process (a replay deletes again: idempotent).
+    /// Deleted items: out of the store and this catalogue, then tombstones for every other process
+    /// (a replay deletes again: idempotent).
     async fn delete(&self, item_ids: &[String]) -> Result<(), SinkError> {
         self.store
             .delete_items(item_ids)
@@ -172,7 +172,7 @@ impl<S: Store> ItemSink<S> {
         self.publisher
             .publish_tombstones(item_ids)
             .await
-            .map_err(|e| SinkError::transient("item-embeddings topic", e))?;
+            .map_err(|e| SinkError::transient("item topics", e))?;
         tracing::info!(items = item_ids.len(), "items deleted");
         Ok(())
     }
@@ -229,7 +229,7 @@ impl<S: Store> Sink<ItemEvent> for ItemSink<S> {
                 self.publisher
                     .publish(&embeddings)
                     .await
-                    .map_err(|e| SinkError::transient("item-embeddings topic", e))?;
+                    .map_err(|e| SinkError::transient("item topics", e))?;
             }
         }
         if !deleted.is_empty() {

@@ -4,8 +4,8 @@
 //! ```text
 //!   actions ─► source ─► ActionSink ─► Store: histories ─┐   (users with fresh actions)
 //!   items ──► source ─► ItemSink ─► frozen encoder ─► catalogue ─► item tower (current version)
-//!                 │                     └─► Store + item-embeddings (content and aligned)
-//!   item-embeddings (every process's uploads, a changelog) ─► catalogue (new and edited items)
+//!                 │                     └─► Store + item-catalogue (content) + item-embeddings (aligned)
+//!   item-catalogue (every process's uploads, a compacted changelog) ─► catalogue (new and edited items)
 //!                 └─► dead-letter                                 │
 //!   trainer (leader only) ◄───────────────────────────────────────┘ micro-batch AdamW steps
 //!      └─► checkpoint ─► Store `model` ─► every process swaps to the new version
@@ -23,6 +23,7 @@ mod items;
 pub mod lag;
 mod live;
 mod popularity;
+mod preconditions;
 mod reservoir;
 mod shared;
 mod signals;
@@ -35,7 +36,7 @@ pub use active::ActiveUsers;
 pub use http::{router, JsonListener, Status};
 pub use items::ItemSink;
 pub use shared::{Shared, TrainingState, Warmup};
-pub use trainer::{warm_start, EncoderIdentity};
+pub use trainer::{serving_model, warm_start, EncoderIdentity};
 
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
@@ -45,7 +46,7 @@ use tasks::Tasks;
 
 use crate::config::{KafkaConfig, Role};
 use crate::metrics::{LagBoard, Stats};
-use crate::publish::{DeadLetterProducer, EmbeddingPublisher};
+use crate::publish::{DeadLetterProducer, EmbeddingPublisher, ItemPublisher};
 use crate::schemas::{Decode, ItemEvent, Limits, UserAction};
 use crate::shutdown::ShutdownTrigger;
 use crate::source::{self, Sink, SourceError, SourceSettings, WatermarkReader};
@@ -67,6 +68,8 @@ pub enum ServiceError {
         addr: String,
         source: std::io::Error,
     },
+    #[error("precondition: {0}")]
+    Precondition(#[from] preconditions::Unmet),
     #[error("{0} task panicked")]
     Panicked(&'static str),
 }
@@ -136,7 +139,7 @@ fn spawn_source<T: Decode, K: Sink<T> + 'static>(
 /// The output topics' producers.
 struct Outputs {
     dead_letters: DeadLetterProducer,
-    items: EmbeddingPublisher,
+    items: ItemPublisher,
     users: EmbeddingPublisher,
 }
 
@@ -148,6 +151,7 @@ async fn outputs(k: &KafkaConfig) -> Result<Outputs, ServiceError> {
             &k.items_topic,
             &k.dead_letter_topic,
             &k.item_embeddings_topic,
+            &k.catalogue_topic,
             &k.user_embeddings_topic,
         ];
         let topics: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
@@ -156,7 +160,10 @@ async fn outputs(k: &KafkaConfig) -> Result<Outputs, ServiceError> {
     let producer = crate::kafka::producer(k)?;
     Ok(Outputs {
         dead_letters: DeadLetterProducer::new(producer.clone(), k.dead_letter_topic.clone()),
-        items: EmbeddingPublisher::new(producer.clone(), k.item_embeddings_topic.clone()),
+        items: ItemPublisher {
+            catalogue: EmbeddingPublisher::new(producer.clone(), k.catalogue_topic.clone()),
+            aligned: EmbeddingPublisher::new(producer.clone(), k.item_embeddings_topic.clone()),
+        },
         users: EmbeddingPublisher::new(producer, k.user_embeddings_topic.clone()),
     })
 }
@@ -253,7 +260,7 @@ fn spawn_training<S: Store>(
         instance: shared.instance.clone(),
     };
     let publishers = trainer::Publishers {
-        items: outputs.items.clone(),
+        items: outputs.items.aligned.clone(),
         users: outputs.users.clone(),
     };
     let stop = shutdown.subscribe();
@@ -315,8 +322,11 @@ pub async fn run<S: Store>(
     shutdown: &ShutdownTrigger,
 ) -> Result<(), ServiceError> {
     let config = &shared.config;
+    // The recorder first: zeros recorded before it is installed go nowhere.
+    crate::metrics::prometheus();
     crate::metrics::zero_counters(&[&config.kafka.actions_topic, &config.kafka.items_topic]);
     let outputs = outputs(&config.kafka).await?;
+    preconditions::check(config, &shared.store).await?;
     let addr = config.serving.addr.clone();
     let listener = tokio::net::TcpListener::bind(&addr)
         .await

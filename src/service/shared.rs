@@ -143,6 +143,8 @@ impl<S: Store> Shared<S> {
             models: self.models.clone(),
             towers: self.config.towers.clone(),
             seed: self.config.training.seed,
+            encoder_id: self.encoder.model_id().to_string(),
+            refused: Default::default(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The in-memory catalogue of content embeddings: every item this process knows, in arrival order.
-//! Items come from the uploads this process embeds and from the `item-embeddings` changelog (every
+//! Items come from the uploads this process embeds and from the catalogue changelog (every
 //! process's uploads, `service/changelog.rs`); an item a history names before either brought it is
 //! fetched from the store ([`Catalogue::fetch_missing`]). Rows never move, so an index into the
 //! catalogue stays valid; an edited item overwrites its row; a deleted item keeps its row, marked

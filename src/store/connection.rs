@@ -195,7 +195,43 @@ impl Connection {
 
     /// Keys matching `pattern` on every primary (`SCAN` runs per node on a cluster).
     pub async fn count_keys(&self, pattern: &str) -> Result<usize, StoreError> {
-        let routes: Vec<Option<RoutingInfo>> = match self {
+        let mut count = 0;
+        for route in self.routes().await? {
+            let mut cursor = 0u64;
+            loop {
+                let mut cmd = redis::cmd("SCAN");
+                cmd.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(1000);
+                let value = self.query_on(route.clone(), cmd).await?;
+                let (next, keys): (u64, Vec<String>) = redis::from_redis_value(value)?;
+                count += keys.len();
+                cursor = next;
+                if cursor == 0 {
+                    break;
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// `CONFIG GET parameter` on every primary: each one's value (`None` where it has none).
+    pub async fn config_get(&self, parameter: &str) -> Result<Vec<Option<String>>, StoreError> {
+        let mut values = Vec::new();
+        for route in self.routes().await? {
+            let mut cmd = redis::cmd("CONFIG");
+            cmd.arg("GET").arg(parameter);
+            let pairs: Vec<String> = redis::from_redis_value(self.query_on(route, cmd).await?)?;
+            values.push(pairs.get(1).cloned());
+        }
+        Ok(values)
+    }
+
+    /// One route per primary (a single node: no routing).
+    async fn routes(&self) -> Result<Vec<Option<RoutingInfo>>, StoreError> {
+        Ok(match self {
             Connection::Node { .. } => vec![None],
             Connection::Cluster { .. } => self
                 .primaries()
@@ -208,32 +244,15 @@ impl Connection {
                     }))
                 })
                 .collect(),
-        };
-        let mut count = 0;
-        for route in routes {
-            let mut cursor = 0u64;
-            loop {
-                let mut cmd = redis::cmd("SCAN");
-                cmd.arg(cursor)
-                    .arg("MATCH")
-                    .arg(pattern)
-                    .arg("COUNT")
-                    .arg(1000);
-                let value = match (route.clone(), self.conn()) {
-                    (Some(route), Conn::Cluster(mut conn)) => {
-                        conn.route_command(cmd, route).await?
-                    }
-                    (_, mut conn) => cmd.query_async(&mut conn).await?,
-                };
-                let (next, keys): (u64, Vec<String>) = redis::from_redis_value(value)?;
-                count += keys.len();
-                cursor = next;
-                if cursor == 0 {
-                    break;
-                }
-            }
-        }
-        Ok(count)
+        })
+    }
+
+    /// `cmd` on the node `route` names (on a cluster), else on the connection.
+    async fn query_on(&self, route: Option<RoutingInfo>, cmd: Cmd) -> Result<Value, StoreError> {
+        Ok(match (route, self.conn()) {
+            (Some(route), Conn::Cluster(mut conn)) => conn.route_command(cmd, route).await?,
+            (_, mut conn) => cmd.query_async(&mut conn).await?,
+        })
     }
 
     /// (host, port) of every primary, from `CLUSTER NODES`.

@@ -58,6 +58,12 @@ impl Keys {
         format!("{}{{control}}:model", self.prefix)
     }
 
+    /// `{control}:retired`: the last model lineage `learn model reset` retired (kept for a look or a
+    /// restore by hand; nothing reads it).
+    pub fn retired_model(&self) -> String {
+        format!("{}{{control}}:retired", self.prefix)
+    }
+
     /// `{control}:leader`: the trainer lock.
     pub fn leader(&self) -> String {
         format!("{}{{control}}:leader", self.prefix)

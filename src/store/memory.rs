@@ -183,7 +183,25 @@ impl Store for MemoryStore {
     }
 
     async fn current_model(&self) -> Result<Option<StoredModel>, StoreError> {
-        Ok(self.state().model.clone())
+        Ok(self
+            .state()
+            .model
+            .clone()
+            .filter(|m| !m.manifest.is_empty()))
+    }
+
+    async fn retire_model(&self) -> Result<Option<u64>, StoreError> {
+        let mut state = self.state();
+        let retired = state.model.as_ref().filter(|m| !m.manifest.is_empty());
+        let version = retired.map(|m| m.version);
+        if let Some(version) = version {
+            state.model = Some(StoredModel {
+                version,
+                manifest: Vec::new(),
+                state: Vec::new(),
+            });
+        }
+        Ok(version)
     }
 
     /// One process: the first instance to ask leads for the process's lifetime (epoch 1).
@@ -199,6 +217,10 @@ impl Store for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn eviction_policies(&self) -> Result<Vec<String>, StoreError> {
+        Ok(Vec::new())
     }
 
     async fn user_count(&self) -> Result<usize, StoreError> {

@@ -239,11 +239,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         fence: &Fence,
     ) -> impl Future<Output = Result<Publication, StoreError>> + Send;
 
-    /// The current model's version, if any was published.
+    /// The current model's version, if any was published (a retired lineage's too).
     fn model_version(&self) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     fn current_model(&self)
         -> impl Future<Output = Result<Option<StoredModel>, StoreError>> + Send;
+
+    /// Retires the published lineage (`learn model reset`): the current model is set aside and only
+    /// its version stays, the floor the next lineage's versions continue above. The retired
+    /// version, or None when no model was published.
+    fn retire_model(&self) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
     /// Takes or renews the leader lock for `instance` for `ttl_ms`; the fence while `instance`
     /// holds it (a new epoch on each acquisition), None while another does.
@@ -255,6 +260,10 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Whether the store answers (readiness).
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Each Redis primary's `maxmemory-policy` (none for the in-process store). Errs where the
+    /// server refuses `CONFIG` (some managed services do).
+    fn eviction_policies(&self) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 
     /// Number of users with a history (for summaries; may be approximate on large stores).
     fn user_count(&self) -> impl Future<Output = Result<usize, StoreError>> + Send;

@@ -47,6 +47,7 @@ pub struct RedisStore {
     advance_script: Script,
     publish_script: Script,
     lead_script: Script,
+    retire_script: Script,
     pub(super) popularity_script: Script,
 }
 
@@ -85,6 +86,7 @@ impl RedisStore {
             advance_script: Script::new(include_str!("advance_watermarks.lua")),
             publish_script: Script::new(include_str!("publish_model.lua")),
             lead_script: Script::new(include_str!("lead.lua")),
+            retire_script: Script::new(include_str!("retire_model.lua")),
             popularity_script: Script::new(include_str!("add_popularity.lua")),
         }
     }
@@ -253,7 +255,21 @@ impl Store for RedisStore {
         let Some(fields) = self.read_hash(&key).await? else {
             return Ok(None);
         };
+        if !fields.fields.contains_key("manifest") {
+            return Ok(None); // a retired lineage's version alone
+        }
         model_from_fields(&fields).map(Some)
+    }
+
+    async fn retire_model(&self) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.connection.conn();
+        let version: u64 = self
+            .retire_script
+            .key(self.keys.model())
+            .key(self.keys.retired_model())
+            .invoke_async(&mut conn)
+            .await?;
+        Ok((version > 0).then_some(version))
     }
 
     async fn try_lead(&self, instance: &str, ttl_ms: u64) -> Result<Option<Fence>, StoreError> {
@@ -276,6 +292,11 @@ impl Store for RedisStore {
         let mut conn = self.connection.conn();
         redis::cmd("PING").query_async::<()>(&mut conn).await?;
         Ok(())
+    }
+
+    async fn eviction_policies(&self) -> Result<Vec<String>, StoreError> {
+        let policies = self.connection.config_get("maxmemory-policy").await?;
+        Ok(policies.into_iter().flatten().collect())
     }
 
     async fn user_count(&self) -> Result<usize, StoreError> {

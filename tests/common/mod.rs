@@ -6,6 +6,8 @@
 //! Without them a test is skipped, except under CI (`CI` set), where a missing service fails it.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -47,6 +49,7 @@ pub fn redis_backends(prefix: &str) -> Vec<RedisConfig> {
         url,
         cluster,
         key_prefix: prefix.to_string(),
+        require_noeviction: true,
         tls_ca_file: None,
         tls_cert_file: None,
         tls_key_file: None,
@@ -134,6 +137,7 @@ pub fn config(brokers: &str, redis_url: &str, model_dir: &std::path::Path) -> Co
     config.kafka.items_topic = format!("items-{run}");
     config.kafka.dead_letter_topic = format!("dead-letter-{run}");
     config.kafka.item_embeddings_topic = format!("item-embeddings-{run}");
+    config.kafka.catalogue_topic = format!("item-catalogue-{run}");
     config.kafka.user_embeddings_topic = format!("user-embeddings-{run}");
     config.online.checkpoint_dir = std::env::temp_dir().join(format!("learn-checkpoints-{run}"));
     config.serving.addr = "127.0.0.1:0".into();
@@ -144,12 +148,13 @@ pub fn config(brokers: &str, redis_url: &str, model_dir: &std::path::Path) -> Co
     config
 }
 
-pub fn topics(config: &Config) -> [&str; 5] {
+pub fn topics(config: &Config) -> [&str; 6] {
     [
         &config.kafka.actions_topic,
         &config.kafka.items_topic,
         &config.kafka.dead_letter_topic,
         &config.kafka.item_embeddings_topic,
+        &config.kafka.catalogue_topic,
         &config.kafka.user_embeddings_topic,
     ]
 }
@@ -262,6 +267,7 @@ pub fn serve_command(config: &Config, model_dir: &std::path::Path) -> std::proce
             "LEARN__KAFKA__ITEM_EMBEDDINGS_TOPIC",
             &k.item_embeddings_topic,
         )
+        .env("LEARN__KAFKA__CATALOGUE_TOPIC", &k.catalogue_topic)
         .env(
             "LEARN__KAFKA__USER_EMBEDDINGS_TOPIC",
             &k.user_embeddings_topic,

@@ -53,6 +53,7 @@ pub fn bench_ingest(config: Config, args: IngestArgs) -> Result<()> {
         "items",
         "dead-letter",
         "item-embeddings",
+        "item-catalogue",
         "user-embeddings",
     ]
     .iter()
@@ -223,10 +224,10 @@ fn run_service(
     write!(
         file,
         "[kafka]\nbrokers = {brokers:?}\ngroup_id = {tag:?}\nactions_topic = {:?}\nitems_topic = {:?}\n\
-         dead_letter_topic = {:?}\nitem_embeddings_topic = {:?}\nuser_embeddings_topic = {:?}\n\
-         create_topics = false\n[redis]\nkey_prefix = \"{tag}:\"\n[online]\nrole = \"follower\"\n\
+         dead_letter_topic = {:?}\nitem_embeddings_topic = {:?}\ncatalogue_topic = {:?}\n\
+         user_embeddings_topic = {:?}\ncreate_topics = false\nrequire_compacted_catalogue = false\n[redis]\nkey_prefix = \"{tag}:\"\n[online]\nrole = \"follower\"\n\
          checkpoint_dir = {:?}\n[serving]\naddr = \"127.0.0.1:{port}\"\n",
-        topics[0], topics[1], topics[2], topics[3], topics[4], dir.join("checkpoints"),
+        topics[0], topics[1], topics[2], topics[3], topics[4], topics[5], dir.join("checkpoints"),
     )?;
     let log = std::fs::File::create(dir.join("serve.log"))?;
     let child = Command::new(std::env::current_exe()?)

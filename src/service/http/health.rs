@@ -1,6 +1,6 @@
 //! Liveness and readiness: `/livez` answers while the process serves requests; `/readyz` answers
 //! 200 only when the store answers within a second (what every pipeline, the trainer and
-//! recommendations need), the catalogue has caught up with the item-embeddings changelog and the published
+//! recommendations need), the catalogue has caught up with the catalogue changelog and the published
 //! model is loaded, else 503 with each check — so a load balancer sends no traffic to a process
 //! still warming up, an operator sees an outage while it lasts, and the process stays up to
 //! recover by itself.

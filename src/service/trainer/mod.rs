@@ -105,6 +105,9 @@ struct Loop<S> {
     steps_since_checkpoint: u64,
     loss_since_checkpoint: f64,
     last_checkpoint: Instant,
+    /// The store's version when this term began: a new lineage (after `learn model reset`)
+    /// continues above the retired one's, so consumers keeping the highest version see it.
+    version_floor: u64,
 }
 
 pub async fn run<S: Store>(
@@ -125,6 +128,7 @@ pub async fn run<S: Store>(
         steps_since_checkpoint: 0,
         loss_since_checkpoint: 0.0,
         last_checkpoint: Instant::now(),
+        version_floor: 0,
     };
     let interval = Duration::from_millis(online.step_interval_ms);
     let policy = CheckpointPolicy {
@@ -235,6 +239,7 @@ impl<S: Store> Loop<S> {
         )?;
         trainer.refit_whitening_until(ctx.config.online.whiten_refit_until);
         trainer.warm_up_over(ctx.config.online.warmup_steps);
+        self.version_floor = ctx.store.model_version().await?.unwrap_or(0);
         let (newest, unpublished) = match newest_checkpoint(&ctx.store, &self.dir).await? {
             Some((checkpoint, missing)) => (Some(checkpoint), missing),
             None => match &ctx.config.online.warm_start {
@@ -246,7 +251,9 @@ impl<S: Store> Loop<S> {
                         dim: ctx.live.catalogue.dim(),
                     };
                     let towers = &ctx.live.towers;
-                    let imported = warm_start(run, towers, &ctx.config.training, &encoder)?;
+                    let mut imported = warm_start(run, towers, &ctx.config.training, &encoder)?;
+                    imported.manifest.version =
+                        imported.manifest.version.max(self.version_floor + 1);
                     (Some(imported), true)
                 }
                 None => (None, false),

@@ -6,7 +6,7 @@ use crate::checkpoint::{self, Checkpoint, CheckpointDir, Manifest};
 use std::path::Path;
 
 use crate::config::Config;
-use crate::experiment::warm_start::{self, Target};
+use crate::experiment::warm_start::{self, first_difference, Target};
 use crate::schemas::now_ms;
 use crate::service::ServiceError;
 use crate::serving::{Models, ServingModel};
@@ -35,7 +35,12 @@ pub fn initial_models(config: &Config, encoder: &EncoderIdentity) -> Result<Mode
     };
     let build = || -> Result<ServingModel, TrainerError> {
         if let Some(imported) = &imported {
-            return serving_model(&config.towers, config.training.seed, encoder.dim, imported);
+            return serving_model(
+                &config.towers,
+                config.training.seed,
+                (encoder.model_id, encoder.dim),
+                imported,
+            );
         }
         Ok(ServingModel {
             version: 0,
@@ -73,40 +78,41 @@ pub(super) fn config_hash(towers: &TowerSpec, training: &TrainingConfig) -> Stri
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(text.as_bytes()))
 }
 
-/// A serving model from a checkpoint's weights.
+/// A serving model from a checkpoint's weights, once it is checked to fit `towers` and the encoder
+/// (`model_id`, `content_dim`).
 pub fn serving_model(
     towers: &TowerSpec,
     seed: u64,
-    content_dim: usize,
+    encoder: (&str, usize),
     checkpoint: &Checkpoint,
 ) -> Result<ServingModel, TrainerError> {
-    check_compatible(towers, content_dim, &checkpoint.manifest)?;
+    check_compatible(towers, encoder, &checkpoint.manifest)?;
     Ok(ServingModel {
         version: checkpoint.manifest.version,
-        tower: inference_tower(towers, content_dim, seed, Some(&checkpoint.weights))?,
+        tower: inference_tower(towers, encoder.1, seed, Some(&checkpoint.weights))?,
         created_ms: checkpoint.manifest.created_ms,
     })
 }
 
+/// The first setting the checkpoint was trained under that this configuration does not share.
 fn check_compatible(
     towers: &TowerSpec,
-    content_dim: usize,
+    (model_id, content_dim): (&str, usize),
     manifest: &Manifest,
 ) -> Result<(), TrainerError> {
     let incompatible = |reason: String| TrainerError::Incompatible {
         version: manifest.version,
         reason,
     };
-    if manifest.towers != *towers {
+    if let Some((key, trained, configured)) = first_difference(&manifest.towers, towers) {
         return Err(incompatible(format!(
-            "[towers] {:?} vs configured {towers:?}",
-            manifest.towers
+            "towers.{key} = {trained} in the checkpoint, {configured} configured"
         )));
     }
-    if manifest.content_dim != content_dim {
+    if manifest.model_id != model_id || manifest.content_dim != content_dim {
         return Err(incompatible(format!(
-            "content dim {} (encoder {}) vs this encoder's {content_dim}",
-            manifest.content_dim, manifest.model_id
+            "trained on the encoder {} ({} wide), this one is {model_id} ({content_dim} wide)",
+            manifest.model_id, manifest.content_dim
         )));
     }
     Ok(())
@@ -114,7 +120,8 @@ fn check_compatible(
 
 /// The newest checkpoint: the local directory's or the store's, whichever is newer, and whether
 /// the store lacks it (a local one newer than the store's model: imported by `learn checkpoint
-/// import`, or written by a leader that stopped before publishing).
+/// import`, or written by a leader that stopped before publishing). After `learn model reset`,
+/// local checkpoints up to the retired version belong to the retired lineage and are passed over.
 pub(super) async fn newest_checkpoint<S: Store>(
     store: &S,
     dir: &CheckpointDir,
@@ -124,7 +131,18 @@ pub(super) async fn newest_checkpoint<S: Store>(
         tokio::task::spawn_blocking(move || dir.latest()).await??
     };
     let stored = store.current_model().await?;
-    let stored_version = stored.as_ref().map(|m| m.version);
+    let stored_version = store.model_version().await?;
+    let local = match (local, stored_version) {
+        (Some(l), Some(retired)) if stored.is_none() && l.manifest.version <= retired => {
+            tracing::info!(
+                version = l.manifest.version,
+                retired,
+                "local checkpoint passed over: its lineage was retired (learn model reset)"
+            );
+            None
+        }
+        (local, _) => local,
+    };
     let remote = match stored {
         Some(model)
             if local

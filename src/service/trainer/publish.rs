@@ -18,7 +18,7 @@ impl<S: Store> Loop<S> {
         let started = Instant::now();
         let ctx = &self.ctx;
         let (config, live) = (&ctx.config, &ctx.live);
-        let version = live.models.current().version + 1;
+        let version = live.models.current().version.max(self.version_floor) + 1;
         let offsets = BTreeMap::from([(
             config.actions_topic.clone(),
             ctx.store.watermarks(&config.actions_topic).await?,

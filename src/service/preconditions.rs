@@ -1,0 +1,122 @@
+//! Owns the checks `learn serve` makes before it starts, of what the delivery guarantees rest on
+//! and the configuration cannot say: Redis keeps every key (`maxmemory-policy noeviction`), and
+//! the catalogue topic keeps every live item (compacted, nothing deleted by age). A failed check
+//! refuses the start, naming the key that turns it into a warning; every topic's layout is logged.
+
+use crate::config::Config;
+use crate::kafka::{self, TopicLayout};
+use crate::store::Store;
+
+/// A precondition that does not hold, and the key that would let the service start anyway.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} (set {key} = false to start anyway, warned)")]
+pub struct Unmet {
+    pub key: &'static str,
+    pub what: String,
+}
+
+/// Runs every check; the first unmet one that is required refuses the start.
+pub async fn check<S: Store>(config: &Config, store: &S) -> Result<(), Unmet> {
+    let eviction = eviction(store).await;
+    enforce(config.redis.require_noeviction, eviction)?;
+    let catalogue = topics(config).await;
+    enforce(config.kafka.require_compacted_catalogue, catalogue)
+}
+
+/// A required check's failure is returned; otherwise it is logged, loudly.
+fn enforce(required: bool, outcome: Result<(), Unmet>) -> Result<(), Unmet> {
+    match outcome {
+        Err(unmet) if required => Err(unmet),
+        Err(unmet) => {
+            tracing::warn!(key = unmet.key, "precondition not met: {}", unmet.what);
+            Ok(())
+        }
+        Ok(()) => Ok(()),
+    }
+}
+
+const EVICTION_KEY: &str = "redis.require_noeviction";
+const CATALOGUE_KEY: &str = "kafka.require_compacted_catalogue";
+
+/// Every Redis primary evicts nothing. A server that refuses `CONFIG` is warned about, not
+/// refused: managed services that hide it document their policy elsewhere.
+async fn eviction<S: Store>(store: &S) -> Result<(), Unmet> {
+    let policies = match store.eviction_policies().await {
+        Ok(policies) => policies,
+        Err(err) => {
+            tracing::warn!(%err, "cannot read Redis's maxmemory-policy: make sure it is noeviction");
+            return Ok(());
+        }
+    };
+    match policies.iter().find(|p| *p != "noeviction") {
+        Some(policy) => Err(Unmet {
+            key: EVICTION_KEY,
+            what: format!(
+                "Redis evicts keys (maxmemory-policy {policy}): an evicted watermark, fencing \
+                 token or popularity key silently breaks exactly-once and fencing; set \
+                 `maxmemory-policy noeviction` and size memory (docs/deploying.md, \"Redis\")"
+            ),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Logs every topic's partitions and retention; the catalogue topic must keep every key. A broker
+/// that cannot describe topics (no admin rights, librdkafka's mock cluster) is warned about.
+async fn topics(config: &Config) -> Result<(), Unmet> {
+    let k = &config.kafka;
+    let names = [
+        k.actions_topic.as_str(),
+        &k.items_topic,
+        &k.dead_letter_topic,
+        &k.item_embeddings_topic,
+        &k.catalogue_topic,
+        &k.user_embeddings_topic,
+    ];
+    let layouts = match kafka::describe_topics(k, &names).await {
+        Ok(layouts) => layouts,
+        Err(err) => {
+            let message = "cannot describe the topics: make sure the catalogue topic is compacted";
+            match k.require_compacted_catalogue {
+                true => tracing::warn!(%err, topic = %k.catalogue_topic, "{message}"),
+                false => tracing::info!(%err, topic = %k.catalogue_topic, "{message}"),
+            }
+            return Ok(());
+        }
+    };
+    for layout in &layouts {
+        tracing::info!(
+            topic = %layout.topic,
+            partitions = ?layout.partitions,
+            cleanup_policy = layout.cleanup_policy.as_deref().unwrap_or("(broker default)"),
+            retention_ms = ?layout.retention_ms,
+            "topic"
+        );
+    }
+    let catalogue = layouts.iter().find(|l| l.topic == k.catalogue_topic);
+    match catalogue {
+        Some(layout) if layout.partitions.is_some() && !layout.keeps_every_key() => {
+            Err(unkept(layout))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn unkept(layout: &TopicLayout) -> Unmet {
+    Unmet {
+        key: CATALOGUE_KEY,
+        what: format!(
+            "the catalogue topic `{}` may lose items (cleanup.policy {}, retention.ms {}): a \
+             process that starts later would rebuild an incomplete catalogue; set \
+             cleanup.policy=compact and retention.ms=-1 on it (docs/deploying.md, \"Topics\")",
+            layout.topic,
+            layout
+                .cleanup_policy
+                .as_deref()
+                .unwrap_or("delete (default)"),
+            layout
+                .retention_ms
+                .map_or("(default)".to_string(), |r| r.to_string()),
+        ),
+    }
+}
