@@ -141,7 +141,7 @@ pub async fn describe_topics(
     topics: &[&str],
 ) -> Result<Vec<TopicLayout>, KafkaError> {
     let admin: AdminClient<DefaultClientContext> = client_config(kafka, &[]).create()?;
-    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let options = AdminOptions::new().request_timeout(Some(Duration::from_secs(5)));
     let specifiers: Vec<ResourceSpecifier> =
         topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
     let configs = admin.describe_configs(&specifiers, &options).await?;

@@ -46,9 +46,9 @@ impl DatasetArgs {
 pub struct TrainArgs {
     #[command(flatten)]
     pub data: DatasetArgs,
-    /// Which towers to train.
+    /// Which towers to train (the other models `learn eval` compares are not trained).
     #[arg(long, value_enum, default_value = "learn")]
-    pub model: ModelKind,
+    pub model: Trained,
     /// Overrides training.epochs.
     #[arg(long)]
     pub epochs: Option<usize>,
@@ -61,6 +61,24 @@ pub struct TrainArgs {
     /// Overrides training.seed.
     #[arg(long)]
     pub seed: Option<u64>,
+}
+
+/// The models `learn train` trains.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Trained {
+    /// LEARN: frozen content embeddings → aligned towers.
+    Learn,
+    /// SASRec: trainable item-ID embeddings (`[sasrec]`).
+    Sasrec,
+}
+
+impl From<Trained> for ModelKind {
+    fn from(model: Trained) -> Self {
+        match model {
+            Trained::Learn => ModelKind::Learn,
+            Trained::Sasrec => ModelKind::Sasrec,
+        }
+    }
 }
 
 #[derive(Args)]
@@ -95,12 +113,12 @@ pub fn train(mut config: Config, args: TrainArgs) -> Result<()> {
         out: args.data.out_dir(),
         cache_dir: args.data.cache_dir.clone(),
         cold_fraction: args.data.cold_items,
-        model: args.model,
+        model: args.model.into(),
     };
     let report = experiment::train_command(&config, &options, None)?;
     println!(
         "{}: best epoch {} of {}, {} steps, {:.0} s; checkpoint in {}",
-        args.model.name(),
+        options.model.name(),
         report.best_epoch,
         report.curve.len(),
         report.steps,

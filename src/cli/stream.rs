@@ -52,12 +52,16 @@ pub struct ReplayArgs {
 
 #[derive(Args)]
 pub struct LoadArgs {
+    /// Item uploads produced per second (synthetic items, keyed by item id).
     #[arg(long, default_value_t = 20.0)]
     pub uploads_per_sec: f64,
+    /// User actions produced per second (on the items uploaded so far, keyed by user id).
     #[arg(long, default_value_t = 500.0)]
     pub actions_per_sec: f64,
+    /// How long to produce, in seconds.
     #[arg(long, default_value_t = 60.0)]
     pub seconds: f64,
+    /// Seed of the synthetic stream (same seed, same events).
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
     /// First publish this many random content vectors (`bulk-<n>`) to the catalogue changelog: a large

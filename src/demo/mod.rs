@@ -205,16 +205,7 @@ pub async fn run(
 
 /// Every topic the service reads or writes (the mock cluster has no admin API: made up front).
 fn topics(config: &Config) -> [String; 6] {
-    let k = &config.kafka;
-    [
-        &k.actions_topic,
-        &k.items_topic,
-        &k.dead_letter_topic,
-        &k.item_embeddings_topic,
-        &k.catalogue_topic,
-        &k.user_embeddings_topic,
-    ]
-    .map(String::clone)
+    config.kafka.topics().map(str::to_string)
 }
 
 /// `config` for one process with no servers: the mock cluster's brokers (topics made by it: it has

@@ -146,16 +146,7 @@ struct Outputs {
 /// Creates the topics when asked to (`kafka.create_topics`) and the producers of the outputs.
 async fn outputs(k: &KafkaConfig) -> Result<Outputs, ServiceError> {
     if k.create_topics {
-        let topics = [
-            &k.actions_topic,
-            &k.items_topic,
-            &k.dead_letter_topic,
-            &k.item_embeddings_topic,
-            &k.catalogue_topic,
-            &k.user_embeddings_topic,
-        ];
-        let topics: Vec<&str> = topics.iter().map(|t| t.as_str()).collect();
-        crate::kafka::create_topics(k, &topics, k.topic_partitions).await?;
+        crate::kafka::create_topics(k, &k.topics(), k.topic_partitions).await?;
     }
     let producer = crate::kafka::producer(k)?;
     Ok(Outputs {

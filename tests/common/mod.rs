@@ -149,14 +149,7 @@ pub fn config(brokers: &str, redis_url: &str, model_dir: &std::path::Path) -> Co
 }
 
 pub fn topics(config: &Config) -> [&str; 6] {
-    [
-        &config.kafka.actions_topic,
-        &config.kafka.items_topic,
-        &config.kafka.dead_letter_topic,
-        &config.kafka.item_embeddings_topic,
-        &config.kafka.catalogue_topic,
-        &config.kafka.user_embeddings_topic,
-    ]
+    config.kafka.topics()
 }
 
 /// Produces `(topic, key, payload)` messages in order and waits for every acknowledgement. All
@@ -247,6 +240,8 @@ pub fn mock_cluster(config: &mut Config, partitions: i32) -> learn_stream::demo:
     let topics: Vec<String> = topics(config).iter().map(|t| t.to_string()).collect();
     let broker = learn_stream::demo::MockBroker::start(&topics, partitions).expect("mock cluster");
     config.kafka.brokers = broker.bootstrap_servers().to_string();
+    // It cannot describe topic settings (and keeps every record).
+    config.kafka.require_compacted_catalogue = false;
     broker
 }
 
@@ -278,6 +273,10 @@ pub fn serve_command(config: &Config, model_dir: &std::path::Path) -> std::proce
         )
         .env("LEARN__SERVING__ADDR", &config.serving.addr)
         .env("LEARN__KAFKA__CREATE_TOPICS", "false")
+        .env(
+            "LEARN__KAFKA__REQUIRE_COMPACTED_CATALOGUE",
+            k.require_compacted_catalogue.to_string(),
+        )
         .env("LEARN__KAFKA__SESSION_TIMEOUT_MS", "6000")
         .env("LEARN__REDIS__URL", &config.redis.url)
         .env("LEARN__REDIS__CLUSTER", config.redis.cluster.to_string())
