@@ -2,7 +2,8 @@
 # Checks the deployment kit (run by CI, .ci/run): the Dockerfile with hadolint; every Kubernetes manifest
 # under deploy/kubernetes/ against the Kubernetes API schemas (kubernetes-validate, strict) and each custom
 # resource against its operator's CRD schema (check-jsonschema, deploy/kubernetes/crds/); the
-# PrometheusRule equal to config/prometheus/alerts.yml; kustomization.yaml listing only files that exist.
+# PrometheusRule equal to config/prometheus/alerts.yml; kustomization.yaml listing only files that exist;
+# docker-compose.yml against the Compose Specification's schema; the image's entry point parses.
 # The tools come from PyPI into target/deploy-venv (once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,11 @@ for manifest in $k8s/*.yaml; do
 done
 log "Kubernetes API schemas (kubernetes-validate --strict, Kubernetes 1.33): ${core[*]}"
 "$venv/bin/kubernetes-validate" --strict -k 1.33.0 "${core[@]}"
+
+log "docker-compose.yml against the Compose Specification (check-jsonschema's vendored copy)"
+"$venv/bin/check-jsonschema" --builtin-schema vendor.compose-spec docker-compose.yml
+log "scripts/docker-entrypoint.sh parses (sh -n)"
+sh -n scripts/docker-entrypoint.sh
 
 log "PrometheusRule = config/prometheus/alerts.yml; kustomization resources exist"
 "$venv/bin/python" - <<'PY'

@@ -1,5 +1,6 @@
 //! The JSON Schemas in `schemas/` and the Rust types agree: every sample in
-//! `tests/fixtures/samples/` is accepted by both or rejected by both.
+//! `tests/fixtures/samples/` is accepted by both or rejected by both; the example events and
+//! dataset of `schemas/examples/` are valid, and the dataset's item texts are the service's.
 
 use std::path::Path;
 
@@ -83,4 +84,54 @@ fn output_schemas_match_types() {
     check("dead_letter", |v| {
         serde_json::from_value::<DeadLetter>(v.clone()).is_ok()
     });
+}
+
+/// `key|json` lines of a file of sample events in `schemas/examples/`.
+fn example_events(file: &str) -> Vec<(String, Vec<u8>)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas/examples")
+        .join(file);
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let (key, json) = line.split_once('|').expect("key|json");
+            (key.to_string(), json.as_bytes().to_vec())
+        })
+        .collect()
+}
+
+#[test]
+fn the_example_events_are_valid_and_keyed_as_the_service_expects() {
+    let limits = LIMITS;
+    let uploads = example_events("items.txt");
+    let actions = example_events("actions.txt");
+    assert!(uploads.len() >= 10 && actions.len() >= 40);
+    let uploads: Vec<ItemUpload> = uploads
+        .iter()
+        .map(|(key, json)| {
+            let upload = ItemUpload::decode(Some(json), &limits).expect("a valid upload");
+            assert!(schema("item_upload").is_valid(&serde_json::from_slice(json).unwrap()));
+            assert_eq!(&upload.item_id, key, "keyed by item id");
+            upload
+        })
+        .collect();
+    for (key, json) in &actions {
+        let action = UserAction::decode(Some(json), &limits).expect("a valid action");
+        assert!(schema("user_action").is_valid(&serde_json::from_slice(json).unwrap()));
+        assert_eq!(&action.user_id, key, "keyed by user id");
+        assert!(uploads.iter().any(|u| u.item_id == action.item_id));
+    }
+
+    // The example dataset is the same catalogue as `learn train` reads it, each item's text
+    // exactly what the service embeds for its upload.
+    let dataset = learn_stream::dataset::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/examples/dataset"),
+    )
+    .expect("the example dataset loads");
+    assert_eq!(dataset.items.len(), uploads.len());
+    for (item, upload) in dataset.items.iter().zip(&uploads) {
+        assert_eq!((&item.id, &item.text), (&upload.item_id, &upload.text()));
+    }
+    assert_eq!(dataset.users.len(), 12);
 }

@@ -1,5 +1,5 @@
 //! A dataset's frozen content embeddings (items × dim), computed once and cached as safetensors
-//! under `<cache_dir>/<dataset>.<model id>.<hash of the task prefix and item texts>.safetensors`.
+//! under `<cache_dir>/<dataset>.<model id>.<hash of the token limit, task prefix and item texts>.safetensors`.
 
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,8 @@ pub enum ContentError {
 
 fn cache_path(dataset: &Dataset, encoder: &ContentEncoder, cache_dir: &Path) -> PathBuf {
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    // Without a prefix the key is what it was before prefixes existed (caches stay valid).
+    // Texts are truncated to it: another limit, other vectors.
+    hasher.update(&(encoder.max_tokens() as u64).to_le_bytes());
     if !encoder.prefix().is_empty() {
         hasher.update(encoder.prefix().as_bytes());
         hasher.update(&[0]);

@@ -71,6 +71,8 @@ pub struct ContentEncoder {
     model_id: String,
     dim: usize,
     max_batch: usize,
+    /// Tokens a text is truncated to (`encoder.max_tokens`, capped by the model's positions).
+    max_tokens: usize,
 }
 
 impl ContentEncoder {
@@ -130,6 +132,7 @@ impl ContentEncoder {
             model_id: config.resolved_model_id(),
             dim,
             max_batch: config.max_batch.max(1),
+            max_tokens,
         })
     }
 
@@ -139,6 +142,11 @@ impl ContentEncoder {
 
     pub fn dim(&self) -> usize {
         self.dim
+    }
+
+    /// Tokens a text is truncated to (`encoder.max_tokens`, capped by the model's positions).
+    pub fn max_tokens(&self) -> usize {
+        self.max_tokens
     }
 
     /// The task prefix put before every text (`encoder.prefix`, resolved).
