@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Serving under load, side by side with ingestion: `learn serve` with a large catalogue (random
-# content vectors published straight to the item-embeddings changelog by `learn loadgen --catalogue`), 500 users with
+# content vectors published straight to the catalogue changelog by `learn loadgen --catalogue`), 500 users with
 # histories, then
 #   1. ingestion alone: a burst of actions, time until every one is applied;
 #   2. the same burst while wrk drives GET /v1/recommend (random users, k = 10) for SECONDS;

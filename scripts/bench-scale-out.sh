@@ -42,6 +42,7 @@ actions_topic = "$tag-actions"
 items_topic = "$tag-items"
 dead_letter_topic = "$tag-dead-letter"
 item_embeddings_topic = "$tag-item-embeddings"
+catalogue_topic = "$tag-item-catalogue"
 user_embeddings_topic = "$tag-user-embeddings"
 topic_partitions = $partitions
 [redis]

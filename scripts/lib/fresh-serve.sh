@@ -22,6 +22,7 @@ actions_topic = "$topics-actions"
 items_topic = "$topics-items"
 dead_letter_topic = "$topics-dead-letter"
 item_embeddings_topic = "$topics-$name-item-embeddings"
+catalogue_topic = "$topics-$name-item-catalogue"
 user_embeddings_topic = "$topics-$name-user-embeddings"
 [redis]
 url = "${REDIS:-redis://127.0.0.1:6390/}"
