@@ -1,10 +1,12 @@
 //! Owns how Kafka clients are configured: the shared properties, consumers, producers, and topic
 //! creation (the catalogue topic compacted, never time-deleted).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::FutureProducer;
 use rdkafka::ClientConfig;
@@ -182,6 +184,38 @@ pub async fn describe_topics(
             }
         })
         .collect())
+}
+
+/// Every partition of `topic` and its high watermark (blocking calls); an error when the topic
+/// has no partitions (it does not exist).
+pub fn high_watermarks<C: Consumer>(
+    consumer: &C,
+    topic: &str,
+) -> Result<HashMap<i32, i64>, KafkaError> {
+    let timeout = Duration::from_secs(5);
+    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
+    let partitions: Vec<i32> = metadata
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    if partitions.is_empty() {
+        return Err(KafkaError::MetadataFetch(
+            RDKafkaErrorCode::UnknownTopicOrPartition,
+        ));
+    }
+    partitions
+        .into_iter()
+        .map(|p| Ok((p, consumer.fetch_watermarks(topic, p, timeout)?.1)))
+        .collect()
+}
+
+/// Records ever written to `topic`: the sum of its partitions' high watermarks (blocking).
+pub fn records_written(kafka: &KafkaConfig, topic: &str) -> Result<i64, KafkaError> {
+    let consumer: BaseConsumer =
+        client_config(kafka, &[("group.id", "learn-records".into())]).create()?;
+    Ok(high_watermarks(&consumer, topic)?.values().sum())
 }
 
 #[cfg(test)]

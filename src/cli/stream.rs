@@ -75,6 +75,10 @@ pub struct LoadArgs {
     /// print produce → readable percentiles.
     #[arg(long)]
     pub probe: bool,
+    /// Also print how many records the service wrote to its output topics during the run
+    /// (catalogue changelog, item-embeddings, user-embeddings; high watermarks before and after).
+    #[arg(long)]
+    pub topic_growth: bool,
 }
 
 pub fn replay(config: Config, args: ReplayArgs) -> Result<()> {
@@ -147,6 +151,18 @@ pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
             started.elapsed().as_secs_f64()
         );
     }
+    let outputs = [
+        &config.kafka.catalogue_topic,
+        &config.kafka.item_embeddings_topic,
+        &config.kafka.user_embeddings_topic,
+    ];
+    let written = || -> Result<Vec<i64>> {
+        outputs
+            .iter()
+            .map(|t| Ok(learn_stream::kafka::records_written(&config.kafka, t)?))
+            .collect()
+    };
+    let before = args.topic_growth.then(written).transpose()?;
     let started = std::time::Instant::now();
     let probe = args
         .probe
@@ -156,6 +172,14 @@ pub fn loadgen(config: Config, args: LoadArgs) -> Result<()> {
         "sent {uploads} uploads and {actions} actions in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if let Some(before) = before {
+        let grown: Vec<String> = outputs
+            .iter()
+            .zip(written()?.iter().zip(&before))
+            .map(|(topic, (after, before))| format!("{topic} +{}", after - before))
+            .collect();
+        println!("records written during the run: {}", grown.join(", "));
+    }
     if let Some(probe) = probe {
         let report = probe.finish()?;
         let ms = |q| {

@@ -112,7 +112,7 @@ async fn assign(
     // The partitions and where the catalogue is caught up (blocking metadata calls).
     let mut behind = loop {
         let (c, t) = (consumer.clone(), topic.clone());
-        match tokio::task::spawn_blocking(move || high_watermarks(&c, &t)).await {
+        match tokio::task::spawn_blocking(move || crate::kafka::high_watermarks(&*c, &t)).await {
             Ok(Ok(highs)) => break highs,
             Ok(Err(err)) => tracing::warn!(%err, %topic, "catalogue changelog: no metadata yet"),
             Err(err) => tracing::warn!(%err, "catalogue changelog: metadata task failed"),
@@ -129,30 +129,6 @@ async fn assign(
     consumer.assign(&assignment)?;
     behind.retain(|_, high| *high > 0);
     Ok(Some((consumer, behind)))
-}
-
-/// Every partition of `topic` and its high watermark.
-fn high_watermarks(
-    consumer: &StreamConsumer,
-    topic: &str,
-) -> Result<HashMap<i32, i64>, rdkafka::error::KafkaError> {
-    let timeout = Duration::from_secs(5);
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    if partitions.is_empty() {
-        return Err(rdkafka::error::KafkaError::MetadataFetch(
-            rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
-        ));
-    }
-    partitions
-        .into_iter()
-        .map(|p| Ok((p, consumer.fetch_watermarks(topic, p, timeout)?.1)))
-        .collect()
 }
 
 /// Rows changed since the aligned index was last brought up to date.
