@@ -4,8 +4,9 @@
 //! started on the newest record per key alone — with every aligned record gone — has every live
 //! item in its catalogue before `/readyz` says ready.
 //!
-//! Compaction is simulated (tansu does not compact): the changelog is copied, newest record per key
-//! and partition, into a fresh topic, as a compacted log would read.
+//! Compaction is simulated (tansu 0.6 compacts only in its maintenance pass, at start and every ten
+//! minutes): the changelog is copied, newest record per key and partition, into a fresh topic, as a
+//! compacted log reads.
 
 mod common;
 
