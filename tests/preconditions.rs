@@ -40,6 +40,14 @@ fn spawn(command: &mut Command) -> Child {
         .expect("spawn learn serve")
 }
 
+/// Whether the process on `addr` answers `/livez` within a minute.
+fn serves(addr: &str) -> bool {
+    (0..600).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        ureq::get(format!("http://{addr}/livez")).call().is_ok()
+    })
+}
+
 fn stop(mut child: Child) {
     common::signal(&child, "-TERM");
     child.wait().unwrap();
@@ -140,10 +148,7 @@ fn a_redis_that_evicts_keys_refuses_the_start() {
             .env("LEARN__REDIS__URL", &url)
             .env("LEARN__REDIS__REQUIRE_NOEVICTION", "false"),
     );
-    let started = (0..600).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        metrics(&config.serving.addr).is_some()
-    });
+    let started = serves(&config.serving.addr);
     stop(child);
     redis.kill().ok();
     redis.wait().ok();
@@ -185,12 +190,7 @@ fn an_unauthenticated_public_address_refuses_the_start() {
             .env("LEARN__SERVING__ADDR", &public)
             .env("LEARN__SERVING__AUTH_TOKEN", "a-token-of-sixteen-chars"),
     );
-    let started = (0..600).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        ureq::get(format!("http://{}/livez", config.serving.addr))
-            .call()
-            .is_ok()
-    });
+    let started = serves(&config.serving.addr);
     stop(child);
     assert!(started, "serves with a token");
 }

@@ -26,7 +26,7 @@ pub struct KafkaConfig {
     /// deleted). Compacted with no time-based deletion: every process rebuilds its catalogue from it.
     pub catalogue_topic: String,
     /// Refuse to start when the catalogue topic may lose items (not `cleanup.policy=compact`, or
-    /// time-based deletion on); `false` only warns.
+    /// time-based deletion on); `false` starts without describing the topics.
     pub require_compacted_catalogue: bool,
     /// Output: aligned user embeddings (`schemas/user_embedding.schema.json`), keyed by user id.
     pub user_embeddings_topic: String,

@@ -1,7 +1,7 @@
 //! Owns the checks `learn serve` makes before it starts, of what the delivery guarantees rest on
 //! and the configuration cannot say: Redis keeps every key (`maxmemory-policy noeviction`), and
 //! the catalogue topic keeps every live item (compacted, nothing deleted by age). A failed check
-//! refuses the start, naming the key that turns it into a warning; every topic's layout is logged.
+//! refuses the start, naming the key that lets it start anyway; every topic's layout is logged.
 
 use crate::config::Config;
 use crate::kafka::{self, TopicLayout};
@@ -9,30 +9,23 @@ use crate::store::Store;
 
 /// A precondition that does not hold, and the key that would let the service start anyway.
 #[derive(Debug, thiserror::Error)]
-#[error("{what} (set {key} = false to start anyway, warned)")]
+#[error("{what} (set {key} = false to start anyway)")]
 pub struct Unmet {
     pub key: &'static str,
     pub what: String,
 }
 
-/// Runs every check; the first unmet one that is required refuses the start.
+/// Runs every check; the first unmet one refuses the start. With `redis.require_noeviction` off
+/// an evicting Redis is warned about; with `kafka.require_compacted_catalogue` off the topics are
+/// not described at all.
 pub async fn check<S: Store>(config: &Config, store: &S) -> Result<(), Unmet> {
-    let eviction = eviction(store).await;
-    enforce(config.redis.require_noeviction, eviction)?;
-    let catalogue = topics(config).await;
-    enforce(config.kafka.require_compacted_catalogue, catalogue)
-}
-
-/// A required check's failure is returned; otherwise it is logged, loudly.
-fn enforce(required: bool, outcome: Result<(), Unmet>) -> Result<(), Unmet> {
-    match outcome {
-        Err(unmet) if required => Err(unmet),
-        Err(unmet) => {
-            tracing::warn!(key = unmet.key, "precondition not met: {}", unmet.what);
-            Ok(())
+    match eviction(store).await {
+        Err(unmet) if !config.redis.require_noeviction => {
+            tracing::warn!(key = unmet.key, "precondition not met: {}", unmet.what)
         }
-        Ok(()) => Ok(()),
+        outcome => outcome?,
     }
+    topics(config).await
 }
 
 const EVICTION_KEY: &str = "redis.require_noeviction";
@@ -54,7 +47,8 @@ async fn eviction<S: Store>(store: &S) -> Result<(), Unmet> {
             what: format!(
                 "Redis evicts keys (maxmemory-policy {policy}): an evicted watermark, fencing \
                  token or popularity key silently breaks exactly-once and fencing; set \
-                 `maxmemory-policy noeviction` and size memory (docs/deploying.md, \"Redis\")"
+                 `maxmemory-policy noeviction` and size memory (docs/deploying.md, production \
+                 checklist)"
             ),
         }),
         None => Ok(()),
@@ -101,7 +95,7 @@ fn unkept(layout: &TopicLayout) -> Unmet {
         what: format!(
             "the catalogue topic `{}` may lose items (cleanup.policy {}, retention.ms {}): a \
              process that starts later would rebuild an incomplete catalogue; set \
-             cleanup.policy=compact and retention.ms=-1 on it (docs/deploying.md, \"Topics\")",
+             cleanup.policy=compact on it (docs/deploying.md, production checklist)",
             layout.topic,
             layout
                 .cleanup_policy

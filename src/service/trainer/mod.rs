@@ -239,8 +239,9 @@ impl<S: Store> Loop<S> {
         )?;
         trainer.refit_whitening_until(ctx.config.online.whiten_refit_until);
         trainer.warm_up_over(ctx.config.online.warmup_steps);
-        self.version_floor = ctx.store.model_version().await?.unwrap_or(0);
-        let (newest, unpublished) = match newest_checkpoint(&ctx.store, &self.dir).await? {
+        let (newest, published) = newest_checkpoint(&ctx.store, &self.dir).await?;
+        self.version_floor = published;
+        let (newest, unpublished) = match newest {
             Some((checkpoint, missing)) => (Some(checkpoint), missing),
             None => match &ctx.config.online.warm_start {
                 Some(run) => {

@@ -120,18 +120,24 @@ fn check_compatible(
 
 /// The newest checkpoint: the local directory's or the store's, whichever is newer, and whether
 /// the store lacks it (a local one newer than the store's model: imported by `learn checkpoint
-/// import`, or written by a leader that stopped before publishing). After `learn model reset`,
-/// local checkpoints up to the retired version belong to the retired lineage and are passed over.
+/// import`, or written by a leader that stopped before publishing) — and the store's version, a
+/// retired lineage's included (0 with none), which the next version must exceed. After
+/// `learn model reset`, local checkpoints up to the retired version belong to the retired lineage
+/// and are passed over.
 pub(super) async fn newest_checkpoint<S: Store>(
     store: &S,
     dir: &CheckpointDir,
-) -> Result<Option<(Checkpoint, bool)>, TrainerError> {
+) -> Result<(Option<(Checkpoint, bool)>, u64), TrainerError> {
     let local = {
         let dir = dir.clone();
         tokio::task::spawn_blocking(move || dir.latest()).await??
     };
     let stored = store.current_model().await?;
-    let stored_version = store.model_version().await?;
+    // Only a retired lineage leaves a version without a model.
+    let stored_version = match &stored {
+        Some(model) => Some(model.version),
+        None => store.model_version().await?,
+    };
     let local = match (local, stored_version) {
         (Some(l), Some(retired)) if stored.is_none() && l.manifest.version <= retired => {
             tracing::info!(
@@ -159,11 +165,12 @@ pub(super) async fn newest_checkpoint<S: Store>(
         }
         _ => None,
     };
-    Ok(match remote {
+    let newest = match remote {
         Some(remote) => Some((remote, false)),
         None => local.map(|l| {
             let unpublished = stored_version.is_none_or(|v| v < l.manifest.version);
             (l, unpublished)
         }),
-    })
+    };
+    Ok((newest, stored_version.unwrap_or(0)))
 }
